@@ -1,0 +1,354 @@
+"""The ``tinysnn`` command line: a thin adapter over the library.
+
+The only module that imports Typer and rich. Each command gathers its options, calls one
+library function, and renders the result. Every user error (the project's
+:class:`~tinysnn_dse.errors.TinySNNError`, or a usage error from Typer) becomes one line on
+stderr, ``error: ...``, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from tinysnn_dse import __version__
+from tinysnn_dse import data as data_mod
+from tinysnn_dse.core.params import (
+    MAX_BITS,
+    MIN_BITS,
+    MODELS,
+    ROUNDINGS,
+    SCHEMES,
+    QuantSpec,
+    param_names,
+    preset,
+    validate_quant,
+)
+from tinysnn_dse.errors import ConfigError, TinySNNError
+from tinysnn_dse.runner import (
+    RunSettings,
+    evaluate_checkpoint,
+    load_checkpoint,
+    public_record,
+    save,
+    train_and_evaluate,
+)
+
+app = typer.Typer(
+    name="tinysnn",
+    help="Design-space exploration for memory- and energy-efficient spiking neural networks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Folder with <dataset>/ IDX files (then $TINYSNN_DATA_DIR, then the user cache).",
+    ),
+]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+Bits = Annotated[
+    str, typer.Option(help=f"Word length {MIN_BITS}-{MAX_BITS}, or fp32 (no quantization).")
+]
+
+
+def parse_bits(name: str, value: str | None) -> int | None:
+    """``fp32``/``32f``/``none`` -> None (FP32); an integer in [2, 32] -> that width."""
+    if value is None:
+        return None
+    v = value.strip().lower()
+    if v in ("fp32", "float", "float32", "none"):
+        return None
+    try:
+        b = int(v)
+    except ValueError:
+        raise ConfigError(
+            f"{name}: {value!r} is not a width; use fp32 or an integer {MIN_BITS}-{MAX_BITS}"
+        ) from None
+    if not MIN_BITS <= b <= MAX_BITS:
+        raise ConfigError(f"{name}: {b} bits is impossible; use fp32 or {MIN_BITS}-{MAX_BITS}")
+    return b
+
+
+def parse_params(items: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--param {item!r}: expected NAME=VALUE (see `tinysnn params`)")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def choice(name: str, value: str, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{name}: unknown value {value!r}; choose one of {', '.join(allowed)}")
+    return value
+
+
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[Any]:
+    """A rich progress display on stderr when it is a terminal; a no-op callback otherwise."""
+    if not enabled or not err.is_terminal:
+        yield lambda phase, done, total: None
+        return
+    cols = (
+        TextColumn("[bold]{task.description:<6}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:>8} img/s"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*cols, console=err, transient=False) as prog:
+        tasks: dict[str, Any] = {}
+
+        def cb(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = prog.add_task(phase, total=total, rate="")
+            task = tasks[phase]
+            prog.update(task, completed=done, total=total)
+            speed = prog.tasks[task].speed
+            prog.update(task, rate=f"{speed:,.0f}" if speed else "")
+
+        yield cb
+
+
+def quant_from_options(
+    scheme: str,
+    rounding: str,
+    weight_bits: str | None,
+    vmem_bits: str | None,
+    vth_bits: str | None,
+    weight_int_bits: int | None,
+    vmem_int_bits: int | None,
+    vth_int_bits: int | None,
+) -> QuantSpec:
+    return validate_quant(
+        QuantSpec(
+            scheme=choice("--scheme", scheme, SCHEMES),  # type: ignore[arg-type]
+            rounding=choice("--rounding", rounding, ROUNDINGS),  # type: ignore[arg-type]
+            weight_bits=parse_bits("--weight-bits", weight_bits),
+            vmem_bits=parse_bits("--vmem-bits", vmem_bits),
+            vth_bits=parse_bits("--vth-bits", vth_bits),
+            weight_int_bits=weight_int_bits,
+            vmem_int_bits=vmem_int_bits,
+            vth_int_bits=vth_int_bits,
+        )
+    )
+
+
+def render_record(record: dict[str, Any]) -> None:
+    t = Table(show_header=False, box=None)
+    dp = record["design_point"]
+    rows = [
+        ("design point", f"{dp['model']} {dp['n_exc']} neurons, {dp['quant']}"),
+        ("accuracy", f"{record['accuracy'] * 100:.2f} % on {record['eval_set']}"),
+        (
+            "memory",
+            f"{record['memory_bytes'] / 1024:,.1f} KiB ({record['memory_bits']:,} bits); "
+            f"normalized {record['normalized_memory']:.4f} "
+            f"({record['normalized_memory_reference']}); "
+            f"{record['memory_vs_baseline_fp32']:.4f} of the FP32 baseline",
+        ),
+        (
+            "speed",
+            f"train {record['train_images_per_s']:,.1f} img/s ({record['train_seconds']:.1f} s), "
+            f"infer {record['infer_images_per_s']:,.0f} img/s",
+        ),
+        ("formats", ", ".join(f"{k} {v}" for k, v in record["formats"].items())),
+    ]
+    for k, v in rows:
+        t.add_row(f"[bold]{k}", v)
+    Console().print(t)
+
+
+@app.command()
+def train(
+    dataset: Annotated[str, typer.Option(help="digits, mnist or fashion-mnist.")] = "digits",
+    neurons: Annotated[int, typer.Option(help="Excitatory neurons.")] = 100,
+    model: Annotated[str, typer.Option(help="baseline, sl-stdp or tinysnn.")] = "tinysnn",
+    train_samples: Annotated[int | None, typer.Option(help="Default: all.")] = None,
+    test_samples: Annotated[int | None, typer.Option(help="Default: all.")] = None,
+    assign_samples: Annotated[
+        int | None, typer.Option(help="Training images used to assign labels. Default: all used.")
+    ] = None,
+    holdout: Annotated[
+        int, typer.Option(help="Evaluate on the last N training images instead of the test set.")
+    ] = 0,
+    epochs: int = 1,
+    scheme: Annotated[str, typer.Option(help="ptq or itq.")] = "ptq",
+    rounding: Annotated[str, typer.Option(help="truncate, nearest or stochastic.")] = "nearest",
+    weight_bits: Bits = "fp32",
+    vmem_bits: Bits = "fp32",
+    vth_bits: Bits = "fp32",
+    weight_int_bits: Annotated[int | None, typer.Option(help="Override derived bits.")] = None,
+    vmem_int_bits: Annotated[int | None, typer.Option(help="Override derived bits.")] = None,
+    vth_int_bits: Annotated[int | None, typer.Option(help="Override derived bits.")] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Model parameter NAME=VALUE (see `tinysnn params`)."),
+    ] = None,
+    seed: int = 0,
+    device: Device = "auto",
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Inference batch size.")] = 256,
+    data_dir: DataDir = None,
+    out: Annotated[Path, typer.Option(help="Folder for model.pt and record.json.")] = Path(
+        "runs/latest"
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
+) -> None:
+    """Train one design point, test it, count its memory; write a checkpoint and a record."""
+    quant = quant_from_options(
+        scheme, rounding, weight_bits, vmem_bits, vth_bits,
+        weight_int_bits, vmem_int_bits, vth_int_bits,
+    )  # fmt: skip
+    choice("--model", model, MODELS)
+    n_in = 64 if dataset == "digits" else 784
+    cfg = preset(model, n_in, neurons, **parse_params(param))
+    settings = RunSettings(
+        dataset=choice("--dataset", dataset, data_mod.DATASETS),
+        train_samples=train_samples,
+        test_samples=test_samples,
+        assign_samples=assign_samples,
+        holdout=holdout,
+        epochs=epochs,
+        seed=seed,
+        device=device,
+        batch_size=batch_size,
+        threads=threads,
+    ).validate()
+    with progress_bar(True) as cb:
+        trained, record = train_and_evaluate(
+            cfg, quant, settings, str(data_dir) if data_dir else None, cb
+        )
+    ckpt, rec = save(out, trained, record)
+    if as_json:
+        typer.echo(json.dumps(public_record(record), indent=2, sort_keys=True))
+    else:
+        render_record(record)
+        Console().print(f"checkpoint [bold]{ckpt}[/], record [bold]{rec}[/]")
+
+
+@app.command()
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="A model.pt written by `tinysnn train`.")],
+    scheme: Annotated[str | None, typer.Option(help="ptq to re-test under a new PTQ.")] = None,
+    rounding: str = "nearest",
+    weight_bits: Bits = "fp32",
+    vmem_bits: Bits = "fp32",
+    vth_bits: Bits = "fp32",
+    weight_int_bits: int | None = None,
+    vmem_int_bits: int | None = None,
+    vth_int_bits: int | None = None,
+    test_samples: Annotated[int | None, typer.Option(help="Default: as trained.")] = None,
+    device: Device = "cpu",
+    data_dir: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
+) -> None:
+    """Re-test a saved model, optionally under a PTQ setting, without retraining."""
+    trained = load_checkpoint(checkpoint, device)
+    quant = None
+    if scheme is not None:
+        if choice("--scheme", scheme, SCHEMES) == "itq":
+            raise ConfigError("--scheme itq needs retraining; evaluate accepts ptq only")
+        quant = quant_from_options(
+            scheme, rounding, weight_bits, vmem_bits, vth_bits,
+            weight_int_bits, vmem_int_bits, vth_int_bits,
+        )  # fmt: skip
+    with progress_bar(True) as cb:
+        record = evaluate_checkpoint(
+            trained, quant, str(data_dir) if data_dir else None, test_samples, device, cb
+        )
+    if as_json:
+        typer.echo(json.dumps(public_record(record), indent=2, sort_keys=True))
+    else:
+        render_record(record)
+
+
+@app.command()
+def datasets(
+    data_dir: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List each data set, where it was found, and whether its checksums verify."""
+    rows = data_mod.status(str(data_dir) if data_dir else None)
+    if as_json:
+        typer.echo(json.dumps([r.__dict__ for r in rows], indent=2))
+        return
+    t = Table("dataset", "location", "verified", "detail")
+    for r in rows:
+        ok = "-" if r.verified is None else ("yes" if r.verified else "[red]NO")
+        t.add_row(r.name, r.location or "[dim]not found", ok, r.detail)
+    Console().print(t)
+    looked = ", ".join(str(p) for p in data_mod.search_roots(str(data_dir) if data_dir else None))
+    Console().print(f"[dim]searched: {looked}")
+
+
+@app.command()
+def params() -> None:
+    """List every model parameter that --param NAME=VALUE can set, with its default."""
+    cfg = preset("tinysnn", 784, 400)
+    t = Table("parameter", "default (tinysnn preset)")
+    for name in param_names():
+        obj: Any = cfg
+        for part in name.split("."):
+            obj = getattr(obj, part)
+        t.add_row(name, str(obj))
+    Console().print(t)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point: one-line errors, exit code 2 for user errors."""
+    from typer.exceptions import Exit, TyperException
+
+    cmd = typer.main.get_command(app)
+    try:
+        rv = cmd.main(
+            args=list(argv) if argv is not None else sys.argv[1:],
+            prog_name="tinysnn",
+            standalone_mode=False,
+        )
+    except TinySNNError as e:
+        err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        raise SystemExit(e.exit_code) from None
+    except TyperException as e:  # usage errors: unknown option, bad type, missing argument
+        msg = e.format_message() if hasattr(e, "format_message") else str(e)
+        msg = " ".join(str(msg).split())
+        err.print(f"error: {msg}", markup=False, highlight=False, soft_wrap=True)
+        raise SystemExit(getattr(e, "exit_code", 2) or 2) from None
+    except Exit as e:
+        raise SystemExit(e.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        raise SystemExit(130) from None
+    raise SystemExit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

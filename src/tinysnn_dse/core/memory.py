@@ -1,0 +1,102 @@
+"""Memory footprint (method.md section 5, paper Eq. 4).
+
+    mem = N_w * b_w + sum_k N_pk * b_pk
+
+Stored weights: input -> excitatory (n_in x n_exc); the baseline topology also stores its
+two inhibitory connection matrices as full n_exc x n_exc matrices (exc -> inh, one to one,
+and inh -> exc, all to all but self), as BindsNET does. Stored neuron parameters: Vmem
+and Vth of every neuron of every layer (for the baseline, of the inhibitory layer too).
+Weights are held at the weight precision, Vmem and Vth at theirs; FP32 counts 32 bits.
+The inhibitory matrices and the inhibitory neurons of the baseline are held at the same
+precisions as their excitatory counterparts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+FP32_BITS = 32
+
+
+@dataclass(frozen=True)
+class MemoryReport:
+    topology: str
+    n_weights: int
+    n_neurons: int
+    weight_bits: int
+    vmem_bits: int
+    vth_bits: int
+    weight_memory_bits: int
+    neuron_memory_bits: int
+    memory_bits: int
+    reference_bits: int  # same topology and size at FP32
+    baseline_fp32_bits: int  # baseline (inhibitory-layer) topology, same size, FP32
+
+    @property
+    def memory_bytes(self) -> float:
+        return self.memory_bits / 8
+
+    @property
+    def normalized_memory(self) -> float:
+        return self.memory_bits / self.reference_bits
+
+    @property
+    def vs_baseline_fp32(self) -> float:
+        return self.memory_bits / self.baseline_fp32_bits
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(
+            memory_bytes=self.memory_bytes,
+            normalized_memory=self.normalized_memory,
+            normalized_memory_reference=f"{self.topology} topology, same size, FP32",
+            vs_baseline_fp32=self.vs_baseline_fp32,
+        )
+        return d
+
+
+def _bits(b: int | None) -> int:
+    return FP32_BITS if b is None else int(b)
+
+
+def counts(n_in: int, n_exc: int, topology: str) -> tuple[int, int]:
+    """(stored weights, neurons with a Vmem and a Vth) for a topology."""
+    if topology == "inhibitory":
+        return n_in * n_exc + 2 * n_exc * n_exc, 2 * n_exc
+    if topology == "lateral":
+        return n_in * n_exc, n_exc
+    raise ValueError(f"unknown topology {topology!r}")
+
+
+def _total(n_in: int, n_exc: int, topology: str, wb: int, vb: int, tb: int) -> tuple[int, int]:
+    n_w, n_n = counts(n_in, n_exc, topology)
+    return n_w * wb, n_n * (vb + tb)
+
+
+def memory_report(
+    n_in: int,
+    n_exc: int,
+    topology: str,
+    weight_bits: int | None,
+    vmem_bits: int | None,
+    vth_bits: int | None,
+) -> MemoryReport:
+    wb, vb, tb = _bits(weight_bits), _bits(vmem_bits), _bits(vth_bits)
+    n_w, n_n = counts(n_in, n_exc, topology)
+    w_mem, n_mem = _total(n_in, n_exc, topology, wb, vb, tb)
+    ref = sum(_total(n_in, n_exc, topology, FP32_BITS, FP32_BITS, FP32_BITS))
+    base = sum(_total(n_in, n_exc, "inhibitory", FP32_BITS, FP32_BITS, FP32_BITS))
+    return MemoryReport(
+        topology=topology,
+        n_weights=n_w,
+        n_neurons=n_n,
+        weight_bits=wb,
+        vmem_bits=vb,
+        vth_bits=tb,
+        weight_memory_bits=w_mem,
+        neuron_memory_bits=n_mem,
+        memory_bits=w_mem + n_mem,
+        reference_bits=ref,
+        baseline_fp32_bits=base,
+    )

@@ -1,0 +1,314 @@
+"""Typed, frozen parameter sets: every default of docs/method.md lives here, once.
+
+Units are in the names (``_ms``, ``_mv``, ``_hz``). All dataclasses are frozen and
+JSON-serialisable through :func:`dataclasses.asdict`, so a resolved configuration can be
+stored with every checkpoint and record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from tinysnn_dse.errors import ConfigError
+
+Rule = Literal["pair", "sl-stdp", "tinysnn"]
+Topology = Literal["inhibitory", "lateral"]
+ModelName = Literal["baseline", "sl-stdp", "tinysnn"]
+Scheme = Literal["ptq", "itq"]
+Rounding = Literal["truncate", "nearest", "stochastic"]
+Readout = Literal["all", "proportion"]
+
+RULES: tuple[str, ...] = get_args(Rule)
+TOPOLOGIES: tuple[str, ...] = get_args(Topology)
+MODELS: tuple[str, ...] = get_args(ModelName)
+SCHEMES: tuple[str, ...] = get_args(Scheme)
+ROUNDINGS: tuple[str, ...] = get_args(Rounding)
+READOUTS: tuple[str, ...] = get_args(Readout)
+
+#: Model presets of method.md section 1.3 / 2: (topology, learning rule).
+PRESETS: dict[str, tuple[Topology, Rule]] = {
+    "baseline": ("inhibitory", "pair"),
+    "sl-stdp": ("inhibitory", "sl-stdp"),
+    "tinysnn": ("lateral", "tinysnn"),
+}
+
+MIN_BITS, MAX_BITS = 2, 32
+
+
+@dataclass(frozen=True)
+class EncodingParams:
+    """Poisson rate coding (method.md 1.1)."""
+
+    dt_ms: float = 1.0
+    t_present_ms: float = 250.0
+    max_rate_hz: float = 128.0
+
+    @property
+    def steps(self) -> int:
+        return int(round(self.t_present_ms / self.dt_ms))
+
+
+@dataclass(frozen=True)
+class ExcParams:
+    """DC15 excitatory neurons with adaptive threshold (method.md 1.2)."""
+
+    v_rest_mv: float = -65.0
+    v_reset_mv: float = -60.0
+    v_th_mv: float = -52.0
+    tau_m_ms: float = 100.0
+    t_ref_ms: float = 5.0
+    theta_plus_mv: float = 0.05
+    tau_theta_ms: float = 1e7
+    one_spike: bool = True  # at most one excitatory spike per step during learning
+
+
+@dataclass(frozen=True)
+class InhParams:
+    """Baseline inhibitory layer and tinySNN's direct lateral inhibition (method.md 1.3)."""
+
+    v_rest_mv: float = -60.0
+    v_reset_mv: float = -45.0
+    v_th_mv: float = -40.0
+    tau_m_ms: float = 10.0
+    t_ref_ms: float = 2.0
+    w_exc_inh: float = 22.5  # exc -> inh, one to one
+    w_inh_exc: float = 17.5  # inh -> exc, all to all but self (applied as -w)
+    w_lateral: float = 17.5  # tinySNN: exc -> every other exc (applied as -w)
+
+
+@dataclass(frozen=True)
+class LearningParams:
+    """Learning rules and weight bookkeeping (method.md 2)."""
+
+    w_max: float = 1.0
+    w_init_scale: float = 0.3  # W ~ w_init_scale * U(0, 1)
+    norm_per_input: float = 0.1  # column sums are rescaled to norm_per_input * n_in
+    tau_trace_ms: float = 20.0
+    # pair STDP (DC15)
+    eta_pre: float = 1e-4
+    eta_post: float = 1e-2
+    # SL-STDP
+    eta_sl: float = 1e-2
+    x_tar: float = 0.4
+    # tinySNN
+    eta: float = 1e-2
+    s_th: float = 3.0
+    update_every_ms: float = 25.0
+
+
+@dataclass(frozen=True)
+class QuantSpec:
+    """Fixed-point quantization of weights, Vmem and Vth (method.md 4).
+
+    ``*_bits`` is ``None`` for FP32 (no quantization) or a word length in [2, 32].
+    ``*_int_bits`` overrides the integer bits derived from ``*_range``.
+    """
+
+    scheme: Scheme = "ptq"
+    rounding: Rounding = "nearest"
+    weight_bits: int | None = None
+    vmem_bits: int | None = None
+    vth_bits: int | None = None
+    weight_int_bits: int | None = None
+    vmem_int_bits: int | None = None
+    vth_int_bits: int | None = None
+    weight_range: tuple[float, float] = (0.0, 1.0)
+    vmem_range_mv: tuple[float, float] = (-100.0, 0.0)
+    vth_range_mv: tuple[float, float] = (-100.0, 0.0)
+
+    @property
+    def is_fp32(self) -> bool:
+        return self.weight_bits is None and self.vmem_bits is None and self.vth_bits is None
+
+    def label(self) -> str:
+        def b(x: int | None) -> str:
+            return "fp32" if x is None else str(x)
+
+        if self.is_fp32:
+            return "fp32"
+        return (
+            f"{self.scheme}-{self.rounding}-w{b(self.weight_bits)}"
+            f"-v{b(self.vmem_bits)}-t{b(self.vth_bits)}"
+        )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A network: size, topology, learning rule and all neuron/learning parameters."""
+
+    model: ModelName = "tinysnn"
+    n_in: int = 784
+    n_exc: int = 400
+    topology: Topology = "lateral"
+    rule: Rule = "tinysnn"
+    encoding: EncodingParams = field(default_factory=EncodingParams)
+    exc: ExcParams = field(default_factory=ExcParams)
+    inh: InhParams = field(default_factory=InhParams)
+    learning: LearningParams = field(default_factory=LearningParams)
+    readout: Readout = "all"
+
+    @property
+    def norm(self) -> float:
+        return self.learning.norm_per_input * self.n_in
+
+
+def preset(model: str, n_in: int, n_exc: int, **overrides: Any) -> ModelConfig:
+    """The model presets ``baseline``, ``sl-stdp`` and ``tinysnn`` of the issue/method."""
+    if model not in PRESETS:
+        raise ConfigError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    topology, rule = PRESETS[model]
+    cfg = ModelConfig(model=model, n_in=n_in, n_exc=n_exc, topology=topology, rule=rule)  # type: ignore[arg-type]
+    return apply_overrides(cfg, overrides) if overrides else validate_model(cfg)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def validate_bits(name: str, bits: int | None) -> None:
+    if bits is None:
+        return
+    if isinstance(bits, bool) or not isinstance(bits, int) or not MIN_BITS <= bits <= MAX_BITS:
+        raise ConfigError(
+            f"{name} must be fp32 or an integer width from {MIN_BITS} to {MAX_BITS}, got {bits!r}"
+        )
+
+
+def validate_quant(q: QuantSpec) -> QuantSpec:
+    if q.scheme not in SCHEMES:
+        raise ConfigError(f"unknown scheme {q.scheme!r}; choose one of {', '.join(SCHEMES)}")
+    if q.rounding not in ROUNDINGS:
+        raise ConfigError(
+            f"unknown rounding {q.rounding!r}; choose one of {', '.join(ROUNDINGS)}"
+        )
+    for name in ("weight", "vmem", "vth"):
+        bits = getattr(q, f"{name}_bits")
+        validate_bits(f"{name}_bits", bits)
+        ib = getattr(q, f"{name}_int_bits")
+        if ib is not None and (not isinstance(ib, int) or ib < -32 or ib > 32):
+            raise ConfigError(f"{name}_int_bits must be an integer in [-32, 32], got {ib!r}")
+    return q
+
+
+def validate_model(cfg: ModelConfig) -> ModelConfig:
+    if cfg.model not in MODELS:
+        raise ConfigError(f"unknown model {cfg.model!r}; choose one of {', '.join(MODELS)}")
+    if cfg.topology not in TOPOLOGIES:
+        raise ConfigError(f"unknown topology {cfg.topology!r}; choose one of {TOPOLOGIES}")
+    if cfg.rule not in RULES:
+        raise ConfigError(f"unknown rule {cfg.rule!r}; choose one of {', '.join(RULES)}")
+    if cfg.readout not in READOUTS:
+        raise ConfigError(f"unknown readout {cfg.readout!r}; choose one of {READOUTS}")
+    if cfg.n_exc < 1 or cfg.n_in < 1:
+        raise ConfigError(f"network size must be positive, got {cfg.n_in}x{cfg.n_exc}")
+    enc = cfg.encoding
+    if enc.dt_ms <= 0 or enc.t_present_ms < enc.dt_ms or enc.max_rate_hz < 0:
+        raise ConfigError("encoding needs dt_ms > 0, t_present_ms >= dt_ms, max_rate_hz >= 0")
+    if enc.max_rate_hz * enc.dt_ms / 1000.0 > 1.0:
+        raise ConfigError("max_rate_hz * dt_ms exceeds one spike per step")
+    for tau_name, tau in (
+        ("exc.tau_m_ms", cfg.exc.tau_m_ms),
+        ("exc.tau_theta_ms", cfg.exc.tau_theta_ms),
+        ("inh.tau_m_ms", cfg.inh.tau_m_ms),
+        ("learning.tau_trace_ms", cfg.learning.tau_trace_ms),
+    ):
+        if not tau > 0:
+            raise ConfigError(f"{tau_name} must be > 0, got {tau}")
+    ln = cfg.learning
+    if ln.w_max <= 0 or ln.update_every_ms < enc.dt_ms or ln.s_th <= 0:
+        raise ConfigError("learning needs w_max > 0, s_th > 0, update_every_ms >= dt_ms")
+    return cfg
+
+
+# --------------------------------------------------------------------------- overrides
+
+_SECTIONS = ("encoding", "exc", "inh", "learning")
+
+
+def param_names() -> dict[str, str]:
+    """Every user-settable parameter as ``section.name`` -> type name (for --help/docs)."""
+    out: dict[str, str] = {}
+    for sec, cls in (
+        ("encoding", EncodingParams),
+        ("exc", ExcParams),
+        ("inh", InhParams),
+        ("learning", LearningParams),
+    ):
+        for f in dataclasses.fields(cls):
+            out[f"{sec}.{f.name}"] = str(f.type)
+    out["readout"] = "str"
+    return out
+
+
+def _coerce(value: Any, default: Any, key: str) -> Any:
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        s = str(value).strip().lower()
+        if s in ("1", "true", "yes", "on"):
+            return True
+        if s in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"parameter {key} expects true/false, got {value!r}")
+    if isinstance(default, (int, float)):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"parameter {key} expects a number, got {value!r}") from None
+        if not math.isfinite(v):
+            raise ConfigError(f"parameter {key} must be finite, got {value!r}")
+        return v
+    return value
+
+
+def apply_overrides(cfg: ModelConfig, overrides: dict[str, Any]) -> ModelConfig:
+    """Return ``cfg`` with ``section.name=value`` overrides (a bare unique name works too)."""
+    names = param_names()
+    by_leaf: dict[str, list[str]] = {}
+    for full in names:
+        by_leaf.setdefault(full.split(".")[-1], []).append(full)
+    sections: dict[str, dict[str, Any]] = {s: {} for s in _SECTIONS}
+    top: dict[str, Any] = {}
+    for key, value in overrides.items():
+        full = key
+        if key not in names:
+            cands = by_leaf.get(key, [])
+            if len(cands) != 1:
+                hint = f"; did you mean {' or '.join(cands)}?" if cands else ""
+                raise ConfigError(f"unknown parameter {key!r}{hint} (see `tinysnn params`)")
+            full = cands[0]
+        if "." in full:
+            sec, name = full.split(".", 1)
+            default = getattr(getattr(cfg, sec), name)
+            sections[sec][name] = _coerce(value, default, full)
+        else:
+            top[full] = value
+    kwargs: dict[str, Any] = dict(top)
+    for sec, vals in sections.items():
+        if vals:
+            kwargs[sec] = dataclasses.replace(getattr(cfg, sec), **vals)
+    return validate_model(dataclasses.replace(cfg, **kwargs))
+
+
+def model_from_dict(d: dict[str, Any]) -> ModelConfig:
+    """Inverse of ``dataclasses.asdict`` for :class:`ModelConfig`."""
+    d = dict(d)
+    return validate_model(
+        ModelConfig(
+            encoding=EncodingParams(**d.pop("encoding")),
+            exc=ExcParams(**d.pop("exc")),
+            inh=InhParams(**d.pop("inh")),
+            learning=LearningParams(**d.pop("learning")),
+            **d,
+        )
+    )
+
+
+def quant_from_dict(d: dict[str, Any]) -> QuantSpec:
+    d = dict(d)
+    for k in ("weight_range", "vmem_range_mv", "vth_range_mv"):
+        if k in d:
+            d[k] = tuple(d[k])
+    return validate_quant(QuantSpec(**d))

@@ -1,0 +1,363 @@
+"""Network state, neuron steps, learning rules and the simulation loop (method.md 1-2).
+
+Governing equations, per step of ``dt`` (all potentials in mV)::
+
+    v   <- v_rest + (v - v_rest) * exp(-dt / tau_m) + [not refractory] * (I_in + I_rec)
+    s    = v >= Vth,   Vth = v_th + theta            (per neuron, learned)
+    on s: v <- v_reset, refractory for t_ref, theta <- theta + theta_plus   (learning only)
+    theta <- theta * exp(-dt / tau_theta)                                (learning only)
+
+``I_in = s_in @ W``; ``I_rec`` is the recurrent inhibition of the previous step: tinySNN's
+direct lateral inhibition ``-w_lateral * (sum_k s_k - s_j)`` or, for the baseline, the
+inhibitory layer's ``-w_inh_exc * (sum_k s_inh_k - s_inh_j)`` (the inhibitory layer is
+driven one-to-one by the previous step's excitatory spikes). Input spikes reach the
+excitatory layer in the same step; recurrent connections have a one-step delay.
+
+Traces ``x`` decay with ``tau_trace`` and are set to 1 on a spike; a trace therefore
+depends only on the time since the last spike, ``x(t) = exp(-(t - t_last) dt / tau)``,
+which is how the presynaptic traces are computed here (in closed form, for all steps).
+
+State tensors carry a leading batch dimension ``B``; learning runs with ``B == 1``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+
+from tinysnn_dse.core.params import ExcParams, InhParams, LearningParams, ModelConfig
+from tinysnn_dse.core.quant import Quantizers, quantize
+
+Tensor = torch.Tensor
+
+
+class Net(NamedTuple):
+    """The learned parameters: input weights ``w`` [n_in, n_exc] and thresholds ``theta``."""
+
+    w: Tensor
+    theta: Tensor
+
+
+class LIFState(NamedTuple):
+    """Membrane potential ``v`` [B, N] (mV) and remaining refractory steps ``refr`` [B, N]."""
+
+    v: Tensor
+    refr: Tensor
+
+
+class LIFConsts(NamedTuple):
+    """Per-step constants of one LIF population, precomputed from its parameters."""
+
+    v_rest: float
+    v_reset: float
+    decay: float
+    ref_steps: float
+
+
+def lif_consts(p: ExcParams | InhParams, dt_ms: float) -> LIFConsts:
+    return LIFConsts(
+        v_rest=p.v_rest_mv,
+        v_reset=p.v_reset_mv,
+        decay=math.exp(-dt_ms / p.tau_m_ms),
+        ref_steps=float(round(p.t_ref_ms / dt_ms)),
+    )
+
+
+def init_net(
+    cfg: ModelConfig, generator: torch.Generator, device: torch.device | str = "cpu"
+) -> Net:
+    """W ~ w_init_scale * U(0, 1), columns normalised to ``cfg.norm``; theta = 0."""
+    w = cfg.learning.w_init_scale * torch.rand(
+        cfg.n_in, cfg.n_exc, generator=generator, device=device
+    )
+    w = normalize(w, cfg.norm, cfg.learning.w_max)
+    return Net(w=w, theta=torch.zeros(cfg.n_exc, device=device))
+
+
+def lif_integrate(
+    st: LIFState, i_total: Tensor, c: LIFConsts, qv: Callable[[Tensor], Tensor]
+) -> Tensor:
+    """Leak, then integrate ``i_total`` where not refractory; returns the new (quantized) v."""
+    v = (st.v - c.v_rest) * c.decay + c.v_rest
+    v = torch.addcmul(v, (st.refr <= 0).to(v.dtype), i_total)
+    return qv(v)
+
+
+def lif_fire(v: Tensor, refr: Tensor, s: Tensor, c: LIFConsts) -> LIFState:
+    """Reset the neurons in ``s`` (bool) and start their refractory period."""
+    v = torch.where(s, torch.full_like(v, c.v_reset), v)
+    refr = torch.where(s, torch.full_like(refr, c.ref_steps), refr - 1.0)
+    return LIFState(v=v, refr=refr)
+
+
+def one_spike(s: Tensor, tiebreak: Tensor) -> Tensor:
+    """Keep at most one spike per row of ``s`` [B, N]: the one with the largest tiebreak."""
+    score = s.to(tiebreak.dtype) * (tiebreak + 1.0)
+    m = score.amax(dim=-1, keepdim=True)
+    return (score == m) & (m > 0)
+
+
+def lateral_current(s: Tensor, w: float) -> Tensor:
+    """tinySNN direct lateral inhibition: ``-w`` into every other neuron of the layer."""
+    sf = s.to(torch.float32)
+    return (sf - sf.sum(dim=-1, keepdim=True)) * w
+
+
+def presyn_traces(spikes: Tensor, dt_ms: float, tau_ms: float) -> Tensor:
+    """Traces of ``spikes`` [B, T, n] (bool) at every step: exp(-(t - t_last) dt / tau), 0 if none.
+
+    Equal to the recursion ``x <- x * exp(-dt/tau); x[s] = 1`` started from zero.
+    """
+    b, t, n = spikes.shape
+    steps = torch.arange(t, device=spikes.device, dtype=torch.float32).view(1, t, 1)
+    last = torch.where(spikes, steps, torch.full_like(steps, -1e9).expand(b, t, n))
+    last = torch.cummax(last, dim=1).values
+    return torch.exp(-(steps - last) * (dt_ms / tau_ms))
+
+
+def poisson(
+    pixels: Tensor, steps: int, rate_scale: float, generator: torch.Generator
+) -> Tensor:
+    """Bernoulli-per-step spikes [B, T, n] (bool) for intensities ``pixels`` [B, n] in [0, 1].
+
+    ``rate_scale`` = max_rate_hz * dt_ms / 1000 is the spike probability at full intensity.
+    """
+    b, n = pixels.shape
+    u = torch.rand(b, steps, n, generator=generator, device=pixels.device)
+    return u < (pixels * rate_scale).unsqueeze(1)
+
+
+# ----------------------------------------------------------------------------- learning
+
+
+def normalize(w: Tensor, norm: float, w_max: float) -> Tensor:
+    """Rescale each column (one excitatory neuron's inputs) to sum to ``norm``."""
+    col = w.sum(dim=0, keepdim=True).clamp_min(1e-12)
+    return (w * (norm / col)).clamp_(0.0, w_max)
+
+
+def pair_update_(
+    w: Tensor, s_pre: Tensor, s_post: Tensor, x_pre: Tensor, x_post: Tensor, p: LearningParams
+) -> Tensor:
+    """DC15 pair STDP for one step, in place on ``w``; traces include this step's spikes.
+
+    ``dw_ij = -eta_pre * s_pre_i * x_post_j + eta_post * x_pre_i * s_post_j``; shapes
+    ``s_pre, x_pre`` [n_in], ``s_post, x_post`` [N]. W is clamped to [0, w_max].
+    """
+    a = torch.stack((s_pre.to(w.dtype), x_pre), dim=1)  # [n_in, 2]
+    b = torch.stack((x_post * -p.eta_pre, s_post.to(w.dtype) * p.eta_post), dim=0)  # [2, N]
+    return w.addmm_(a, b).clamp_(0.0, p.w_max)
+
+
+def sl_stdp_cols(wc: Tensor, x_pre: Tensor, p: LearningParams) -> Tensor:
+    """SL-STDP new values of the columns ``wc`` [n_in, k] of neurons that just spiked.
+
+    ``dw_ij = eta (x_pre_i - x_tar) * (w_max - w_ij)`` when ``x_pre_i >= x_tar`` (soft-bounded
+    potentiation), else ``eta (x_pre_i - x_tar) * w_ij`` (soft-bounded depression).
+    """
+    d = (x_pre - p.x_tar).unsqueeze(1)
+    bound = torch.where(d >= 0, p.w_max - wc, wc)
+    return (wc + p.eta_sl * d * bound).clamp_(0.0, p.w_max)
+
+
+def tinysnn_cols(wc: Tensor, x_pre: Tensor, s_max: float, p: LearningParams) -> Tensor:
+    """tinySNN update (paper Eq. 1-2) of the columns ``wc`` [n_in, k] of neurons that fired
+    since the previous update point: ``k = s_max / s_th``,
+    ``dw_ij = k * eta * x_pre_i * (w_max - w_ij)``."""
+    k = s_max / p.s_th
+    return (wc + (k * p.eta) * x_pre.unsqueeze(1) * (p.w_max - wc)).clamp_(0.0, p.w_max)
+
+
+def update_columns_(w: Tensor, cols: Tensor, new: Callable[[Tensor], Tensor]) -> Tensor:
+    """Replace the columns ``cols`` of ``w`` in place with ``new(w[:, cols])``."""
+    if cols.numel():
+        w[:, cols] = new(w[:, cols])
+    return w
+
+
+# --------------------------------------------------------------------------- simulation
+
+
+class Consts(NamedTuple):
+    exc: LIFConsts
+    inh: LIFConsts
+    theta_decay: float
+    trace_decay: float
+    steps: int
+    window: int
+    rate_scale: float
+
+
+def consts(cfg: ModelConfig) -> Consts:
+    enc = cfg.encoding
+    return Consts(
+        exc=lif_consts(cfg.exc, enc.dt_ms),
+        inh=lif_consts(cfg.inh, enc.dt_ms),
+        theta_decay=math.exp(-enc.dt_ms / cfg.exc.tau_theta_ms),
+        trace_decay=math.exp(-enc.dt_ms / cfg.learning.tau_trace_ms),
+        steps=enc.steps,
+        window=max(1, int(round(cfg.learning.update_every_ms / enc.dt_ms))),
+        rate_scale=enc.max_rate_hz * enc.dt_ms / 1000.0,
+    )
+
+
+def quantize_net(net: Net, cfg: ModelConfig, qz: Quantizers, g: torch.Generator | None) -> Net:
+    """Put W and Vth = v_th + theta on their fixed-point grids (PTQ, or ITQ start)."""
+    w = qz.w(net.w, g)
+    v_th = cfg.exc.v_th_mv
+    theta = qz.th(net.theta + v_th, g) - v_th
+    return Net(w=w, theta=theta)
+
+
+def simulate(
+    net: Net,
+    spikes: Tensor,
+    cfg: ModelConfig,
+    qz: Quantizers,
+    generator: torch.Generator,
+    learn: bool,
+) -> tuple[Net, Tensor]:
+    """Present input ``spikes`` [B, T, n_in] (bool) and return (net, spike counts [B, N]).
+
+    With ``learn`` (B must be 1) the learning rule of ``cfg.rule`` updates W, theta adapts,
+    the one-spike rule applies, and under ITQ (``qz`` not FP32) W is quantized after every
+    weight update and Vth after every theta change. Vmem is quantized after every state
+    update whenever ``qz.vmem`` is set. Normalisation is left to the caller (per sample).
+    """
+    c = consts(cfg)
+    b, t_steps, n_in = spikes.shape
+    n = cfg.n_exc
+    dev = spikes.device
+    lp = cfg.learning
+    rule = cfg.rule
+    if learn and b != 1:
+        raise ValueError("learning runs one sample at a time (B == 1)")
+
+    g = generator
+
+    def qv(x: Tensor) -> Tensor:
+        return qz.v(x, g)
+
+    w, theta = (net.w.clone() if learn else net.w), net.theta
+    v_th = cfg.exc.v_th_mv
+    thr = qz.th(theta + v_th, g).expand(b, n) if qz.vth is not None else (theta + v_th).expand(b, n)
+    exc = LIFState(
+        v=qv(torch.full((b, n), c.exc.v_rest, device=dev)), refr=torch.zeros(b, n, device=dev)
+    )
+    counts = torch.zeros(b, n, device=dev)
+    i_rec = torch.zeros(b, n, device=dev)
+    inhibitory = cfg.topology == "inhibitory"
+    if inhibitory:
+        inh = LIFState(
+            v=qv(torch.full((b, n), c.inh.v_rest, device=dev)),
+            refr=torch.zeros(b, n, device=dev),
+        )
+        # a constant: put on the Vth grid once, deterministically
+        inh_thr = float(quantize(torch.tensor(cfg.inh.v_th_mv), qz.vth, "nearest"))
+        s_prev = torch.zeros(b, n, dtype=torch.bool, device=dev)
+
+    spikes_f = spikes.to(torch.float32)
+    use_one_spike = learn and cfg.exc.one_spike
+    tiebreak = torch.rand(t_steps, b, n, generator=g, device=dev) if use_one_spike else None
+    window = c.window if (not learn or rule == "tinysnn") else 1
+    need_traces = learn
+    if need_traces:
+        x_pre_all = presyn_traces(spikes, cfg.encoding.dt_ms, lp.tau_trace_ms)[0]  # [T, n_in]
+        x_post = torch.zeros(n, device=dev)
+        counts_at_update = torch.zeros(b, n, device=dev)
+    i_win = spikes_f[:, 0:0]
+    for t in range(t_steps):
+        k = t % window
+        if k == 0:
+            i_win = spikes_f[:, t : t + window] @ w  # [B, window, N]
+        i_total = i_win[:, k] + i_rec
+        v = lif_integrate(exc, i_total, c.exc, qv)
+        s = v >= thr
+        if use_one_spike:
+            s = one_spike(s, tiebreak[t])  # type: ignore[index]
+        exc = lif_fire(v, exc.refr, s, c.exc)
+        sf = s.to(torch.float32)
+        counts = counts + sf
+        # recurrent inhibition for the next step
+        if inhibitory:
+            vi = lif_integrate(inh, s_prev.to(torch.float32) * cfg.inh.w_exc_inh, c.inh, qv)
+            si = vi >= inh_thr
+            inh = lif_fire(vi, inh.refr, si, c.inh)
+            i_rec = lateral_current(si, cfg.inh.w_inh_exc)
+            s_prev = s
+        else:
+            i_rec = lateral_current(s, cfg.inh.w_lateral)
+        if not learn:
+            continue
+        # ---- learning: thresholds, traces and the rule
+        theta = theta * c.theta_decay + sf[0] * cfg.exc.theta_plus_mv
+        if qz.vth is not None:
+            thr = qz.th(theta + v_th, g).expand(b, n)
+            theta = thr[0] - v_th
+        else:
+            thr = (theta + v_th).expand(b, n)
+        if rule == "tinysnn":
+            if (t + 1) % c.window == 0 or t == t_steps - 1:
+                s_max = float(counts.max())
+                if s_max > 0:
+                    cols = ((counts[0] - counts_at_update[0]) > 0).nonzero().flatten()
+                    x_t = x_pre_all[t]
+                    update_columns_(
+                        w, cols, lambda wc: qz.w(tinysnn_cols(wc, x_t, s_max, lp), g)
+                    )
+                counts_at_update = counts
+            continue
+        x_post = torch.where(s[0], torch.ones_like(x_post), x_post * c.trace_decay)
+        if rule == "pair":
+            pair_update_(w, spikes[0, t], s[0], x_pre_all[t], x_post, lp)
+            if qz.weight is not None:
+                w.copy_(qz.w(w, g))
+        elif bool(s.any()):  # sl-stdp: only at postsynaptic spikes
+            x_t = x_pre_all[t]
+            cols = s[0].nonzero().flatten()
+            update_columns_(w, cols, lambda wc: qz.w(sl_stdp_cols(wc, x_t, lp), g))
+    return Net(w=w, theta=theta), counts
+
+
+def train_sample(
+    net: Net,
+    pixels: Tensor,
+    cfg: ModelConfig,
+    qz: Quantizers,
+    generator: torch.Generator,
+) -> tuple[Net, Tensor]:
+    """One learning presentation of ``pixels`` [n_in] in [0, 1]; returns (net, counts [N]).
+
+    Encodes, simulates with learning, then normalises W (and re-quantizes it under ITQ).
+    """
+    c = consts(cfg)
+    spikes = poisson(pixels.unsqueeze(0), c.steps, c.rate_scale, generator)
+    net, counts = simulate(net, spikes, cfg, qz, generator, learn=True)
+    w = normalize(net.w, cfg.norm, cfg.learning.w_max)
+    if qz.weight is not None:
+        w = qz.w(w, generator)
+    return Net(w=w, theta=net.theta), counts[0]
+
+
+def infer(
+    net: Net,
+    pixels: Tensor,
+    cfg: ModelConfig,
+    qz: Quantizers,
+    generator: torch.Generator,
+    batch_size: int = 256,
+) -> Tensor:
+    """Spike counts [S, N] for ``pixels`` [S, n_in] with learning off, in batches."""
+    c = consts(cfg)
+    out = []
+    for i in range(0, pixels.shape[0], batch_size):
+        x = pixels[i : i + batch_size]
+        spikes = poisson(x, c.steps, c.rate_scale, generator)
+        _, counts = simulate(net, spikes, cfg, qz, generator, learn=False)
+        out.append(counts)
+    if not out:
+        return torch.zeros(0, cfg.n_exc, device=pixels.device)
+    return torch.cat(out)

@@ -1,0 +1,407 @@
+"""Train, assign, test and count one design point; save and reload checkpoints.
+
+This layer joins the pure core to the data sets and files. It imports no CLI framework:
+progress reaches it as a callback ``progress(phase, done, total)``.
+
+Random streams: training draws from ``Generator(seed)``; evaluation (assignment pass and
+test pass, including stochastic PTQ rounding) from ``Generator(seed + EVAL_SEED_OFFSET)``,
+so that re-evaluating a checkpoint with the same settings reproduces its record exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tinysnn_dse import __version__
+from tinysnn_dse import data as data_mod
+from tinysnn_dse.core import readout
+from tinysnn_dse.core.memory import memory_report
+from tinysnn_dse.core.params import (
+    ModelConfig,
+    QuantSpec,
+    model_from_dict,
+    quant_from_dict,
+    validate_quant,
+)
+from tinysnn_dse.core.quant import Quantizers
+from tinysnn_dse.core.sim import Net, infer, init_net, quantize_net, train_sample
+from tinysnn_dse.errors import CheckpointError, ConfigError
+
+Progress = Callable[[str, int, int], None]
+EVAL_SEED_OFFSET = 1_000_003
+CHECKPOINT_FORMAT = "tinysnn-checkpoint-v1"
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Data set and budget of a run. ``None`` sample counts mean "all available"."""
+
+    dataset: str = "digits"
+    train_samples: int | None = None
+    test_samples: int | None = None
+    assign_samples: int | None = None  # default: every training sample used
+    holdout: int = 0  # > 0: evaluate on the last `holdout` training images, not the test set
+    epochs: int = 1
+    seed: int = 0
+    device: str = "auto"
+    batch_size: int = 256
+    threads: int | None = None
+
+    def validate(self) -> RunSettings:
+        for name in ("train_samples", "test_samples", "assign_samples"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ConfigError(f"{name} must be at least 1, got {v}")
+        if self.holdout < 0:
+            raise ConfigError(f"holdout must be >= 0, got {self.holdout}")
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be at least 1, got {self.threads}")
+        resolve_device(self.device)
+        return self
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` -> cuda if available else cpu; ``cpu``; ``cuda``; ``cuda:N``."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec == "cuda" or spec.startswith("cuda:"):
+        idx = spec.split(":", 1)[1] if ":" in spec else "0"
+        if not idx.isdigit():
+            raise ConfigError(f"bad device {spec!r}; use auto, cpu, cuda or cuda:N")
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {spec} requested but CUDA is not available here")
+        if int(idx) >= torch.cuda.device_count():
+            raise ConfigError(f"device {spec}: only {torch.cuda.device_count()} CUDA device(s)")
+        return torch.device(f"cuda:{idx}")
+    raise ConfigError(f"bad device {spec!r}; use auto, cpu, cuda or cuda:N")
+
+
+@dataclass
+class Split:
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    assign_x: torch.Tensor
+    assign_y: torch.Tensor
+    eval_x: torch.Tensor
+    eval_y: torch.Tensor
+    eval_set: str
+    n_classes: int
+
+
+def _take(n: int | None, avail: int, what: str) -> int:
+    if n is None:
+        return avail
+    if n > avail:
+        raise ConfigError(f"{what}: asked for {n} samples but only {avail} are available")
+    return n
+
+
+def make_split(ds: data_mod.Dataset, s: RunSettings, device: torch.device) -> Split:
+    """Training, assignment and evaluation tensors (intensities in [0, 1])."""
+    n_train_all = len(ds.train_images)
+    if s.holdout >= n_train_all:
+        raise ConfigError(f"holdout {s.holdout} leaves no training data ({n_train_all} images)")
+    avail = n_train_all - s.holdout
+    n_tr = _take(s.train_samples, avail, "train_samples")
+    n_as = _take(s.assign_samples, n_tr, "assign_samples (at most train_samples)")
+
+    def t(x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.array(x, copy=True)).to(device)
+
+    def px(x: np.ndarray) -> torch.Tensor:
+        return t(x).to(torch.float32) / 255.0
+
+    if s.holdout:
+        ex = ds.train_images[avail:]
+        ey = ds.train_labels[avail:]
+        n_ev = _take(s.test_samples, len(ex), "test_samples (from the holdout)")
+        eval_set = f"train[{avail}:{avail + n_ev}] (holdout)"
+    else:
+        ex, ey = ds.test_images, ds.test_labels
+        n_ev = _take(s.test_samples, len(ex), "test_samples")
+        eval_set = f"test[0:{n_ev}]"
+    return Split(
+        train_x=px(ds.train_images[:n_tr]),
+        train_y=t(ds.train_labels[:n_tr]),
+        assign_x=px(ds.train_images[:n_as]),
+        assign_y=t(ds.train_labels[:n_as]),
+        eval_x=px(ex[:n_ev]),
+        eval_y=t(ey[:n_ev]),
+        eval_set=eval_set,
+        n_classes=ds.n_classes,
+    )
+
+
+def _noop(phase: str, done: int, total: int) -> None:
+    pass
+
+
+@dataclass
+class Trained:
+    """A trained network and what is needed to evaluate it again."""
+
+    net: Net
+    model: ModelConfig
+    quant: QuantSpec  # the quantization applied during training (ITQ) or FP32
+    settings: RunSettings
+    train_seconds: float
+    train_images: int
+
+
+def train(
+    model: ModelConfig,
+    quant: QuantSpec,
+    settings: RunSettings,
+    split: Split,
+    progress: Progress = _noop,
+) -> Trained:
+    """Train ``model`` on ``split.train_x`` for ``settings.epochs`` passes.
+
+    Under ITQ the quantizers act during training; under PTQ training is FP32.
+    """
+    device = split.train_x.device
+    gen = torch.Generator(device=device).manual_seed(settings.seed)
+    qz = Quantizers.from_spec(quant) if quant.scheme == "itq" else Quantizers.fp32()
+    net = init_net(model, gen, device)
+    if quant.scheme == "itq":
+        net = quantize_net(net, model, qz, gen)
+    n = split.train_x.shape[0]
+    total = n * settings.epochs
+    step = max(1, total // 200)
+    start = time.perf_counter()
+    done = 0
+    for _ in range(settings.epochs):
+        for i in range(n):
+            net, _counts = train_sample(net, split.train_x[i], model, qz, gen)
+            done += 1
+            if done % step == 0 or done == total:
+                progress("train", done, total)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    return Trained(net, model, quant if quant.scheme == "itq" else QuantSpec(), settings, seconds, total)
+
+
+def evaluate(
+    trained: Trained,
+    quant: QuantSpec,
+    split: Split,
+    progress: Progress = _noop,
+) -> dict[str, Any]:
+    """Quantize (PTQ: W and Vth once; Vmem at every step), assign labels, test; a record.
+
+    ``quant`` is the design point's quantization; for ITQ it must equal the training one.
+    """
+    model, s = trained.model, trained.settings
+    device = split.eval_x.device
+    gen = torch.Generator(device=device).manual_seed(s.seed + EVAL_SEED_OFFSET)
+    qz = Quantizers.from_spec(quant)
+    net = quantize_net(trained.net, model, qz, gen) if not quant.is_fp32 else trained.net
+
+    def run(x: torch.Tensor, phase: str) -> tuple[torch.Tensor, float]:
+        t0 = time.perf_counter()
+        out = []
+        bs = s.batch_size
+        for i in range(0, x.shape[0], bs):
+            out.append(infer(net, x[i : i + bs], model, qz, gen, batch_size=bs))
+            progress(phase, min(i + bs, x.shape[0]), x.shape[0])
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        counts = torch.cat(out) if out else torch.zeros(0, model.n_exc, device=device)
+        return counts.cpu(), time.perf_counter() - t0
+
+    assign_counts, assign_s = run(split.assign_x, "assign")
+    assignment = readout.assign_labels(assign_counts, split.assign_y.cpu(), split.n_classes)
+    test_counts, test_s = run(split.eval_x, "test")
+    pred = readout.predict(test_counts, assignment, split.n_classes, model.readout)
+    acc = readout.accuracy(pred, split.eval_y.cpu())
+    mem = memory_report(
+        model.n_in, model.n_exc, model.topology, quant.weight_bits, quant.vmem_bits, quant.vth_bits
+    )
+    n_test = int(split.eval_x.shape[0])
+    record: dict[str, Any] = {
+        "accuracy": acc,
+        "eval_set": s_eval(split),
+        "test_samples": n_test,
+        "silent_fraction": float((pred < 0).to(torch.float64).mean()) if n_test else 0.0,
+        "unassigned_neurons": int((assignment.labels < 0).sum()),
+        "memory_bits": mem.memory_bits,
+        "memory_bytes": mem.memory_bytes,
+        "normalized_memory": mem.normalized_memory,
+        "normalized_memory_reference": f"{model.topology} topology, {model.n_in}x{model.n_exc}, FP32",
+        "memory_vs_baseline_fp32": mem.vs_baseline_fp32,
+        "memory": mem.to_dict(),
+        "train_seconds": trained.train_seconds,
+        "train_images": trained.train_images,
+        "train_images_per_s": _rate(trained.train_images, trained.train_seconds),
+        "assign_seconds": assign_s,
+        "infer_seconds": test_s,
+        "infer_images_per_s": _rate(n_test, test_s),
+        "design_point": {
+            "model": model.model,
+            "n_exc": model.n_exc,
+            "quant": quant.label(),
+        },
+        "formats": qz.describe(),
+        "config": {
+            "model": asdict(model),
+            "quant": asdict(quant),
+            "trained_with": asdict(trained.quant),
+            "run": asdict(s),
+        },
+        "environment": {
+            "tinysnn": __version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "device": str(device),
+            "threads": torch.get_num_threads(),
+        },
+    }
+    record["_assignment"] = assignment  # stripped before JSON
+    return record
+
+
+def s_eval(split: Split) -> str:
+    return split.eval_set
+
+
+def _rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else math.inf
+
+
+def check_scheme(quant: QuantSpec) -> QuantSpec:
+    validate_quant(quant)
+    return quant
+
+
+def train_and_evaluate(
+    model: ModelConfig,
+    quant: QuantSpec,
+    settings: RunSettings,
+    data_dir: str | None = None,
+    progress: Progress = _noop,
+) -> tuple[Trained, dict[str, Any]]:
+    """The whole design point: load data, train, evaluate; returns (trained, record)."""
+    check_scheme(quant)
+    settings.validate()
+    device = resolve_device(settings.device)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    ds = data_mod.load(settings.dataset, data_dir)
+    if ds.n_in != model.n_in:
+        model = dataclasses.replace(model, n_in=ds.n_in)
+    split = make_split(ds, settings, device)
+    trained = train(model, quant, settings, split, progress)
+    record = evaluate(trained, quant, split, progress)
+    record["config"]["run"]["data_source"] = ds.source
+    return trained, record
+
+
+# ------------------------------------------------------------------------- checkpoints
+
+
+def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def public_record(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if not k.startswith("_")}
+
+
+def save(out_dir: Path, trained: Trained, record: dict[str, Any]) -> tuple[Path, Path]:
+    """Write ``model.pt`` (tensors + JSON strings only) and ``record.json`` atomically."""
+    assignment: readout.Assignment = record["_assignment"]
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "w": trained.net.w.detach().cpu(),
+        "theta": trained.net.theta.detach().cpu(),
+        "assignment": assignment.labels.cpu(),
+        "proportions": assignment.proportions.cpu(),
+        "model_json": json.dumps(asdict(trained.model)),
+        "trained_with_json": json.dumps(asdict(trained.quant)),
+        "settings_json": json.dumps(asdict(trained.settings)),
+        "train_seconds": float(trained.train_seconds),
+        "train_images": int(trained.train_images),
+        "record_json": json.dumps(public_record(record)),
+    }
+    ckpt = out_dir / "model.pt"
+    rec = out_dir / "record.json"
+    _atomic_write(ckpt, lambda p: torch.save(payload, p))
+    text = json.dumps(public_record(record), indent=2, sort_keys=True)
+    _atomic_write(rec, lambda p: Path(p).write_text(text + "\n"))
+    return ckpt, rec
+
+
+def load_checkpoint(path: Path, device: str = "cpu") -> Trained:
+    """Load a checkpoint without executing pickled code (``weights_only=True``)."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        p = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a bad file
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable tinysnn checkpoint ({first[:160]})") from None
+    if not isinstance(p, dict) or p.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a tinysnn checkpoint (format {CHECKPOINT_FORMAT})")
+    try:
+        model = model_from_dict(json.loads(p["model_json"]))
+        quant = quant_from_dict(json.loads(p["trained_with_json"]))
+        settings = RunSettings(**json.loads(p["settings_json"]))
+        dev = resolve_device(device)
+        net = Net(w=p["w"].to(dev), theta=p["theta"].to(dev))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: incomplete checkpoint ({e})") from None
+    if tuple(net.w.shape) != (model.n_in, model.n_exc):
+        raise CheckpointError(f"{path}: weight shape {tuple(net.w.shape)} does not match config")
+    return Trained(net, model, quant, settings, float(p["train_seconds"]), int(p["train_images"]))
+
+
+def evaluate_checkpoint(
+    trained: Trained,
+    quant: QuantSpec | None,
+    data_dir: str | None = None,
+    test_samples: int | None = None,
+    device: str = "cpu",
+    progress: Progress = _noop,
+) -> dict[str, Any]:
+    """Re-test a saved model, optionally under a PTQ setting, without retraining."""
+    if quant is None:
+        quant = trained.quant
+    check_scheme(quant)
+    if trained.quant.scheme == "itq" and not trained.quant.is_fp32 and quant.scheme == "ptq":
+        pass  # PTQ on top of an ITQ-trained model is allowed: the formats are re-applied
+    s = trained.settings
+    if test_samples is not None:
+        s = dataclasses.replace(s, test_samples=test_samples)
+    s = dataclasses.replace(s, device=device).validate()
+    trained = dataclasses.replace(trained, settings=s)
+    ds = data_mod.load(s.dataset, data_dir)
+    split = make_split(ds, s, resolve_device(device))
+    return evaluate(trained, quant, split, progress)
