@@ -194,7 +194,7 @@ def load(
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     folder = locate(name, data_dir)
     if folder is None:
-        if not download:
+        if not download or os.environ.get("TINYSNN_NO_DOWNLOAD"):
             raise DataError(_missing_message(name, data_dir, ""))
         try:
             _download(name, cache_dir() / name)

@@ -1,0 +1,82 @@
+"""Hand-computed LIF steps, the one-spike rule, lateral inhibition and traces."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from tinysnn_dse.core.params import ExcParams
+from tinysnn_dse.core.sim import (
+    LIFState,
+    lateral_current,
+    lif_consts,
+    lif_fire,
+    lif_integrate,
+    one_spike,
+    presyn_traces,
+)
+
+D = math.exp(-1.0 / 100.0)  # leak factor for tau_m = 100 ms, dt = 1 ms
+
+
+def ident(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def test_lif_steps_match_hand_computation() -> None:
+    c = lif_consts(ExcParams(), dt_ms=1.0)
+    assert c.v_rest == -65.0 and c.v_reset == -60.0 and c.ref_steps == 5.0
+    st = LIFState(v=torch.tensor([[-65.0]], dtype=torch.float64), refr=torch.zeros(1, 1))
+    i_in = torch.tensor([[5.0]], dtype=torch.float64)
+    thr = -52.0
+    # step 1: -65 + 0 * D + 5 = -60
+    # step 2: -65 + 5 * D + 5 = -55.0498...
+    # step 3: -65 + 9.9502 * D + 5 = -50.1488 >= -52 -> spike, reset to -60, refractory 5
+    # step 4: refractory: no input; -65 + 5 * D = -60.0498...
+    expected = [-60.0, -65 + 5 * D + 5, -65 + (5 * D + 5) * D + 5]
+    spikes = []
+    for k in range(3):
+        v = lif_integrate(st, i_in, c, ident)
+        assert float(v) == pytest.approx(expected[k], abs=1e-9)
+        s = v >= thr
+        spikes.append(bool(s))
+        st = lif_fire(v, st.refr, s, c)
+    assert spikes == [False, False, True]
+    assert float(st.v) == -60.0 and float(st.refr) == 5.0
+    v = lif_integrate(st, i_in, c, ident)
+    assert float(v) == pytest.approx(-65 + 5 * D, abs=1e-9)
+    st = lif_fire(v, st.refr, v >= thr, c)
+    assert float(st.refr) == 4.0
+    # the refractory period lasts exactly 5 steps: input counts again on the 6th
+    for _ in range(4):
+        st = lif_fire(lif_integrate(st, i_in, c, ident), st.refr, torch.tensor([[False]]), c)
+    assert float(st.refr) == 0.0
+    v_before = float(st.v)
+    v = lif_integrate(st, i_in, c, ident)
+    assert float(v) == pytest.approx(-65 + (v_before + 65) * D + 5, abs=1e-9)
+
+
+def test_one_spike_keeps_only_largest_tiebreak() -> None:
+    s = torch.tensor([[True, False, True, True], [False, False, False, False]])
+    tb = torch.tensor([[0.1, 0.9, 0.7, 0.3], [0.5, 0.5, 0.5, 0.5]])
+    out = one_spike(s, tb)
+    assert out.tolist() == [[False, False, True, False], [False, False, False, False]]
+
+
+def test_lateral_current_inhibits_every_other_neuron() -> None:
+    s = torch.tensor([[False, True, False], [True, True, False]])
+    out = lateral_current(s, 17.5)
+    assert out.tolist() == [[-17.5, 0.0, -17.5], [-17.5, -17.5, -35.0]]
+
+
+def test_closed_form_traces_equal_recursion() -> None:
+    g = torch.Generator().manual_seed(3)
+    spikes = torch.rand(2, 60, 7, generator=g) < 0.15
+    got = presyn_traces(spikes, dt_ms=1.0, tau_ms=20.0)
+    x = torch.zeros(2, 7)
+    d = math.exp(-1.0 / 20.0)
+    for t in range(60):
+        x = torch.where(spikes[:, t], torch.ones_like(x), x * d)
+        torch.testing.assert_close(got[:, t], x, rtol=1e-5, atol=1e-6)

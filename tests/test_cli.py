@@ -1,0 +1,154 @@
+"""The CLI end to end: records, checkpoints, determinism and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from tinysnn_dse.cli import main
+
+SMALL = ["--dataset", "digits", "--neurons", "20", "--train-samples", "60",
+         "--test-samples", "60", "--device", "cpu"]  # fmt: skip
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as e:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(e.value.code or 0), out, err
+
+
+def train_json(capsys, tmp_path: Path, *extra: str, name: str = "a") -> dict:
+    code, out, err = run(capsys, "train", *SMALL, "--out", str(tmp_path / name), "--json", *extra)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def strip_timing(rec: dict) -> dict:
+    rec = json.loads(json.dumps(rec))
+    for k in list(rec):
+        if "seconds" in k or "per_s" in k:
+            rec.pop(k)
+    return rec
+
+
+def test_train_writes_checkpoint_and_record(capsys, tmp_path: Path) -> None:
+    rec = train_json(capsys, tmp_path)
+    for key in ("accuracy", "memory_bits", "normalized_memory", "train_seconds",
+                "train_images_per_s", "infer_images_per_s", "config"):  # fmt: skip
+        assert key in rec
+    assert 0.0 <= rec["accuracy"] <= 1.0
+    assert rec["memory_bits"] == 64 * 20 * 32 + 20 * 64
+    assert rec["config"]["model"]["learning"]["eta"] == 0.01
+    assert rec["config"]["run"]["train_samples"] == 60
+    on_disk = json.loads((tmp_path / "a" / "record.json").read_text())
+    assert on_disk["accuracy"] == rec["accuracy"]
+    ckpt = torch.load(tmp_path / "a" / "model.pt", weights_only=True)
+    assert ckpt["w"].shape == (64, 20)
+
+
+def test_same_seed_same_record(capsys, tmp_path: Path) -> None:
+    a = train_json(capsys, tmp_path, "--seed", "3", name="a")
+    b = train_json(capsys, tmp_path, "--seed", "3", name="b")
+    c = train_json(capsys, tmp_path, "--seed", "4", name="c")
+    assert strip_timing(a) == strip_timing(b)
+    wa = torch.load(tmp_path / "a" / "model.pt", weights_only=True)["w"]
+    wb = torch.load(tmp_path / "b" / "model.pt", weights_only=True)["w"]
+    wc = torch.load(tmp_path / "c" / "model.pt", weights_only=True)["w"]
+    assert torch.equal(wa, wb) and not torch.equal(wa, wc)
+
+
+@pytest.mark.parametrize("model", ["baseline", "sl-stdp", "tinysnn"])
+def test_each_model_trains_above_chance_on_digits(capsys, tmp_path: Path, model: str) -> None:
+    code, out, err = run(capsys, "train", "--dataset", "digits", "--neurons", "50",
+                         "--model", model, "--train-samples", "400", "--test-samples", "200",
+                         "--out", str(tmp_path / model), "--json")  # fmt: skip
+    assert code == 0, err
+    rec = json.loads(out)
+    assert rec["accuracy"] > 0.25, rec["accuracy"]  # chance is 0.10
+
+
+def test_evaluate_reproduces_and_applies_ptq(capsys, tmp_path: Path) -> None:
+    rec = train_json(capsys, tmp_path)
+    ck = str(tmp_path / "a" / "model.pt")
+    code, out, err = run(capsys, "evaluate", ck, "--json")
+    assert code == 0, err
+    again = json.loads(out)
+    assert again["accuracy"] == rec["accuracy"]
+    code, out, err = run(capsys, "evaluate", ck, "--scheme", "ptq", "--weight-bits", "4",
+                         "--vmem-bits", "16", "--json")  # fmt: skip
+    assert code == 0, err
+    q = json.loads(out)
+    assert q["memory_bits"] == 64 * 20 * 4 + 20 * (16 + 32)
+    assert q["design_point"]["quant"] == "ptq-nearest-w4-v16-tfp32"
+
+
+def test_itq_keeps_weights_on_the_grid(capsys, tmp_path: Path) -> None:
+    train_json(capsys, tmp_path, "--scheme", "itq", "--rounding", "stochastic",
+               "--weight-bits", "6", "--vth-bits", "16")  # fmt: skip
+    ck = torch.load(tmp_path / "a" / "model.pt", weights_only=True)
+    steps = ck["w"].double() * 32  # Q1.5: step 1/32
+    assert torch.equal(steps, torch.round(steps))
+    th = (ck["theta"].double() - 52.0) * 256  # Vth grid sQ7.8
+    assert torch.equal(th, torch.round(th))
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["train", "--weight-bits", "1"], "impossible"),
+        (["train", "--weight-bits", "33"], "impossible"),
+        (["train", "--vmem-bits", "eight"], "not a width"),
+        (["train", "--rounding", "up"], "unknown value 'up'"),
+        (["train", "--scheme", "qat"], "unknown value 'qat'"),
+        (["train", "--model", "lenet"], "unknown value 'lenet'"),
+        (["train", "--dataset", "cifar"], "unknown value 'cifar'"),
+        (["train", "--neurons", "many"], "--neurons"),
+        (["train", "--no-such-flag"], "No such option"),
+        (["train", "-p", "eta"], "NAME=VALUE"),
+        (["train", "-p", "nosuch=1"], "unknown parameter"),
+        (["train", "-p", "eta=fast"], "expects a number"),
+        (["train", "--train-samples", "0"], "at least 1"),
+        (["train", "--train-samples", "5000"], "only 1437"),
+        (["train", "--device", "tpu"], "bad device"),
+        (["evaluate", "/nonexistent/model.pt"], "no such checkpoint"),
+    ],
+)
+def test_bad_input_one_line_and_exit_2(capsys, tmp_path: Path, args, needle) -> None:
+    code, out, err = run(capsys, *args, "--out", str(tmp_path / "x")) if args[0] == "train" \
+        else run(capsys, *args)
+    assert code == 2
+    assert needle in err
+    assert err.strip().count("\n") == 0 and err.startswith("error: ")
+    assert "Traceback" not in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_corrupt_checkpoint(capsys, tmp_path: Path) -> None:
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"not a checkpoint")
+    code, _, err = run(capsys, "evaluate", str(bad))
+    assert code == 2 and "not a readable tinysnn checkpoint" in err
+
+
+def test_missing_dataset_is_one_line(capsys, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("TINYSNN_DATA_DIR", raising=False)
+    code, _, err = run(capsys, "train", "--dataset", "mnist", "--data-dir",
+                       str(tmp_path / "empty"), "--out", str(tmp_path / "x"))  # fmt: skip
+    assert code == 2 and "mnist not found" in err and err.count("\n") == 1
+
+
+def test_every_command_has_help(capsys) -> None:
+    for cmd in ("train", "evaluate", "datasets", "params", "version"):
+        code, out, _ = run(capsys, cmd, "--help")
+        assert code == 0 and "Usage" in out
+
+
+def test_datasets_lists_verification(capsys, data_dir: Path) -> None:
+    code, out, _ = run(capsys, "datasets", "--data-dir", str(data_dir), "--json")
+    assert code == 0
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rows["mnist"]["verified"] is True and rows["digits"]["verified"] is True
