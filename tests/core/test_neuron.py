@@ -80,3 +80,15 @@ def test_closed_form_traces_equal_recursion() -> None:
     for t in range(60):
         x = torch.where(spikes[:, t], torch.ones_like(x), x * d)
         torch.testing.assert_close(got[:, t], x, rtol=1e-5, atol=1e-6)
+
+
+def test_traces_at_update_points_equal_full_traces() -> None:
+    from tinysnn_dse.core.sim import traces_at, update_points
+
+    g = torch.Generator().manual_seed(4)
+    spikes = torch.rand(1, 250, 30, generator=g) < 0.05
+    ends = update_points(250, 25)
+    assert ends == [24, 49, 74, 99, 124, 149, 174, 199, 224, 249]
+    full = presyn_traces(spikes, 1.0, 20.0)
+    assert torch.equal(traces_at(spikes, ends, 1.0, 20.0), full[:, ends])
+    assert update_points(10, 4) == [3, 7, 9]

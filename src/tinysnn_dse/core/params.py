@@ -239,6 +239,8 @@ def param_names() -> dict[str, str]:
         for f in dataclasses.fields(cls):
             out[f"{sec}.{f.name}"] = str(f.type)
     out["readout"] = "str"
+    out["topology"] = "str"
+    out["rule"] = "str"
     return out
 
 

@@ -26,10 +26,12 @@ import math
 from collections.abc import Callable
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from tinysnn_dse.core.params import ExcParams, InhParams, LearningParams, ModelConfig
-from tinysnn_dse.core.quant import Quantizers, quantize
+from tinysnn_dse.core import kernels
+from tinysnn_dse.core.quant import FixedPoint, Quantizers, quantize
 
 Tensor = torch.Tensor
 
@@ -94,10 +96,13 @@ def lif_fire(v: Tensor, refr: Tensor, s: Tensor, c: LIFConsts) -> LIFState:
 
 
 def one_spike(s: Tensor, tiebreak: Tensor) -> Tensor:
-    """Keep at most one spike per row of ``s`` [B, N]: the one with the largest tiebreak."""
-    score = s.to(tiebreak.dtype) * (tiebreak + 1.0)
+    """Keep at most one spike per row of ``s`` [B, N]: the one with the largest tiebreak.
+
+    ``tiebreak`` holds uniforms in [0, 1) drawn from the run's generator.
+    """
+    score = torch.where(s, tiebreak, torch.full_like(tiebreak, -1.0))
     m = score.amax(dim=-1, keepdim=True)
-    return (score == m) & (m > 0)
+    return (score == m) & (m >= 0)
 
 
 def lateral_current(s: Tensor, w: float) -> Tensor:
@@ -116,6 +121,29 @@ def presyn_traces(spikes: Tensor, dt_ms: float, tau_ms: float) -> Tensor:
     last = torch.where(spikes, steps, torch.full_like(steps, -1e9).expand(b, t, n))
     last = torch.cummax(last, dim=1).values
     return torch.exp(-(steps - last) * (dt_ms / tau_ms))
+
+
+def traces_at(spikes: Tensor, ends: list[int], dt_ms: float, tau_ms: float) -> Tensor:
+    """The rows ``ends`` (ascending steps) of :func:`presyn_traces`, at a fraction of its cost.
+
+    Returns [B, len(ends), n]; the same values as ``presyn_traces(spikes, ...)[:, ends]``.
+    """
+    b, _, n = spikes.shape
+    last = torch.full((b, n), -1e9, device=spikes.device)
+    out = []
+    start = 0
+    for end in ends:
+        steps = torch.arange(start, end + 1, device=spikes.device, dtype=torch.float32)
+        win = torch.where(spikes[:, start : end + 1], steps.view(1, -1, 1), -1e9)
+        last = torch.maximum(last, win.amax(dim=1))
+        out.append(torch.exp(-(float(end) - last) * (dt_ms / tau_ms)))
+        start = end + 1
+    return torch.stack(out, dim=1)
+
+
+def update_points(steps: int, window: int) -> list[int]:
+    """Last step of each update window: the tinySNN rule's update points."""
+    return [min(t + window, steps) - 1 for t in range(0, steps, window)]
 
 
 def poisson(
@@ -212,7 +240,35 @@ def quantize_net(net: Net, cfg: ModelConfig, qz: Quantizers, g: torch.Generator 
     return Net(w=w, theta=theta)
 
 
+def fast_path_ok(cfg: ModelConfig, qz: Quantizers, device: torch.device) -> bool:
+    """Whether the compiled learning kernel covers this configuration (else: reference)."""
+    return (
+        kernels.HAVE_NUMBA
+        and device.type == "cpu"
+        and cfg.rule == "tinysnn"
+        and (qz.rounding != "stochastic" or (qz.vmem is None and qz.vth is None))
+    )
+
+
 def simulate(
+    net: Net,
+    spikes: Tensor,
+    cfg: ModelConfig,
+    qz: Quantizers,
+    generator: torch.Generator,
+    learn: bool,
+    fast: bool | None = None,
+) -> tuple[Net, Tensor]:
+    """Present ``spikes`` [B, T, n_in]; dispatches learning to the compiled fast path when it
+    covers the configuration (``fast=None``), or as told. See :func:`simulate_reference`."""
+    if learn and fast is not False and fast_path_ok(cfg, qz, spikes.device):
+        return _learn_fast(net, spikes, cfg, qz, generator)
+    if fast:
+        raise ValueError("the fast path does not cover this configuration")
+    return simulate_reference(net, spikes, cfg, qz, generator, learn)
+
+
+def simulate_reference(
     net: Net,
     spikes: Tensor,
     cfg: ModelConfig,
@@ -263,9 +319,13 @@ def simulate(
     use_one_spike = learn and cfg.exc.one_spike
     tiebreak = torch.rand(t_steps, b, n, generator=g, device=dev) if use_one_spike else None
     window = c.window if (not learn or rule == "tinysnn") else 1
-    need_traces = learn
-    if need_traces:
-        x_pre_all = presyn_traces(spikes, cfg.encoding.dt_ms, lp.tau_trace_ms)[0]  # [T, n_in]
+    if learn:
+        if rule == "tinysnn":  # traces are read only at the update points
+            x_upd = traces_at(
+                spikes, update_points(t_steps, c.window), cfg.encoding.dt_ms, lp.tau_trace_ms
+            )[0]
+        else:
+            x_pre_all = presyn_traces(spikes, cfg.encoding.dt_ms, lp.tau_trace_ms)[0]  # [T, n_in]
         x_post = torch.zeros(n, device=dev)
         counts_at_update = torch.zeros(b, n, device=dev)
     i_win = spikes_f[:, 0:0]
@@ -304,7 +364,7 @@ def simulate(
                 s_max = float(counts.max())
                 if s_max > 0:
                     cols = ((counts[0] - counts_at_update[0]) > 0).nonzero().flatten()
-                    x_t = x_pre_all[t]
+                    x_t = x_upd[t // c.window]
                     update_columns_(
                         w, cols, lambda wc: qz.w(tinysnn_cols(wc, x_t, s_max, lp), g)
                     )
@@ -320,6 +380,68 @@ def simulate(
             cols = s[0].nonzero().flatten()
             update_columns_(w, cols, lambda wc: qz.w(sl_stdp_cols(wc, x_t, lp), g))
     return Net(w=w, theta=theta), counts
+
+
+def _qparams(fmt: FixedPoint | None, rounding: str) -> np.ndarray:
+    if fmt is None:
+        return np.zeros(6, dtype=np.float64)
+    inv = 1.0 / fmt.eps
+    off = 0.5 if rounding == "nearest" else 0.0
+    return np.array([1.0, inv, fmt.eps, fmt.lo * inv, fmt.hi * inv, off], dtype=np.float64)
+
+
+def _learn_fast(
+    net: Net, spikes: Tensor, cfg: ModelConfig, qz: Quantizers, g: torch.Generator
+) -> tuple[Net, Tensor]:
+    """tinySNN-rule learning of one sample with the compiled per-window neuron kernel.
+
+    Draws the same random numbers in the same order as :func:`simulate_reference`, and
+    shares its input-current, learning-rule and weight-quantization code.
+    """
+    c = consts(cfg)
+    t_steps, n = spikes.shape[1], cfg.n_exc
+    lp = cfg.learning
+    f32 = np.float32
+    w = net.w.clone()
+    theta_t = net.theta.clone()
+    if qz.vth is not None:  # as the reference: Vth on its grid from the start
+        theta_t = qz.th(theta_t + cfg.exc.v_th_mv, g) - cfg.exc.v_th_mv
+    theta = theta_t.numpy()
+    one = cfg.exc.one_spike
+    tiebreak = torch.rand(t_steps, 1, n, generator=g) if one else torch.zeros(t_steps, 1, n)
+    tb = tiebreak[:, 0].numpy()
+    x_upd = traces_at(spikes, update_points(t_steps, c.window), cfg.encoding.dt_ms, lp.tau_trace_ms)
+    spikes_f = spikes.to(torch.float32)
+    v = qz.v(torch.full((1, n), c.exc.v_rest), g)[0].numpy().copy()
+    inh_v = qz.v(torch.full((1, n), c.inh.v_rest), g)[0].numpy().copy()
+    refr = np.zeros(n, f32)
+    inh_refr = np.zeros(n, f32)
+    counts_t = torch.zeros(n)
+    counts = counts_t.numpy()
+    i_rec = np.zeros(n, f32)
+    s_prev = np.zeros(n, f32)
+    ex_c = np.array([c.exc.v_rest, c.exc.v_reset, c.exc.decay, c.exc.ref_steps], f32)
+    in_c = np.array([c.inh.v_rest, c.inh.v_reset, c.inh.decay, c.inh.ref_steps], f32)
+    inh_thr = float(quantize(torch.tensor(cfg.inh.v_th_mv), qz.vth, "nearest"))
+    vq, tq = _qparams(qz.vmem, qz.rounding), _qparams(qz.vth, qz.rounding)
+    inhibitory = cfg.topology == "inhibitory"
+    w_rec = cfg.inh.w_inh_exc if inhibitory else cfg.inh.w_lateral
+    counts_at_update = counts_t.clone()
+    for t0 in range(0, t_steps, c.window):
+        i_win = (spikes_f[:, t0 : t0 + c.window] @ w)[0].contiguous()
+        kernels.exc_window(
+            i_win.numpy(), tb[t0 : t0 + c.window], v, refr, theta, counts, i_rec,
+            inh_v, inh_refr, s_prev, ex_c, in_c, f32(cfg.exc.v_th_mv), f32(c.theta_decay),
+            f32(cfg.exc.theta_plus_mv), one, inhibitory, f32(w_rec), f32(cfg.inh.w_exc_inh),
+            f32(inh_thr), vq, tq,
+        )  # fmt: skip
+        s_max = float(counts_t.max())
+        if s_max > 0:
+            cols = ((counts_t - counts_at_update) > 0).nonzero().flatten()
+            x_t = x_upd[0, t0 // c.window]
+            update_columns_(w, cols, lambda wc: qz.w(tinysnn_cols(wc, x_t, s_max, lp), g))
+        counts_at_update = counts_t.clone()
+    return Net(w=w, theta=theta_t), counts_t.unsqueeze(0)
 
 
 def train_sample(
