@@ -23,8 +23,11 @@ test: install
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"
 
+# Standard throughput set; results are recorded in docs/benchmarks.md.
 bench: install
-	$(PY) -m tinysnn_dse.cli bench --json
+	$(VENV)/bin/tinysnn bench --threads 2
+	$(VENV)/bin/tinysnn bench --threads 2 --scheme itq --rounding stochastic --weight-bits 8
+	$(VENV)/bin/tinysnn bench --threads 2 --model baseline --train-images 50
 
 lint: install
 	$(VENV)/bin/ruff check src tests
@@ -33,3 +36,7 @@ lint: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info
+
+# The README's first command: offline, on the embedded digits set.
+demo: install
+	$(VENV)/bin/tinysnn train --dataset digits --neurons 100 --out runs/demo

@@ -53,7 +53,7 @@ def test_train_writes_checkpoint_and_record(capsys, tmp_path: Path) -> None:
 def test_same_seed_same_record(capsys, tmp_path: Path) -> None:
     a = train_json(capsys, tmp_path, "--seed", "3", name="a")
     b = train_json(capsys, tmp_path, "--seed", "3", name="b")
-    c = train_json(capsys, tmp_path, "--seed", "4", name="c")
+    train_json(capsys, tmp_path, "--seed", "4", name="c")
     assert strip_timing(a) == strip_timing(b)
     wa = torch.load(tmp_path / "a" / "model.pt", weights_only=True)["w"]
     wb = torch.load(tmp_path / "b" / "model.pt", weights_only=True)["w"]
@@ -118,8 +118,11 @@ def test_itq_keeps_weights_on_the_grid(capsys, tmp_path: Path) -> None:
     ],
 )
 def test_bad_input_one_line_and_exit_2(capsys, tmp_path: Path, args, needle) -> None:
-    code, out, err = run(capsys, *args, "--out", str(tmp_path / "x")) if args[0] == "train" \
+    code, out, err = (
+        run(capsys, *args, "--out", str(tmp_path / "x"))
+        if args[0] == "train"
         else run(capsys, *args)
+    )
     assert code == 2
     assert needle in err
     assert err.strip().count("\n") == 0 and err.startswith("error: ")

@@ -318,6 +318,50 @@ def params() -> None:
 
 
 @app.command()
+def bench(
+    dataset: Annotated[str, typer.Option(help="mnist, fashion-mnist or digits.")] = "mnist",
+    neurons: int = 400,
+    model: str = "tinysnn",
+    steps: Annotated[int, typer.Option(help="Time steps per image (dt 1 ms).")] = 250,
+    scheme: str = "ptq",
+    rounding: str = "nearest",
+    weight_bits: Bits = "fp32",
+    vmem_bits: Bits = "fp32",
+    vth_bits: Bits = "fp32",
+    train_images: int = 200,
+    infer_images: int = 2000,
+    batch_size: int = 256,
+    device: Device = "cpu",
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+    data_dir: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Measure training and inference images per second of the simulator."""
+    from tinysnn_dse.bench import benchmark
+
+    choice("--model", model, MODELS)
+    choice("--dataset", dataset, data_mod.DATASETS)
+    if steps < 1 or train_images < 1 or infer_images < 1 or neurons < 1:
+        raise ConfigError("--steps, --neurons, --train-images and --infer-images must be >= 1")
+    quant = quant_from_options(scheme, rounding, weight_bits, vmem_bits, vth_bits,
+                               None, None, None)  # fmt: skip
+    res = benchmark(
+        dataset, neurons, model, steps, quant, train_images, infer_images, batch_size,
+        device, threads, str(data_dir) if data_dir else None,
+    )  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(res, indent=2))
+        return
+    s = res["settings"]
+    Console().print(
+        f"{s['model']} {s['neurons']} neurons, {s['steps']} steps, {s['quant']}, {s['dataset']}, "
+        f"{s['device']} x{s['threads']} threads: train [bold]{res['train_images_per_s']:,.1f}[/] "
+        f"img/s ({res['train_path']}), infer [bold]{res['infer_images_per_s']:,.0f}[/] img/s "
+        f"(batch {s['batch_size']})"
+    )
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)

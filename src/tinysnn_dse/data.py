@@ -199,7 +199,9 @@ def load(
         try:
             _download(name, cache_dir() / name)
         except DataError as e:
-            raise DataError(_missing_message(name, data_dir, f" and download failed: {e}")) from None
+            raise DataError(
+                _missing_message(name, data_dir, f" and download failed: {e}")
+            ) from None
         folder = cache_dir() / name
     if verify_checksums:
         bad = [f for f, ok in verify(name, folder).items() if not ok]

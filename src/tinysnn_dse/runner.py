@@ -198,7 +198,9 @@ def train(
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    return Trained(net, model, quant if quant.scheme == "itq" else QuantSpec(), settings, seconds, total)
+    return Trained(
+        net, model, quant if quant.scheme == "itq" else QuantSpec(), settings, seconds, total
+    )
 
 
 def evaluate(
@@ -247,7 +249,9 @@ def evaluate(
         "memory_bits": mem.memory_bits,
         "memory_bytes": mem.memory_bytes,
         "normalized_memory": mem.normalized_memory,
-        "normalized_memory_reference": f"{model.topology} topology, {model.n_in}x{model.n_exc}, FP32",
+        "normalized_memory_reference": (
+            f"{model.topology} topology, {model.n_in}x{model.n_exc}, FP32"
+        ),
         "memory_vs_baseline_fp32": mem.vs_baseline_fp32,
         "memory": mem.to_dict(),
         "train_seconds": trained.train_seconds,
@@ -355,7 +359,7 @@ def save(out_dir: Path, trained: Trained, record: dict[str, Any]) -> tuple[Path,
     rec = out_dir / "record.json"
     _atomic_write(ckpt, lambda p: torch.save(payload, p))
     text = json.dumps(public_record(record), indent=2, sort_keys=True)
-    _atomic_write(rec, lambda p: Path(p).write_text(text + "\n"))
+    _atomic_write(rec, lambda p: None if Path(p).write_text(text + "\n") else None)
     return ckpt, rec
 
 
@@ -367,7 +371,9 @@ def load_checkpoint(path: Path, device: str = "cpu") -> Trained:
         p = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a bad file
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable tinysnn checkpoint ({first[:160]})") from None
+        raise CheckpointError(
+            f"{path}: not a readable tinysnn checkpoint ({first[:160]})"
+        ) from None
     if not isinstance(p, dict) or p.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a tinysnn checkpoint (format {CHECKPOINT_FORMAT})")
     try:

@@ -14,8 +14,10 @@ CASES = [
     ({"topology": "inhibitory"}, QuantSpec()),
     ({}, QuantSpec(scheme="itq", rounding="nearest", weight_bits=8, vmem_bits=16, vth_bits=16)),
     ({}, QuantSpec(scheme="itq", rounding="stochastic", weight_bits=8)),
-    ({"theta_plus_mv": 1.0}, QuantSpec(scheme="itq", rounding="truncate", weight_bits=6,
-                                       vmem_bits=8, vth_bits=8)),  # fmt: skip
+    (
+        {"theta_plus_mv": 1.0},
+        QuantSpec(scheme="itq", rounding="truncate", weight_bits=6, vmem_bits=8, vth_bits=8),
+    ),  # fmt: skip
     ({"one_spike": "false", "update_every_ms": 10}, QuantSpec()),
 ]
 
@@ -36,7 +38,9 @@ def test_fast_learning_equals_reference(over: dict, q: QuantSpec) -> None:
             net = sim.quantize_net(net, cfg, qz, g)
         counts = []
         for i in range(12):
-            net, c = sim.train_sample(net, pix[i], cfg, qz, g) if fast else _ref(net, pix[i], cfg, qz, g)
+            net, c = (
+                sim.train_sample(net, pix[i], cfg, qz, g) if fast else _ref(net, pix[i], cfg, qz, g)
+            )
             counts.append(c)
         out.append((net, torch.stack(counts)))
     (a, ca), (b, cb) = out

@@ -30,7 +30,9 @@ unit = st.lists(st.floats(0, 1), min_size=1, max_size=40)
 
 @settings(max_examples=200, deadline=None)
 @given(fmt=formats, u=unit, rounding=st.sampled_from(["truncate", "nearest", "stochastic"]))
-def test_result_inside_range_on_grid_and_idempotent(fmt: FixedPoint, u: list[float], rounding: str) -> None:
+def test_result_inside_range_on_grid_and_idempotent(
+    fmt: FixedPoint, u: list[float], rounding: str
+) -> None:
     g = torch.Generator().manual_seed(0)
     x = in_range_values(fmt, u) * 1.5  # some values outside the range: they saturate
     q = quantize(x, fmt, rounding, g)  # type: ignore[arg-type]
@@ -63,7 +65,10 @@ def test_stochastic_rounding_unbiased(x: float) -> None:
     n = 200_000
     g = torch.Generator().manual_seed(1)
     q = quantize(torch.full((n,), x, dtype=torch.float64), fmt, "stochastic", g)
-    assert set(torch.unique(q).tolist()) <= {math.floor(x * 128) / 128, math.floor(x * 128 + 1) / 128}
+    assert set(torch.unique(q).tolist()) <= {
+        math.floor(x * 128) / 128,
+        math.floor(x * 128 + 1) / 128,
+    }
     tol = 4 * (fmt.eps / 2) / math.sqrt(n)
     assert abs(float(q.mean()) - x) <= tol
 

@@ -13,7 +13,9 @@ def test_assignment_and_all_activity_prediction() -> None:
     labels = torch.tensor([0, 0, 1, 2, 2])
     a = assign_labels(counts, labels, 3)
     assert a.labels.tolist() == [0, 1, 2, -1]
-    test = torch.tensor([[3, 0, 0, 9], [0, 0, 2, 0], [0, 0, 0, 5], [1, 1, 0, 0]], dtype=torch.float32)
+    test = torch.tensor(
+        [[3, 0, 0, 9], [0, 0, 2, 0], [0, 0, 0, 5], [1, 1, 0, 0]], dtype=torch.float32
+    )
     pred = predict(test, a, 3, "all")
     # sample 3: no assigned neuron fired -> -1 (an error); sample 4: a tie -> lowest class
     assert pred.tolist() == [0, 2, -1, 0]

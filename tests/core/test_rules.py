@@ -11,7 +11,6 @@ from tinysnn_dse.core.sim import (
     pair_update_,
     sl_stdp_cols,
     tinysnn_cols,
-    update_columns_,
 )
 
 P = LearningParams()  # eta_pre 1e-4, eta_post 1e-2, eta_sl 1e-2, x_tar 0.4, eta 1e-2, s_th 3
@@ -50,7 +49,8 @@ def test_sl_stdp_one_postsynaptic_spike() -> None:
     # row 1: depression   0.01 * -0.3 * 0.9      = -0.0027
     # row 2: d = 0 counts as potentiation, dw = 0
     x_pre = torch.tensor([0.9, 0.1, 0.4], dtype=torch.float64)
-    w = update_columns_(w0(), torch.tensor([1]), lambda wc: sl_stdp_cols(wc, x_pre, P))
+    w = w0()
+    w[:, [1]] = sl_stdp_cols(w[:, [1]], x_pre, P)
     expected = [[0.5, 0.204], [0.1, 0.8973], [0.3, 0.4]]
     torch.testing.assert_close(w, torch.tensor(expected, dtype=torch.float64))
 
@@ -59,16 +59,10 @@ def test_tinysnn_update_adaptive_potentiation() -> None:
     # S_max = 6, S_th = 3 -> k = 2; neuron 0 fired since the last update point
     # dw_i0 = 2 * 0.01 * x_pre_i * (1 - w_i0) = [0.01, 0.009, 0]
     x_pre = torch.tensor([1.0, 0.5, 0.0], dtype=torch.float64)
-    w = update_columns_(w0(), torch.tensor([0]), lambda wc: tinysnn_cols(wc, x_pre, 6.0, P))
+    w = w0()
+    w[:, [0]] = tinysnn_cols(w[:, [0]], x_pre, 6.0, P)
     expected = [[0.51, 0.2], [0.109, 0.9], [0.3, 0.4]]
     torch.testing.assert_close(w, torch.tensor(expected, dtype=torch.float64))
-
-
-def test_tinysnn_no_update_for_silent_neurons() -> None:
-    x_pre = torch.ones(3, dtype=torch.float64)
-    w = update_columns_(w0(), torch.tensor([], dtype=torch.long), lambda wc: wc + 1)
-    assert torch.equal(w, w0())
-    del x_pre
 
 
 def test_normalize_columns_sum_to_norm() -> None:

@@ -180,9 +180,7 @@ def validate_quant(q: QuantSpec) -> QuantSpec:
     if q.scheme not in SCHEMES:
         raise ConfigError(f"unknown scheme {q.scheme!r}; choose one of {', '.join(SCHEMES)}")
     if q.rounding not in ROUNDINGS:
-        raise ConfigError(
-            f"unknown rounding {q.rounding!r}; choose one of {', '.join(ROUNDINGS)}"
-        )
+        raise ConfigError(f"unknown rounding {q.rounding!r}; choose one of {', '.join(ROUNDINGS)}")
     for name in ("weight", "vmem", "vth"):
         bits = getattr(q, f"{name}_bits")
         validate_bits(f"{name}_bits", bits)

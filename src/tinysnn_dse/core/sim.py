@@ -29,8 +29,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from tinysnn_dse.core.params import ExcParams, InhParams, LearningParams, ModelConfig
 from tinysnn_dse.core import kernels
+from tinysnn_dse.core.params import ExcParams, InhParams, LearningParams, ModelConfig
 from tinysnn_dse.core.quant import FixedPoint, Quantizers, quantize
 
 Tensor = torch.Tensor
@@ -146,9 +146,7 @@ def update_points(steps: int, window: int) -> list[int]:
     return [min(t + window, steps) - 1 for t in range(0, steps, window)]
 
 
-def poisson(
-    pixels: Tensor, steps: int, rate_scale: float, generator: torch.Generator
-) -> Tensor:
+def poisson(pixels: Tensor, steps: int, rate_scale: float, generator: torch.Generator) -> Tensor:
     """Bernoulli-per-step spikes [B, T, n] (bool) for intensities ``pixels`` [B, n] in [0, 1].
 
     ``rate_scale`` = max_rate_hz * dt_ms / 1000 is the spike probability at full intensity.
@@ -197,13 +195,6 @@ def tinysnn_cols(wc: Tensor, x_pre: Tensor, s_max: float, p: LearningParams) -> 
     ``dw_ij = k * eta * x_pre_i * (w_max - w_ij)``."""
     k = s_max / p.s_th
     return (wc + (k * p.eta) * x_pre.unsqueeze(1) * (p.w_max - wc)).clamp_(0.0, p.w_max)
-
-
-def update_columns_(w: Tensor, cols: Tensor, new: Callable[[Tensor], Tensor]) -> Tensor:
-    """Replace the columns ``cols`` of ``w`` in place with ``new(w[:, cols])``."""
-    if cols.numel():
-        w[:, cols] = new(w[:, cols])
-    return w
 
 
 # --------------------------------------------------------------------------- simulation
@@ -365,9 +356,8 @@ def simulate_reference(
                 if s_max > 0:
                     cols = ((counts[0] - counts_at_update[0]) > 0).nonzero().flatten()
                     x_t = x_upd[t // c.window]
-                    update_columns_(
-                        w, cols, lambda wc: qz.w(tinysnn_cols(wc, x_t, s_max, lp), g)
-                    )
+                    if cols.numel():
+                        w[:, cols] = qz.w(tinysnn_cols(w[:, cols], x_t, s_max, lp), g)
                 counts_at_update = counts
             continue
         x_post = torch.where(s[0], torch.ones_like(x_post), x_post * c.trace_decay)
@@ -378,7 +368,7 @@ def simulate_reference(
         elif bool(s.any()):  # sl-stdp: only at postsynaptic spikes
             x_t = x_pre_all[t]
             cols = s[0].nonzero().flatten()
-            update_columns_(w, cols, lambda wc: qz.w(sl_stdp_cols(wc, x_t, lp), g))
+            w[:, cols] = qz.w(sl_stdp_cols(w[:, cols], x_t, lp), g)
     return Net(w=w, theta=theta), counts
 
 
@@ -439,7 +429,8 @@ def _learn_fast(
         if s_max > 0:
             cols = ((counts_t - counts_at_update) > 0).nonzero().flatten()
             x_t = x_upd[0, t0 // c.window]
-            update_columns_(w, cols, lambda wc: qz.w(tinysnn_cols(wc, x_t, s_max, lp), g))
+            if cols.numel():
+                w[:, cols] = qz.w(tinysnn_cols(w[:, cols], x_t, s_max, lp), g)
         counts_at_update = counts_t.clone()
     return Net(w=w, theta=theta_t), counts_t.unsqueeze(0)
 

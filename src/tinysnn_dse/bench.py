@@ -1,0 +1,100 @@
+"""Simulator throughput: training and inference images per second (``tinysnn bench``).
+
+Measures the same code paths that ``tinysnn train`` uses, on real MNIST when it is found
+(else on ``digits`` upsampled to the requested input size is *not* done: digits runs at
+its own 64 inputs), after a warm-up that excludes one-time JIT compilation.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from typing import Any
+
+import torch
+
+from tinysnn_dse import __version__
+from tinysnn_dse import data as data_mod
+from tinysnn_dse.core.params import QuantSpec, apply_overrides, preset, validate_quant
+from tinysnn_dse.core.quant import Quantizers
+from tinysnn_dse.core.sim import fast_path_ok, infer, init_net, quantize_net, train_sample
+from tinysnn_dse.runner import resolve_device
+
+
+def benchmark(
+    dataset: str = "mnist",
+    neurons: int = 400,
+    model: str = "tinysnn",
+    steps: int = 250,
+    quant: QuantSpec | None = None,
+    train_images: int = 200,
+    infer_images: int = 2000,
+    batch_size: int = 256,
+    device: str = "cpu",
+    threads: int | None = None,
+    data_dir: str | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Time ``train_images`` learning presentations and ``infer_images`` batched tests."""
+    quant = validate_quant(quant or QuantSpec())
+    dev = resolve_device(device)
+    if threads:
+        torch.set_num_threads(threads)
+    ds = data_mod.load(dataset, data_dir)
+    cfg = preset(model, ds.n_in, neurons)
+    cfg = apply_overrides(cfg, {"t_present_ms": steps * cfg.encoding.dt_ms})
+    itq = quant.scheme == "itq" and not quant.is_fp32
+    qz_train = Quantizers.from_spec(quant) if itq else Quantizers.fp32()
+    qz_eval = Quantizers.from_spec(quant)
+    need = max(train_images, 1) + 20
+    x = torch.from_numpy(ds.train_images[:need].copy()).to(dev).float() / 255.0
+    xi = torch.from_numpy(ds.test_images[: min(infer_images, len(ds.test_images))].copy())
+    xi = xi.to(dev).float() / 255.0
+    g = torch.Generator(device=dev).manual_seed(seed)
+    net = init_net(cfg, g, dev)
+    if itq:
+        net = quantize_net(net, cfg, qz_train, g)
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    for i in range(3):  # warm-up: JIT compilation, allocator, caches
+        net, _ = train_sample(net, x[train_images + i], cfg, qz_train, g)
+    infer(net, xi[: min(len(xi), batch_size)], cfg, qz_eval, g, batch_size)
+    sync()
+    t0 = time.perf_counter()
+    for i in range(train_images):
+        net, _ = train_sample(net, x[i], cfg, qz_train, g)
+    sync()
+    train_s = time.perf_counter() - t0
+    qnet = quantize_net(net, cfg, qz_eval, g)
+    t0 = time.perf_counter()
+    infer(qnet, xi, cfg, qz_eval, g, batch_size)
+    sync()
+    infer_s = time.perf_counter() - t0
+    return {
+        "train_images_per_s": train_images / train_s,
+        "infer_images_per_s": len(xi) / infer_s,
+        "train_images": train_images,
+        "infer_images": len(xi),
+        "train_path": "fast (numba)" if fast_path_ok(cfg, qz_train, dev) else "reference (torch)",
+        "settings": {
+            "dataset": dataset,
+            "neurons": neurons,
+            "model": model,
+            "steps": steps,
+            "dt_ms": cfg.encoding.dt_ms,
+            "quant": quant.label(),
+            "batch_size": batch_size,
+            "device": str(dev),
+            "threads": torch.get_num_threads(),
+        },
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "tinysnn": __version__,
+            "cuda_device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+        },
+    }
