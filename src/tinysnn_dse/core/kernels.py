@@ -46,98 +46,175 @@ def _q(x, inv, eps, lo, hi, off):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def exc_window(  # type: ignore[no-untyped-def]
-    i_win,  # [W, N] float32: input current of each step of the window
-    tiebreak,  # [W, N] float32 (used when one_spike)
-    v,  # [N] float32, in/out
-    refr,  # [N] float32, in/out
-    theta,  # [N] float32, in/out
-    counts,  # [N] float32, in/out
-    i_rec,  # [N] float32, in/out: recurrent input pending for the next step
-    inh_v,  # [N] float32, in/out (inhibitory topology)
-    inh_refr,  # [N] float32, in/out
-    s_prev,  # [N] float32, in/out: previous step's excitatory spikes (inhibitory topology)
-    ex_c,  # float32[4]: v_rest, v_reset, decay, ref_steps
-    in_c,  # float32[4]: same for the inhibitory layer
-    v_th,  # float32
-    theta_decay,  # float32
-    theta_plus,  # float32
-    one_spike,  # bool
-    inhibitory,  # bool
-    w_lat,  # float32: lateral weight (lateral) or inh->exc weight (inhibitory)
-    w_exc_inh,  # float32
-    inh_thr,  # float32 (already on the Vth grid)
-    vq,  # float64[6]: enabled, inv, eps, lo, hi, offset (Vmem quantizer)
-    tq,  # float64[6]: same for Vth
-):
-    n_steps, n = i_win.shape
+def _exc_step(  # type: ignore[no-untyped-def]
+    i_in, tb, s, si, v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
+    ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
+    w_lat, w_exc_inh, inh_thr, vq, tq,
+):  # fmt: skip
+    """One learning step of the excitatory layer (and the inhibitory one); fills ``s``."""
+    n = v.shape[0]
     v_rest, v_reset, decay, ref_steps = ex_c[0], ex_c[1], ex_c[2], ex_c[3]
     i_rest, i_reset, i_decay, i_ref = in_c[0], in_c[1], in_c[2], in_c[3]
     one = F32(1.0)
-    s = np.zeros(n, dtype=np.float32)
-    si = np.zeros(n, dtype=np.float32)
-    for k in range(n_steps):
-        # integrate and threshold
-        best = F32(-1.0)
-        best_j = -1
-        n_spk = 0
+    best = F32(-1.0)
+    best_j = -1
+    n_spk = 0
+    for j in range(n):
+        x = (v[j] - v_rest) * decay + v_rest
+        if refr[j] <= 0:
+            x = x + (i_in[j] + i_rec[j])
+        if vq[0] != 0:
+            x = _q(x, vq[1], vq[2], vq[3], vq[4], vq[5])
+        v[j] = x
+        fire = x >= theta[j] + v_th
+        s[j] = one if fire else F32(0.0)
+        if fire:
+            n_spk += 1
+            if one_spike and tb[j] > best:
+                best = tb[j]
+                best_j = j
+    if one_spike and n_spk > 1:
         for j in range(n):
-            x = (v[j] - v_rest) * decay + v_rest
-            if refr[j] <= 0:
-                x = x + (i_win[k, j] + i_rec[j])
+            s[j] = one if j == best_j else F32(0.0)
+        n_spk = 1
+    for j in range(n):
+        if s[j] > 0:
+            v[j] = v_reset
+            refr[j] = ref_steps
+        else:
+            refr[j] = refr[j] - one
+        counts[j] += s[j]
+    if inhibitory:
+        n_inh = 0
+        for j in range(n):
+            x = (inh_v[j] - i_rest) * i_decay + i_rest
+            if inh_refr[j] <= 0:
+                x = x + s_prev[j] * w_exc_inh
             if vq[0] != 0:
                 x = _q(x, vq[1], vq[2], vq[3], vq[4], vq[5])
-            v[j] = x
-            fire = x >= theta[j] + v_th
-            s[j] = one if fire else F32(0.0)
-            if fire:
-                n_spk += 1
-                if one_spike:
-                    sc = tiebreak[k, j]
-                    if sc > best:
-                        best = sc
-                        best_j = j
-        if one_spike and n_spk > 1:
-            for j in range(n):
-                s[j] = one if j == best_j else F32(0.0)
-            n_spk = 1
-        # reset, refractory, counts
-        for j in range(n):
-            if s[j] > 0:
-                v[j] = v_reset
-                refr[j] = ref_steps
+            if x >= inh_thr:
+                si[j] = one
+                n_inh += 1
+                inh_v[j] = i_reset
+                inh_refr[j] = i_ref
             else:
-                refr[j] = refr[j] - one
-            counts[j] += s[j]
-        # recurrent inhibition for the next step
-        if inhibitory:
-            n_inh = 0
-            for j in range(n):
-                x = (inh_v[j] - i_rest) * i_decay + i_rest
-                if inh_refr[j] <= 0:
-                    x = x + s_prev[j] * w_exc_inh
-                if vq[0] != 0:
-                    x = _q(x, vq[1], vq[2], vq[3], vq[4], vq[5])
-                if x >= inh_thr:
-                    si[j] = one
-                    n_inh += 1
-                    inh_v[j] = i_reset
-                    inh_refr[j] = i_ref
-                else:
-                    si[j] = F32(0.0)
-                    inh_v[j] = x
-                    inh_refr[j] = inh_refr[j] - one
-            tot = F32(n_inh)
-            for j in range(n):
-                i_rec[j] = (si[j] - tot) * w_lat
-                s_prev[j] = s[j]
-        else:
-            tot = F32(n_spk)
-            for j in range(n):
-                i_rec[j] = (s[j] - tot) * w_lat
-        # adaptive thresholds (learning)
+                si[j] = F32(0.0)
+                inh_v[j] = x
+                inh_refr[j] = inh_refr[j] - one
+        tot = F32(n_inh)
         for j in range(n):
-            th = theta[j] * theta_decay + s[j] * theta_plus
-            if tq[0] != 0:
-                th = _q(th + v_th, tq[1], tq[2], tq[3], tq[4], tq[5]) - v_th
-            theta[j] = th
+            i_rec[j] = (si[j] - tot) * w_lat
+            s_prev[j] = s[j]
+    else:
+        tot = F32(n_spk)
+        for j in range(n):
+            i_rec[j] = (s[j] - tot) * w_lat
+    for j in range(n):
+        th = theta[j] * theta_decay + s[j] * theta_plus
+        if tq[0] != 0:
+            th = _q(th + v_th, tq[1], tq[2], tq[3], tq[4], tq[5]) - v_th
+        theta[j] = th
+    return n_spk
+
+
+@njit(cache=True, nogil=True)
+def exc_window(  # type: ignore[no-untyped-def]
+    i_win, tiebreak, v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
+    ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
+    w_lat, w_exc_inh, inh_thr, vq, tq,
+):  # fmt: skip
+    """Neuron dynamics of one tinySNN update window.
+
+    ``i_win`` [W, N] float32 is the window's input current (one matrix product, shared
+    with the reference path), ``tiebreak`` [W, N] the one-spike uniforms. The state
+    arrays (float32 [N]) are updated in place: v, refr, theta, counts, i_rec (recurrent
+    input pending for the next step), inh_v, inh_refr and s_prev (inhibitory topology).
+    ``ex_c``/``in_c`` hold (v_rest, v_reset, decay, ref_steps); ``vq``/``tq`` the Vmem/Vth
+    quantizers as (enabled, 1/eps, eps, lo/eps, hi/eps, rounding offset).
+    """
+    n = i_win.shape[1]
+    s = np.zeros(n, dtype=np.float32)
+    si = np.zeros(n, dtype=np.float32)
+    for k in range(i_win.shape[0]):
+        _exc_step(
+            i_win[k], tiebreak[k], s, si, v, refr, theta, counts, i_rec, inh_v, inh_refr,
+            s_prev, ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
+            w_lat, w_exc_inh, inh_thr, vq, tq,
+        )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def learn_stepwise(  # type: ignore[no-untyped-def]
+    w, ptr, idx, x_pre_all, tiebreak, rule, lr, wq,
+    v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
+    ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
+    w_lat, w_exc_inh, inh_thr, vq, tq, trace_decay,
+):  # fmt: skip
+    """A whole learning presentation for the per-step rules ``pair`` (rule 1) and
+    ``sl-stdp`` (rule 2), updating ``w`` [n_in, N] in place.
+
+    Input spikes come as CSR rows (``ptr`` [T+1], ``idx``): the active inputs of each
+    step, so the input current sums only those rows of W. ``x_pre_all`` [T, n_in] are
+    the presynaptic traces (shared with the reference path). ``lr`` = (eta_pre, eta_post,
+    eta_sl, x_tar, w_max); ``wq`` the weight quantizer (deterministic rounding only).
+    """
+    n_in, n = w.shape
+    eta_pre, eta_post, eta_sl, x_tar, w_max = lr[0], lr[1], lr[2], lr[3], lr[4]
+    s = np.zeros(n, dtype=np.float32)
+    si = np.zeros(n, dtype=np.float32)
+    i_in = np.zeros(n, dtype=np.float32)
+    x_post = np.zeros(n, dtype=np.float32)
+    b0 = np.zeros(n, dtype=np.float32)
+    zero = F32(0.0)
+    for t in range(ptr.shape[0] - 1):
+        for j in range(n):
+            i_in[j] = zero
+        for a in range(ptr[t], ptr[t + 1]):
+            row = idx[a]
+            for j in range(n):
+                i_in[j] += w[row, j]
+        n_spk = _exc_step(
+            i_in, tiebreak[t], s, si, v, refr, theta, counts, i_rec, inh_v, inh_refr,
+            s_prev, ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
+            w_lat, w_exc_inh, inh_thr, vq, tq,
+        )  # fmt: skip
+        for j in range(n):
+            x_post[j] = F32(1.0) if s[j] > 0 else x_post[j] * trace_decay
+        x_pre = x_pre_all[t]
+        if rule == 1:  # pair: rows of active inputs, columns of spiking neurons
+            for j in range(n):
+                b0[j] = x_post[j] * -eta_pre
+            for a in range(ptr[t], ptr[t + 1]):
+                i = idx[a]
+                for j in range(n):
+                    d = b0[j] + x_pre[i] * (s[j] * eta_post)
+                    w[i, j] = _clip_q(w[i, j] + d, w_max, wq)
+            if n_spk > 0:
+                for j in range(n):
+                    if s[j] > 0:
+                        post = s[j] * eta_post
+                        a = ptr[t]
+                        for i in range(n_in):
+                            if a < ptr[t + 1] and idx[a] == i:
+                                a += 1  # already updated with its row
+                                continue
+                            w[i, j] = _clip_q(w[i, j] + x_pre[i] * post, w_max, wq)
+        elif rule == 2 and n_spk > 0:  # sl-stdp: columns of spiking neurons
+            for j in range(n):
+                if s[j] > 0:
+                    for i in range(n_in):
+                        d = x_pre[i] - x_tar
+                        wij = w[i, j]
+                        bound = (w_max - wij) if d >= 0 else wij
+                        w[i, j] = _clip_q(wij + eta_sl * d * bound, w_max, wq)
+
+
+@njit(cache=True, nogil=True)
+def _clip_q(x, w_max, wq):  # type: ignore[no-untyped-def]
+    if x < 0:
+        x = F32(0.0)
+    elif x > w_max:
+        x = w_max
+    if wq[0] != 0:
+        x = _q(x, wq[1], wq[2], wq[3], wq[4], wq[5])
+    return x

@@ -45,6 +45,12 @@ class EncodingParams:
     dt_ms: float = 1.0
     t_present_ms: float = 250.0
     max_rate_hz: float = 128.0
+    # DC15: an image that draws fewer than `min_spikes` excitatory spikes is presented
+    # again with the maximum rate raised by `rate_boost_hz`, at most `max_boosts` times
+    # (in training and in testing). min_spikes = 0 turns this off.
+    min_spikes: float = 5.0
+    rate_boost_hz: float = 32.0
+    max_boosts: float = 8.0
 
     @property
     def steps(self) -> int:
@@ -206,6 +212,8 @@ def validate_model(cfg: ModelConfig) -> ModelConfig:
         raise ConfigError("encoding needs dt_ms > 0, t_present_ms >= dt_ms, max_rate_hz >= 0")
     if enc.max_rate_hz * enc.dt_ms / 1000.0 > 1.0:
         raise ConfigError("max_rate_hz * dt_ms exceeds one spike per step")
+    if enc.min_spikes < 0 or enc.rate_boost_hz < 0 or enc.max_boosts < 0:
+        raise ConfigError("min_spikes, rate_boost_hz and max_boosts must be >= 0")
     for tau_name, tau in (
         ("exc.tau_m_ms", cfg.exc.tau_m_ms),
         ("exc.tau_theta_ms", cfg.exc.tau_theta_ms),

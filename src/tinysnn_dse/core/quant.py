@@ -133,6 +133,10 @@ class Quantizers:
     def fp32(cls) -> Quantizers:
         return cls(weight=None, vmem=None, vth=None, rounding="nearest")
 
+    @property
+    def is_fp32(self) -> bool:
+        return self.weight is None and self.vmem is None and self.vth is None
+
     def w(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
         return quantize(x, self.weight, self.rounding, g)
 

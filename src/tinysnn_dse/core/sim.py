@@ -146,6 +146,12 @@ def update_points(steps: int, window: int) -> list[int]:
     return [min(t + window, steps) - 1 for t in range(0, steps, window)]
 
 
+def rate_scale(cfg: ModelConfig, boost: int = 0) -> float:
+    """Spike probability per step at full intensity after ``boost`` rate boosts (<= 1)."""
+    enc = cfg.encoding
+    return min(1.0, (enc.max_rate_hz + boost * enc.rate_boost_hz) * enc.dt_ms / 1000.0)
+
+
 def poisson(pixels: Tensor, steps: int, rate_scale: float, generator: torch.Generator) -> Tensor:
     """Bernoulli-per-step spikes [B, T, n] (bool) for intensities ``pixels`` [B, n] in [0, 1].
 
@@ -233,12 +239,13 @@ def quantize_net(net: Net, cfg: ModelConfig, qz: Quantizers, g: torch.Generator 
 
 def fast_path_ok(cfg: ModelConfig, qz: Quantizers, device: torch.device) -> bool:
     """Whether the compiled learning kernel covers this configuration (else: reference)."""
-    return (
-        kernels.HAVE_NUMBA
-        and device.type == "cpu"
-        and cfg.rule == "tinysnn"
-        and (qz.rounding != "stochastic" or (qz.vmem is None and qz.vth is None))
-    )
+    if not kernels.HAVE_NUMBA or device.type != "cpu":
+        return False
+    if qz.rounding != "stochastic":
+        return True
+    if cfg.rule == "tinysnn":  # weights are quantized in shared torch code
+        return qz.vmem is None and qz.vth is None
+    return qz.is_fp32  # per-step rules: stochastic rounding only on the reference path
 
 
 def simulate(
@@ -253,7 +260,9 @@ def simulate(
     """Present ``spikes`` [B, T, n_in]; dispatches learning to the compiled fast path when it
     covers the configuration (``fast=None``), or as told. See :func:`simulate_reference`."""
     if learn and fast is not False and fast_path_ok(cfg, qz, spikes.device):
-        return _learn_fast(net, spikes, cfg, qz, generator)
+        if cfg.rule == "tinysnn":
+            return _learn_fast(net, spikes, cfg, qz, generator)
+        return _learn_fast_stepwise(net, spikes, cfg, qz, generator)
     if fast:
         raise ValueError("the fast path does not cover this configuration")
     return simulate_reference(net, spikes, cfg, qz, generator, learn)
@@ -380,51 +389,74 @@ def _qparams(fmt: FixedPoint | None, rounding: str) -> np.ndarray:
     return np.array([1.0, inv, fmt.eps, fmt.lo * inv, fmt.hi * inv, off], dtype=np.float64)
 
 
+class _FastState(NamedTuple):
+    """numpy views (float32) of the learning state, shared by both fast kernels."""
+
+    theta_t: Tensor
+    counts_t: Tensor
+    arrays: tuple[np.ndarray, ...]  # v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev
+    consts: tuple  # ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory, ...
+    tiebreak: np.ndarray
+
+
+def _fast_state(
+    net: Net, spikes: Tensor, cfg: ModelConfig, qz: Quantizers, g: torch.Generator
+) -> _FastState:
+    """Initial state and constants, drawing random numbers as the reference does."""
+    c = consts(cfg)
+    t_steps, n = spikes.shape[1], cfg.n_exc
+    f32 = np.float32
+    theta_t = net.theta.clone()
+    if qz.vth is not None:  # as the reference: Vth on its grid from the start
+        theta_t = qz.th(theta_t + cfg.exc.v_th_mv, g) - cfg.exc.v_th_mv
+    v = qz.v(torch.full((1, n), c.exc.v_rest), g)[0].numpy().copy()
+    inh_v = qz.v(torch.full((1, n), c.inh.v_rest), g)[0].numpy().copy()
+    one = cfg.exc.one_spike
+    tiebreak = torch.rand(t_steps, 1, n, generator=g) if one else torch.zeros(t_steps, 1, n)
+    counts_t = torch.zeros(n)
+    z = np.zeros(n, f32)
+    arrays = (v, z.copy(), theta_t.numpy(), counts_t.numpy(), z.copy(), inh_v, z.copy(), z.copy())
+    inhibitory = cfg.topology == "inhibitory"
+    inh_thr = float(quantize(torch.tensor(cfg.inh.v_th_mv), qz.vth, "nearest"))
+    k = (
+        np.array([c.exc.v_rest, c.exc.v_reset, c.exc.decay, c.exc.ref_steps], f32),
+        np.array([c.inh.v_rest, c.inh.v_reset, c.inh.decay, c.inh.ref_steps], f32),
+        f32(cfg.exc.v_th_mv),
+        f32(c.theta_decay),
+        f32(cfg.exc.theta_plus_mv),
+        one,
+        inhibitory,
+        f32(cfg.inh.w_inh_exc if inhibitory else cfg.inh.w_lateral),
+        f32(cfg.inh.w_exc_inh),
+        f32(inh_thr),
+        _qparams(qz.vmem, qz.rounding),
+        _qparams(qz.vth, qz.rounding),
+    )
+    return _FastState(theta_t, counts_t, arrays, k, tiebreak[:, 0].numpy())
+
+
 def _learn_fast(
     net: Net, spikes: Tensor, cfg: ModelConfig, qz: Quantizers, g: torch.Generator
 ) -> tuple[Net, Tensor]:
     """tinySNN-rule learning of one sample with the compiled per-window neuron kernel.
 
     Draws the same random numbers in the same order as :func:`simulate_reference`, and
-    shares its input-current, learning-rule and weight-quantization code.
+    shares its input-current, learning-rule and weight-quantization code: bit-identical.
     """
     c = consts(cfg)
-    t_steps, n = spikes.shape[1], cfg.n_exc
+    t_steps = spikes.shape[1]
     lp = cfg.learning
-    f32 = np.float32
     w = net.w.clone()
-    theta_t = net.theta.clone()
-    if qz.vth is not None:  # as the reference: Vth on its grid from the start
-        theta_t = qz.th(theta_t + cfg.exc.v_th_mv, g) - cfg.exc.v_th_mv
-    theta = theta_t.numpy()
-    one = cfg.exc.one_spike
-    tiebreak = torch.rand(t_steps, 1, n, generator=g) if one else torch.zeros(t_steps, 1, n)
-    tb = tiebreak[:, 0].numpy()
+    st = _fast_state(net, spikes, cfg, qz, g)
     x_upd = traces_at(spikes, update_points(t_steps, c.window), cfg.encoding.dt_ms, lp.tau_trace_ms)
     spikes_f = spikes.to(torch.float32)
-    v = qz.v(torch.full((1, n), c.exc.v_rest), g)[0].numpy().copy()
-    inh_v = qz.v(torch.full((1, n), c.inh.v_rest), g)[0].numpy().copy()
-    refr = np.zeros(n, f32)
-    inh_refr = np.zeros(n, f32)
-    counts_t = torch.zeros(n)
-    counts = counts_t.numpy()
-    i_rec = np.zeros(n, f32)
-    s_prev = np.zeros(n, f32)
-    ex_c = np.array([c.exc.v_rest, c.exc.v_reset, c.exc.decay, c.exc.ref_steps], f32)
-    in_c = np.array([c.inh.v_rest, c.inh.v_reset, c.inh.decay, c.inh.ref_steps], f32)
-    inh_thr = float(quantize(torch.tensor(cfg.inh.v_th_mv), qz.vth, "nearest"))
-    vq, tq = _qparams(qz.vmem, qz.rounding), _qparams(qz.vth, qz.rounding)
-    inhibitory = cfg.topology == "inhibitory"
-    w_rec = cfg.inh.w_inh_exc if inhibitory else cfg.inh.w_lateral
+    counts_t = st.counts_t
     counts_at_update = counts_t.clone()
     for t0 in range(0, t_steps, c.window):
         i_win = (spikes_f[:, t0 : t0 + c.window] @ w)[0].contiguous()
         kernels.exc_window(
-            i_win.numpy(), tb[t0 : t0 + c.window], v, refr, theta, counts, i_rec,
-            inh_v, inh_refr, s_prev, ex_c, in_c, f32(cfg.exc.v_th_mv), f32(c.theta_decay),
-            f32(cfg.exc.theta_plus_mv), one, inhibitory, f32(w_rec), f32(cfg.inh.w_exc_inh),
-            f32(inh_thr), vq, tq,
-        )  # fmt: skip
+            i_win.numpy(), st.tiebreak[t0 : t0 + c.window], *st.arrays, *st.consts
+        )
         s_max = float(counts_t.max())
         if s_max > 0:
             cols = ((counts_t - counts_at_update) > 0).nonzero().flatten()
@@ -432,7 +464,34 @@ def _learn_fast(
             if cols.numel():
                 w[:, cols] = qz.w(tinysnn_cols(w[:, cols], x_t, s_max, lp), g)
         counts_at_update = counts_t.clone()
-    return Net(w=w, theta=theta_t), counts_t.unsqueeze(0)
+    return Net(w=w, theta=st.theta_t), counts_t.unsqueeze(0)
+
+
+def _learn_fast_stepwise(
+    net: Net, spikes: Tensor, cfg: ModelConfig, qz: Quantizers, g: torch.Generator
+) -> tuple[Net, Tensor]:
+    """``pair`` / ``sl-stdp`` learning of one sample in one compiled call.
+
+    Same random numbers as the reference; the input current sums only the active rows of W
+    (the reference uses a dense product), so results agree to float32 rounding, not bitwise.
+    """
+    lp = cfg.learning
+    st = _fast_state(net, spikes, cfg, qz, g)
+    x_pre_all = presyn_traces(spikes, cfg.encoding.dt_ms, lp.tau_trace_ms)[0].contiguous()
+    sp = spikes[0]
+    nz = sp.nonzero()
+    ptr = np.zeros(sp.shape[0] + 1, dtype=np.int64)
+    np.cumsum(sp.sum(dim=1).numpy(), out=ptr[1:])
+    idx = nz[:, 1].numpy().astype(np.int64)
+    w = net.w.clone().contiguous()
+    f32 = np.float32
+    lr = np.array([lp.eta_pre, lp.eta_post, lp.eta_sl, lp.x_tar, lp.w_max], f32)
+    rule = 1 if cfg.rule == "pair" else 2
+    kernels.learn_stepwise(
+        w.numpy(), ptr, idx, x_pre_all.numpy(), st.tiebreak, rule, lr,
+        _qparams(qz.weight, qz.rounding), *st.arrays, *st.consts, f32(consts(cfg).trace_decay),
+    )  # fmt: skip
+    return Net(w=w, theta=st.theta_t), st.counts_t.unsqueeze(0)
 
 
 def train_sample(
@@ -441,14 +500,21 @@ def train_sample(
     cfg: ModelConfig,
     qz: Quantizers,
     generator: torch.Generator,
+    fast: bool | None = None,
 ) -> tuple[Net, Tensor]:
-    """One learning presentation of ``pixels`` [n_in] in [0, 1]; returns (net, counts [N]).
+    """Learn from ``pixels`` [n_in] in [0, 1]; returns (net, counts [N]) of the last presentation.
 
-    Encodes, simulates with learning, then normalises W (and re-quantizes it under ITQ).
+    Encodes and simulates with learning; while the image draws fewer than ``min_spikes``
+    spikes it is presented again at a boosted rate (learning stays on, as in DC15). Then W
+    is normalised (and re-quantized under ITQ).
     """
-    c = consts(cfg)
-    spikes = poisson(pixels.unsqueeze(0), c.steps, c.rate_scale, generator)
-    net, counts = simulate(net, spikes, cfg, qz, generator, learn=True)
+    enc = cfg.encoding
+    for boost in range(int(enc.max_boosts) + 1):
+        scale = rate_scale(cfg, boost)
+        spikes = poisson(pixels.unsqueeze(0), enc.steps, scale, generator)
+        net, counts = simulate(net, spikes, cfg, qz, generator, learn=True, fast=fast)
+        if enc.min_spikes <= 0 or float(counts.sum()) >= enc.min_spikes:
+            break
     w = normalize(net.w, cfg.norm, cfg.learning.w_max)
     if qz.weight is not None:
         w = qz.w(w, generator)
@@ -463,13 +529,25 @@ def infer(
     generator: torch.Generator,
     batch_size: int = 256,
 ) -> Tensor:
-    """Spike counts [S, N] for ``pixels`` [S, n_in] with learning off, in batches."""
-    c = consts(cfg)
+    """Spike counts [S, N] for ``pixels`` [S, n_in] with learning off, in batches.
+
+    Images that draw fewer than ``min_spikes`` spikes are presented again at a boosted
+    rate (as in training) and their counts replaced by the new presentation's.
+    """
+    enc = cfg.encoding
     out = []
     for i in range(0, pixels.shape[0], batch_size):
         x = pixels[i : i + batch_size]
-        spikes = poisson(x, c.steps, c.rate_scale, generator)
+        spikes = poisson(x, enc.steps, rate_scale(cfg, 0), generator)
         _, counts = simulate(net, spikes, cfg, qz, generator, learn=False)
+        for boost in range(1, int(enc.max_boosts) + 1):
+            if enc.min_spikes <= 0:
+                break
+            weak = (counts.sum(dim=1) < enc.min_spikes).nonzero().flatten()
+            if weak.numel() == 0:
+                break
+            spikes = poisson(x[weak], enc.steps, rate_scale(cfg, boost), generator)
+            _, counts[weak] = simulate(net, spikes, cfg, qz, generator, learn=False)
         out.append(counts)
     if not out:
         return torch.zeros(0, cfg.n_exc, device=pixels.device)
