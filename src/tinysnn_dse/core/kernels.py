@@ -186,9 +186,13 @@ def learn_stepwise(  # type: ignore[no-untyped-def]
                 b0[j] = x_post[j] * -eta_pre
             for a in range(ptr[t], ptr[t + 1]):
                 i = idx[a]
+                xi = x_pre[i]
                 for j in range(n):
-                    d = b0[j] + x_pre[i] * (s[j] * eta_post)
-                    w[i, j] = _clip_q(w[i, j] + d, w_max, wq)
+                    x = w[i, j] + (b0[j] + xi * (s[j] * eta_post))
+                    x = min(max(x, zero), w_max)
+                    if wq[0] != 0:
+                        x = _q(x, wq[1], wq[2], wq[3], wq[4], wq[5])
+                    w[i, j] = x
             if n_spk > 0:
                 for j in range(n):
                     if s[j] > 0:
