@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 try:  # numba is a declared dependency; the reference path works without it
-    from numba import njit
+    from numba import njit, prange
 
     HAVE_NUMBA = True
 except ImportError:  # pragma: no cover
@@ -30,8 +30,18 @@ except ImportError:  # pragma: no cover
 
         return wrap
 
+    prange = range
+
 
 F32 = np.float32
+
+
+def set_threads(n: int) -> None:
+    """Use ``n`` threads for the parallel kernels (capped by numba's pool size)."""
+    if HAVE_NUMBA:
+        import numba
+
+        numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
 
 
 @njit(cache=True, nogil=True)
@@ -222,3 +232,50 @@ def _clip_q(x, w_max, wq):  # type: ignore[no-untyped-def]
     if wq[0] != 0:
         x = _q(x, wq[1], wq[2], wq[3], wq[4], wq[5])
     return x
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def infer_batch(  # type: ignore[no-untyped-def]
+    w, ptr, idx, n_steps, theta, counts,
+    ex_c, in_c, v_th, inhibitory, w_lat, w_exc_inh, inh_thr, vq, tq,
+):  # fmt: skip
+    """Inference (learning off, theta frozen, no one-spike rule) of a batch of images.
+
+    Input spikes are CSR rows over (image, step): row ``b * n_steps + t`` lists the active
+    inputs of image b at step t. Images run in parallel threads; ``counts`` [B, N] is
+    filled with each image's spike counts. Vmem/Vth rounding must be deterministic.
+    """
+    n_img = counts.shape[0]
+    n = w.shape[1]
+    for b in prange(n_img):
+        v = np.full(n, ex_c[0], dtype=np.float32)
+        inh_v = np.full(n, in_c[0], dtype=np.float32)
+        if vq[0] != 0:
+            for j in range(n):
+                v[j] = _q(v[j], vq[1], vq[2], vq[3], vq[4], vq[5])
+                inh_v[j] = _q(inh_v[j], vq[1], vq[2], vq[3], vq[4], vq[5])
+        refr = np.zeros(n, dtype=np.float32)
+        inh_refr = np.zeros(n, dtype=np.float32)
+        i_rec = np.zeros(n, dtype=np.float32)
+        s_prev = np.zeros(n, dtype=np.float32)
+        s = np.zeros(n, dtype=np.float32)
+        si = np.zeros(n, dtype=np.float32)
+        i_in = np.zeros(n, dtype=np.float32)
+        th = theta.copy()
+        cnt = np.zeros(n, dtype=np.float32)
+        tb = np.zeros(n, dtype=np.float32)
+        for t in range(n_steps):
+            r = b * n_steps + t
+            for j in range(n):
+                i_in[j] = F32(0.0)
+            for a in range(ptr[r], ptr[r + 1]):
+                row = idx[a]
+                for j in range(n):
+                    i_in[j] += w[row, j]
+            _exc_step(
+                i_in, tb, s, si, v, refr, th, cnt, i_rec, inh_v, inh_refr, s_prev,
+                ex_c, in_c, v_th, F32(1.0), F32(0.0), False, inhibitory,
+                w_lat, w_exc_inh, inh_thr, vq, tq,
+            )  # fmt: skip
+        for j in range(n):
+            counts[b, j] = cnt[j]

@@ -454,9 +454,7 @@ def _learn_fast(
     counts_at_update = counts_t.clone()
     for t0 in range(0, t_steps, c.window):
         i_win = (spikes_f[:, t0 : t0 + c.window] @ w)[0].contiguous()
-        kernels.exc_window(
-            i_win.numpy(), st.tiebreak[t0 : t0 + c.window], *st.arrays, *st.consts
-        )
+        kernels.exc_window(i_win.numpy(), st.tiebreak[t0 : t0 + c.window], *st.arrays, *st.consts)
         s_max = float(counts_t.max())
         if s_max > 0:
             cols = ((counts_t - counts_at_update) > 0).nonzero().flatten()
@@ -521,6 +519,50 @@ def train_sample(
     return Net(w=w, theta=net.theta), counts[0]
 
 
+def infer_fast_ok(qz: Quantizers, device: torch.device) -> bool:
+    """Whether the compiled inference kernel covers this configuration."""
+    return (
+        kernels.HAVE_NUMBA
+        and device.type == "cpu"
+        and (qz.rounding != "stochastic" or (qz.vmem is None and qz.vth is None))
+    )
+
+
+def _infer_reference(
+    net: Net, spikes: Tensor, cfg: ModelConfig, qz: Quantizers, g: torch.Generator
+) -> Tensor:
+    return simulate_reference(net, spikes, cfg, qz, g, learn=False)[1]
+
+
+def _infer_fast(
+    net: Net, spikes: Tensor, cfg: ModelConfig, qz: Quantizers, g: torch.Generator
+) -> Tensor:
+    b, t_steps, n_in = spikes.shape
+    sp = spikes.reshape(b * t_steps, n_in)
+    ptr = np.zeros(b * t_steps + 1, dtype=np.int64)
+    np.cumsum(sp.sum(dim=1).numpy(), out=ptr[1:])
+    idx = sp.nonzero()[:, 1].numpy().astype(np.int64)
+    v_th = cfg.exc.v_th_mv
+    theta = net.theta if qz.vth is None else qz.th(net.theta + v_th, g) - v_th
+    counts = np.zeros((b, cfg.n_exc), dtype=np.float32)
+    c = consts(cfg)
+    f32 = np.float32
+    inhibitory = cfg.topology == "inhibitory"
+    n_threads = torch.get_num_threads()
+    kernels.set_threads(n_threads)
+    kernels.infer_batch(
+        net.w.contiguous().numpy(), ptr, idx, t_steps, theta.contiguous().numpy(), counts,
+        np.array([c.exc.v_rest, c.exc.v_reset, c.exc.decay, c.exc.ref_steps], f32),
+        np.array([c.inh.v_rest, c.inh.v_reset, c.inh.decay, c.inh.ref_steps], f32),
+        f32(v_th), inhibitory, f32(cfg.inh.w_inh_exc if inhibitory else cfg.inh.w_lateral),
+        f32(cfg.inh.w_exc_inh),
+        f32(float(quantize(torch.tensor(cfg.inh.v_th_mv), qz.vth, "nearest"))),
+        _qparams(qz.vmem, qz.rounding), _qparams(qz.vth, qz.rounding),
+    )  # fmt: skip
+    torch.set_num_threads(n_threads)  # numba's OpenMP pool may have changed it
+    return torch.from_numpy(counts)
+
+
 def infer(
     net: Net,
     pixels: Tensor,
@@ -528,18 +570,25 @@ def infer(
     qz: Quantizers,
     generator: torch.Generator,
     batch_size: int = 256,
+    fast: bool | None = None,
 ) -> Tensor:
     """Spike counts [S, N] for ``pixels`` [S, n_in] with learning off, in batches.
+
+    On the CPU with deterministic Vmem/Vth rounding, batches run in the compiled kernel
+    (:func:`kernels.infer_batch`, which sums only active input rows; equal to the
+    reference within float32 rounding); otherwise in :func:`simulate_reference`.
 
     Images that draw fewer than ``min_spikes`` spikes are presented again at a boosted
     rate (as in training) and their counts replaced by the new presentation's.
     """
     enc = cfg.encoding
+    use_fast = infer_fast_ok(qz, pixels.device) if fast is None else fast
+    run = _infer_fast if use_fast else _infer_reference
     out = []
     for i in range(0, pixels.shape[0], batch_size):
         x = pixels[i : i + batch_size]
         spikes = poisson(x, enc.steps, rate_scale(cfg, 0), generator)
-        _, counts = simulate(net, spikes, cfg, qz, generator, learn=False)
+        counts = run(net, spikes, cfg, qz, generator)
         for boost in range(1, int(enc.max_boosts) + 1):
             if enc.min_spikes <= 0:
                 break
@@ -547,7 +596,7 @@ def infer(
             if weak.numel() == 0:
                 break
             spikes = poisson(x[weak], enc.steps, rate_scale(cfg, boost), generator)
-            _, counts[weak] = simulate(net, spikes, cfg, qz, generator, learn=False)
+            counts[weak] = run(net, spikes, cfg, qz, generator)
         out.append(counts)
     if not out:
         return torch.zeros(0, cfg.n_exc, device=pixels.device)
