@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover
 
         return wrap
 
-    prange = range
+    prange = range  # type: ignore[misc]
 
 
 F32 = np.float32
@@ -41,7 +41,7 @@ def set_threads(n: int) -> None:
     if HAVE_NUMBA:
         import numba
 
-        numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+        numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
 
 
 @njit(cache=True, nogil=True)

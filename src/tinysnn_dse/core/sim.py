@@ -485,7 +485,7 @@ def _learn_fast_stepwise(
     f32 = np.float32
     lr = np.array([lp.eta_pre, lp.eta_post, lp.eta_sl, lp.x_tar, lp.w_max], f32)
     rule = 1 if cfg.rule == "pair" else 2
-    kernels.learn_stepwise(
+    kernels.learn_stepwise(  # type: ignore[call-arg]
         w.numpy(), ptr, idx, x_pre_all.numpy(), st.tiebreak, rule, lr,
         _qparams(qz.weight, qz.rounding), *st.arrays, *st.consts, f32(consts(cfg).trace_decay),
     )  # fmt: skip
