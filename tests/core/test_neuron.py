@@ -92,3 +92,22 @@ def test_traces_at_update_points_equal_full_traces() -> None:
     full = presyn_traces(spikes, 1.0, 20.0)
     assert torch.equal(traces_at(spikes, ends, 1.0, 20.0), full[:, ends])
     assert update_points(10, 4) == [3, 7, 9]
+
+
+def test_compact_trains_dense_and_csr_agree() -> None:
+    from tinysnn_dse.core.sim import poisson_trains
+
+    g = torch.Generator().manual_seed(8)
+    pix = torch.rand(3, 20, generator=g)
+    pix[pix < 0.5] = 0.0
+    pix[1] = 0.0  # an all-blank image
+    tr = poisson_trains(pix, 30, 0.5, g)
+    dense = tr.dense()
+    assert dense.shape == (3, 30, 20)
+    assert not dense[1].any() and not dense[:, :, (pix == 0).all(0)].any()
+    ptr, idx = tr.csr()
+    flat = dense.reshape(90, 20)
+    for r in range(90):
+        assert idx[ptr[r] : ptr[r + 1]].tolist() == flat[r].nonzero().flatten().tolist()
+    rate = dense[0].float().mean(0)[pix[0] > 0]
+    assert float((rate - pix[0][pix[0] > 0] * 0.5).abs().mean()) < 0.15

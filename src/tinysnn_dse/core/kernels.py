@@ -279,3 +279,29 @@ def infer_batch(  # type: ignore[no-untyped-def]
             )  # fmt: skip
         for j in range(n):
             counts[b, j] = cnt[j]
+
+
+@njit(cache=True, nogil=True)
+def spikes_to_csr(img, pix, spikes, n_img, n_steps):  # type: ignore[no-untyped-def]
+    """CSR rows over (image, step) from compact trains (``img``, ``pix`` [M], ``spikes``
+    [M, T]) sorted by image then input: returns (ptr [B*T+1], idx), inputs ascending."""
+    m_total = img.shape[0]
+    n_rows = n_img * n_steps
+    ptr = np.zeros(n_rows + 1, dtype=np.int64)
+    for m in range(m_total):
+        base = img[m] * n_steps
+        for t in range(n_steps):
+            if spikes[m, t]:
+                ptr[base + t + 1] += 1
+    for r in range(n_rows):
+        ptr[r + 1] += ptr[r]
+    fill = ptr[:-1].copy()
+    idx = np.empty(ptr[n_rows], dtype=np.int64)
+    for m in range(m_total):
+        base = img[m] * n_steps
+        for t in range(n_steps):
+            if spikes[m, t]:
+                r = base + t
+                idx[fill[r]] = pix[m]
+                fill[r] += 1
+    return ptr, idx

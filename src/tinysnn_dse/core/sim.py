@@ -152,14 +152,52 @@ def rate_scale(cfg: ModelConfig, boost: int = 0) -> float:
     return min(1.0, (enc.max_rate_hz + boost * enc.rate_boost_hz) * enc.dt_ms / 1000.0)
 
 
-def poisson(pixels: Tensor, steps: int, rate_scale: float, generator: torch.Generator) -> Tensor:
-    """Bernoulli-per-step spikes [B, T, n] (bool) for intensities ``pixels`` [B, n] in [0, 1].
+class SpikeTrains(NamedTuple):
+    """Poisson input of a batch in compact form: only pixels that can spike are stored.
 
-    ``rate_scale`` = max_rate_hz * dt_ms / 1000 is the spike probability at full intensity.
+    ``img``, ``pix`` [M] (long): image and input index of each non-zero pixel (sorted by
+    image, then input); ``spikes`` [M, T] (bool): its spike train; ``shape`` = (B, T, n).
+    """
+
+    img: Tensor
+    pix: Tensor
+    spikes: Tensor
+    shape: tuple[int, int, int]
+
+    def dense(self) -> Tensor:
+        """[B, T, n] bool."""
+        b, t, n = self.shape
+        out = torch.zeros(b, n, t, dtype=torch.bool, device=self.spikes.device)
+        out[self.img, self.pix] = self.spikes
+        return out.transpose(1, 2)
+
+    def csr(self) -> tuple[np.ndarray, np.ndarray]:
+        """CSR rows over (image, step): row ``b * T + t`` lists the active inputs."""
+        b, t, _ = self.shape
+        return kernels.spikes_to_csr(
+            self.img.cpu().numpy(), self.pix.cpu().numpy(), self.spikes.cpu().numpy(), b, t
+        )
+
+
+def poisson_trains(
+    pixels: Tensor, steps: int, rate_scale: float, generator: torch.Generator
+) -> SpikeTrains:
+    """Bernoulli-per-step spike trains for intensities ``pixels`` [B, n] in [0, 1].
+
+    ``rate_scale`` = max_rate_hz * dt_ms / 1000 is the spike probability per step at full
+    intensity. Uniforms are drawn only for non-zero pixels (zero pixels never spike), one
+    [M, T] block from ``generator``.
     """
     b, n = pixels.shape
-    u = torch.rand(b, steps, n, generator=generator, device=pixels.device)
-    return u < (pixels * rate_scale).unsqueeze(1)
+    img, pix = (pixels > 0).nonzero(as_tuple=True)
+    p = pixels[img, pix] * rate_scale
+    u = torch.rand(p.shape[0], steps, generator=generator, device=pixels.device)
+    return SpikeTrains(img, pix, u < p.unsqueeze(1), (b, steps, n))
+
+
+def poisson(pixels: Tensor, steps: int, rate_scale: float, generator: torch.Generator) -> Tensor:
+    """Dense spikes [B, T, n] (bool) of :func:`poisson_trains`."""
+    return poisson_trains(pixels, steps, rate_scale, generator).dense()
 
 
 # ----------------------------------------------------------------------------- learning
@@ -529,19 +567,16 @@ def infer_fast_ok(qz: Quantizers, device: torch.device) -> bool:
 
 
 def _infer_reference(
-    net: Net, spikes: Tensor, cfg: ModelConfig, qz: Quantizers, g: torch.Generator
+    net: Net, trains: SpikeTrains, cfg: ModelConfig, qz: Quantizers, g: torch.Generator
 ) -> Tensor:
-    return simulate_reference(net, spikes, cfg, qz, g, learn=False)[1]
+    return simulate_reference(net, trains.dense(), cfg, qz, g, learn=False)[1]
 
 
 def _infer_fast(
-    net: Net, spikes: Tensor, cfg: ModelConfig, qz: Quantizers, g: torch.Generator
+    net: Net, trains: SpikeTrains, cfg: ModelConfig, qz: Quantizers, g: torch.Generator
 ) -> Tensor:
-    b, t_steps, n_in = spikes.shape
-    sp = spikes.reshape(b * t_steps, n_in)
-    ptr = np.zeros(b * t_steps + 1, dtype=np.int64)
-    np.cumsum(sp.sum(dim=1).numpy(), out=ptr[1:])
-    idx = sp.nonzero()[:, 1].numpy().astype(np.int64)
+    b, t_steps, _ = trains.shape
+    ptr, idx = trains.csr()
     v_th = cfg.exc.v_th_mv
     theta = net.theta if qz.vth is None else qz.th(net.theta + v_th, g) - v_th
     counts = np.zeros((b, cfg.n_exc), dtype=np.float32)
@@ -587,16 +622,16 @@ def infer(
     out = []
     for i in range(0, pixels.shape[0], batch_size):
         x = pixels[i : i + batch_size]
-        spikes = poisson(x, enc.steps, rate_scale(cfg, 0), generator)
-        counts = run(net, spikes, cfg, qz, generator)
+        trains = poisson_trains(x, enc.steps, rate_scale(cfg, 0), generator)
+        counts = run(net, trains, cfg, qz, generator)
         for boost in range(1, int(enc.max_boosts) + 1):
             if enc.min_spikes <= 0:
                 break
             weak = (counts.sum(dim=1) < enc.min_spikes).nonzero().flatten()
             if weak.numel() == 0:
                 break
-            spikes = poisson(x[weak], enc.steps, rate_scale(cfg, boost), generator)
-            counts[weak] = run(net, spikes, cfg, qz, generator)
+            trains = poisson_trains(x[weak], enc.steps, rate_scale(cfg, boost), generator)
+            counts[weak] = run(net, trains, cfg, qz, generator)
         out.append(counts)
     if not out:
         return torch.zeros(0, cfg.n_exc, device=pixels.device)

@@ -1,0 +1,35 @@
+"""End to end on real MNIST (../shared/data or $TINYSNN_DATA_DIR) on a small budget.
+
+tinySNN, 100 excitatory neurons, default parameters, the first 1,000 training images
+(one pass, labels assigned on them), tested on the first 1,000 test images. Chance is
+10 %. Measured on the reference machine: see FLOOR below; the floor leaves a wide margin
+for platform differences in float rounding while still failing a broken learner.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tinysnn_dse.cli import main
+
+FLOOR = 0.60  # measured 0.70 (seed 0) when this floor was set; see docs/results.md
+
+
+@pytest.mark.slow
+def test_mnist_small_budget_clears_floor(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["train", "--dataset", "mnist", "--data-dir", str(data_dir), "--neurons", "100",
+            "--train-samples", "1000", "--test-samples", "1000", "--seed", "0",
+            "--device", "cpu", "--out", str(tmp_path / "m"), "--json"]  # fmt: skip
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    out, err = capsys.readouterr()
+    assert e.value.code == 0, err
+    rec = json.loads(out)
+    assert rec["eval_set"] == "test[0:1000]" and rec["test_samples"] == 1000
+    assert rec["config"]["run"]["data_source"].endswith("mnist")
+    assert rec["accuracy"] >= FLOOR, rec["accuracy"]
