@@ -32,7 +32,10 @@ def test_env_variable_is_searched(data_dir: Path, monkeypatch: pytest.MonkeyPatc
     assert data.locate("fashion-mnist", None) == data_dir / "fashion-mnist"
 
 
-def test_missing_dataset_names_where_it_looked(tmp_path: Path) -> None:
+def test_missing_dataset_names_where_it_looked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TINYSNN_DATA_DIR", raising=False)
     with pytest.raises(DataError) as e:
         data.load("mnist", tmp_path / "nowhere")
     msg = str(e.value)

@@ -2,8 +2,9 @@
 
 tinySNN, 100 excitatory neurons, default parameters, the first 1,000 training images
 (one pass, labels assigned on them), tested on the first 1,000 test images. Chance is
-10 %. Measured on the reference machine: see FLOOR below; the floor leaves a wide margin
-for platform differences in float rounding while still failing a broken learner.
+10 %. Measured on the reference machine with the defaults of commit "theta_plus 2":
+seed 0: 63.8 %; seeds 1-3: 64.3 %, 61.8 %, 61.2 %. The floor, 50 %, is five times chance
+and 11 points under the worst seed: it fails a broken learner, not an unlucky seed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 
 from tinysnn_dse.cli import main
 
-FLOOR = 0.60  # measured 0.70 (seed 0) when this floor was set; see docs/results.md
+FLOOR = 0.50
 
 
 @pytest.mark.slow
