@@ -242,7 +242,7 @@ def evaluate(
     n_test = int(split.eval_x.shape[0])
     record: dict[str, Any] = {
         "accuracy": acc,
-        "eval_set": s_eval(split),
+        "eval_set": split.eval_set,
         "test_samples": n_test,
         "silent_fraction": float((pred < 0).to(torch.float64).mean()) if n_test else 0.0,
         "unassigned_neurons": int((assignment.labels < 0).sum()),
@@ -284,17 +284,8 @@ def evaluate(
     return record
 
 
-def s_eval(split: Split) -> str:
-    return split.eval_set
-
-
 def _rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else math.inf
-
-
-def check_scheme(quant: QuantSpec) -> QuantSpec:
-    validate_quant(quant)
-    return quant
 
 
 def train_and_evaluate(
@@ -305,7 +296,7 @@ def train_and_evaluate(
     progress: Progress = _noop,
 ) -> tuple[Trained, dict[str, Any]]:
     """The whole design point: load data, train, evaluate; returns (trained, record)."""
-    check_scheme(quant)
+    validate_quant(quant)
     settings.validate()
     device = resolve_device(settings.device)
     if settings.threads:
@@ -400,9 +391,7 @@ def evaluate_checkpoint(
     """Re-test a saved model, optionally under a PTQ setting, without retraining."""
     if quant is None:
         quant = trained.quant
-    check_scheme(quant)
-    if trained.quant.scheme == "itq" and not trained.quant.is_fp32 and quant.scheme == "ptq":
-        pass  # PTQ on top of an ITQ-trained model is allowed: the formats are re-applied
+    validate_quant(quant)  # PTQ on an ITQ-trained model re-applies the new formats
     s = trained.settings
     if test_samples is not None:
         s = dataclasses.replace(s, test_samples=test_samples)
