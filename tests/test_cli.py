@@ -155,3 +155,23 @@ def test_datasets_lists_verification(capsys, data_dir: Path) -> None:
     assert code == 0
     rows = {r["name"]: r for r in json.loads(out)}
     assert rows["mnist"]["verified"] is True and rows["digits"]["verified"] is True
+
+
+def test_unwritable_out_fails_before_training(capsys, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, out, err = run(capsys, "train", *SMALL, "--out", str(blocker / "sub"))
+    assert code == 2 and "cannot write to output folder" in err and err.count("\n") == 1
+
+
+def test_evaluate_finds_the_training_data_without_data_dir(
+    capsys, tmp_path: Path, data_dir: Path, monkeypatch
+) -> None:
+    code, out, err = run(capsys, "train", "--dataset", "mnist", "--data-dir", str(data_dir),
+                         "--neurons", "10", "--train-samples", "30", "--test-samples", "30",
+                         "--out", str(tmp_path / "m"), "--json")  # fmt: skip
+    assert code == 0, err
+    monkeypatch.delenv("TINYSNN_DATA_DIR", raising=False)
+    code, out2, err = run(capsys, "evaluate", str(tmp_path / "m" / "model.pt"), "--json")
+    assert code == 0, err
+    assert json.loads(out2)["accuracy"] == json.loads(out)["accuracy"]

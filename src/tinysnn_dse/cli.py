@@ -44,6 +44,7 @@ from tinysnn_dse.runner import (
     RunSettings,
     evaluate_checkpoint,
     load_checkpoint,
+    prepare_out_dir,
     public_record,
     save,
     train_and_evaluate,
@@ -237,6 +238,7 @@ def train(
         batch_size=batch_size,
         threads=threads,
     ).validate()
+    prepare_out_dir(out)
     with progress_bar(True) as cb:
         trained, record = train_and_evaluate(
             cfg, quant, settings, str(data_dir) if data_dir else None, cb

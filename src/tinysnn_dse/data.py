@@ -222,7 +222,7 @@ def load(
         train_labels=tr_y.astype(np.int64),
         test_images=te_x.reshape(len(te_x), -1),
         test_labels=te_y.astype(np.int64),
-        source=str(folder),
+        source=str(folder.resolve()),
     )
 
 

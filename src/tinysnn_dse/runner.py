@@ -165,6 +165,7 @@ class Trained:
     settings: RunSettings
     train_seconds: float
     train_images: int
+    data_source: str | None = None
 
 
 def train(
@@ -326,6 +327,17 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
         raise
 
 
+def prepare_out_dir(out_dir: Path) -> Path:
+    """Create ``out_dir`` (before any work is done) or fail with a one-line reason."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=out_dir, prefix=".write-test-")
+        probe.close()
+    except OSError as e:
+        raise ConfigError(f"cannot write to output folder {out_dir}: {e.strerror or e}") from None
+    return out_dir
+
+
 def public_record(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if not k.startswith("_")}
 
@@ -377,7 +389,13 @@ def load_checkpoint(path: Path, device: str = "cpu") -> Trained:
         raise CheckpointError(f"{path}: incomplete checkpoint ({e})") from None
     if tuple(net.w.shape) != (model.n_in, model.n_exc):
         raise CheckpointError(f"{path}: weight shape {tuple(net.w.shape)} does not match config")
-    return Trained(net, model, quant, settings, float(p["train_seconds"]), int(p["train_images"]))
+    try:
+        source = json.loads(p["record_json"])["config"]["run"].get("data_source")
+    except (KeyError, TypeError, ValueError):
+        source = None
+    return Trained(
+        net, model, quant, settings, float(p["train_seconds"]), int(p["train_images"]), source
+    )
 
 
 def evaluate_checkpoint(
@@ -397,6 +415,9 @@ def evaluate_checkpoint(
         s = dataclasses.replace(s, test_samples=test_samples)
     s = dataclasses.replace(s, device=device).validate()
     trained = dataclasses.replace(trained, settings=s)
+    if data_dir is None and trained.data_source:  # where the model was trained from
+        root = Path(trained.data_source).parent
+        data_dir = str(root) if root.is_dir() else None
     ds = data_mod.load(s.dataset, data_dir)
     split = make_split(ds, s, resolve_device(device))
     return evaluate(trained, quant, split, progress)
