@@ -331,8 +331,8 @@ def prepare_out_dir(out_dir: Path) -> Path:
     """Create ``out_dir`` (before any work is done) or fail with a one-line reason."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=out_dir, prefix=".write-test-")
-        probe.close()
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".write-test-"):
+            pass
     except OSError as e:
         raise ConfigError(f"cannot write to output folder {out_dir}: {e.strerror or e}") from None
     return out_dir
