@@ -8,6 +8,7 @@ stderr, ``error: ...``, and exit code 2.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -32,6 +33,7 @@ from tinysnn_dse.core.params import (
     MAX_BITS,
     MIN_BITS,
     MODELS,
+    READOUTS,
     ROUNDINGS,
     SCHEMES,
     QuantSpec,
@@ -208,6 +210,7 @@ def train(
         list[str] | None,
         typer.Option("--param", "-p", help="Model parameter NAME=VALUE (see `tinysnn params`)."),
     ] = None,
+    readout: Annotated[str, typer.Option(help="proportion or all (activity).")] = "proportion",
     seed: int = 0,
     device: Device = "auto",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
@@ -225,7 +228,9 @@ def train(
     )  # fmt: skip
     choice("--model", model, MODELS)
     n_in = 64 if dataset == "digits" else 784
-    cfg = preset(model, n_in, neurons, **parse_params(param))
+    overrides: dict[str, str] = {"readout": choice("--readout", readout, READOUTS)}
+    overrides.update(parse_params(param))
+    cfg = preset(model, n_in, neurons, **overrides)
     settings = RunSettings(
         dataset=choice("--dataset", dataset, data_mod.DATASETS),
         train_samples=train_samples,
@@ -263,12 +268,20 @@ def evaluate(
     vmem_int_bits: int | None = None,
     vth_int_bits: int | None = None,
     test_samples: Annotated[int | None, typer.Option(help="Default: as trained.")] = None,
+    readout: Annotated[
+        str | None, typer.Option(help="all or proportion (default: as trained).")
+    ] = None,
     device: Device = "cpu",
     data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
 ) -> None:
     """Re-test a saved model, optionally under a PTQ setting, without retraining."""
     trained = load_checkpoint(checkpoint, device)
+    if readout is not None:
+        choice("--readout", readout, READOUTS)
+        trained = dataclasses.replace(
+            trained, model=dataclasses.replace(trained.model, readout=readout)  # type: ignore[arg-type]
+        )
     quant = None
     if scheme is not None:
         if choice("--scheme", scheme, SCHEMES) == "itq":

@@ -154,7 +154,7 @@ class ModelConfig:
     exc: ExcParams = field(default_factory=ExcParams)
     inh: InhParams = field(default_factory=InhParams)
     learning: LearningParams = field(default_factory=LearningParams)
-    readout: Readout = "all"
+    readout: Readout = "proportion"  # method.md's default is "all"; see docs/results.md
 
     @property
     def norm(self) -> float:
