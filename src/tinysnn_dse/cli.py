@@ -243,12 +243,18 @@ def train(
         batch_size=batch_size,
         threads=threads,
     ).validate()
+    created = not out.exists()
     prepare_out_dir(out)
-    with progress_bar(True) as cb:
-        trained, record = train_and_evaluate(
-            cfg, quant, settings, str(data_dir) if data_dir else None, cb
-        )
-    ckpt, rec = save(out, trained, record)
+    try:
+        with progress_bar(True) as cb:
+            trained, record = train_and_evaluate(
+                cfg, quant, settings, str(data_dir) if data_dir else None, cb
+            )
+        ckpt, rec = save(out, trained, record)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # leave nothing behind for a run that wrote nothing
+        raise
     if as_json:
         typer.echo(json.dumps(public_record(record), indent=2, sort_keys=True))
     else:
@@ -280,7 +286,8 @@ def evaluate(
     if readout is not None:
         choice("--readout", readout, READOUTS)
         trained = dataclasses.replace(
-            trained, model=dataclasses.replace(trained.model, readout=readout)  # type: ignore[arg-type]
+            trained,
+            model=dataclasses.replace(trained.model, readout=readout),  # type: ignore[arg-type]
         )
     quant = None
     if scheme is not None:
