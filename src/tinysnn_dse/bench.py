@@ -34,8 +34,13 @@ def benchmark(
     threads: int | None = None,
     data_dir: str | None = None,
     seed: int = 0,
+    reference: bool = False,
 ) -> dict[str, Any]:
-    """Time ``train_images`` learning presentations and ``infer_images`` batched tests."""
+    """Time ``train_images`` learning presentations and ``infer_images`` batched tests.
+
+    ``reference`` forces the plain torch path (no compiled kernels) for comparison.
+    """
+    fast = False if reference else None
     quant = validate_quant(quant or QuantSpec())
     dev = resolve_device(device)
     if threads:
@@ -60,17 +65,17 @@ def benchmark(
             torch.cuda.synchronize(dev)
 
     for i in range(3):  # warm-up: JIT compilation, allocator, caches
-        net, _ = train_sample(net, x[train_images + i], cfg, qz_train, g)
-    infer(net, xi[: min(len(xi), batch_size)], cfg, qz_eval, g, batch_size)
+        net, _ = train_sample(net, x[train_images + i], cfg, qz_train, g, fast)
+    infer(net, xi[: min(len(xi), batch_size)], cfg, qz_eval, g, batch_size, fast)
     sync()
     t0 = time.perf_counter()
     for i in range(train_images):
-        net, _ = train_sample(net, x[i], cfg, qz_train, g)
+        net, _ = train_sample(net, x[i], cfg, qz_train, g, fast)
     sync()
     train_s = time.perf_counter() - t0
     qnet = quantize_net(net, cfg, qz_eval, g)
     t0 = time.perf_counter()
-    infer(qnet, xi, cfg, qz_eval, g, batch_size)
+    infer(qnet, xi, cfg, qz_eval, g, batch_size, fast)
     sync()
     infer_s = time.perf_counter() - t0
     return {
@@ -78,7 +83,11 @@ def benchmark(
         "infer_images_per_s": len(xi) / infer_s,
         "train_images": train_images,
         "infer_images": len(xi),
-        "train_path": "fast (numba)" if fast_path_ok(cfg, qz_train, dev) else "reference (torch)",
+        "train_path": (
+            "fast (numba)"
+            if not reference and fast_path_ok(cfg, qz_train, dev)
+            else "reference (torch)"
+        ),
         "settings": {
             "dataset": dataset,
             "neurons": neurons,

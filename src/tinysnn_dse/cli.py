@@ -356,6 +356,9 @@ def bench(
     device: Device = "cpu",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
     data_dir: DataDir = None,
+    reference: Annotated[
+        bool, typer.Option(help="Time the plain torch reference path instead.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Measure training and inference images per second of the simulator."""
@@ -369,7 +372,7 @@ def bench(
                                None, None, None)  # fmt: skip
     res = benchmark(
         dataset, neurons, model, steps, quant, train_images, infer_images, batch_size,
-        device, threads, str(data_dir) if data_dir else None,
+        device, threads, str(data_dir) if data_dir else None, 0, reference,
     )  # fmt: skip
     if as_json:
         typer.echo(json.dumps(res, indent=2))
