@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tinysnn_dse.core import sim
-from tinysnn_dse.core.params import QuantSpec, preset
+from tinysnn_dse.core.params import ModelConfig, QuantSpec, preset
 from tinysnn_dse.core.quant import Quantizers
 
 CASES = [
@@ -22,27 +22,32 @@ CASES = [
 ]
 
 
-@pytest.mark.skipif(not sim.kernels.HAVE_NUMBA, reason="numba not installed")
-@pytest.mark.parametrize(("over", "q"), CASES)
-def test_fast_learning_equals_reference(over: dict, q: QuantSpec) -> None:
-    cfg = preset("tinysnn", 196, 40, **over)
-    itq = q.scheme == "itq" and not q.is_fp32
-    qz = Quantizers.from_spec(q) if itq else Quantizers.fp32()
-    assert sim.fast_path_ok(cfg, qz, torch.device("cpu"))
-    pix = torch.rand(12, 196, generator=torch.Generator().manual_seed(7)) ** 3
-    pix[3] *= 0.02  # a faint image: re-presented at boosted rates
+def train_both_paths(
+    cfg: ModelConfig, qz: Quantizers, pix: torch.Tensor
+) -> list[tuple[sim.Net, torch.Tensor]]:
+    """Train on every image of ``pix`` by the reference, then the fast path; same seed."""
     out = []
     for fast in (False, True):
         g = torch.Generator().manual_seed(0)
         net = sim.init_net(cfg, g)
-        if itq:
+        if not qz.is_fp32:
             net = sim.quantize_net(net, cfg, qz, g)
-        counts = []
-        for i in range(12):
-            net, c = sim.train_sample(net, pix[i], cfg, qz, g, fast=fast)
-            counts.append(c)
+        counts = [None] * len(pix)
+        for i in range(len(pix)):
+            net, counts[i] = sim.train_sample(net, pix[i], cfg, qz, g, fast=fast)
         out.append((net, torch.stack(counts)))
-    (a, ca), (b, cb) = out
+    return out
+
+
+@pytest.mark.skipif(not sim.kernels.HAVE_NUMBA, reason="numba not installed")
+@pytest.mark.parametrize(("over", "q"), CASES)
+def test_fast_learning_equals_reference(over: dict, q: QuantSpec) -> None:
+    cfg = preset("tinysnn", 196, 40, **over)
+    qz = Quantizers.from_spec(q) if q.scheme == "itq" else Quantizers.fp32()
+    assert sim.fast_path_ok(cfg, qz, torch.device("cpu"))
+    pix = torch.rand(12, 196, generator=torch.Generator().manual_seed(7)) ** 3
+    pix[3] *= 0.02  # a faint image: re-presented at boosted rates
+    (a, ca), (b, cb) = train_both_paths(cfg, qz, pix)
     assert ca.sum() > 0
     assert torch.equal(ca, cb)
     assert torch.equal(a.w, b.w)
@@ -73,22 +78,10 @@ def test_fast_stepwise_rules_match_reference(model: str, over: dict, q: QuantSpe
     reference a dense product, so values agree to float32 rounding (stated tolerance
     1e-5 on weights after 4 samples) and spike counts agree exactly on this input."""
     cfg = preset(model, 196, 30, **over)
-    itq = q.scheme == "itq" and not q.is_fp32
-    qz = Quantizers.from_spec(q) if itq else Quantizers.fp32()
+    qz = Quantizers.from_spec(q) if q.scheme == "itq" else Quantizers.fp32()
     assert sim.fast_path_ok(cfg, qz, torch.device("cpu"))
     pix = torch.rand(4, 196, generator=torch.Generator().manual_seed(11)) ** 3
-    out = []
-    for fast in (False, True):
-        g = torch.Generator().manual_seed(0)
-        net = sim.init_net(cfg, g)
-        if itq:
-            net = sim.quantize_net(net, cfg, qz, g)
-        counts = []
-        for i in range(4):
-            net, c = sim.train_sample(net, pix[i], cfg, qz, g, fast=fast)
-            counts.append(c)
-        out.append((net, torch.stack(counts)))
-    (a, ca), (b, cb) = out
+    (a, ca), (b, cb) = train_both_paths(cfg, qz, pix)
     assert ca.sum() > 0
     assert torch.equal(ca, cb)
     torch.testing.assert_close(a.w, b.w, rtol=0, atol=1e-5)
