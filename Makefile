@@ -27,7 +27,7 @@ test-fast: install
 bench: install
 	$(VENV)/bin/tinysnn bench --threads 2
 	$(VENV)/bin/tinysnn bench --threads 2 --scheme itq --rounding stochastic --weight-bits 8
-	$(VENV)/bin/tinysnn bench --threads 2 --model baseline --train-images 50
+	$(VENV)/bin/tinysnn bench --threads 2 --model baseline --train-images 100
 
 lint: install
 	$(VENV)/bin/ruff check src tests

@@ -1,8 +1,7 @@
 """Simulator throughput: training and inference images per second (``tinysnn bench``).
 
-Measures the same code paths that ``tinysnn train`` uses, on real MNIST when it is found
-(else on ``digits`` upsampled to the requested input size is *not* done: digits runs at
-its own 64 inputs), after a warm-up that excludes one-time JIT compilation.
+Measures the same code paths that ``tinysnn train`` uses, on the chosen data set (``digits``
+runs at its own 64 inputs), after a warm-up that excludes one-time JIT compilation.
 """
 
 from __future__ import annotations
