@@ -175,3 +175,16 @@ def test_evaluate_finds_the_training_data_without_data_dir(
     code, out2, err = run(capsys, "evaluate", str(tmp_path / "m" / "model.pt"), "--json")
     assert code == 0, err
     assert json.loads(out2)["accuracy"] == json.loads(out)["accuracy"]
+
+
+def test_evaluate_switches_readout_without_retraining(capsys, tmp_path: Path) -> None:
+    rec = train_json(capsys, tmp_path)
+    assert rec["config"]["model"]["readout"] == "proportion"  # the default
+    ck = str(tmp_path / "a" / "model.pt")
+    code, out, err = run(capsys, "evaluate", ck, "--readout", "all", "--json")
+    assert code == 0, err
+    other = json.loads(out)
+    assert other["config"]["model"]["readout"] == "all"
+    assert other["memory_bits"] == rec["memory_bits"]
+    code, _, err = run(capsys, "evaluate", ck, "--readout", "majority")
+    assert code == 2 and "unknown value 'majority'" in err and err.count("\n") == 1
