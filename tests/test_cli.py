@@ -32,6 +32,10 @@ def strip_timing(rec: dict) -> dict:
     for k in list(rec):
         if "seconds" in k or "per_s" in k:
             rec.pop(k)
+    for phase in rec.get("energy", {}).values():  # measured energy is time; modelled must match
+        for k in list(phase):
+            if k.startswith("measured_") and k != "measured_method":
+                phase.pop(k)
     return rec
 
 

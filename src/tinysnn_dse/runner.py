@@ -16,7 +16,6 @@ import math
 import os
 import platform
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,9 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from tinysnn_dse import __version__
+from tinysnn_dse import __version__, meter
 from tinysnn_dse import data as data_mod
 from tinysnn_dse.core import readout
+from tinysnn_dse.core.energy import OpCounts, modelled_energy
 from tinysnn_dse.core.memory import memory_report
 from tinysnn_dse.core.params import (
     ModelConfig,
@@ -59,6 +59,7 @@ class RunSettings:
     device: str = "auto"
     batch_size: int = 256
     threads: int | None = None
+    power_w: float | None = None  # declared power for "time x power" energy (None: default)
 
     def validate(self) -> RunSettings:
         for name in ("train_samples", "test_samples", "assign_samples"):
@@ -73,6 +74,8 @@ class RunSettings:
             raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be at least 1, got {self.threads}")
+        if self.power_w is not None and not (self.power_w > 0 and math.isfinite(self.power_w)):
+            raise ConfigError(f"power_w must be a positive number of watts, got {self.power_w}")
         resolve_device(self.device)
         return self
 
@@ -115,14 +118,22 @@ def _take(n: int | None, avail: int, what: str) -> int:
     return n
 
 
-def make_split(ds: data_mod.Dataset, s: RunSettings, device: torch.device) -> Split:
-    """Training, assignment and evaluation tensors (intensities in [0, 1])."""
+def check_split(ds: data_mod.Dataset, s: RunSettings) -> tuple[int, int, int]:
+    """(train, assign, available) counts of ``s`` on ``ds``, or a :class:`ConfigError`."""
     n_train_all = len(ds.train_images)
     if s.holdout >= n_train_all:
         raise ConfigError(f"holdout {s.holdout} leaves no training data ({n_train_all} images)")
     avail = n_train_all - s.holdout
     n_tr = _take(s.train_samples, avail, "train_samples")
     n_as = _take(s.assign_samples, n_tr, "assign_samples (at most train_samples)")
+    n_eval = s.holdout if s.holdout else len(ds.test_images)
+    _take(s.test_samples, n_eval, "test_samples" + (" (from the holdout)" if s.holdout else ""))
+    return n_tr, n_as, avail
+
+
+def make_split(ds: data_mod.Dataset, s: RunSettings, device: torch.device) -> Split:
+    """Training, assignment and evaluation tensors (intensities in [0, 1])."""
+    n_tr, n_as, avail = check_split(ds, s)
 
     def t(x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.array(x, copy=True)).to(device)
@@ -166,6 +177,8 @@ class Trained:
     train_seconds: float
     train_images: int
     data_source: str | None = None
+    train_ops: dict[str, int] | None = None  # OpCounts of the training run
+    train_measured: dict[str, Any] | None = None  # meter.Measurement of the training run
 
 
 def train(
@@ -188,20 +201,64 @@ def train(
     n = split.train_x.shape[0]
     total = n * settings.epochs
     step = max(1, total // 200)
-    start = time.perf_counter()
     done = 0
-    for _ in range(settings.epochs):
-        for i in range(n):
-            net, _counts = train_sample(net, split.train_x[i], model, qz, gen)
-            done += 1
-            if done % step == 0 or done == total:
-                progress("train", done, total)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - start
+    ops = OpCounts()
+    with meter.measure(str(device), settings.power_w, _sync(device)) as m:
+        for _ in range(settings.epochs):
+            for i in range(n):
+                net, _counts = train_sample(net, split.train_x[i], model, qz, gen, stats=ops)
+                done += 1
+                if done % step == 0 or done == total:
+                    progress("train", done, total)
     return Trained(
-        net, model, quant if quant.scheme == "itq" else QuantSpec(), settings, seconds, total
+        net,
+        model,
+        quant if quant.scheme == "itq" else QuantSpec(),
+        settings,
+        m.seconds,
+        total,
+        train_ops=ops.to_dict(),
+        train_measured=asdict(m),
     )
+
+
+def _sync(device: torch.device) -> Callable[[], None] | None:
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return None
+
+
+def energy_fields(
+    phase: str,
+    ops: dict[str, int] | None,
+    measured: dict[str, Any] | None,
+    model: ModelConfig,
+    quant: QuantSpec,
+) -> dict[str, Any]:
+    """Measured and modelled energy of one phase (``train`` or ``infer``) for a record."""
+    if ops is None or measured is None:
+        return {}
+    counts = OpCounts(**ops)
+    est = modelled_energy(
+        counts,
+        model.n_in,
+        model.n_exc,
+        model.topology,
+        quant.weight_bits,
+        quant.vmem_bits,
+        quant.vth_bits,
+    )
+    n = counts.samples
+    out = {
+        "measured_j": measured["energy_j"],
+        "measured_j_per_sample": measured["energy_j"] / n if n else math.nan,
+        "measured_method": measured["method"],
+        "measured_power_w": measured["power_w"],
+        "measured_seconds": measured["seconds"],
+        "samples": n,
+    }
+    out.update(est.to_dict())
+    return out
 
 
 def evaluate(
@@ -220,21 +277,24 @@ def evaluate(
     qz = Quantizers.from_spec(quant)
     net = quantize_net(trained.net, model, qz, gen) if not quant.is_fp32 else trained.net
 
-    def run(x: torch.Tensor, phase: str) -> tuple[torch.Tensor, float]:
-        t0 = time.perf_counter()
+    def run(
+        x: torch.Tensor, phase: str, ops: OpCounts | None = None
+    ) -> tuple[torch.Tensor, meter.Measurement]:
         out = []
         bs = s.batch_size
-        for i in range(0, x.shape[0], bs):
-            out.append(infer(net, x[i : i + bs], model, qz, gen, batch_size=bs))
-            progress(phase, min(i + bs, x.shape[0]), x.shape[0])
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        with meter.measure(str(device), s.power_w, _sync(device)) as m:
+            for i in range(0, x.shape[0], bs):
+                out.append(infer(net, x[i : i + bs], model, qz, gen, batch_size=bs, stats=ops))
+                progress(phase, min(i + bs, x.shape[0]), x.shape[0])
         counts = torch.cat(out) if out else torch.zeros(0, model.n_exc, device=device)
-        return counts.cpu(), time.perf_counter() - t0
+        return counts.cpu(), m
 
-    assign_counts, assign_s = run(split.assign_x, "assign")
+    assign_counts, assign_m = run(split.assign_x, "assign")
+    assign_s = assign_m.seconds
     assignment = readout.assign_labels(assign_counts, split.assign_y.cpu(), split.n_classes)
-    test_counts, test_s = run(split.eval_x, "test")
+    infer_ops = OpCounts()
+    test_counts, test_m = run(split.eval_x, "test", infer_ops)
+    test_s = test_m.seconds
     pred = readout.predict(test_counts, assignment, split.n_classes, model.readout)
     acc = readout.accuracy(pred, split.eval_y.cpu())
     mem = memory_report(
@@ -261,6 +321,12 @@ def evaluate(
         "assign_seconds": assign_s,
         "infer_seconds": test_s,
         "infer_images_per_s": _rate(n_test, test_s),
+        "energy": {
+            "train": energy_fields(
+                "train", trained.train_ops, trained.train_measured, model, trained.quant
+            ),
+            "infer": energy_fields("infer", infer_ops.to_dict(), asdict(test_m), model, quant),
+        },
         "design_point": {
             "model": model.model,
             "n_exc": model.n_exc,
@@ -342,20 +408,35 @@ def public_record(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if not k.startswith("_")}
 
 
-def save(out_dir: Path, trained: Trained, record: dict[str, Any]) -> tuple[Path, Path]:
-    """Write ``model.pt`` (tensors + JSON strings only) and ``record.json`` atomically."""
-    assignment: readout.Assignment = record["_assignment"]
-    payload = {
+def _payload(trained: Trained) -> dict[str, Any]:
+    return {
         "format": CHECKPOINT_FORMAT,
         "w": trained.net.w.detach().cpu(),
         "theta": trained.net.theta.detach().cpu(),
-        "assignment": assignment.labels.cpu(),
-        "proportions": assignment.proportions.cpu(),
         "model_json": json.dumps(asdict(trained.model)),
         "trained_with_json": json.dumps(asdict(trained.quant)),
         "settings_json": json.dumps(asdict(trained.settings)),
         "train_seconds": float(trained.train_seconds),
         "train_images": int(trained.train_images),
+        "train_ops_json": json.dumps(trained.train_ops),
+        "train_measured_json": json.dumps(trained.train_measured),
+    }
+
+
+def save_trained(path: Path, trained: Trained) -> Path:
+    """Write a trained network alone (no labels, no record), atomically; reload with
+    :func:`load_checkpoint`. Used to share one FP32 training between PTQ points."""
+    _atomic_write(path, lambda p: torch.save(_payload(trained), p))
+    return path
+
+
+def save(out_dir: Path, trained: Trained, record: dict[str, Any]) -> tuple[Path, Path]:
+    """Write ``model.pt`` (tensors + JSON strings only) and ``record.json`` atomically."""
+    assignment: readout.Assignment = record["_assignment"]
+    payload = {
+        **_payload(trained),
+        "assignment": assignment.labels.cpu(),
+        "proportions": assignment.proportions.cpu(),
         "record_json": json.dumps(public_record(record)),
     }
     ckpt = out_dir / "model.pt"
@@ -390,11 +471,19 @@ def load_checkpoint(path: Path, device: str = "cpu") -> Trained:
     if tuple(net.w.shape) != (model.n_in, model.n_exc):
         raise CheckpointError(f"{path}: weight shape {tuple(net.w.shape)} does not match config")
     try:
-        source = json.loads(p["record_json"])["config"]["run"].get("data_source")
+        source = json.loads(p.get("record_json", "{}"))["config"]["run"].get("data_source")
     except (KeyError, TypeError, ValueError):
         source = None
     return Trained(
-        net, model, quant, settings, float(p["train_seconds"]), int(p["train_images"]), source
+        net,
+        model,
+        quant,
+        settings,
+        float(p["train_seconds"]),
+        int(p["train_images"]),
+        source,
+        train_ops=json.loads(p.get("train_ops_json", "null")),
+        train_measured=json.loads(p.get("train_measured_json", "null")),
     )
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from tinysnn_dse.core import kernels
+from tinysnn_dse.core.energy import OpCounts
 from tinysnn_dse.core.params import ExcParams, InhParams, LearningParams, ModelConfig
 from tinysnn_dse.core.quant import FixedPoint, Quantizers, quantize
 
@@ -294,16 +295,17 @@ def simulate(
     generator: torch.Generator,
     learn: bool,
     fast: bool | None = None,
+    stats: OpCounts | None = None,
 ) -> tuple[Net, Tensor]:
     """Present ``spikes`` [B, T, n_in]; dispatches learning to the compiled fast path when it
     covers the configuration (``fast=None``), or as told. See :func:`simulate_reference`."""
     if learn and fast is not False and fast_path_ok(cfg, qz, spikes.device):
         if cfg.rule == "tinysnn":
-            return _learn_fast(net, spikes, cfg, qz, generator)
+            return _learn_fast(net, spikes, cfg, qz, generator, stats)
         return _learn_fast_stepwise(net, spikes, cfg, qz, generator)
     if fast:
         raise ValueError("the fast path does not cover this configuration")
-    return simulate_reference(net, spikes, cfg, qz, generator, learn)
+    return simulate_reference(net, spikes, cfg, qz, generator, learn, stats)
 
 
 def simulate_reference(
@@ -313,8 +315,12 @@ def simulate_reference(
     qz: Quantizers,
     generator: torch.Generator,
     learn: bool,
+    stats: OpCounts | None = None,
 ) -> tuple[Net, Tensor]:
     """Present input ``spikes`` [B, T, n_in] (bool) and return (net, spike counts [B, N]).
+
+    ``stats``, if given, receives the tinySNN rule's synapse updates (the other rules' are
+    derived from spike counts by the caller).
 
     With ``learn`` (B must be 1) the learning rule of ``cfg.rule`` updates W, theta adapts,
     the one-spike rule applies, and under ITQ (``qz`` not FP32) W is quantized after every
@@ -405,6 +411,8 @@ def simulate_reference(
                     x_t = x_upd[t // c.window]
                     if cols.numel():
                         w[:, cols] = qz.w(tinysnn_cols(w[:, cols], x_t, s_max, lp), g)
+                        if stats is not None:
+                            stats.synapse_updates += int(cols.numel()) * n_in
                 counts_at_update = counts
             continue
         x_post = torch.where(s[0], torch.ones_like(x_post), x_post * c.trace_decay)
@@ -474,7 +482,12 @@ def _fast_state(
 
 
 def _learn_fast(
-    net: Net, spikes: Tensor, cfg: ModelConfig, qz: Quantizers, g: torch.Generator
+    net: Net,
+    spikes: Tensor,
+    cfg: ModelConfig,
+    qz: Quantizers,
+    g: torch.Generator,
+    stats: OpCounts | None = None,
 ) -> tuple[Net, Tensor]:
     """tinySNN-rule learning of one sample with the compiled per-window neuron kernel.
 
@@ -499,6 +512,8 @@ def _learn_fast(
             x_t = x_upd[0, t0 // c.window]
             if cols.numel():
                 w[:, cols] = qz.w(tinysnn_cols(w[:, cols], x_t, s_max, lp), g)
+                if stats is not None:
+                    stats.synapse_updates += int(cols.numel()) * cfg.n_in
         counts_at_update = counts_t.clone()
     return Net(w=w, theta=st.theta_t), counts_t.unsqueeze(0)
 
@@ -537,24 +552,48 @@ def train_sample(
     qz: Quantizers,
     generator: torch.Generator,
     fast: bool | None = None,
+    stats: OpCounts | None = None,
 ) -> tuple[Net, Tensor]:
     """Learn from ``pixels`` [n_in] in [0, 1]; returns (net, counts [N]) of the last presentation.
 
     Encodes and simulates with learning; while the image draws fewer than ``min_spikes``
     spikes it is presented again at a boosted rate (learning stays on, as in DC15). Then W
-    is normalised (and re-quantized under ITQ).
+    is normalised (and re-quantized under ITQ). ``stats`` accumulates the events.
     """
     enc = cfg.encoding
     for boost in range(int(enc.max_boosts) + 1):
         scale = rate_scale(cfg, boost)
         spikes = poisson(pixels.unsqueeze(0), enc.steps, scale, generator)
-        net, counts = simulate(net, spikes, cfg, qz, generator, learn=True, fast=fast)
+        net, counts = simulate(net, spikes, cfg, qz, generator, learn=True, fast=fast, stats=stats)
+        if stats is not None:
+            _count_learning(stats, spikes, counts, cfg)
         if enc.min_spikes <= 0 or float(counts.sum()) >= enc.min_spikes:
             break
+    if stats is not None:
+        stats.samples += 1
+        stats.normalisations += 1
     w = normalize(net.w, cfg.norm, cfg.learning.w_max)
     if qz.weight is not None:
         w = qz.w(w, generator)
     return Net(w=w, theta=net.theta), counts[0]
+
+
+def _count_learning(stats: OpCounts, spikes: Tensor, counts: Tensor, cfg: ModelConfig) -> None:
+    """Add one learning presentation's events (the tinySNN rule counts its own updates)."""
+    t_steps = spikes.shape[1]
+    n_pre, n_post = int(spikes.sum()), int(counts.sum())
+    stats.presentations += 1
+    stats.steps += t_steps
+    stats.input_spikes += n_pre
+    stats.exc_spikes += n_post
+    if cfg.rule == "pair":  # depression row per input spike, potentiation column per output
+        stats.synapse_updates += n_pre * cfg.n_exc + n_post * cfg.n_in
+        stats.trace_updates += t_steps * (cfg.n_in + cfg.n_exc)
+    elif cfg.rule == "sl-stdp":
+        stats.synapse_updates += n_post * cfg.n_in
+        stats.trace_updates += t_steps * cfg.n_in
+    else:  # traces read only at the update points
+        stats.trace_updates += len(update_points(t_steps, consts(cfg).window)) * cfg.n_in
 
 
 def infer_fast_ok(qz: Quantizers, device: torch.device) -> bool:
@@ -606,6 +645,7 @@ def infer(
     generator: torch.Generator,
     batch_size: int = 256,
     fast: bool | None = None,
+    stats: OpCounts | None = None,
 ) -> Tensor:
     """Spike counts [S, N] for ``pixels`` [S, n_in] with learning off, in batches.
 
@@ -615,10 +655,24 @@ def infer(
 
     Images that draw fewer than ``min_spikes`` spikes are presented again at a boosted
     rate (as in training) and their counts replaced by the new presentation's.
+    ``stats`` accumulates the events of every presentation.
     """
     enc = cfg.encoding
     use_fast = infer_fast_ok(qz, pixels.device) if fast is None else fast
-    run = _infer_fast if use_fast else _infer_reference
+    sim = _infer_fast if use_fast else _infer_reference
+
+    def run(net: Net, trains: SpikeTrains, cfg: ModelConfig, qz: Quantizers, g: torch.Generator):
+        counts = sim(net, trains, cfg, qz, g)
+        if stats is not None:
+            b = trains.shape[0]
+            stats.presentations += b
+            stats.steps += b * trains.shape[1]
+            stats.input_spikes += int(trains.spikes.sum())
+            stats.exc_spikes += int(counts.sum())
+        return counts
+
+    if stats is not None:
+        stats.samples += int(pixels.shape[0])
     out = []
     for i in range(0, pixels.shape[0], batch_size):
         x = pixels[i : i + batch_size]
