@@ -1,0 +1,312 @@
+"""Search spaces: a parsed, validated description of the design points to explore.
+
+The CLI reads the YAML file and hands the resulting mapping to :func:`parse_space`; this
+module never imports YAML. The format is documented in ``docs/search-spaces.md``::
+
+    study: smoke                     # default study name
+    data: {dataset: digits, train_samples: 300, test_samples: 300, epochs: 1, seed: 0}
+    sampler: grid                    # grid (every point, the default) | tpe | nsga2
+    n_trials: 20                     # tpe / nsga2 only (--n-trials overrides)
+    params: {theta_plus_mv: 2}       # model parameters for every point (tinysnn params)
+    designs:                         # a union of grids; each key takes a value or a list
+      - {model: [baseline, sl-stdp], neurons: 100}
+      - model: tinysnn
+        neurons: 100
+        scheme: [ptq, itq]
+        rounding: [truncate, nearest, stochastic]
+        weight_bits: [fp32, 8, 4]
+        neuron_bits: [fp32, 16]      # Vmem and Vth together (or vmem_bits / vth_bits)
+
+Every error names the file, the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tinysnn_dse.core.params import (
+    MAX_BITS,
+    MIN_BITS,
+    MODELS,
+    ROUNDINGS,
+    SCHEMES,
+    QuantSpec,
+    apply_overrides,
+    preset,
+)
+from tinysnn_dse.data import DATASETS
+from tinysnn_dse.errors import ConfigError
+
+SAMPLERS = ("grid", "tpe", "nsga2")
+TOP_KEYS = ("study", "description", "data", "sampler", "n_trials", "seed", "params", "designs")
+DATA_KEYS = ("dataset", "train_samples", "test_samples", "assign_samples", "epochs", "seed")
+DESIGN_KEYS = (
+    "model",
+    "neurons",
+    "scheme",
+    "rounding",
+    "weight_bits",
+    "vmem_bits",
+    "vth_bits",
+    "neuron_bits",
+    "params",
+)
+FP32_WORDS = ("fp32", "float32", "none", None)
+
+
+def _bits_label(b: int | None) -> str:
+    return "fp32" if b is None else str(b)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Data set and training budget shared by every point of a space."""
+
+    dataset: str = "digits"
+    train_samples: int | None = None
+    test_samples: int | None = None
+    assign_samples: int | None = None
+    epochs: int = 1
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DesignPoint:
+    """One network, precision and quantization scheme: the unit of a trial."""
+
+    model: str
+    neurons: int
+    scheme: str = "ptq"
+    rounding: str = "nearest"
+    weight_bits: int | None = None
+    vmem_bits: int | None = None
+    vth_bits: int | None = None
+    params: tuple[tuple[str, Any], ...] = ()  # model parameter overrides, sorted
+
+    @property
+    def quant(self) -> QuantSpec:
+        return QuantSpec(
+            scheme=self.scheme,  # type: ignore[arg-type]
+            rounding=self.rounding,  # type: ignore[arg-type]
+            weight_bits=self.weight_bits,
+            vmem_bits=self.vmem_bits,
+            vth_bits=self.vth_bits,
+        )
+
+    @property
+    def is_fp32(self) -> bool:
+        return self.quant.is_fp32
+
+    @property
+    def key(self) -> str:
+        """A stable, readable identity: equal keys are the same experiment."""
+        k = f"{self.model}-n{self.neurons}-{self.quant.label()}"
+        if self.params:
+            h = hashlib.sha256(json.dumps(self.params).encode()).hexdigest()[:8]
+            k += f"-p{h}"
+        return k
+
+    @property
+    def training_key(self) -> str:
+        """Points with equal training keys share one training (PTQ and FP32 train in FP32)."""
+        if self.scheme == "itq" and not self.is_fp32:
+            return self.key
+        fp32 = DesignPoint(self.model, self.neurons, params=self.params)
+        return fp32.key
+
+    @property
+    def precision_label(self) -> str:
+        return (
+            f"W{_bits_label(self.weight_bits)}/V{_bits_label(self.vmem_bits)}"
+            f"/T{_bits_label(self.vth_bits)}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["params"] = dict(self.params)
+        d["key"] = self.key
+        return d
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> DesignPoint:
+        return DesignPoint(
+            model=d["model"],
+            neurons=int(d["neurons"]),
+            scheme=d["scheme"],
+            rounding=d["rounding"],
+            weight_bits=d["weight_bits"],
+            vmem_bits=d["vmem_bits"],
+            vth_bits=d["vth_bits"],
+            params=tuple(sorted(dict(d.get("params") or {}).items())),
+        )
+
+
+def canonical(p: DesignPoint) -> DesignPoint:
+    """FP32 is one point whatever scheme or rounding is named beside it."""
+    if p.is_fp32:
+        return DesignPoint(p.model, p.neurons, params=p.params)
+    return p
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    study: str
+    source: str
+    budget: Budget
+    sampler: str = "grid"
+    n_trials: int | None = None
+    seed: int = 0
+    points: tuple[DesignPoint, ...] = field(default_factory=tuple)
+    description: str = ""
+
+    @property
+    def trainings(self) -> int:
+        """Distinct trainings the points need (PTQ points share their FP32 training)."""
+        return len({p.training_key for p in self.points})
+
+    def budget_dict(self) -> dict[str, Any]:
+        return asdict(self.budget)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+class _Ctx:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def err(self, key: str, msg: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {key}: {msg}")
+
+
+def _as_list(ctx: _Ctx, key: str, v: Any) -> list[Any]:
+    vals = list(v) if isinstance(v, (list, tuple)) else [v]
+    if not vals:
+        raise ctx.err(key, "empty list; give at least one value")
+    return vals
+
+
+def _int(ctx: _Ctx, key: str, v: Any, lo: int = 1, allow_none: bool = False) -> int | None:
+    if v is None and allow_none:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        allowed = f"an integer >= {lo}" + (" or null (all)" if allow_none else "")
+        raise ctx.err(key, f"{v!r} is not allowed; expected {allowed}")
+    return v
+
+
+def _bits(ctx: _Ctx, key: str, v: Any) -> int | None:
+    if isinstance(v, str) and v.strip().lower() in FP32_WORDS or v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or not MIN_BITS <= v <= MAX_BITS:
+        raise ctx.err(key, f"{v!r} is an impossible width; use fp32 or {MIN_BITS}-{MAX_BITS}")
+    return v
+
+
+def _choice(ctx: _Ctx, key: str, v: Any, allowed: tuple[str, ...]) -> str:
+    if v not in allowed:
+        raise ctx.err(key, f"unknown value {v!r}; allowed: {', '.join(allowed)}")
+    return str(v)
+
+
+def _mapping(ctx: _Ctx, key: str, v: Any, allowed: tuple[str, ...] | None) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise ctx.err(key, f"expected a mapping, got {type(v).__name__}")
+    if allowed is not None:
+        for k in v:
+            if k not in allowed:
+                raise ctx.err(f"{key}.{k}", f"unknown key; allowed: {', '.join(allowed)}")
+    return v
+
+
+def _params(ctx: _Ctx, key: str, v: Any) -> tuple[tuple[str, Any], ...]:
+    d = _mapping(ctx, key, v or {}, None)
+    try:  # every name and value must be a real model parameter
+        apply_overrides(preset("tinysnn", 784, 1), d)
+    except ConfigError as e:
+        raise ctx.err(key, str(e)) from None
+    return tuple(sorted((str(k), d[k]) for k in d))
+
+
+def parse_space(raw: Any, source: str) -> SearchSpace:
+    """Validate a search-space mapping (from YAML) and enumerate its design points."""
+    ctx = _Ctx(source)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    for k in raw:
+        if k not in TOP_KEYS:
+            raise ctx.err(str(k), f"unknown key; allowed: {', '.join(TOP_KEYS)}")
+    if "designs" not in raw:
+        raise ctx.err("designs", "missing; list at least one block of design axes")
+    study = raw.get("study", source.rsplit("/", 1)[-1].rsplit(".", 1)[0])
+    if not isinstance(study, str) or not study.strip():
+        raise ctx.err("study", "expected a non-empty name")
+    data = _mapping(ctx, "data", raw.get("data", {}), DATA_KEYS)
+    budget = Budget(
+        dataset=_choice(ctx, "data.dataset", data.get("dataset", "digits"), DATASETS),
+        train_samples=_int(ctx, "data.train_samples", data.get("train_samples"), 1, True),
+        test_samples=_int(ctx, "data.test_samples", data.get("test_samples"), 1, True),
+        assign_samples=_int(ctx, "data.assign_samples", data.get("assign_samples"), 1, True),
+        epochs=_int(ctx, "data.epochs", data.get("epochs", 1)) or 1,
+        seed=_int(ctx, "data.seed", data.get("seed", 0), 0) or 0,
+    )
+    sampler = _choice(ctx, "sampler", raw.get("sampler", "grid"), SAMPLERS)
+    n_trials = _int(ctx, "n_trials", raw.get("n_trials"), 1, True)
+    seed = _int(ctx, "seed", raw.get("seed", 0), 0) or 0
+    common = _params(ctx, "params", raw.get("params"))
+    blocks = raw["designs"]
+    if not isinstance(blocks, list) or not blocks:
+        raise ctx.err("designs", "expected a non-empty list of blocks")
+    points: dict[str, DesignPoint] = {}
+    for i, blk in enumerate(blocks):
+        where = f"designs[{i}]"
+        blk = _mapping(ctx, where, blk, DESIGN_KEYS)
+        if "model" not in blk:
+            raise ctx.err(f"{where}.model", f"missing; allowed: {', '.join(MODELS)}")
+        if "neuron_bits" in blk and ("vmem_bits" in blk or "vth_bits" in blk):
+            raise ctx.err(f"{where}.neuron_bits", "give neuron_bits or vmem_bits/vth_bits")
+        nb = blk.get("neuron_bits", "fp32")
+        parsers: dict[str, tuple[Any, Callable[[str, Any], Any]]] = {
+            "model": (blk["model"], lambda k, v: _choice(ctx, k, v, MODELS)),
+            "neurons": (blk.get("neurons", 100), lambda k, v: _int(ctx, k, v)),
+            "scheme": (blk.get("scheme", "ptq"), lambda k, v: _choice(ctx, k, v, SCHEMES)),
+            "rounding": (
+                blk.get("rounding", "nearest"),
+                lambda k, v: _choice(ctx, k, v, ROUNDINGS),
+            ),
+            "weight_bits": (blk.get("weight_bits", "fp32"), lambda k, v: _bits(ctx, k, v)),
+            "vmem_bits": (blk.get("vmem_bits", nb), lambda k, v: _bits(ctx, k, v)),
+            "vth_bits": (blk.get("vth_bits", nb), lambda k, v: _bits(ctx, k, v)),
+        }
+        if "neuron_bits" in blk:  # Vmem and Vth move together: one axis
+            del parsers["vth_bits"]
+        axes = {
+            name: [parse(f"{where}.{name}", v) for v in _as_list(ctx, f"{where}.{name}", raw_v)]
+            for name, (raw_v, parse) in parsers.items()
+        }
+        combos = [dict(zip(axes, vals, strict=True)) for vals in itertools.product(*axes.values())]
+        if "neuron_bits" in blk:
+            for c in combos:
+                c["vth_bits"] = c["vmem_bits"]
+        prm = dict(common)
+        prm.update(_params(ctx, f"{where}.params", blk.get("params")))
+        for c in combos:
+            p = canonical(DesignPoint(**c, params=tuple(sorted(prm.items()))))  # type: ignore[arg-type]
+            points.setdefault(p.key, p)
+    # FP32 first (they train the networks PTQ reuses), then ITQ, then PTQ.
+    order = sorted(points.values(), key=lambda p: 0 if p.is_fp32 else 1 if p.scheme == "itq" else 2)
+    return SearchSpace(
+        study=study.strip(),
+        source=source,
+        budget=budget,
+        sampler=sampler,
+        n_trials=n_trials,
+        seed=seed,
+        points=tuple(order),
+        description=str(raw.get("description", "")),
+    )

@@ -1,0 +1,288 @@
+"""Exploration end to end through the CLI: resume, parallel workers, select, report, errors."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tinysnn_dse.cli import main
+from tinysnn_dse.explore.study import open_storage
+
+MINI = """\
+study: mini
+data: {dataset: digits, train_samples: 60, test_samples: 40, epochs: 1, seed: 0}
+designs:
+  - {model: baseline, neurons: 10}
+  - model: tinysnn
+    neurons: 10
+    scheme: ptq
+    rounding: nearest
+    weight_bits: [fp32, 8, 4]
+  - {model: tinysnn, neurons: 10, scheme: itq, rounding: stochastic, weight_bits: 8}
+"""
+MINI_KEYS = {
+    "baseline-n10-fp32",
+    "tinysnn-n10-fp32",
+    "tinysnn-n10-ptq-nearest-w8-vfp32-tfp32",
+    "tinysnn-n10-ptq-nearest-w4-vfp32-tfp32",
+    "tinysnn-n10-itq-stochastic-w8-vfp32-tfp32",
+}
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as e:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(e.value.code or 0), out, err
+
+
+@pytest.fixture
+def mini(tmp_path: Path) -> Path:
+    p = tmp_path / "mini.yaml"
+    p.write_text(MINI)
+    return p
+
+
+def trials(url: str, study: str = "mini") -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=study, storage=open_storage(url)).get_trials()
+
+
+def assert_each_point_once(url: str, study: str = "mini") -> None:
+    done = [
+        t.user_attrs["design_key"]
+        for t in trials(url, study)
+        if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs
+    ]
+    assert Counter(done) == Counter(MINI_KEYS), Counter(done)
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["TINYSNN_NO_DOWNLOAD"] = "1"
+    return env
+
+
+def test_explore_select_report(capsys, mini: Path, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    code, out, err = run(capsys, "explore", str(mini), "--storage", url)
+    assert code == 0, err
+    assert "5/5 design points complete" in out
+    assert_each_point_once(url)
+    ts = [t for t in trials(url) if t.state == TrialState.COMPLETE]
+    recs = {t.user_attrs["design_key"]: t.user_attrs["record"] for t in ts}
+    # PTQ points reused the one FP32 training of tinySNN: 3 trainings for 5 points
+    shared = {k for k, r in recs.items() if r["shared_training"]}
+    assert len(shared) == 2 and all("ptq" in k for k in shared)
+    assert len(list((tmp_path / "tinysnn-artifacts" / "trainings").glob("*.pt"))) == 2
+    assert len(list((tmp_path / "tinysnn-artifacts" / "checkpoints").iterdir())) == 5
+    for r in recs.values():
+        assert 0 <= r["accuracy"] <= 1
+        for phase in ("train", "infer"):
+            e = r["energy"][phase]
+            assert e["modelled_j"] > 0 and e["measured_j"] > 0
+            assert e["measured_method"] in ("rapl", "nvml", "time x power")
+    assert set(ts[0].values) and optuna.load_study(study_name="mini", storage=url).metric_names
+
+    # running again repeats nothing
+    code, out, err = run(capsys, "explore", str(mini), "--storage", url)
+    assert code == 0 and "5 already done, 0 queued" in err
+    assert len(trials(url)) == 5
+
+    # select: ranking recomputed independently from the stored records
+    code, out, err = run(capsys, "select", "--storage", url, "--mu", "0.5", "--json")
+    assert code == 0, err
+    rows = json.loads(out)
+    expect = sorted(
+        recs.values(),
+        key=lambda r: (-(r["accuracy"] - 0.5 * r["normalized_memory"]), r["memory_bits"]),
+    )
+    assert [r["design_key"] for r in rows] == [r["design_point"]["key"] for r in expect]
+    for r in rows:
+        src = recs[r["design_key"]]
+        assert r["reward"] == pytest.approx(src["accuracy"] - 0.5 * src["normalized_memory"])
+    code, out, err = run(
+        capsys, "select", "--storage", url, "--mu", "0.5", "--min-accuracy", "1.01"
+    )
+    assert code == 2 and "min accuracy" in err
+    code, out, err = run(capsys, "select", "--storage", url, "--max-memory-kb", "0.001")
+    assert code == 1 and "no design point meets the constraints" in err
+
+    # export: the chosen checkpoint re-evaluates to its record
+    exp = tmp_path / "chosen"
+    code, out, err = run(capsys, "select", "--storage", url, "--export", str(exp))
+    assert code == 0, err
+    code, out, err = run(capsys, "evaluate", str(exp / "model.pt"), "--json")
+    assert code == 0, err
+    chosen = json.loads((exp / "record.json").read_text())
+    if chosen["design_point"]["scheme"] == "itq" or chosen["design_point"]["weight_bits"] is None:
+        assert json.loads(out)["accuracy"] == chosen["accuracy"]
+
+    # report: files and non-trivial figures
+    rep = tmp_path / "rep"
+    code, out, err = run(capsys, "report", "--storage", url, "--out", str(rep))
+    assert code == 0, err
+    for f in ("report.md", "index.html", "trials.csv", "selected.json"):
+        assert (rep / f).is_file()
+    import matplotlib.image as mpimg
+
+    for name in ("fig6_accuracy", "fig7_memory", "fig8a_train_energy", "fig8b_infer_energy",
+                 "fig9_reward", "pareto"):  # fmt: skip
+        img = mpimg.imread(rep / f"{name}.png")
+        assert img.shape[0] > 200 and img.shape[1] > 300
+        assert img[..., :3].std() > 0.05, f"{name} is blank"
+        assert (rep / f"{name}.svg").stat().st_size > 5000
+        assert f'src="{name}.png"' in (rep / "index.html").read_text()
+    lines = (rep / "trials.csv").read_text().splitlines()
+    assert len(lines) == 1 + 5
+
+
+def test_dry_run_runs_nothing(capsys, mini: Path, tmp_path: Path) -> None:
+    code, out, err = run(capsys, "explore", str(mini), "--dry-run", "--json")
+    assert code == 0
+    got = json.loads(out)
+    assert {p["key"] for p in got["points"]} == MINI_KEYS
+    assert not any(tmp_path.glob("*.db")) and not Path("tinysnn.db").exists()
+
+
+def test_bad_input_leaves_the_study_intact(capsys, mini: Path, tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    url = f"sqlite:///{db}"
+    code, _, err = run(capsys, "explore", str(mini), "--storage", url)
+    assert code == 0, err
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    bad = tmp_path / "bad.yaml"
+    for text, needle in [
+        ("designs: [\n", "malformed YAML"),
+        ("study: mini\ndesigns:\n  - {model: tinysnn, weight_bits: 99}\n", "impossible width"),
+        ("study: mini\ndesigns:\n  - {model: tinysnn, scheme: []}\n", "empty list"),
+        ("study: mini\nwat: 1\ndesigns:\n  - {model: tinysnn}\n", "wat: unknown key"),
+    ]:
+        bad.write_text(text)
+        code, out, err = run(capsys, "explore", str(bad), "--storage", url)
+        assert code == 2 and err.startswith("error: ") and needle in err, err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    # a different data budget on the same study is refused, not mixed in
+    bad.write_text(MINI.replace("test_samples: 40", "test_samples: 30"))
+    code, out, err = run(capsys, "explore", str(bad), "--storage", url)
+    assert code == 2 and "another data budget" in err
+    for store, needle in [
+        ("postgresql+psycopg://nobody@127.0.0.1:1/none", "cannot open storage"),
+        (f"sqlite:///{tmp_path}/no/such/dir/x.db", "does not exist"),
+        ("mysql+nodriver://x@127.0.0.1/x", "cannot open storage"),
+        ("not-a-url", "not a database URL"),
+    ]:
+        code, out, err = run(capsys, "explore", str(mini), "--storage", store)
+        assert code == 2 and needle in err, err
+        assert len(err.strip().splitlines()) == 1
+    code, out, err = run(capsys, "select", "--storage", f"sqlite:///{tmp_path}/absent.db")
+    assert code == 2 and "no such study storage" in err
+    assert not (tmp_path / "absent.db").exists()
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+
+
+def _wait_for(pred, timeout: float = 120.0) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if pred():
+            return
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def test_killed_run_resumes_without_repeats(mini: Path, tmp_path: Path) -> None:
+    # trials long enough (a few seconds) to kill one mid-way
+    mini.write_text(MINI.replace("train_samples: 60", "train_samples: 600"))
+    db = tmp_path / "s.db"
+    url = f"sqlite:///{db}"
+    cmd = [sys.executable, "-m", "tinysnn_dse.cli", "explore", str(mini), "--storage", url]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)  # fmt: skip
+
+    def one_done_one_running() -> bool:
+        if not db.exists():
+            return False
+        try:
+            st = [t.state for t in trials(url)]
+        except Exception:
+            return False
+        return st.count(TrialState.COMPLETE) >= 1 and TrialState.RUNNING in st
+
+    _wait_for(one_done_one_running)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    states = Counter(t.state for t in trials(url))
+    assert states[TrialState.RUNNING] == 1 and states[TrialState.COMPLETE] < 5
+    res = subprocess.run(cmd, cwd=tmp_path, env=cli_env(), capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "stale trials failed" in res.stderr  # the killed trial, failed and retried
+    assert_each_point_once(url)
+    ts = trials(url)
+    assert sum(t.state == TrialState.FAIL for t in ts) == 1
+    assert all(t.state in (TrialState.COMPLETE, TrialState.FAIL) for t in ts)
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "journal"])
+def test_two_workers_complete_each_point_once(capsys, mini: Path, tmp_path: Path, storage):
+    url = f"sqlite:///{tmp_path / 's.db'}" if storage == "sqlite" else f"journal:{tmp_path}/j.log"
+    code, out, err = run(capsys, "explore", str(mini), "--storage", url, "--workers", "2")
+    assert code == 0, err
+    assert_each_point_once(url)
+    pids = {t.user_attrs.get("worker_pid") for t in trials(url) if t.state == TrialState.COMPLETE}
+    assert len(pids) == 2  # both worker processes ran trials
+
+
+def _pg_up() -> bool:
+    try:
+        import psycopg
+
+        psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=3)
+        return True
+    except Exception:
+        return False
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not _pg_up(), reason="no PostgreSQL server on 127.0.0.1:5432")
+def test_two_explore_processes_share_one_postgres_study(mini: Path, tmp_path: Path) -> None:
+    """Two `tinysnn explore` processes, as on two machines, started at the same moment."""
+    study = f"mini-{uuid.uuid4().hex[:8]}"
+    art = tmp_path / "art"
+    cmd = [sys.executable, "-m", "tinysnn_dse.cli", "explore", str(mini), "--storage", PG_URL,
+           "--study", study, "--artifacts", str(art), "--threads", "1"]  # fmt: skip
+    try:
+        procs = [
+            subprocess.Popen(
+                cmd,
+                cwd=tmp_path,
+                env=cli_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
+            for _ in range(2)
+        ]
+        for p in procs:
+            _, e = p.communicate(timeout=600)
+            assert p.returncode == 0, e
+        assert_each_point_once(PG_URL, study)
+        # whichever process took them, every point ran once; duplicates queued by the two
+        # explore processes were pruned, never run twice
+        ran = [t for t in trials(PG_URL, study) if "record" in t.user_attrs]
+        assert len(ran) == 5
+    finally:
+        with contextlib.suppress(KeyError):
+            optuna.delete_study(study_name=study, storage=PG_URL)

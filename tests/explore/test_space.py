@@ -1,0 +1,102 @@
+"""Search-space parsing: enumeration, FP32 collapse, shared trainings, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tinysnn_dse.errors import ConfigError
+from tinysnn_dse.explore.space import DesignPoint, parse_space
+
+SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
+
+
+def space(designs: list, **top: object):
+    return parse_space({"study": "t", "designs": designs, **top}, "t.yaml")
+
+
+def test_paper_spaces_have_the_papers_points() -> None:
+    for name in ("paper-mnist", "paper-fashion"):
+        sp = parse_space(yaml.safe_load((SPACES / f"{name}.yaml").read_text()), name)
+        # baseline + SL-STDP + tinySNN FP32, then 2 schemes x 3 roundings x 6 x 3 precisions
+        assert len(sp.points) == 3 + 2 * 3 * 6 * 3 == 111
+        # PTQ points share the tinySNN FP32 training: 3 FP32 trainings + 54 ITQ
+        assert sp.trainings == 57
+        assert sp.budget.train_samples is None and sp.budget.dataset in ("mnist", "fashion-mnist")
+        assert {p.neurons for p in sp.points} == {400}
+
+
+def test_smoke_space_is_about_a_dozen_points_on_digits() -> None:
+    sp = parse_space(yaml.safe_load((SPACES / "smoke.yaml").read_text()), "smoke")
+    assert sp.budget.dataset == "digits"
+    assert 10 <= len(sp.points) <= 14
+
+
+def test_fp32_collapses_to_one_point_and_comes_first() -> None:
+    sp = space(
+        [
+            {
+                "model": "tinysnn",
+                "neurons": 10,
+                "scheme": ["ptq", "itq"],
+                "rounding": ["nearest", "stochastic"],
+                "weight_bits": ["fp32", 8],
+            }
+        ]
+    )
+    keys = [p.key for p in sp.points]
+    assert keys[0] == "tinysnn-n10-fp32"
+    assert len(keys) == 1 + 4 and len(set(keys)) == len(keys)
+    # ITQ before PTQ, so that the FP32 training exists when the PTQ points need it
+    assert [p.scheme for p in sp.points[1:]] == ["itq", "itq", "ptq", "ptq"]
+
+
+def test_neuron_bits_moves_vmem_and_vth_together() -> None:
+    sp = space([{"model": "tinysnn", "neurons": 5, "weight_bits": 8, "neuron_bits": [16, 8]}])
+    assert {(p.vmem_bits, p.vth_bits) for p in sp.points} == {(16, 16), (8, 8)}
+
+
+def test_ptq_points_share_one_training_itq_points_do_not() -> None:
+    a = DesignPoint("tinysnn", 10, "ptq", "nearest", 8, None, None)
+    b = DesignPoint("tinysnn", 10, "ptq", "stochastic", 4, 8, 8)
+    c = DesignPoint("tinysnn", 10, "itq", "nearest", 8, None, None)
+    assert a.training_key == b.training_key == DesignPoint("tinysnn", 10).key
+    assert c.training_key == c.key != a.training_key
+    assert DesignPoint.from_dict(b.to_dict()) == b
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        ({"study": "t", "designs": [{"model": "tinysnn"}], "bogus": 1}, "bogus: unknown key"),
+        ({"study": "t", "designs": []}, "designs: expected a non-empty list"),
+        ({"study": "t"}, "designs: missing"),
+        ({"study": "t", "designs": [{"model": "resnet"}]}, "designs[0].model: unknown value"),
+        ({"study": "t", "designs": [{"model": "tinysnn", "weight_bits": [8, 1]}]},
+         "designs[0].weight_bits: 1 is an impossible width"),
+        ({"study": "t", "designs": [{"model": "tinysnn", "weight_bits": []}]},
+         "designs[0].weight_bits: empty list"),
+        ({"study": "t", "designs": [{"model": "tinysnn", "neurons": "many"}]},
+         "designs[0].neurons: 'many' is not allowed"),
+        ({"study": "t", "designs": [{"model": "tinysnn", "colour": 1}]},
+         "designs[0].colour: unknown key"),
+        ({"study": "t", "data": {"dataset": "cifar"}, "designs": [{"model": "tinysnn"}]},
+         "data.dataset: unknown value 'cifar'"),
+        ({"study": "t", "data": {"epochs": 0}, "designs": [{"model": "tinysnn"}]},
+         "data.epochs: 0 is not allowed"),
+        ({"study": "t", "sampler": "bayes", "designs": [{"model": "tinysnn"}]},
+         "sampler: unknown value 'bayes'"),
+        ({"study": "t", "params": {"no_such": 1}, "designs": [{"model": "tinysnn"}]},
+         "params: unknown parameter 'no_such'"),
+        (["not", "a", "mapping"], "expected a mapping at the top level"),
+    ],
+)  # fmt: skip
+def test_errors_name_file_key_and_what_is_allowed(raw: object, needle: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_space(raw, "space.yaml")
+    msg = str(e.value)
+    assert msg.startswith("space.yaml"), msg
+    assert needle in msg, msg
+    assert "\n" not in msg
