@@ -1,0 +1,307 @@
+"""Reward, ranking, Pareto front, tables and figures over plain trial records.
+
+No Optuna and no torch: the CLI reads the records from the study and hands them here.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tinysnn_dse.errors import ConfigError
+from tinysnn_dse.report import figures
+from tinysnn_dse.report.select import (
+    Constraints,
+    pareto,
+    rank,
+    reference_text,
+    row,
+    selections,
+)
+
+PAPER_MUS = [0.1, 0.5, 1.0, 2.0]
+CSV_FIELDS = [
+    "trial",
+    "design_key",
+    "model",
+    "neurons",
+    "scheme",
+    "rounding",
+    "weight_bits",
+    "vmem_bits",
+    "vth_bits",
+    "accuracy",
+    "memory_bits",
+    "memory_kb",
+    "normalized_memory",
+    "reward",
+    "train_energy_modelled_mj",
+    "infer_energy_modelled_mj",
+    "train_energy_measured_mj",
+    "infer_energy_measured_mj",
+    "train_energy_measured_method",
+    "infer_energy_measured_method",
+    "infer_energy_modelled_uj_per_sample",
+    "train_seconds",
+    "shared_training",
+]
+
+
+@dataclass(frozen=True)
+class Report:
+    out_dir: Path
+    markdown: Path
+    html: Path
+    csv: Path
+    figures: list[Path]
+    selected: dict[str, Any] | None
+
+
+def _fmt_bits(b: int | None) -> str:
+    return "FP32" if b is None else str(b)
+
+
+def _precision(dp: dict[str, Any]) -> str:
+    return f"W{_fmt_bits(dp['weight_bits'])}/V{_fmt_bits(dp['vmem_bits'])}/T{_fmt_bits(dp['vth_bits'])}"  # noqa: E501
+
+
+def _scheme(dp: dict[str, Any]) -> str:
+    if all(dp[k] is None for k in ("weight_bits", "vmem_bits", "vth_bits")):
+        return "FP32"
+    return f"{dp['scheme'].upper()} {dp['rounding']}"
+
+
+def _e(x: float, digits: int = 3) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}g}"
+
+
+def table_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
+    out = []
+    for r in rows:
+        dp = r["design_point"]
+        out.append(
+            [
+                str(r["trial"]),
+                dp["model"],
+                str(dp["neurons"]),
+                _scheme(dp),
+                _precision(dp),
+                f"{r['accuracy'] * 100:.2f}",
+                f"{r['memory_kb']:,.1f}",
+                f"{r['normalized_memory']:.4f}",
+                f"{r['reward']:.4f}",
+                _e(r["train_energy_modelled_mj"]),
+                _e(r["infer_energy_modelled_uj_per_sample"]),
+                _e(r["train_energy_measured_mj"]),
+                _e(r["infer_energy_measured_mj"]),
+            ]
+        )
+    return out
+
+
+HEADERS = [
+    "trial",
+    "model",
+    "neurons",
+    "scheme",
+    "precision",
+    "accuracy %",
+    "memory KiB",
+    "M",
+    "reward",
+    "train E model mJ",
+    "infer E model uJ/img",
+    "train E meas. mJ",
+    "infer E meas. mJ",
+]
+
+
+def _md_table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _html_table(headers: list[str], rows: list[list[str]], mark: int | None = None) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = []
+    for i, r in enumerate(rows):
+        cls = ' class="sel"' if mark is not None and i == mark else ""
+        body.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], records: dict[str, dict[str, Any]]) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
+        w.writeheader()
+        for r in rows:
+            dp = r["design_point"]
+            rec = records[r["design_key"]]
+            w.writerow(
+                {
+                    **{k: r.get(k) for k in CSV_FIELDS if k in r},
+                    **{k: dp.get(k) for k in ("model", "neurons", "scheme", "rounding")},
+                    **{k: _fmt_bits(dp[k]) for k in ("weight_bits", "vmem_bits", "vth_bits")},
+                    "train_seconds": rec.get("train_seconds"),
+                    "shared_training": rec.get("shared_training"),
+                }
+            )
+
+
+def build(
+    records: list[dict[str, Any]],
+    out_dir: Path,
+    study: str,
+    mu: float = 0.5,
+    constraints: Constraints | None = None,
+    reference: str = "same-topology",
+    source: str = "",
+) -> Report:
+    """Write ``report.md``, ``index.html``, ``trials.csv`` and the figures into ``out_dir``."""
+    if not records:
+        raise ConfigError(f"study {study!r} has no completed trials to report")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.NamedTemporaryFile(dir=out_dir).close()
+    except OSError as e:
+        raise ConfigError(f"cannot write report to {out_dir}: {e.strerror or e}") from None
+    rows = sorted((row(r, mu, reference) for r in records), key=lambda r: r["trial"] or 0)
+    by_key = {r["design_point"]["key"]: r for r in records}
+    ranked = rank(records, mu, constraints, reference)
+    selected = ranked[0] if ranked else None
+    front3 = pareto(rows, "infer_energy_modelled_uj_per_sample")
+    front2 = pareto([{**r, "_e": math.nan} for r in rows], "_e")
+    figs = [
+        figures.grouped(rows, "accuracy", "accuracy (%)", "Fig. 6: accuracy per design point",
+                        out_dir, "fig6_accuracy", scale=100),
+        figures.memory(rows, out_dir),
+        figures.grouped(rows, "train_energy_modelled_mj", "training energy, modelled (mJ)",
+                        "Fig. 8a: training energy (modelled)", out_dir, "fig8a_train_energy"),
+        figures.grouped(rows, "infer_energy_modelled_uj_per_sample",
+                        "inference energy, modelled (uJ / image)",
+                        "Fig. 8b: inference energy per image (modelled)", out_dir,
+                        "fig8b_infer_energy"),
+        figures.reward_vs_mu(rows, PAPER_MUS, mu, out_dir),
+        figures.pareto_front(rows, front2, out_dir),
+    ]  # fmt: skip
+    csv_path = out_dir / "trials.csv"
+    write_csv(csv_path, rows, by_key)
+    sels = selections(records, PAPER_MUS, constraints, reference)
+    methods = sorted({str(r["infer_energy_measured_method"]) for r in rows})
+    sel_rows = [
+        [f"{m:g}", s["design_key"], f"{s['accuracy'] * 100:.2f}", f"{s['memory_kb']:,.1f}",
+         f"{s['normalized_memory']:.4f}", f"{s['reward']:.4f}"] if s else
+        [f"{m:g}", "(none admissible)", "", "", "", ""]
+        for m, s in sels
+    ]  # fmt: skip
+    sel_head = ["mu", "selected design point", "accuracy %", "memory KiB", "M", "reward"]
+    cons = constraints or Constraints()
+    cons_txt = (
+        ", ".join(
+            f"{k} {v}"
+            for k, v in (
+                ("min accuracy", cons.min_accuracy),
+                ("max memory KiB", cons.max_memory_kb),
+                (f"max {cons.energy_phase} energy ({cons.energy_source}) mJ", cons.max_energy_mj),
+            )
+            if v is not None
+        )
+        or "none"
+    )
+    summary = table_rows(rows)
+    sel_idx = next((i for i, r in enumerate(rows) if selected and r["trial"] == selected["trial"]),
+                   None)  # fmt: skip
+    md = [
+        f"# tinysnn report: study `{study}`",
+        "",
+        f"{len(rows)} completed design points{f' from `{source}`' if source else ''}. "
+        f"Reward R = A - mu * M with mu = {mu:g}; {reference_text(reference)}. "
+        f"Constraints: {cons_txt}.",
+        "",
+        "**Selected model**: "
+        + (
+            f"`{selected['design_key']}` (trial {selected['trial']}): accuracy "
+            f"{selected['accuracy'] * 100:.2f} %, memory {selected['memory_kb']:,.1f} KiB, "
+            f"M {selected['normalized_memory']:.4f}, reward {selected['reward']:.4f}."
+            if selected
+            else "none meets the constraints."
+        ),
+        "",
+        "Energy: *modelled* = event counts x per-operation energies (Horowitz, ISSCC 2014, "
+        f"45 nm; docs/energy.md); *measured* by: {', '.join(methods)}.",
+        "",
+        "## Selection over mu (paper Fig. 9)",
+        "",
+        _md_table(sel_head, sel_rows),
+        "",
+        "## Pareto set (accuracy up, memory down, modelled inference energy down)",
+        "",
+        _md_table(HEADERS, table_rows(front3)),
+        "",
+        "## All design points",
+        "",
+        _md_table(HEADERS, summary),
+        "",
+        "## Figures",
+        "",
+    ]
+    md += [f"![{p.stem}]({p.name})\n" for p in figs]
+    md_path = out_dir / "report.md"
+    _atomic_text(md_path, "\n".join(md) + "\n")
+    css = (
+        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}"
+        "table{border-collapse:collapse;font-size:12px;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
+        "th{background:#f0f0f0}tr.sel td{background:#fff3b0;font-weight:bold}"
+        "img{max-width:100%;border:1px solid #eee;margin:1em 0}"
+        "code{background:#f4f4f4;padding:1px 4px}"
+    )
+    sel_html = (
+        f"<code>{html.escape(selected['design_key'])}</code> (trial {selected['trial']}): "
+        f"accuracy {selected['accuracy'] * 100:.2f} %, memory {selected['memory_kb']:,.1f} KiB, "
+        f"M {selected['normalized_memory']:.4f}, reward {selected['reward']:.4f}"
+        if selected
+        else "none meets the constraints"
+    )
+    body = [
+        f"<h1>tinysnn report: study <code>{html.escape(study)}</code></h1>",
+        f"<p>{len(rows)} completed design points. Reward R = A - mu&middot;M with mu = {mu:g}; "
+        f"{html.escape(reference_text(reference))}. Constraints: {html.escape(cons_txt)}.</p>",
+        f"<p><b>Selected model</b>: {sel_html}.</p>",
+        "<p>Energy: <i>modelled</i> = event counts &times; per-operation energies (Horowitz, "
+        "ISSCC 2014, 45 nm); <i>measured</i> by: "
+        f"{html.escape(', '.join(methods))}.</p>",
+        "<h2>Selection over mu (paper Fig. 9)</h2>",
+        _html_table(sel_head, sel_rows),
+        "<h2>Pareto set</h2>",
+        _html_table(HEADERS, table_rows(front3)),
+        "<h2>Figures</h2>",
+        *[f'<figure><img src="{p.name}" alt="{p.stem}"></figure>' for p in figs],
+        "<h2>All design points</h2><p>(selected model highlighted; also in "
+        '<a href="trials.csv">trials.csv</a>)</p>',
+        _html_table(HEADERS, summary, sel_idx),
+    ]
+    page = (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>tinysnn report: {html.escape(study)}</title><style>{css}</style></head>"
+        f"<body>{''.join(body)}</body></html>\n"
+    )
+    html_path = out_dir / "index.html"
+    _atomic_text(html_path, page)
+    _atomic_text(out_dir / "selected.json", json.dumps(selected, indent=2, default=str) + "\n")
+    return Report(out_dir, md_path, html_path, csv_path, figs, selected)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)

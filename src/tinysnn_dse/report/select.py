@@ -1,0 +1,173 @@
+"""Model selection (method.md section 7, paper Eq. 3) over plain trial records.
+
+    R = A - mu * M      A: accuracy in [0, 1]; M: normalized memory; mu >= 0
+
+Ranking is by reward, highest first; ties go to the smaller memory, then the higher
+accuracy, then the lower trial number, so that the order never depends on storage order.
+No Optuna and no torch here: a record is the dict a trial stored (see ``runner.evaluate``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from tinysnn_dse.errors import ConfigError
+
+MemoryReference = Literal["same-topology", "baseline-fp32"]
+MEMORY_REFERENCES = ("same-topology", "baseline-fp32")
+PHASES = ("train", "infer")
+ENERGY_SOURCES = ("modelled", "measured")
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Optional limits on a selected model; ``None`` means no limit."""
+
+    min_accuracy: float | None = None
+    max_memory_kb: float | None = None
+    max_energy_mj: float | None = None
+    energy_phase: str = "infer"  # which phase max_energy_mj limits
+    energy_source: str = "modelled"  # which energy figure
+
+    def validate(self) -> Constraints:
+        if self.energy_phase not in PHASES:
+            raise ConfigError(f"energy phase {self.energy_phase!r}; choose train or infer")
+        if self.energy_source not in ENERGY_SOURCES:
+            raise ConfigError(
+                f"energy source {self.energy_source!r}; choose {' or '.join(ENERGY_SOURCES)}"
+            )
+        if self.min_accuracy is not None and not 0 <= self.min_accuracy <= 1:
+            raise ConfigError(f"min accuracy {self.min_accuracy} is not a fraction in [0, 1]")
+        for name in ("max_memory_kb", "max_energy_mj"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise ConfigError(f"{name} must be positive, got {v}")
+        return self
+
+
+def memory_fraction(rec: dict[str, Any], reference: str = "same-topology") -> float:
+    """M of a record against ``reference`` (FP32, same size; same topology or the baseline)."""
+    if reference == "same-topology":
+        return float(rec["normalized_memory"])
+    if reference == "baseline-fp32":
+        return float(rec["memory_vs_baseline_fp32"])
+    raise ConfigError(f"memory reference {reference!r}; choose {' or '.join(MEMORY_REFERENCES)}")
+
+
+def reference_text(reference: str) -> str:
+    return {
+        "same-topology": "M = memory / (same topology and size at FP32)",
+        "baseline-fp32": "M = memory / (DC15 baseline topology, same size, FP32)",
+    }[reference]
+
+
+def energy_j(rec: dict[str, Any], phase: str, source: str, per_sample: bool = False) -> float:
+    """A record's energy of ``phase`` from ``source``, total or per sample (NaN if absent)."""
+    e = rec.get("energy", {}).get(phase, {})
+    key = f"{source}_j" + ("_per_sample" if per_sample else "")
+    v = e.get(key)
+    return float(v) if v is not None else math.nan
+
+
+def reward(accuracy: float, m: float, mu: float) -> float:
+    """Paper Eq. 3."""
+    return accuracy - mu * m
+
+
+def row(rec: dict[str, Any], mu: float, reference: str) -> dict[str, Any]:
+    """The flat selection row of a record (the ``select --json`` schema)."""
+    m = memory_fraction(rec, reference)
+    dp = rec["design_point"]
+    out: dict[str, Any] = {
+        "trial": rec.get("trial_number"),
+        "design_key": dp.get("key"),
+        "design_point": dp,
+        "accuracy": float(rec["accuracy"]),
+        "memory_bits": int(rec["memory_bits"]),
+        "memory_kb": rec["memory_bits"] / 8 / 1024,
+        "normalized_memory": m,
+        "memory_reference": reference_text(reference),
+        "reward": reward(float(rec["accuracy"]), m, mu),
+        "mu": mu,
+    }
+    for phase in PHASES:
+        for source in ENERGY_SOURCES:
+            out[f"{phase}_energy_{source}_mj"] = energy_j(rec, phase, source) * 1e3
+            out[f"{phase}_energy_{source}_uj_per_sample"] = (
+                energy_j(rec, phase, source, per_sample=True) * 1e6
+            )
+        out[f"{phase}_energy_measured_method"] = (
+            rec.get("energy", {}).get(phase, {}).get("measured_method")
+        )
+    return out
+
+
+def _order(r: dict[str, Any]) -> tuple[float, float, float, float]:
+    t = r["trial"] if r["trial"] is not None else math.inf
+    return (-r["reward"], r["memory_bits"], -r["accuracy"], t)
+
+
+def admissible(r: dict[str, Any], c: Constraints) -> bool:
+    if c.min_accuracy is not None and r["accuracy"] < c.min_accuracy:
+        return False
+    if c.max_memory_kb is not None and r["memory_kb"] > c.max_memory_kb:
+        return False
+    if c.max_energy_mj is not None:
+        e = r[f"{c.energy_phase}_energy_{c.energy_source}_mj"]
+        if math.isnan(e) or e > c.max_energy_mj:
+            return False
+    return True
+
+
+def rank(
+    records: list[dict[str, Any]],
+    mu: float,
+    constraints: Constraints | None = None,
+    reference: str = "same-topology",
+) -> list[dict[str, Any]]:
+    """Rows of the records that meet ``constraints``, best reward first (see module doc)."""
+    if not (mu >= 0 and math.isfinite(mu)):
+        raise ConfigError(f"mu must be a non-negative number, got {mu}")
+    c = (constraints or Constraints()).validate()
+    rows = [row(r, mu, reference) for r in records]
+    return sorted((r for r in rows if admissible(r, c)), key=_order)
+
+
+def pareto(rows: list[dict[str, Any]], energy_key: str) -> list[dict[str, Any]]:
+    """Rows no other row dominates in (accuracy up, memory down, ``energy_key`` down).
+
+    A row without that energy (NaN) is compared on accuracy and memory alone.
+    """
+
+    def objs(r: dict[str, Any]) -> tuple[float, float, float]:
+        e = r[energy_key]
+        return (-r["accuracy"], r["memory_bits"], math.inf if math.isnan(e) else e)
+
+    pts = [objs(r) for r in rows]
+    front = []
+    for i, r in enumerate(rows):
+        a = pts[i]
+        dominated = any(
+            all(b[k] <= a[k] for k in range(3)) and any(b[k] < a[k] for k in range(3))
+            for j, b in enumerate(pts)
+            if j != i
+        )
+        if not dominated:
+            front.append(r)
+    return sorted(front, key=lambda r: (r["memory_bits"], -r["accuracy"]))
+
+
+def selections(
+    records: list[dict[str, Any]],
+    mus: list[float],
+    constraints: Constraints | None = None,
+    reference: str = "same-topology",
+) -> list[tuple[float, dict[str, Any] | None]]:
+    """The selected row (or None if nothing is admissible) for each mu."""
+    out: list[tuple[float, dict[str, Any] | None]] = []
+    for mu in mus:
+        ranked = rank(records, mu, constraints, reference)
+        out.append((mu, ranked[0] if ranked else None))
+    return out

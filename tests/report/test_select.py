@@ -1,0 +1,115 @@
+"""Selection: reward, constraints, tie-breaks and the Pareto set, recomputed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tinysnn_dse.errors import ConfigError
+from tinysnn_dse.report.select import Constraints, pareto, rank, row
+
+
+def rec(n: int, acc: float, mem_bits: int, m: float, e_inf: float = 1e-3, model="tinysnn"):
+    return {
+        "trial_number": n,
+        "accuracy": acc,
+        "memory_bits": mem_bits,
+        "normalized_memory": m,
+        "memory_vs_baseline_fp32": m / 4,
+        "design_point": {"key": f"p{n}", "model": model, "neurons": 10, "scheme": "ptq",
+                         "rounding": "nearest", "weight_bits": 8, "vmem_bits": None,
+                         "vth_bits": None},
+        "energy": {
+            "infer": {"modelled_j": e_inf, "modelled_j_per_sample": e_inf / 100,
+                      "measured_j": 2.0, "measured_j_per_sample": 0.02,
+                      "measured_method": "time x power"},
+            "train": {"modelled_j": 10 * e_inf, "modelled_j_per_sample": e_inf / 10,
+                      "measured_j": 20.0, "measured_j_per_sample": 0.2,
+                      "measured_method": "time x power"},
+        },
+    }  # fmt: skip
+
+
+RECS = [
+    rec(0, 0.90, 32_000, 1.00),
+    rec(1, 0.88, 8_000, 0.25),
+    rec(2, 0.80, 4_000, 0.125),
+    rec(3, 0.60, 2_000, 0.0625),
+]
+
+
+@pytest.mark.parametrize("mu", [0.0, 0.1, 0.5, 1.0, 2.0, 10.0])
+def test_rank_matches_reward_computed_by_hand(mu: float) -> None:
+    rows = rank(RECS, mu)
+    expect = sorted(RECS, key=lambda r: -(r["accuracy"] - mu * r["normalized_memory"]))
+    assert [r["trial"] for r in rows] == [r["trial_number"] for r in expect]
+    for r in rows:
+        src = RECS[r["trial"]]
+        assert r["reward"] == pytest.approx(src["accuracy"] - mu * src["normalized_memory"])
+
+
+def test_higher_mu_picks_smaller_models() -> None:
+    picks = [rank(RECS, mu)[0]["memory_bits"] for mu in (0.0, 0.1, 0.5, 1, 2, 10)]
+    assert picks == sorted(picks, reverse=True)
+    assert picks[0] == 32_000 and picks[-1] == 2_000
+
+
+def test_ties_break_on_memory_then_accuracy_then_trial() -> None:
+    a = rec(5, 0.5, 1000, 0.0)
+    b = rec(4, 0.5, 1000, 0.0)
+    c = rec(6, 0.5, 500, 0.0)
+    assert [r["trial"] for r in rank([a, b, c], 1.0)] == [6, 4, 5]
+    assert [r["trial"] for r in rank([b, a, c], 1.0)] == [6, 4, 5]
+
+
+def test_constraints_filter() -> None:
+    assert [r["trial"] for r in rank(RECS, 2.0, Constraints(min_accuracy=0.85))] == [1, 0]
+    kb = 8_000 / 8 / 1024
+    assert {r["trial"] for r in rank(RECS, 0, Constraints(max_memory_kb=kb))} == {1, 2, 3}
+    low = [rec(7, 0.9, 100, 0.1, e_inf=5e-3), rec(8, 0.5, 100, 0.1, e_inf=1e-3)]
+    assert [r["trial"] for r in rank(low, 0, Constraints(max_energy_mj=2.0))] == [8]
+    train = Constraints(max_energy_mj=20.0, energy_phase="train")  # train = 10 x infer here
+    assert [r["trial"] for r in rank(low, 0, train)] == [8]
+    meas = Constraints(max_energy_mj=1000.0, energy_source="measured")  # 2 J > 1 J
+    assert rank(low, 0, meas) == []
+
+
+def test_memory_reference_changes_m() -> None:
+    r = rank(RECS, 1.0, reference="baseline-fp32")[0]
+    assert r["normalized_memory"] == RECS[r["trial"]]["normalized_memory"] / 4
+    assert "baseline" in r["memory_reference"]
+
+
+def test_json_row_schema() -> None:
+    r = row(RECS[1], 0.5, "same-topology")
+    for k in ("trial", "design_point", "accuracy", "memory_bits", "normalized_memory", "reward",
+              "train_energy_modelled_mj", "infer_energy_measured_mj",
+              "infer_energy_measured_method"):  # fmt: skip
+        assert k in r
+    assert r["infer_energy_modelled_mj"] == pytest.approx(1.0)
+
+
+def test_pareto_front() -> None:
+    rows = [row(r, 0.5, "same-topology") for r in RECS]
+    rows.append(row(rec(9, 0.70, 8_000, 0.25), 0.5, "same-topology"))  # dominated by 1
+    front = pareto(rows, "infer_energy_modelled_uj_per_sample")
+    assert {r["trial"] for r in front} == {0, 1, 2, 3}
+    nan = [dict(r, x=math.nan) for r in rows]
+    assert {r["trial"] for r in pareto(nan, "x")} == {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        Constraints(min_accuracy=1.5),
+        Constraints(max_memory_kb=-1),
+        Constraints(energy_phase="sleep"),
+        Constraints(energy_source="guess"),
+    ],
+)
+def test_bad_constraints(bad: Constraints) -> None:
+    with pytest.raises(ConfigError):
+        rank(RECS, 0.5, bad)
+    with pytest.raises(ConfigError):
+        rank(RECS, -1.0)
