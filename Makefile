@@ -37,6 +37,12 @@ lint: install
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info
 
-# The README's first command: offline, on the embedded digits set.
+# The README's first command: offline, on the embedded digits set. Explores the smoke
+# space (resuming if runs/demo/tinysnn.db exists), selects at mu 0.5, writes the report.
+DEMO ?= runs/demo
 demo: install
-	$(VENV)/bin/tinysnn train --dataset digits --neurons 100 --out runs/demo
+	mkdir -p $(DEMO)
+	$(VENV)/bin/tinysnn explore smoke --storage sqlite:///$(DEMO)/tinysnn.db
+	$(VENV)/bin/tinysnn select --storage sqlite:///$(DEMO)/tinysnn.db --mu 0.5 --top 5
+	$(VENV)/bin/tinysnn report --storage sqlite:///$(DEMO)/tinysnn.db --out $(DEMO)/report
+	@echo "report: $(abspath $(DEMO))/report/index.html"

@@ -28,7 +28,20 @@ FORBIDDEN = {
         "tinysnn_dse.runner",
         "tinysnn_dse.cli",
     },  # fmt: skip
-    "runner": {"typer", "rich", "yaml", "tinysnn_dse.cli"},
+    "runner": {"typer", "rich", "yaml", "optuna", "tinysnn_dse.cli", "tinysnn_dse.explore"},
+    "meter": {"typer", "rich", "yaml", "optuna", "torch", "tinysnn_dse.cli"},
+    "explore": {"typer", "rich", "yaml", "tinysnn_dse.cli", "tinysnn_dse.report"},
+    "report": {
+        "typer",
+        "rich",
+        "yaml",
+        "optuna",
+        "torch",
+        "tinysnn_dse.cli",
+        "tinysnn_dse.explore",
+        "tinysnn_dse.runner",
+        "tinysnn_dse.core",
+    },
     "bench": {"typer", "rich", "yaml", "tinysnn_dse.cli"},
 }
 
@@ -67,3 +80,12 @@ def test_only_cli_imports_typer_and_rich() -> None:
         if any(m.split(".")[0] in ("typer", "rich") for m in imports(p))
     }
     assert users == {"cli.py"}
+
+
+def test_only_cli_imports_yaml() -> None:
+    users = {
+        p.relative_to(SRC).as_posix()
+        for p in SRC.rglob("*.py")
+        if any(m.split(".")[0] == "yaml" for m in imports(p))
+    }
+    assert users <= {"cli.py"}

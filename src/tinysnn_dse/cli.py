@@ -48,6 +48,7 @@ from tinysnn_dse.runner import (
     load_checkpoint,
     prepare_out_dir,
     public_record,
+    resolve_device,
     save,
     train_and_evaluate,
 )
@@ -60,6 +61,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True)
+
+
+def console_out() -> Console:
+    """stdout console; wide when not a terminal, so that tables are not cut in logs."""
+    c = Console()
+    return c if c.is_terminal else Console(width=200)
+
 
 DataDir = Annotated[
     Path | None,
@@ -383,6 +391,361 @@ def bench(
         f"{s['device']} x{s['threads']} threads: train [bold]{res['train_images_per_s']:,.1f}[/] "
         f"img/s ({res['train_path']}), infer [bold]{res['infer_images_per_s']:,.0f}[/] img/s "
         f"(batch {s['batch_size']})"
+    )
+
+
+# --------------------------------------------------------------------- exploration
+
+REPO_SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
+Storage = Annotated[
+    str,
+    typer.Option(
+        "--storage",
+        help="Optuna storage: a SQLAlchemy URL (sqlite:///FILE, postgresql://...) or journal:FILE.",
+    ),
+]
+StudyName = Annotated[
+    str | None, typer.Option("--study", help="Study name (default: the space's `study`).")
+]
+Artifacts = Annotated[
+    Path | None,
+    typer.Option(
+        "--artifacts",
+        help="Folder for checkpoints and shared trainings (default: beside a SQLite or "
+        "journal file, else ./tinysnn-artifacts).",
+    ),
+]
+Mu = Annotated[float, typer.Option("--mu", help="Trade-off mu of R = A - mu * M (>= 0).")]
+MinAcc = Annotated[
+    float | None, typer.Option("--min-accuracy", help="Minimum accuracy (fraction).")
+]
+MaxMem = Annotated[float | None, typer.Option("--max-memory-kb", help="Maximum memory (KiB).")]
+MaxEnergy = Annotated[
+    float | None,
+    typer.Option("--max-energy-mj", help="Maximum energy (mJ, whole phase; see --energy-*)."),
+]
+EnergyPhase = Annotated[
+    str, typer.Option("--energy-phase", help="Phase --max-energy-mj limits: infer or train.")
+]
+EnergySource = Annotated[
+    str, typer.Option("--energy-source", help="modelled (host independent) or measured.")
+]
+MemRef = Annotated[
+    str,
+    typer.Option(
+        "--memory-reference",
+        help="M against: same-topology (method default) or baseline-fp32.",
+    ),
+]
+
+
+def resolve_space_path(space: str) -> Path:
+    """A path, or the name of a shipped space (``smoke``, ``paper-mnist``, ...)."""
+    p = Path(space)
+    if p.is_file():
+        return p
+    for root in (Path("search_spaces"), REPO_SPACES):
+        cand = root / (space if space.endswith((".yaml", ".yml")) else f"{space}.yaml")
+        if cand.is_file():
+            return cand
+    shipped = sorted(q.stem for q in REPO_SPACES.glob("*.yaml")) if REPO_SPACES.is_dir() else []
+    hint = f"; shipped spaces: {', '.join(shipped)}" if shipped else ""
+    raise ConfigError(f"{space}: no such search-space file{hint}")
+
+
+def load_space(space: str) -> Any:
+    import yaml
+
+    from tinysnn_dse.explore import parse_space
+
+    path = resolve_space_path(space)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read: {e}") from None
+    return parse_space(raw, str(path))
+
+
+def _bits_txt(b: int | None) -> str:
+    return "fp32" if b is None else str(b)
+
+
+def constraints(
+    min_accuracy: float | None,
+    max_memory_kb: float | None,
+    max_energy_mj: float | None,
+    energy_phase: str,
+    energy_source: str,
+) -> Any:
+    from tinysnn_dse.report.select import Constraints
+
+    return Constraints(
+        min_accuracy, max_memory_kb, max_energy_mj, energy_phase, energy_source
+    ).validate()
+
+
+@app.command()
+def explore(
+    space: Annotated[
+        str, typer.Argument(help="Search-space YAML, or a shipped name (smoke, paper-mnist).")
+    ] = "smoke",
+    storage: Storage = "sqlite:///tinysnn.db",
+    study: StudyName = None,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    devices: Annotated[
+        str, typer.Option(help="Comma-separated devices for the workers: cpu, cuda:0,cuda:1.")
+    ] = "cpu",
+    threads: Annotated[
+        int | None, typer.Option(help="torch threads per worker (default: cores / workers).")
+    ] = None,
+    n_trials: Annotated[
+        int | None, typer.Option("--n-trials", help="tpe/nsga2: trials to run in all.")
+    ] = None,
+    power_w: Annotated[
+        float | None,
+        typer.Option("--power-w", help="Declared power (W) where no energy counter is readable."),
+    ] = None,
+    mu: Annotated[float, typer.Option(help="mu for the best reward shown while running.")] = 0.5,
+    artifacts: Artifacts = None,
+    data_dir: DataDir = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List the design points; run nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Run every design point of a search space as a trial of a resumable Optuna study."""
+    sp = load_space(space)
+    if dry_run:
+        _print_points(sp, as_json)
+        return
+    if n_trials is not None and n_trials < 1:
+        raise ConfigError(f"--n-trials must be at least 1, got {n_trials}")
+    if power_w is not None and not power_w > 0:
+        raise ConfigError(f"--power-w must be positive, got {power_w}")
+    from tinysnn_dse.explore import explore as run_explore
+    from tinysnn_dse.report.select import reward
+
+    devs = [d.strip() for d in devices.split(",") if d.strip()]
+    for d in devs:
+        resolve_device(d)
+    state: dict[str, Any] = {}
+
+    def on_plan(plan: Any) -> None:
+        if not as_json:
+            err.print(
+                f"study [bold]{plan.study}[/] in {storage}: {plan.total} design points "
+                f"({plan.trainings} trainings), {plan.completed} already done, "
+                f"{plan.queued} queued now"
+                + (f", {plan.stale_failed} stale trials failed" if plan.stale_failed else "")
+            )
+
+    with explore_progress(not as_json) as show:
+
+        def on_progress(p: Any) -> None:
+            best = max((reward(a, m, mu) for a, m in p.points), default=None)
+            state["p"] = p
+            show(p, best, mu)
+
+        res = run_explore(
+            sp, storage, study, workers, devs, threads, power_w,
+            str(data_dir) if data_dir else None, artifacts, n_trials, on_plan, on_progress,
+        )  # fmt: skip
+    p = res.progress
+    out = {
+        "study": res.plan.study,
+        "storage": storage,
+        "artifacts": str(res.artifacts),
+        "design_points": p.total,
+        "completed": p.done,
+        "failed_trials": p.failed,
+        "errors": p.errors,
+        "seconds": res.seconds,
+    }
+    if as_json:
+        typer.echo(json.dumps(out, indent=2))
+    else:
+        console_out().print(
+            f"{p.done}/{p.total} design points complete in study [bold]{res.plan.study}[/] "
+            f"({res.seconds:,.1f} s this run); checkpoints in {res.artifacts}"
+        )
+        for e in p.errors[:5]:
+            err.print(f"failed: {e}", markup=False, highlight=False)
+        if p.done < p.total:
+            console_out().print("run the same command again to retry what is missing")
+        console_out().print(f"next: tinysnn select --storage {storage} --mu {mu:g}")
+    if p.done < p.total and p.failed:
+        raise typer.Exit(1)
+
+
+@contextmanager
+def explore_progress(enabled: bool) -> Iterator[Any]:
+    """done/total, ETA and best reward on a terminal; one line per change otherwise."""
+    if not enabled:
+        yield lambda p, best, mu: None
+        return
+    if not err.is_terminal:
+        last: list[int] = [-1]
+
+        def line(p: Any, best: float | None, mu: float) -> None:
+            if p.done != last[0]:
+                last[0] = p.done
+                b = f", best reward {best:.4f} (mu {mu:g})" if best is not None else ""
+                err.print(f"{p.done}/{p.total} done, {p.failed} failed{b}", highlight=False)
+
+        yield line
+        return
+    cols = (
+        TextColumn("[bold]explore"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+    )
+    with Progress(*cols, console=err) as prog:
+        task = prog.add_task("explore", total=None, info="")
+
+        def cb(p: Any, best: float | None, mu: float) -> None:
+            b = f"best R {best:.4f} (mu {mu:g})" if best is not None else ""
+            info = f"{p.running} running, {p.failed} failed  {b}"
+            prog.update(task, completed=p.done, total=p.total, info=info)
+
+        yield cb
+
+
+def _print_points(sp: Any, as_json: bool) -> None:
+    rows = [
+        {"key": p.key, "training": p.training_key, **p.to_dict()} for p in sp.points
+    ]  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps({"study": sp.study, "points": rows}, indent=2))
+        return
+    t = Table("#", "model", "neurons", "scheme", "rounding", "W", "Vmem", "Vth", "trains")
+    firsts: set[str] = set()
+    for i, p in enumerate(sp.points):
+        shared = p.training_key in firsts
+        firsts.add(p.training_key)
+        t.add_row(
+            str(i), p.model, str(p.neurons), "fp32" if p.is_fp32 else p.scheme,
+            "-" if p.is_fp32 else p.rounding, _bits_txt(p.weight_bits), _bits_txt(p.vmem_bits),
+            _bits_txt(p.vth_bits), "shared" if shared else "yes",
+        )  # fmt: skip
+    console_out().print(t)
+    b = sp.budget
+    console_out().print(
+        f"study [bold]{sp.study}[/]: {len(sp.points)} design points, {sp.trainings} trainings; "
+        f"{b.dataset}, train {b.train_samples or 'all'}, test {b.test_samples or 'all'}, "
+        f"{b.epochs} epoch(s), seed {b.seed}; sampler {sp.sampler}. Nothing was run."
+    )
+
+
+@app.command()
+def select(
+    storage: Storage = "sqlite:///tinysnn.db",
+    study: Annotated[str | None, typer.Option("--study", help="Default: the only study.")] = None,
+    mu: Mu = 0.5,
+    min_accuracy: MinAcc = None,
+    max_memory_kb: MaxMem = None,
+    max_energy_mj: MaxEnergy = None,
+    energy_phase: EnergyPhase = "infer",
+    energy_source: EnergySource = "modelled",
+    memory_reference: MemRef = "same-topology",
+    top: Annotated[int, typer.Option("--top", help="Rows to show.")] = 10,
+    artifacts: Artifacts = None,
+    export: Annotated[
+        Path | None,
+        typer.Option("--export", help="Write the selected model.pt and record.json here."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Rows as JSON, best first.")] = False,
+) -> None:
+    """Rank completed design points by R = A - mu * M under constraints; show the Pareto set."""
+    from tinysnn_dse.explore import default_artifacts, load_records
+    from tinysnn_dse.report.select import pareto, rank, reference_text, row
+
+    if top < 1:
+        raise ConfigError(f"--top must be at least 1, got {top}")
+    cons = constraints(min_accuracy, max_memory_kb, max_energy_mj, energy_phase, energy_source)
+    name, records = load_records(storage, study)
+    rows = rank(records, mu, cons, memory_reference)
+    if export is not None:
+        if not rows:
+            raise ConfigError("no design point meets the constraints; nothing to export")
+        _export(rows[0], records, artifacts or default_artifacts(storage), export)
+    if as_json:
+        typer.echo(json.dumps(rows[:top], indent=2, default=str))
+        return
+    if not records:
+        raise ConfigError(f"study {name!r} has no completed trials yet; run tinysnn explore")
+    console_out().print(
+        f"study [bold]{name}[/]: {len(records)} completed, {len(rows)} meet the constraints; "
+        f"R = A - {mu:g} * M, {reference_text(memory_reference)}"
+    )
+    _rows_table(rows[:top], f"top {min(top, len(rows))} by reward", mark_first=True)
+    all_rows = [row(r, mu, memory_reference) for r in records]
+    front = pareto(all_rows, f"{energy_phase}_energy_{energy_source}_uj_per_sample")
+    _rows_table(front, f"Pareto set: accuracy, memory, {energy_source} {energy_phase} energy")
+    if not rows:
+        err.print("no design point meets the constraints")
+        raise typer.Exit(1)
+    if export is not None:
+        console_out().print(f"exported {rows[0]['design_key']} to {export}")
+
+
+def _rows_table(rows: list[dict[str, Any]], title: str, mark_first: bool = False) -> None:
+    t = Table(
+        "trial", "design point", "acc %", "KiB", "M", "reward", "train mJ (model)",
+        "infer uJ/img (model)", title=title,
+    )  # fmt: skip
+    for i, r in enumerate(rows):
+        style = "bold green" if mark_first and i == 0 else None
+        t.add_row(
+            str(r["trial"]), r["design_key"], f"{r['accuracy'] * 100:.2f}",
+            f"{r['memory_kb']:,.1f}", f"{r['normalized_memory']:.4f}", f"{r['reward']:.4f}",
+            f"{r['train_energy_modelled_mj']:.3g}",
+            f"{r['infer_energy_modelled_uj_per_sample']:.3g}", style=style,
+        )  # fmt: skip
+    console_out().print(t)
+
+
+def _export(best: dict[str, Any], records: list[dict[str, Any]], art: Path, dest: Path) -> None:
+    import shutil
+
+    rec = next(r for r in records if r["design_point"]["key"] == best["design_key"])
+    src = art / "checkpoints" / str(rec.get("checkpoint_artifact"))
+    if not src.is_file():
+        raise ConfigError(f"checkpoint of trial {best['trial']} not found at {src} (--artifacts?)")
+    prepare_out_dir(dest)
+    shutil.copyfile(src, dest / "model.pt")
+    (dest / "record.json").write_text(json.dumps(rec, indent=2, sort_keys=True) + "\n")
+
+
+@app.command()
+def report(
+    storage: Storage = "sqlite:///tinysnn.db",
+    study: Annotated[str | None, typer.Option("--study", help="Default: the only study.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Default: reports/<study>.")] = None,
+    mu: Mu = 0.5,
+    min_accuracy: MinAcc = None,
+    max_memory_kb: MaxMem = None,
+    max_energy_mj: MaxEnergy = None,
+    energy_phase: EnergyPhase = "infer",
+    energy_source: EnergySource = "modelled",
+    memory_reference: MemRef = "same-topology",
+) -> None:
+    """Write report.md, index.html, trials.csv and the figures (paper Figs. 6-9, Pareto)."""
+    from tinysnn_dse.explore import load_records
+    from tinysnn_dse.report import build
+
+    cons = constraints(min_accuracy, max_memory_kb, max_energy_mj, energy_phase, energy_source)
+    name, records = load_records(storage, study)
+    rep = build(records, out or Path("reports") / name, name, mu, cons, memory_reference)
+    console_out().print(
+        f"report of study [bold]{name}[/] ({len(records)} design points): "
+        f"{rep.html.resolve()} (and report.md, trials.csv, {len(rep.figures)} figures)"
     )
 
 
