@@ -286,3 +286,17 @@ def test_two_explore_processes_share_one_postgres_study(mini: Path, tmp_path: Pa
     finally:
         with contextlib.suppress(KeyError):
             optuna.delete_study(study_name=study, storage=PG_URL)
+
+
+def test_tpe_sampler_runs_n_trials(capsys, tmp_path: Path) -> None:
+    space = tmp_path / "tpe.yaml"
+    space.write_text(MINI.replace("study: mini", "study: mini\nsampler: tpe\nn_trials: 3"))
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    code, out, err = run(capsys, "explore", str(space), "--storage", url)
+    assert code == 0, err
+    ts = trials(url)
+    assert len(ts) == 3 and all(t.state == TrialState.COMPLETE for t in ts)
+    assert all(t.user_attrs["design_key"] in MINI_KEYS for t in ts)
+    code, out, err = run(capsys, "explore", str(space), "--storage", url, "--n-trials", "2")
+    assert code == 0, err
+    assert len(trials(url)) == 5  # 2 more; repeats of a done point reuse its values

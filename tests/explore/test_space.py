@@ -18,13 +18,15 @@ def space(designs: list, **top: object):
 
 
 def test_paper_spaces_have_the_papers_points() -> None:
-    for name in ("paper-mnist", "paper-fashion"):
+    for name in ("paper-mnist", "paper-fashion", "paper-mnist-2k"):
         sp = parse_space(yaml.safe_load((SPACES / f"{name}.yaml").read_text()), name)
         # baseline + SL-STDP + tinySNN FP32, then 2 schemes x 3 roundings x 6 x 3 precisions
         assert len(sp.points) == 3 + 2 * 3 * 6 * 3 == 111
         # PTQ points share the tinySNN FP32 training: 3 FP32 trainings + 54 ITQ
         assert sp.trainings == 57
-        assert sp.budget.train_samples is None and sp.budget.dataset in ("mnist", "fashion-mnist")
+        full = name != "paper-mnist-2k"
+        assert (sp.budget.train_samples is None) == full
+        assert sp.budget.dataset in ("mnist", "fashion-mnist")
         assert {p.neurons for p in sp.points} == {400}
 
 
