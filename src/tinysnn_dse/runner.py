@@ -36,7 +36,7 @@ from tinysnn_dse.core.params import (
     quant_from_dict,
     validate_quant,
 )
-from tinysnn_dse.core.quant import Quantizers
+from tinysnn_dse.core.quant import Quantizers, with_observed_ranges
 from tinysnn_dse.core.sim import Net, infer, init_net, quantize_net, train_sample
 from tinysnn_dse.errors import CheckpointError, ConfigError
 
@@ -270,10 +270,14 @@ def evaluate(
     """Quantize (PTQ: W and Vth once; Vmem at every step), assign labels, test; a record.
 
     ``quant`` is the design point's quantization; for ITQ it must equal the training one.
+    Under PTQ the Vmem and Vth formats take their integer bits from the range the trained
+    thresholds span (:func:`observed_ranges`), unless integer bits are given.
     """
     model, s = trained.model, trained.settings
     device = split.eval_x.device
     gen = torch.Generator(device=device).manual_seed(s.seed + EVAL_SEED_OFFSET)
+    if quant.scheme == "ptq":
+        quant = with_observed_ranges(quant, trained.net.theta, model)
     qz = Quantizers.from_spec(quant)
     net = quantize_net(trained.net, model, qz, gen) if not quant.is_fp32 else trained.net
 
@@ -307,6 +311,7 @@ def evaluate(
         "test_samples": n_test,
         "silent_fraction": float((pred < 0).to(torch.float64).mean()) if n_test else 0.0,
         "unassigned_neurons": int((assignment.labels < 0).sum()),
+        "vth_saturated_fraction": _saturated(trained.net, model, qz),
         "memory_bits": mem.memory_bits,
         "memory_bytes": mem.memory_bytes,
         "normalized_memory": mem.normalized_memory,
@@ -349,6 +354,14 @@ def evaluate(
     }
     record["_assignment"] = assignment  # stripped before JSON
     return record
+
+
+def _saturated(net: Net, model: ModelConfig, qz: Quantizers) -> float:
+    """Fraction of neurons whose quantized threshold sits at its format's ceiling."""
+    if qz.vth is None or net.theta.numel() == 0:
+        return 0.0
+    thr = net.theta.detach().cpu().to(torch.float64) + model.exc.v_th_mv
+    return float((thr >= qz.vth.hi).to(torch.float64).mean())
 
 
 def _rate(n: int, seconds: float) -> float:

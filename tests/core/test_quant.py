@@ -108,3 +108,25 @@ def test_int_bits_override_and_short_words() -> None:
 def test_impossible_widths_are_rejected(bits: int) -> None:
     with pytest.raises(ConfigError, match="2 to 32"):
         derive_format("weight_bits", bits, (0.0, 1.0))
+
+
+def test_observed_ranges_cover_learned_thresholds() -> None:
+    """With theta_plus 2 mV thresholds climb far above 0 mV; the formats must follow them
+    (paper 2.3: integer bits from the observed range), or every threshold saturates."""
+    import torch
+
+    from tinysnn_dse.core.params import QuantSpec, preset
+    from tinysnn_dse.core.quant import Quantizers, observed_ranges, with_observed_ranges
+
+    cfg = preset("tinysnn", 4, 3)
+    theta = torch.tensor([10.0, 150.0, 290.0])
+    lo, hi = observed_ranges(theta, cfg)
+    assert lo <= -100.0 and hi == pytest.approx(290.0 - 52.0)
+    q = QuantSpec(scheme="ptq", weight_bits=8, vmem_bits=8, vth_bits=8)
+    fixed = Quantizers.from_spec(q)  # the default range [-100, 0] mV
+    assert fixed.vth is not None and fixed.vth.hi < 238.0
+    obs = Quantizers.from_spec(with_observed_ranges(q, theta, cfg))
+    assert obs.vth is not None and obs.vmem is not None
+    assert obs.vth.hi >= 238.0 and obs.vth.lo <= -100.0 and obs.vmem.hi == obs.vth.hi
+    thr = obs.th(theta + cfg.exc.v_th_mv, None)
+    assert torch.all((thr - (theta + cfg.exc.v_th_mv)).abs() <= obs.vth.eps)

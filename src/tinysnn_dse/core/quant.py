@@ -18,12 +18,13 @@ then saturation to ``[lo, hi]``. FP32 (``bits is None``) is the identity.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import torch
 
-from tinysnn_dse.core.params import QuantSpec, Rounding, validate_bits
+from tinysnn_dse.core.params import ModelConfig, QuantSpec, Rounding, validate_bits
 from tinysnn_dse.errors import ConfigError
 
 
@@ -151,3 +152,26 @@ class Quantizers:
             return "fp32" if f is None else f.describe()
 
         return {"weight": d(self.weight), "vmem": d(self.vmem), "vth": d(self.vth)}
+
+
+def observed_ranges(theta: torch.Tensor, cfg: ModelConfig) -> tuple[float, float]:
+    """The range (mV) that Vmem and Vth take in a trained network (paper section 2.3:
+    integer bits come from the range observed during processing).
+
+    Vth = v_th + theta per neuron, learned; Vmem stays below the highest threshold (a
+    neuron fires and resets when it reaches it) and above the resting and reset levels,
+    down to -100 mV under inhibition. Both share the range, so a quantized Vmem can always
+    reach its quantized threshold.
+    """
+    vth = theta.detach().to(torch.float64) + cfg.exc.v_th_mv
+    e, i = cfg.exc, cfg.inh
+    hi = max(0.0, float(vth.max()) if vth.numel() else 0.0, e.v_th_mv, i.v_th_mv)
+    lo = min(-100.0, float(vth.min()) if vth.numel() else 0.0, e.v_rest_mv, e.v_reset_mv,
+             i.v_rest_mv, i.v_reset_mv)  # fmt: skip
+    return lo, hi
+
+
+def with_observed_ranges(q: QuantSpec, theta: torch.Tensor, cfg: ModelConfig) -> QuantSpec:
+    """``q`` with its Vmem and Vth ranges set from a trained network's thresholds."""
+    r = observed_ranges(theta, cfg)
+    return dataclasses.replace(q, vmem_range_mv=r, vth_range_mv=r)

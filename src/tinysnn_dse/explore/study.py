@@ -45,7 +45,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tinysnn_dse import data as data_mod
 from tinysnn_dse import runner
-from tinysnn_dse.core.params import apply_overrides, preset
+from tinysnn_dse.core.params import QuantSpec, apply_overrides, preset
+from tinysnn_dse.core.quant import with_observed_ranges
 from tinysnn_dse.errors import ConfigError, TinySNNError
 from tinysnn_dse.explore.space import DesignPoint, SearchSpace
 
@@ -389,12 +390,11 @@ class Worker:
         return self._split, self._n_in
 
     # -- one design point
-    def train_point(self, p: DesignPoint) -> tuple[runner.Trained, bool]:
-        """Train ``p``, or load the FP32 training it shares; returns (trained, shared)."""
+    def fp32_training(self, p: DesignPoint) -> tuple[runner.Trained, bool]:
+        """The FP32 training of ``p``'s network, trained once per study and shared through
+        the artifact folder; returns (trained, loaded from the cache)."""
         split, n_in = self.split()
         model = apply_overrides(preset(p.model, n_in, p.neurons), dict(p.params))
-        if p.scheme == "itq" and not p.is_fp32:
-            return runner.train(model, p.quant, self.settings, split), False
         budget = asdict(self.cfg.space.budget)
         key = hashlib.sha256(json.dumps([p.training_key, budget]).encode()).hexdigest()[:16]
         cache = Path(self.cfg.artifacts) / "trainings" / f"{key}.pt"
@@ -402,9 +402,27 @@ class Worker:
             if cache.is_file():
                 t = runner.load_checkpoint(cache, self.settings.device)
                 return replace(t, settings=self.settings), True
-            trained = runner.train(model, p.quant, self.settings, split)
+            trained = runner.train(model, QuantSpec(), self.settings, split)
             runner.save_trained(cache, trained)
         return trained, False
+
+    def train_point(self, p: DesignPoint) -> tuple[runner.Trained, QuantSpec, bool]:
+        """Train ``p`` (or load the FP32 training it shares); (trained, quant, shared).
+
+        ITQ points with quantized Vmem or Vth take their integer bits from the range the
+        FP32 training of the same network reached (paper section 2.3), so the shared
+        FP32 training is made (or loaded) first.
+        """
+        if p.scheme == "itq" and not p.is_fp32:
+            quant = p.quant
+            if p.vmem_bits is not None or p.vth_bits is not None:
+                ref, _ = self.fp32_training(p)
+                quant = with_observed_ranges(quant, ref.net.theta, ref.model)
+            split, _n = self.split()
+            model = apply_overrides(preset(p.model, self._n_in, p.neurons), dict(p.params))
+            return runner.train(model, quant, self.settings, split), quant, False
+        trained, shared = self.fp32_training(p)
+        return trained, p.quant, shared
 
     def objective(self, trial: optuna.Trial) -> tuple[float, float, float]:
         study = self.study
@@ -434,9 +452,9 @@ class Worker:
         trial.set_user_attr("worker_pid", os.getpid())
         hb = _Heartbeat(study, trial._trial_id)
         try:
-            trained, shared = self.train_point(p)
+            trained, quant, shared = self.train_point(p)
             split, _n = self.split()
-            record = runner.evaluate(trained, p.quant, split)
+            record = runner.evaluate(trained, quant, split)
             record["config"]["run"]["data_source"] = self._data_source
             record["shared_training"] = shared
             record["design_point"].update(p.to_dict())
