@@ -31,14 +31,14 @@ designs:
     scheme: ptq
     rounding: nearest
     weight_bits: [fp32, 8, 4]
-  - {model: tinysnn, neurons: 10, scheme: itq, rounding: stochastic, weight_bits: 8}
+  - {model: tinysnn, neurons: 10, scheme: itq, rounding: nearest, weight_bits: 8, neuron_bits: 16}
 """
 MINI_KEYS = {
     "baseline-n10-fp32",
     "tinysnn-n10-fp32",
     "tinysnn-n10-ptq-nearest-w8-vfp32-tfp32",
     "tinysnn-n10-ptq-nearest-w4-vfp32-tfp32",
-    "tinysnn-n10-itq-stochastic-w8-vfp32-tfp32",
+    "tinysnn-n10-itq-nearest-w8-v16-t16",
 }
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -91,6 +91,9 @@ def test_explore_select_report(capsys, mini: Path, tmp_path: Path) -> None:
     assert len(list((tmp_path / "tinysnn-artifacts" / "checkpoints").iterdir())) == 5
     for r in recs.values():
         assert 0 <= r["accuracy"] <= 1
+        assert r["vth_saturated_fraction"] == 0.0  # integer bits from the observed range
+        if r["design_point"]["vth_bits"] is not None:  # ITQ: the range of the FP32 training
+            assert r["config"]["quant"]["vth_range_mv"][1] > -52.0
         for phase in ("train", "infer"):
             e = r["energy"][phase]
             assert e["modelled_j"] > 0 and e["measured_j"] > 0

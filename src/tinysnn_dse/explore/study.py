@@ -396,7 +396,8 @@ class Worker:
         split, n_in = self.split()
         model = apply_overrides(preset(p.model, n_in, p.neurons), dict(p.params))
         budget = asdict(self.cfg.space.budget)
-        key = hashlib.sha256(json.dumps([p.training_key, budget]).encode()).hexdigest()[:16]
+        fp32_key = DesignPoint(p.model, p.neurons, params=p.params).key  # == PTQ training_key
+        key = hashlib.sha256(json.dumps([fp32_key, budget]).encode()).hexdigest()[:16]
         cache = Path(self.cfg.artifacts) / "trainings" / f"{key}.pt"
         with _file_lock(cache.with_suffix(".lock")):
             if cache.is_file():
