@@ -10,7 +10,10 @@ test holds them to that.
 
 It covers what learning needs at B == 1: excitatory DC15 neurons with the one-spike rule,
 adaptive thresholds, lateral or inhibitory-layer recurrence, and Vmem/Vth quantization
-with deterministic rounding (truncate, nearest). Anything else runs on the reference path.
+with any rounding. Stochastic rounding takes uniforms drawn by the caller from the run's
+torch generator in the order the reference path draws them (a block draw equals the same
+draws made one step at a time), so it stays bit-identical too. Anything else runs on the
+reference path.
 """
 
 from __future__ import annotations
@@ -45,9 +48,16 @@ def set_threads(n: int) -> None:
 
 
 @njit(cache=True, nogil=True)
-def _q(x, inv, eps, lo, hi, off):  # type: ignore[no-untyped-def]
-    """Deterministic fixed-point rounding of one float32 (off 0 = truncate, 0.5 = nearest)."""
-    y = np.floor(x * inv + off)
+def _q(x, inv, eps, lo, hi, off, u):  # type: ignore[no-untyped-def]
+    """Fixed-point rounding of one float32: ``off`` 0 = truncate, 0.5 = nearest, -1 =
+    stochastic with the uniform ``u`` (drawn by the caller from the run's generator, in
+    the reference path's order, so both paths round alike)."""
+    if off < 0:
+        y = x * inv
+        fl = np.floor(y)
+        y = fl + 1.0 if u < y - fl else fl
+    else:
+        y = np.floor(x * inv + off)
     if y < lo:
         y = lo
     elif y > hi:
@@ -59,9 +69,12 @@ def _q(x, inv, eps, lo, hi, off):  # type: ignore[no-untyped-def]
 def _exc_step(  # type: ignore[no-untyped-def]
     i_in, tb, s, si, v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
     ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
-    w_lat, w_exc_inh, inh_thr, vq, tq,
+    w_lat, w_exc_inh, inh_thr, vq, tq, u,
 ):  # fmt: skip
-    """One learning step of the excitatory layer (and the inhibitory one); fills ``s``."""
+    """One learning step of the excitatory layer (and the inhibitory one); fills ``s``.
+
+    ``u`` [3, N]: uniforms for stochastic rounding of Vmem, inhibitory Vmem and Vth.
+    """
     n = v.shape[0]
     v_rest, v_reset, decay, ref_steps = ex_c[0], ex_c[1], ex_c[2], ex_c[3]
     i_rest, i_reset, i_decay, i_ref = in_c[0], in_c[1], in_c[2], in_c[3]
@@ -74,7 +87,7 @@ def _exc_step(  # type: ignore[no-untyped-def]
         if refr[j] <= 0:
             x = x + (i_in[j] + i_rec[j])
         if vq[0] != 0:
-            x = _q(x, vq[1], vq[2], vq[3], vq[4], vq[5])
+            x = _q(x, vq[1], vq[2], vq[3], vq[4], vq[5], u[0, j])
         v[j] = x
         fire = x >= theta[j] + v_th
         s[j] = one if fire else F32(0.0)
@@ -101,7 +114,7 @@ def _exc_step(  # type: ignore[no-untyped-def]
             if inh_refr[j] <= 0:
                 x = x + s_prev[j] * w_exc_inh
             if vq[0] != 0:
-                x = _q(x, vq[1], vq[2], vq[3], vq[4], vq[5])
+                x = _q(x, vq[1], vq[2], vq[3], vq[4], vq[5], u[1, j])
             if x >= inh_thr:
                 si[j] = one
                 n_inh += 1
@@ -122,14 +135,14 @@ def _exc_step(  # type: ignore[no-untyped-def]
     for j in range(n):
         th = theta[j] * theta_decay + s[j] * theta_plus
         if tq[0] != 0:
-            th = _q(th + v_th, tq[1], tq[2], tq[3], tq[4], tq[5]) - v_th
+            th = _q(th + v_th, tq[1], tq[2], tq[3], tq[4], tq[5], u[2, j]) - v_th
         theta[j] = th
     return n_spk
 
 
 @njit(cache=True, nogil=True)
 def exc_window(  # type: ignore[no-untyped-def]
-    i_win, tiebreak, v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
+    i_win, tiebreak, u_win, v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
     ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
     w_lat, w_exc_inh, inh_thr, vq, tq,
 ):  # fmt: skip
@@ -140,7 +153,8 @@ def exc_window(  # type: ignore[no-untyped-def]
     arrays (float32 [N]) are updated in place: v, refr, theta, counts, i_rec (recurrent
     input pending for the next step), inh_v, inh_refr and s_prev (inhibitory topology).
     ``ex_c``/``in_c`` hold (v_rest, v_reset, decay, ref_steps); ``vq``/``tq`` the Vmem/Vth
-    quantizers as (enabled, 1/eps, eps, lo/eps, hi/eps, rounding offset).
+    quantizers as (enabled, 1/eps, eps, lo/eps, hi/eps, rounding offset; -1 = stochastic),
+    ``u_win`` [W, 3, N] their uniforms for stochastic rounding (unused otherwise).
     """
     n = i_win.shape[1]
     s = np.zeros(n, dtype=np.float32)
@@ -149,7 +163,7 @@ def exc_window(  # type: ignore[no-untyped-def]
         _exc_step(
             i_win[k], tiebreak[k], s, si, v, refr, theta, counts, i_rec, inh_v, inh_refr,
             s_prev, ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
-            w_lat, w_exc_inh, inh_thr, vq, tq,
+            w_lat, w_exc_inh, inh_thr, vq, tq, u_win[k],
         )  # fmt: skip
 
 
@@ -175,6 +189,7 @@ def learn_stepwise(  # type: ignore[no-untyped-def]
     i_in = np.zeros(n, dtype=np.float32)
     x_post = np.zeros(n, dtype=np.float32)
     b0 = np.zeros(n, dtype=np.float32)
+    u0 = np.zeros((3, n), dtype=np.float32)  # deterministic rounding only here
     zero = F32(0.0)
     for t in range(ptr.shape[0] - 1):
         for j in range(n):
@@ -186,7 +201,7 @@ def learn_stepwise(  # type: ignore[no-untyped-def]
         n_spk = _exc_step(
             i_in, tiebreak[t], s, si, v, refr, theta, counts, i_rec, inh_v, inh_refr,
             s_prev, ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
-            w_lat, w_exc_inh, inh_thr, vq, tq,
+            w_lat, w_exc_inh, inh_thr, vq, tq, u0,
         )  # fmt: skip
         for j in range(n):
             x_post[j] = F32(1.0) if s[j] > 0 else x_post[j] * trace_decay
@@ -201,7 +216,7 @@ def learn_stepwise(  # type: ignore[no-untyped-def]
                     x = w[i, j] + (b0[j] + xi * (s[j] * eta_post))
                     x = min(max(x, zero), w_max)
                     if wq[0] != 0:
-                        x = _q(x, wq[1], wq[2], wq[3], wq[4], wq[5])
+                        x = _q(x, wq[1], wq[2], wq[3], wq[4], wq[5], F32(0.0))
                     w[i, j] = x
             if n_spk > 0:
                 for j in range(n):
@@ -230,30 +245,31 @@ def _clip_q(x, w_max, wq):  # type: ignore[no-untyped-def]
     elif x > w_max:
         x = w_max
     if wq[0] != 0:
-        x = _q(x, wq[1], wq[2], wq[3], wq[4], wq[5])
+        x = _q(x, wq[1], wq[2], wq[3], wq[4], wq[5], F32(0.0))
     return x
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def infer_batch(  # type: ignore[no-untyped-def]
-    w, ptr, idx, n_steps, theta, counts,
+    w, ptr, idx, n_steps, theta, counts, v0, iv0, u,
     ex_c, in_c, v_th, inhibitory, w_lat, w_exc_inh, inh_thr, vq, tq,
 ):  # fmt: skip
     """Inference (learning off, theta frozen, no one-spike rule) of a batch of images.
 
     Input spikes are CSR rows over (image, step): row ``b * n_steps + t`` lists the active
     inputs of image b at step t. Images run in parallel threads; ``counts`` [B, N] is
-    filled with each image's spike counts. Vmem/Vth rounding must be deterministic.
+    filled with each image's spike counts. ``v0``/``iv0`` [B, N] are the initial
+    (quantized) potentials; ``u`` [T, 1 or 2, B, N] the uniforms of stochastic Vmem
+    rounding (excitatory, then inhibitory if that layer exists), or any array when
+    rounding is deterministic.
     """
     n_img = counts.shape[0]
     n = w.shape[1]
+    stochastic = vq[0] != 0 and vq[5] < 0
     for b in prange(n_img):
-        v = np.full(n, ex_c[0], dtype=np.float32)
-        inh_v = np.full(n, in_c[0], dtype=np.float32)
-        if vq[0] != 0:
-            for j in range(n):
-                v[j] = _q(v[j], vq[1], vq[2], vq[3], vq[4], vq[5])
-                inh_v[j] = _q(inh_v[j], vq[1], vq[2], vq[3], vq[4], vq[5])
+        v = v0[b].copy()
+        inh_v = iv0[b].copy()
+        ub = np.zeros((3, n), dtype=np.float32)
         refr = np.zeros(n, dtype=np.float32)
         inh_refr = np.zeros(n, dtype=np.float32)
         i_rec = np.zeros(n, dtype=np.float32)
@@ -272,10 +288,15 @@ def infer_batch(  # type: ignore[no-untyped-def]
                 row = idx[a]
                 for j in range(n):
                     i_in[j] += w[row, j]
+            if stochastic:
+                for j in range(n):
+                    ub[0, j] = u[t, 0, b, j]
+                    if inhibitory:
+                        ub[1, j] = u[t, 1, b, j]
             _exc_step(
                 i_in, tb, s, si, v, refr, th, cnt, i_rec, inh_v, inh_refr, s_prev,
                 ex_c, in_c, v_th, F32(1.0), F32(0.0), False, inhibitory,
-                w_lat, w_exc_inh, inh_thr, vq, tq,
+                w_lat, w_exc_inh, inh_thr, vq, tq, ub,
             )  # fmt: skip
         for j in range(n):
             counts[b, j] = cnt[j]

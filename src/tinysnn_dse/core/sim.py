@@ -280,10 +280,8 @@ def fast_path_ok(cfg: ModelConfig, qz: Quantizers, device: torch.device) -> bool
     """Whether the compiled learning kernel covers this configuration (else: reference)."""
     if not kernels.HAVE_NUMBA or device.type != "cpu":
         return False
-    if qz.rounding != "stochastic":
-        return True
-    if cfg.rule == "tinysnn":  # weights are quantized in shared torch code
-        return qz.vmem is None and qz.vth is None
+    if qz.rounding != "stochastic" or cfg.rule == "tinysnn":
+        return True  # tinySNN: weights are quantized in shared torch code
     return qz.is_fp32  # per-step rules: stochastic rounding only on the reference path
 
 
@@ -431,7 +429,7 @@ def _qparams(fmt: FixedPoint | None, rounding: str) -> np.ndarray:
     if fmt is None:
         return np.zeros(6, dtype=np.float64)
     inv = 1.0 / fmt.eps
-    off = 0.5 if rounding == "nearest" else 0.0
+    off = {"nearest": 0.5, "truncate": 0.0, "stochastic": -1.0}[rounding]
     return np.array([1.0, inv, fmt.eps, fmt.lo * inv, fmt.hi * inv, off], dtype=np.float64)
 
 
@@ -456,7 +454,10 @@ def _fast_state(
     if qz.vth is not None:  # as the reference: Vth on its grid from the start
         theta_t = qz.th(theta_t + cfg.exc.v_th_mv, g) - cfg.exc.v_th_mv
     v = qz.v(torch.full((1, n), c.exc.v_rest), g)[0].numpy().copy()
-    inh_v = qz.v(torch.full((1, n), c.inh.v_rest), g)[0].numpy().copy()
+    inh_v = torch.full((1, n), c.inh.v_rest)
+    if cfg.topology == "inhibitory":  # drawn only where the reference draws it
+        inh_v = qz.v(inh_v, g)
+    inh_v = inh_v[0].numpy().copy()
     one = cfg.exc.one_spike
     tiebreak = torch.rand(t_steps, 1, n, generator=g) if one else torch.zeros(t_steps, 1, n)
     counts_t = torch.zeros(n)
@@ -503,9 +504,16 @@ def _learn_fast(
     spikes_f = spikes.to(torch.float32)
     counts_t = st.counts_t
     counts_at_update = counts_t.clone()
+    rows = _uniform_rows(cfg, qz)
+    u_win = np.zeros((c.window, 3, cfg.n_exc), dtype=np.float32)
     for t0 in range(0, t_steps, c.window):
         i_win = (spikes_f[:, t0 : t0 + c.window] @ w)[0].contiguous()
-        kernels.exc_window(i_win.numpy(), st.tiebreak[t0 : t0 + c.window], *st.arrays, *st.consts)
+        n_w = i_win.shape[0]
+        if rows:  # the window's rounding uniforms, in the reference's order
+            u_win[:n_w, rows] = torch.rand(n_w, len(rows), cfg.n_exc, generator=g).numpy()
+        kernels.exc_window(
+            i_win.numpy(), st.tiebreak[t0 : t0 + c.window], u_win[:n_w], *st.arrays, *st.consts
+        )
         s_max = float(counts_t.max())
         if s_max > 0:
             cols = ((counts_t - counts_at_update) > 0).nonzero().flatten()
@@ -516,6 +524,22 @@ def _learn_fast(
                     stats.synapse_updates += int(cols.numel()) * cfg.n_in
         counts_at_update = counts_t.clone()
     return Net(w=w, theta=st.theta_t), counts_t.unsqueeze(0)
+
+
+def _uniform_rows(cfg: ModelConfig, qz: Quantizers, learn: bool = True) -> list[int]:
+    """Which stochastic-rounding draws each step makes, in the reference's order:
+    0 = Vmem, 1 = inhibitory Vmem, 2 = Vth (learning only); empty if rounding is
+    deterministic."""
+    if qz.rounding != "stochastic":
+        return []
+    rows = []
+    if qz.vmem is not None:
+        rows.append(0)
+        if cfg.topology == "inhibitory":
+            rows.append(1)
+    if learn and qz.vth is not None:
+        rows.append(2)
+    return rows
 
 
 def _learn_fast_stepwise(
@@ -597,12 +621,8 @@ def _count_learning(stats: OpCounts, spikes: Tensor, counts: Tensor, cfg: ModelC
 
 
 def infer_fast_ok(qz: Quantizers, device: torch.device) -> bool:
-    """Whether the compiled inference kernel covers this configuration."""
-    return (
-        kernels.HAVE_NUMBA
-        and device.type == "cpu"
-        and (qz.rounding != "stochastic" or (qz.vmem is None and qz.vth is None))
-    )
+    """Whether the compiled inference kernel covers this configuration (any rounding)."""
+    return kernels.HAVE_NUMBA and device.type == "cpu"
 
 
 def _infer_reference(
@@ -615,23 +635,36 @@ def _infer_fast(
     net: Net, trains: SpikeTrains, cfg: ModelConfig, qz: Quantizers, g: torch.Generator
 ) -> Tensor:
     b, t_steps, _ = trains.shape
+    n = cfg.n_exc
     ptr, idx = trains.csr()
     v_th = cfg.exc.v_th_mv
     theta = net.theta if qz.vth is None else qz.th(net.theta + v_th, g) - v_th
-    counts = np.zeros((b, cfg.n_exc), dtype=np.float32)
+    counts = np.zeros((b, n), dtype=np.float32)
     c = consts(cfg)
     f32 = np.float32
     inhibitory = cfg.topology == "inhibitory"
+    # initial potentials and the per-step rounding uniforms, drawn as the reference draws
+    v0 = qz.v(torch.full((b, n), c.exc.v_rest), g).contiguous().numpy()
+    iv0 = torch.full((b, n), c.inh.v_rest)
+    iv0 = (qz.v(iv0, g) if inhibitory else iv0).contiguous().numpy()
+    rows = _uniform_rows(cfg, qz, learn=False)
+    u = np.zeros((1, 1, 1, 1), dtype=np.float32)
+    if rows:
+        u = torch.rand(t_steps, len(rows), b, n, generator=g).numpy()
+    tq = _qparams(qz.vth, qz.rounding)
+    if rows:
+        tq[0] = 0.0  # thresholds are frozen at inference and already on their grid
     n_threads = torch.get_num_threads()
     kernels.set_threads(n_threads)
     kernels.infer_batch(
         net.w.contiguous().numpy(), ptr, idx, t_steps, theta.contiguous().numpy(), counts,
+        v0, iv0, u,
         np.array([c.exc.v_rest, c.exc.v_reset, c.exc.decay, c.exc.ref_steps], f32),
         np.array([c.inh.v_rest, c.inh.v_reset, c.inh.decay, c.inh.ref_steps], f32),
         f32(v_th), inhibitory, f32(cfg.inh.w_inh_exc if inhibitory else cfg.inh.w_lateral),
         f32(cfg.inh.w_exc_inh),
         f32(float(quantize(torch.tensor(cfg.inh.v_th_mv), qz.vth, "nearest"))),
-        _qparams(qz.vmem, qz.rounding), _qparams(qz.vth, qz.rounding),
+        _qparams(qz.vmem, qz.rounding), tq,
     )  # fmt: skip
     torch.set_num_threads(n_threads)  # numba's OpenMP pool may have changed it
     return torch.from_numpy(counts)
