@@ -454,10 +454,10 @@ def _fast_state(
     if qz.vth is not None:  # as the reference: Vth on its grid from the start
         theta_t = qz.th(theta_t + cfg.exc.v_th_mv, g) - cfg.exc.v_th_mv
     v = qz.v(torch.full((1, n), c.exc.v_rest), g)[0].numpy().copy()
-    inh_v = torch.full((1, n), c.inh.v_rest)
+    inh_t = torch.full((1, n), c.inh.v_rest)
     if cfg.topology == "inhibitory":  # drawn only where the reference draws it
-        inh_v = qz.v(inh_v, g)
-    inh_v = inh_v[0].numpy().copy()
+        inh_t = qz.v(inh_t, g)
+    inh_v = inh_t[0].numpy().copy()
     one = cfg.exc.one_spike
     tiebreak = torch.rand(t_steps, 1, n, generator=g) if one else torch.zeros(t_steps, 1, n)
     counts_t = torch.zeros(n)
@@ -645,8 +645,8 @@ def _infer_fast(
     inhibitory = cfg.topology == "inhibitory"
     # initial potentials and the per-step rounding uniforms, drawn as the reference draws
     v0 = qz.v(torch.full((b, n), c.exc.v_rest), g).contiguous().numpy()
-    iv0 = torch.full((b, n), c.inh.v_rest)
-    iv0 = (qz.v(iv0, g) if inhibitory else iv0).contiguous().numpy()
+    iv0_t = torch.full((b, n), c.inh.v_rest)
+    iv0 = (qz.v(iv0_t, g) if inhibitory else iv0_t).contiguous().numpy()
     rows = _uniform_rows(cfg, qz, learn=False)
     u = np.zeros((1, 1, 1, 1), dtype=np.float32)
     if rows:
