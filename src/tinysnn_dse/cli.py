@@ -544,7 +544,7 @@ def explore(
                 + (f", {plan.stale_failed} stale trials failed" if plan.stale_failed else "")
             )
 
-    with explore_progress(not as_json) as show:
+    with explore_progress(not as_json, workers) as show:
 
         def on_progress(p: Any) -> None:
             best = max((reward(a, m, mu) for a, m in p.points), default=None)
@@ -583,8 +583,18 @@ def explore(
 
 
 @contextmanager
-def explore_progress(enabled: bool) -> Iterator[Any]:
-    """done/total, ETA and best reward on a terminal; one line per change otherwise."""
+def explore_progress(enabled: bool, workers: int = 1) -> Iterator[Any]:
+    """done/total, ETA and best reward on a terminal; one line per change otherwise.
+
+    The ETA is the mean wall time of this study's completed trials times the points left,
+    divided among the workers."""
+
+    def eta(p: Any) -> str:
+        if p.seconds_per_point is None:
+            return "ETA -"
+        s = p.seconds_per_point * max(0, p.total - p.done) / max(1, workers)
+        return f"ETA {s / 3600:.1f} h" if s >= 5400 else f"ETA {s / 60:.0f} min"
+
     if not enabled:
         yield lambda p, best, mu: None
         return
@@ -595,7 +605,9 @@ def explore_progress(enabled: bool) -> Iterator[Any]:
             if p.done != last[0]:
                 last[0] = p.done
                 b = f", best reward {best:.4f} (mu {mu:g})" if best is not None else ""
-                err.print(f"{p.done}/{p.total} done, {p.failed} failed{b}", highlight=False)
+                err.print(
+                    f"{p.done}/{p.total} done, {p.failed} failed, {eta(p)}{b}", highlight=False
+                )
 
         yield line
         return
@@ -603,7 +615,6 @@ def explore_progress(enabled: bool) -> Iterator[Any]:
         TextColumn("[bold]explore"),
         BarColumn(),
         MofNCompleteColumn(),
-        TimeRemainingColumn(),
         TextColumn("{task.fields[info]}"),
     )
     with Progress(*cols, console=err) as prog:
@@ -611,7 +622,7 @@ def explore_progress(enabled: bool) -> Iterator[Any]:
 
         def cb(p: Any, best: float | None, mu: float) -> None:
             b = f"best R {best:.4f} (mu {mu:g})" if best is not None else ""
-            info = f"{p.running} running, {p.failed} failed  {b}"
+            info = f"{eta(p)}  {p.failed} failed  {b}"
             prog.update(task, completed=p.done, total=p.total, info=info)
 
         yield cb
