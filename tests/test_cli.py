@@ -192,3 +192,23 @@ def test_evaluate_switches_readout_without_retraining(capsys, tmp_path: Path) ->
     assert other["memory_bits"] == rec["memory_bits"]
     code, _, err = run(capsys, "evaluate", ck, "--readout", "majority")
     assert code == 2 and "unknown value 'majority'" in err and err.count("\n") == 1
+
+
+def test_itq_warns_when_thresholds_saturate(capsys, tmp_path: Path) -> None:
+    """`train` has no FP32 run to take the Vth range from: it says when [-100, 0] mV is
+    too small for the learned thresholds instead of failing silently."""
+    code, out, err = run(
+        capsys, "train", *SMALL, "--out", str(tmp_path / "s"), "--scheme", "itq",
+        "--vmem-bits", "8", "--vth-bits", "8", "-p", "theta_plus_mv=200",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "warning:" in err and "--vth-int-bits" in err
+    rec = json.loads((tmp_path / "s" / "record.json").read_text())
+    assert rec["vth_saturated_fraction"] > 0
+    code, out, err = run(
+        capsys, "train", *SMALL, "--out", str(tmp_path / "t"), "--scheme", "itq",
+        "--vmem-bits", "16", "--vth-bits", "16", "--vmem-int-bits", "11", "--vth-int-bits",
+        "11", "-p", "theta_plus_mv=200",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "warning:" not in err

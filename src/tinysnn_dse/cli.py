@@ -190,6 +190,14 @@ def render_record(record: dict[str, Any]) -> None:
     for k, v in rows:
         t.add_row(f"[bold]{k}", v)
     Console().print(t)
+    sat = record.get("vth_saturated_fraction", 0.0)
+    if sat > 0:
+        err.print(
+            f"warning: {sat:.0%} of the thresholds sit at the Vth format's ceiling "
+            f"({record['formats']['vth']}); give more integer bits with --vth-int-bits and "
+            "--vmem-int-bits (docs/model.md, Quantization)",
+            highlight=False,
+        )
 
 
 @app.command()
