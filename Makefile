@@ -28,6 +28,7 @@ bench: install
 	$(VENV)/bin/tinysnn bench --threads 2
 	$(VENV)/bin/tinysnn bench --threads 2 --scheme itq --rounding stochastic --weight-bits 8
 	$(VENV)/bin/tinysnn bench --threads 2 --model baseline --train-images 100
+	$(VENV)/bin/tinysnn bench --threads 2 --scheme itq --rounding stochastic --weight-bits 8 --vmem-bits 16 --vth-bits 16 --train-images 100
 
 lint: install
 	$(VENV)/bin/ruff check src tests
