@@ -734,7 +734,9 @@ def _export(best: dict[str, Any], records: list[dict[str, Any]], art: Path, dest
     import shutil
 
     rec = next(r for r in records if r["design_point"]["key"] == best["design_key"])
-    src = art / "checkpoints" / str(rec.get("checkpoint_artifact"))
+    from tinysnn_dse.explore.study import artifact_path
+
+    src = artifact_path(art, str(rec.get("checkpoint_artifact")))
     if not src.is_file():
         raise ConfigError(f"checkpoint of trial {best['trial']} not found at {src} (--artifacts?)")
     prepare_out_dir(dest)

@@ -229,13 +229,12 @@ def _sync(device: torch.device) -> Callable[[], None] | None:
 
 
 def energy_fields(
-    phase: str,
     ops: dict[str, int] | None,
     measured: dict[str, Any] | None,
     model: ModelConfig,
     quant: QuantSpec,
 ) -> dict[str, Any]:
-    """Measured and modelled energy of one phase (``train`` or ``infer``) for a record."""
+    """Measured and modelled energy of one phase (training or inference) for a record."""
     if ops is None or measured is None:
         return {}
     counts = OpCounts(**ops)
@@ -327,10 +326,8 @@ def evaluate(
         "infer_seconds": test_s,
         "infer_images_per_s": _rate(n_test, test_s),
         "energy": {
-            "train": energy_fields(
-                "train", trained.train_ops, trained.train_measured, model, trained.quant
-            ),
-            "infer": energy_fields("infer", infer_ops.to_dict(), asdict(test_m), model, quant),
+            "train": energy_fields(trained.train_ops, trained.train_measured, model, trained.quant),
+            "infer": energy_fields(infer_ops.to_dict(), asdict(test_m), model, quant),
         },
         "design_point": {
             "model": model.model,

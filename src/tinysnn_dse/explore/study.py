@@ -131,10 +131,6 @@ def _load(storage: BaseStorage, study: str) -> optuna.Study:
         raise StorageError(f"no study named {study!r} in this storage") from None
 
 
-def study_names(url: str) -> list[str]:
-    return [s.study_name for s in optuna.get_all_study_summaries(open_storage(url))]
-
-
 # --------------------------------------------------------------------------- prepare
 
 

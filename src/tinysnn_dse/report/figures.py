@@ -6,7 +6,6 @@ figure and writes it as PNG and SVG; it returns the PNG path.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -193,7 +192,3 @@ def pareto_front(rows: list[dict[str, Any]], front: list[dict[str, Any]], out: P
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return _save(fig, out, "pareto")
-
-
-def finite(x: float) -> bool:
-    return not math.isnan(x) and not math.isinf(x)
