@@ -197,7 +197,7 @@ def test_bad_input_leaves_the_study_intact(capsys, mini: Path, tmp_path: Path) -
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before
 
 
-def _wait_for(pred, timeout: float = 120.0) -> None:
+def _wait_for(pred, timeout: float = 300.0) -> None:
     t0 = time.time()
     while time.time() - t0 < timeout:
         if pred():
