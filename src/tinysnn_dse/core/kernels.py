@@ -1,19 +1,23 @@
-"""Compiled per-step neuron dynamics for learning runs on the CPU (the fast path).
+"""Compiled kernels for the CPU fast path (learning and inference).
 
 The reference path (:func:`tinysnn_dse.core.sim.simulate`) issues ~25 tiny torch ops per
 time step, and at 400 neurons their dispatch cost, not arithmetic, sets the speed. Here
-one Numba-compiled call runs the neuron dynamics of a whole update window. Everything
-else stays in the shared torch code: the window's input current (one matrix product), the
-learning rule, weight normalisation and weight quantization. The kernel repeats the
-reference's float32 arithmetic in the same order, so both paths give the same spikes; a
-test holds them to that.
+Numba-compiled calls take Python out of the inner loop:
 
-It covers what learning needs at B == 1: excitatory DC15 neurons with the one-spike rule,
-adaptive thresholds, lateral or inhibitory-layer recurrence, and Vmem/Vth quantization
-with any rounding. Stochastic rounding takes uniforms drawn by the caller from the run's
-torch generator in the order the reference path draws them (a block draw equals the same
-draws made one step at a time), so it stays bit-identical too. Anything else runs on the
-reference path.
+- :func:`learn_tinysnn`: a whole tinySNN-rule presentation (FP32 or deterministic weight
+  rounding), input current from the active rows of W only, the rule applied in place.
+  Equal to the reference within float32 rounding (the summation order differs).
+- :func:`exc_window`: the neuron dynamics of one update window, for stochastic weight
+  rounding, where the rule and W's rounding stay in the shared torch code so that W's
+  uniforms are drawn as the reference draws them. Bit-identical to the reference.
+- :func:`learn_stepwise`: a whole ``pair`` / ``sl-stdp`` presentation.
+- :func:`infer_batch`: inference of a batch of images in parallel threads.
+
+All of them cover excitatory DC15 neurons with the one-spike rule, adaptive thresholds,
+lateral or inhibitory-layer recurrence, and Vmem/Vth quantization with any rounding.
+Stochastic rounding takes uniforms drawn by the caller from the run's torch generator in
+the order the reference path draws them (a block draw equals the same draws made one
+step at a time). Anything else runs on the reference path.
 """
 
 from __future__ import annotations
@@ -165,6 +169,70 @@ def exc_window(  # type: ignore[no-untyped-def]
             s_prev, ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
             w_lat, w_exc_inh, inh_thr, vq, tq, u_win[k],
         )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def learn_tinysnn(  # type: ignore[no-untyped-def]
+    w, ptr, idx, tiebreak, u, window, lr, wq,
+    v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
+    ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
+    w_lat, w_exc_inh, inh_thr, vq, tq,
+):  # fmt: skip
+    """A whole tinySNN-rule learning presentation in one call, updating ``w`` [n_in, N]
+    in place; returns the number of columns updated (for the event counts).
+
+    Input spikes come as CSR rows (``ptr`` [T+1], ``idx``); the input current sums only
+    the active rows of W (W is constant inside an update window, as in the reference's
+    window product). At the end of each window of ``window`` steps the columns of neurons
+    that fired since the last update point move by ``k * eta * x_pre * (w_max - w)`` with
+    ``k = s_max / s_th``, then are clipped and put on the weight grid (deterministic
+    rounding only: stochastic weight rounding stays on the per-window path). ``lr`` =
+    (eta, s_th, w_max, dt/tau_trace); ``u`` [T, 3, N] the Vmem/Vth rounding uniforms, or
+    [1, 3, N] when rounding is deterministic.
+    """
+    n_in, n = w.shape
+    t_steps = ptr.shape[0] - 1
+    eta, s_th, w_max, dt_tau = lr[0], lr[1], lr[2], lr[3]
+    s = np.zeros(n, dtype=np.float32)
+    si = np.zeros(n, dtype=np.float32)
+    i_in = np.zeros(n, dtype=np.float32)
+    at_update = counts.copy()
+    x_pre = np.zeros(n_in, dtype=np.float32)
+    last = np.full(n_in, -1, dtype=np.int64)
+    per_step = u.shape[0] > 1
+    n_cols = 0
+    zero = F32(0.0)
+    for t in range(t_steps):
+        for j in range(n):
+            i_in[j] = zero
+        for a in range(ptr[t], ptr[t + 1]):
+            row = idx[a]
+            last[row] = t
+            for j in range(n):
+                i_in[j] += w[row, j]
+        _exc_step(
+            i_in, tiebreak[t], s, si, v, refr, theta, counts, i_rec, inh_v, inh_refr,
+            s_prev, ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
+            w_lat, w_exc_inh, inh_thr, vq, tq, u[t] if per_step else u[0],
+        )  # fmt: skip
+        if (t + 1) % window != 0 and t != t_steps - 1:
+            continue
+        s_max = zero
+        for j in range(n):
+            s_max = max(s_max, counts[j])
+        if s_max > 0:
+            coef = F32((float(s_max) / s_th) * eta)
+            for i in range(n_in):
+                x_pre[i] = np.exp(-F32(t - last[i]) * dt_tau) if last[i] >= 0 else zero
+            for j in range(n):
+                if counts[j] - at_update[j] > 0:
+                    n_cols += 1
+                    for i in range(n_in):
+                        wc = w[i, j]
+                        w[i, j] = _clip_q(wc + coef * x_pre[i] * (w_max - wc), w_max, wq)
+        for j in range(n):
+            at_update[j] = counts[j]
+    return n_cols
 
 
 @njit(cache=True, nogil=True)

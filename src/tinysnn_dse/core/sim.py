@@ -287,7 +287,7 @@ def fast_path_ok(cfg: ModelConfig, qz: Quantizers, device: torch.device) -> bool
 
 def simulate(
     net: Net,
-    spikes: Tensor,
+    spikes: Tensor | SpikeTrains,
     cfg: ModelConfig,
     qz: Quantizers,
     generator: torch.Generator,
@@ -295,15 +295,21 @@ def simulate(
     fast: bool | None = None,
     stats: OpCounts | None = None,
 ) -> tuple[Net, Tensor]:
-    """Present ``spikes`` [B, T, n_in]; dispatches learning to the compiled fast path when it
-    covers the configuration (``fast=None``), or as told. See :func:`simulate_reference`."""
-    if learn and fast is not False and fast_path_ok(cfg, qz, spikes.device):
+    """Present ``spikes`` [B, T, n_in] (dense, or compact :class:`SpikeTrains`); dispatches
+    learning to the compiled fast path when it covers the configuration (``fast=None``), or
+    as told. See :func:`simulate_reference`."""
+    device = spikes.spikes.device if isinstance(spikes, SpikeTrains) else spikes.device
+    if learn and fast is not False and fast_path_ok(cfg, qz, device):
+        if cfg.rule == "tinysnn" and (qz.weight is None or qz.rounding != "stochastic"):
+            return _learn_fast_presentation(net, spikes, cfg, qz, generator, stats)
+        dense = spikes.dense() if isinstance(spikes, SpikeTrains) else spikes
         if cfg.rule == "tinysnn":
-            return _learn_fast(net, spikes, cfg, qz, generator, stats)
-        return _learn_fast_stepwise(net, spikes, cfg, qz, generator)
+            return _learn_fast(net, dense, cfg, qz, generator, stats)
+        return _learn_fast_stepwise(net, dense, cfg, qz, generator)
     if fast:
         raise ValueError("the fast path does not cover this configuration")
-    return simulate_reference(net, spikes, cfg, qz, generator, learn, stats)
+    dense = spikes.dense() if isinstance(spikes, SpikeTrains) else spikes
+    return simulate_reference(net, dense, cfg, qz, generator, learn, stats)
 
 
 def simulate_reference(
@@ -444,7 +450,7 @@ class _FastState(NamedTuple):
 
 
 def _fast_state(
-    net: Net, spikes: Tensor, cfg: ModelConfig, qz: Quantizers, g: torch.Generator
+    net: Net, spikes: Tensor | SpikeTrains, cfg: ModelConfig, qz: Quantizers, g: torch.Generator
 ) -> _FastState:
     """Initial state and constants, drawing random numbers as the reference does."""
     c = consts(cfg)
@@ -526,6 +532,51 @@ def _learn_fast(
     return Net(w=w, theta=st.theta_t), counts_t.unsqueeze(0)
 
 
+def _csr_one(spikes: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """CSR rows (``ptr`` [T+1], ``idx``) of the active inputs of each step of ``spikes``
+    [1, T, n], inputs ascending within a step."""
+    sp = spikes[0]
+    ptr = np.zeros(sp.shape[0] + 1, dtype=np.int64)
+    np.cumsum(sp.sum(dim=1).numpy(), out=ptr[1:])
+    return ptr, sp.nonzero()[:, 1].numpy().astype(np.int64)
+
+
+def _learn_fast_presentation(
+    net: Net,
+    spikes: Tensor | SpikeTrains,
+    cfg: ModelConfig,
+    qz: Quantizers,
+    g: torch.Generator,
+    stats: OpCounts | None = None,
+) -> tuple[Net, Tensor]:
+    """tinySNN-rule learning of one sample in one compiled call (weights FP32 or rounded
+    deterministically; Vmem/Vth any rounding).
+
+    Same random numbers as the reference. The input current sums only the active rows of
+    W (the reference uses a window product) and the rule runs in the kernel, so results
+    agree to float32 rounding, not bitwise (see tests/core/test_fast_path.py).
+    """
+    c = consts(cfg)
+    lp = cfg.learning
+    st = _fast_state(net, spikes, cfg, qz, g)
+    ptr, idx = spikes.csr() if isinstance(spikes, SpikeTrains) else _csr_one(spikes)
+    t_steps, n = spikes.shape[1], cfg.n_exc
+    rows = _uniform_rows(cfg, qz)
+    u = np.zeros((t_steps if rows else 1, 3, n), dtype=np.float32)
+    if rows:  # one block equals the reference's per-step draws, in its order
+        u[:, rows] = torch.rand(t_steps, len(rows), n, generator=g).numpy()
+    w = net.w.clone().contiguous()
+    f32 = np.float32
+    lr = np.array([lp.eta, lp.s_th, lp.w_max, cfg.encoding.dt_ms / lp.tau_trace_ms], f32)
+    n_cols = kernels.learn_tinysnn(  # type: ignore[call-arg]
+        w.numpy(), ptr, idx, st.tiebreak, u, c.window, lr, _qparams(qz.weight, qz.rounding),
+        *st.arrays, *st.consts,
+    )  # fmt: skip
+    if stats is not None:
+        stats.synapse_updates += int(n_cols) * cfg.n_in
+    return Net(w=w, theta=st.theta_t), st.counts_t.unsqueeze(0)
+
+
 def _uniform_rows(cfg: ModelConfig, qz: Quantizers, learn: bool = True) -> list[int]:
     """Which stochastic-rounding draws each step makes, in the reference's order:
     0 = Vmem, 1 = inhibitory Vmem, 2 = Vth (learning only); empty if rounding is
@@ -553,11 +604,7 @@ def _learn_fast_stepwise(
     lp = cfg.learning
     st = _fast_state(net, spikes, cfg, qz, g)
     x_pre_all = presyn_traces(spikes, cfg.encoding.dt_ms, lp.tau_trace_ms)[0].contiguous()
-    sp = spikes[0]
-    nz = sp.nonzero()
-    ptr = np.zeros(sp.shape[0] + 1, dtype=np.int64)
-    np.cumsum(sp.sum(dim=1).numpy(), out=ptr[1:])
-    idx = nz[:, 1].numpy().astype(np.int64)
+    ptr, idx = _csr_one(spikes)
     w = net.w.clone().contiguous()
     f32 = np.float32
     lr = np.array([lp.eta_pre, lp.eta_post, lp.eta_sl, lp.x_tar, lp.w_max], f32)
@@ -587,7 +634,7 @@ def train_sample(
     enc = cfg.encoding
     for boost in range(int(enc.max_boosts) + 1):
         scale = rate_scale(cfg, boost)
-        spikes = poisson(pixels.unsqueeze(0), enc.steps, scale, generator)
+        spikes = poisson_trains(pixels.unsqueeze(0), enc.steps, scale, generator)
         net, counts = simulate(net, spikes, cfg, qz, generator, learn=True, fast=fast, stats=stats)
         if stats is not None:
             _count_learning(stats, spikes, counts, cfg)
@@ -602,10 +649,10 @@ def train_sample(
     return Net(w=w, theta=net.theta), counts[0]
 
 
-def _count_learning(stats: OpCounts, spikes: Tensor, counts: Tensor, cfg: ModelConfig) -> None:
+def _count_learning(stats: OpCounts, spikes: SpikeTrains, counts: Tensor, cfg: ModelConfig) -> None:
     """Add one learning presentation's events (the tinySNN rule counts its own updates)."""
     t_steps = spikes.shape[1]
-    n_pre, n_post = int(spikes.sum()), int(counts.sum())
+    n_pre, n_post = int(spikes.spikes.sum()), int(counts.sum())
     stats.presentations += 1
     stats.steps += t_steps
     stats.input_spikes += n_pre
