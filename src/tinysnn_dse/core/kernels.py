@@ -6,10 +6,10 @@ Numba-compiled calls take Python out of the inner loop:
 
 - :func:`learn_tinysnn`: a whole tinySNN-rule presentation (FP32 or deterministic weight
   rounding), input current from the active rows of W only, the rule applied in place.
-  Equal to the reference within float32 rounding (the summation order differs).
-- :func:`exc_window`: the neuron dynamics of one update window, for stochastic weight
-  rounding, where the rule and W's rounding stay in the shared torch code so that W's
-  uniforms are drawn as the reference draws them. Bit-identical to the reference.
+  With stochastic weight rounding the caller runs its parts window by window
+  (:func:`tinysnn_steps`, then :func:`tinysnn_rule` with W's uniforms drawn in between,
+  as the reference draws them). Equal to the reference within float32 rounding (the
+  summation order differs).
 - :func:`learn_stepwise`: a whole ``pair`` / ``sl-stdp`` presentation.
 - :func:`infer_batch`: inference of a batch of images in parallel threads.
 
@@ -145,30 +145,64 @@ def _exc_step(  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def exc_window(  # type: ignore[no-untyped-def]
-    i_win, tiebreak, u_win, v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
+def tinysnn_steps(  # type: ignore[no-untyped-def]
+    w, ptr, idx, t0, t1, last, tiebreak, u,
+    v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
     ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
     w_lat, w_exc_inh, inh_thr, vq, tq,
 ):  # fmt: skip
-    """Neuron dynamics of one tinySNN update window.
+    """Steps ``t0 .. t1-1`` of a tinySNN-rule learning presentation (W unchanged inside).
 
-    ``i_win`` [W, N] float32 is the window's input current (one matrix product, shared
-    with the reference path), ``tiebreak`` [W, N] the one-spike uniforms. The state
-    arrays (float32 [N]) are updated in place: v, refr, theta, counts, i_rec (recurrent
-    input pending for the next step), inh_v, inh_refr and s_prev (inhibitory topology).
-    ``ex_c``/``in_c`` hold (v_rest, v_reset, decay, ref_steps); ``vq``/``tq`` the Vmem/Vth
-    quantizers as (enabled, 1/eps, eps, lo/eps, hi/eps, rounding offset; -1 = stochastic),
-    ``u_win`` [W, 3, N] their uniforms for stochastic rounding (unused otherwise).
+    Input spikes come as CSR rows (``ptr`` [T+1], ``idx``); the input current sums only
+    the active rows of W. ``last`` [n_in] (int64, -1 = none yet) records each input's
+    last spike step, for the traces. ``u`` [t1-t0, 3, N] holds the Vmem/Vth rounding
+    uniforms of these steps, or is [1, 3, N] when rounding is deterministic.
     """
-    n = i_win.shape[1]
+    n = w.shape[1]
     s = np.zeros(n, dtype=np.float32)
     si = np.zeros(n, dtype=np.float32)
-    for k in range(i_win.shape[0]):
+    i_in = np.zeros(n, dtype=np.float32)
+    per_step = u.shape[0] > 1
+    for t in range(t0, t1):
+        for j in range(n):
+            i_in[j] = F32(0.0)
+        for a in range(ptr[t], ptr[t + 1]):
+            row = idx[a]
+            last[row] = t
+            for j in range(n):
+                i_in[j] += w[row, j]
         _exc_step(
-            i_win[k], tiebreak[k], s, si, v, refr, theta, counts, i_rec, inh_v, inh_refr,
+            i_in, tiebreak[t], s, si, v, refr, theta, counts, i_rec, inh_v, inh_refr,
             s_prev, ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
-            w_lat, w_exc_inh, inh_thr, vq, tq, u_win[k],
+            w_lat, w_exc_inh, inh_thr, vq, tq, u[t - t0] if per_step else u[0],
         )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def tinysnn_rule(w, t, last, cols, s_max, lr, wq, uw):  # type: ignore[no-untyped-def]
+    """The tinySNN rule at update point ``t``: the columns ``cols`` (ascending; neurons
+    that fired since the previous update point) move by ``k * eta * x_pre * (w_max - w)``
+    with ``k = s_max / s_th`` and ``x_pre = exp(-(t - last) dt / tau)`` (0 for inputs
+    that have not spiked), then are clipped and put on the weight grid. ``lr`` = (eta,
+    s_th, w_max, dt/tau); ``uw`` [n_in, len(cols)] the uniforms of stochastic weight
+    rounding, in the reference's order (any array otherwise)."""
+    n_in = w.shape[0]
+    eta, s_th, w_max, dt_tau = lr[0], lr[1], lr[2], lr[3]
+    coef = F32((float(s_max) / s_th) * eta)
+    stochastic = wq[0] != 0 and wq[5] < 0
+    x_pre = np.zeros(n_in, dtype=np.float32)
+    for i in range(n_in):
+        if last[i] >= 0:
+            x_pre[i] = np.exp(-F32(t - last[i]) * dt_tau)
+    for c in range(cols.shape[0]):
+        j = cols[c]
+        for i in range(n_in):
+            wc = w[i, j]
+            x = wc + coef * x_pre[i] * (w_max - wc)
+            x = min(max(x, F32(0.0)), w_max)
+            if wq[0] != 0:
+                x = _q(x, wq[1], wq[2], wq[3], wq[4], wq[5], uw[i, c] if stochastic else F32(0.0))
+            w[i, j] = x
 
 
 @njit(cache=True, nogil=True)
@@ -178,60 +212,31 @@ def learn_tinysnn(  # type: ignore[no-untyped-def]
     ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
     w_lat, w_exc_inh, inh_thr, vq, tq,
 ):  # fmt: skip
-    """A whole tinySNN-rule learning presentation in one call, updating ``w`` [n_in, N]
-    in place; returns the number of columns updated (for the event counts).
-
-    Input spikes come as CSR rows (``ptr`` [T+1], ``idx``); the input current sums only
-    the active rows of W (W is constant inside an update window, as in the reference's
-    window product). At the end of each window of ``window`` steps the columns of neurons
-    that fired since the last update point move by ``k * eta * x_pre * (w_max - w)`` with
-    ``k = s_max / s_th``, then are clipped and put on the weight grid (deterministic
-    rounding only: stochastic weight rounding stays on the per-window path). ``lr`` =
-    (eta, s_th, w_max, dt/tau_trace); ``u`` [T, 3, N] the Vmem/Vth rounding uniforms, or
-    [1, 3, N] when rounding is deterministic.
-    """
+    """A whole tinySNN-rule learning presentation in one call (FP32 or deterministic
+    weight rounding), updating ``w`` [n_in, N] in place: :func:`tinysnn_steps` over each
+    window of ``window`` steps, then :func:`tinysnn_rule` at its last step. ``u`` [T, 3,
+    N] or [1, 3, N] as there. Returns the number of columns updated (event counts)."""
     n_in, n = w.shape
     t_steps = ptr.shape[0] - 1
-    eta, s_th, w_max, dt_tau = lr[0], lr[1], lr[2], lr[3]
-    s = np.zeros(n, dtype=np.float32)
-    si = np.zeros(n, dtype=np.float32)
-    i_in = np.zeros(n, dtype=np.float32)
-    at_update = counts.copy()
-    x_pre = np.zeros(n_in, dtype=np.float32)
     last = np.full(n_in, -1, dtype=np.int64)
+    at_update = counts.copy()
     per_step = u.shape[0] > 1
+    uw = np.zeros((1, 1), dtype=np.float32)
     n_cols = 0
-    zero = F32(0.0)
-    for t in range(t_steps):
-        for j in range(n):
-            i_in[j] = zero
-        for a in range(ptr[t], ptr[t + 1]):
-            row = idx[a]
-            last[row] = t
-            for j in range(n):
-                i_in[j] += w[row, j]
-        _exc_step(
-            i_in, tiebreak[t], s, si, v, refr, theta, counts, i_rec, inh_v, inh_refr,
-            s_prev, ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
-            w_lat, w_exc_inh, inh_thr, vq, tq, u[t] if per_step else u[0],
+    for t0 in range(0, t_steps, window):
+        t1 = min(t0 + window, t_steps)
+        tinysnn_steps(
+            w, ptr, idx, t0, t1, last, tiebreak, u[t0:t1] if per_step else u,
+            v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
+            ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
+            w_lat, w_exc_inh, inh_thr, vq, tq,
         )  # fmt: skip
-        if (t + 1) % window != 0 and t != t_steps - 1:
-            continue
-        s_max = zero
-        for j in range(n):
-            s_max = max(s_max, counts[j])
+        s_max = counts.max()
         if s_max > 0:
-            coef = F32((float(s_max) / s_th) * eta)
-            for i in range(n_in):
-                x_pre[i] = np.exp(-F32(t - last[i]) * dt_tau) if last[i] >= 0 else zero
-            for j in range(n):
-                if counts[j] - at_update[j] > 0:
-                    n_cols += 1
-                    for i in range(n_in):
-                        wc = w[i, j]
-                        w[i, j] = _clip_q(wc + coef * x_pre[i] * (w_max - wc), w_max, wq)
-        for j in range(n):
-            at_update[j] = counts[j]
+            cols = np.nonzero(counts - at_update > 0)[0]
+            n_cols += cols.shape[0]
+            tinysnn_rule(w, t1 - 1, last, cols, s_max, lr, wq, uw)
+        at_update[:] = counts
     return n_cols
 
 

@@ -300,11 +300,9 @@ def simulate(
     as told. See :func:`simulate_reference`."""
     device = spikes.spikes.device if isinstance(spikes, SpikeTrains) else spikes.device
     if learn and fast is not False and fast_path_ok(cfg, qz, device):
-        if cfg.rule == "tinysnn" and (qz.weight is None or qz.rounding != "stochastic"):
+        if cfg.rule == "tinysnn":
             return _learn_fast_presentation(net, spikes, cfg, qz, generator, stats)
         dense = spikes.dense() if isinstance(spikes, SpikeTrains) else spikes
-        if cfg.rule == "tinysnn":
-            return _learn_fast(net, dense, cfg, qz, generator, stats)
         return _learn_fast_stepwise(net, dense, cfg, qz, generator)
     if fast:
         raise ValueError("the fast path does not cover this configuration")
@@ -488,50 +486,6 @@ def _fast_state(
     return _FastState(theta_t, counts_t, arrays, k, tiebreak[:, 0].numpy())
 
 
-def _learn_fast(
-    net: Net,
-    spikes: Tensor,
-    cfg: ModelConfig,
-    qz: Quantizers,
-    g: torch.Generator,
-    stats: OpCounts | None = None,
-) -> tuple[Net, Tensor]:
-    """tinySNN-rule learning of one sample with the compiled per-window neuron kernel.
-
-    Draws the same random numbers in the same order as :func:`simulate_reference`, and
-    shares its input-current, learning-rule and weight-quantization code: bit-identical.
-    """
-    c = consts(cfg)
-    t_steps = spikes.shape[1]
-    lp = cfg.learning
-    w = net.w.clone()
-    st = _fast_state(net, spikes, cfg, qz, g)
-    x_upd = traces_at(spikes, update_points(t_steps, c.window), cfg.encoding.dt_ms, lp.tau_trace_ms)
-    spikes_f = spikes.to(torch.float32)
-    counts_t = st.counts_t
-    counts_at_update = counts_t.clone()
-    rows = _uniform_rows(cfg, qz)
-    u_win = np.zeros((c.window, 3, cfg.n_exc), dtype=np.float32)
-    for t0 in range(0, t_steps, c.window):
-        i_win = (spikes_f[:, t0 : t0 + c.window] @ w)[0].contiguous()
-        n_w = i_win.shape[0]
-        if rows:  # the window's rounding uniforms, in the reference's order
-            u_win[:n_w, rows] = torch.rand(n_w, len(rows), cfg.n_exc, generator=g).numpy()
-        kernels.exc_window(
-            i_win.numpy(), st.tiebreak[t0 : t0 + c.window], u_win[:n_w], *st.arrays, *st.consts
-        )
-        s_max = float(counts_t.max())
-        if s_max > 0:
-            cols = ((counts_t - counts_at_update) > 0).nonzero().flatten()
-            x_t = x_upd[0, t0 // c.window]
-            if cols.numel():
-                w[:, cols] = qz.w(tinysnn_cols(w[:, cols], x_t, s_max, lp), g)
-                if stats is not None:
-                    stats.synapse_updates += int(cols.numel()) * cfg.n_in
-        counts_at_update = counts_t.clone()
-    return Net(w=w, theta=st.theta_t), counts_t.unsqueeze(0)
-
-
 def _csr_one(spikes: Tensor) -> tuple[np.ndarray, np.ndarray]:
     """CSR rows (``ptr`` [T+1], ``idx``) of the active inputs of each step of ``spikes``
     [1, T, n], inputs ascending within a step."""
@@ -549,31 +503,58 @@ def _learn_fast_presentation(
     g: torch.Generator,
     stats: OpCounts | None = None,
 ) -> tuple[Net, Tensor]:
-    """tinySNN-rule learning of one sample in one compiled call (weights FP32 or rounded
-    deterministically; Vmem/Vth any rounding).
+    """tinySNN-rule learning of one sample in compiled code (any rounding).
 
-    Same random numbers as the reference. The input current sums only the active rows of
-    W (the reference uses a window product) and the rule runs in the kernel, so results
-    agree to float32 rounding, not bitwise (see tests/core/test_fast_path.py).
+    FP32 or deterministic weight rounding: one call of :func:`kernels.learn_tinysnn`.
+    Stochastic weight rounding: per update window, :func:`kernels.tinysnn_steps`, then
+    W's uniforms drawn here, then :func:`kernels.tinysnn_rule`. Either way the random
+    numbers are the reference's, in its order. The input current sums only the active
+    rows of W (the reference uses a window product) and the rule runs in the kernel, so
+    results agree to float32 rounding, not bitwise (see tests/core/test_fast_path.py).
     """
     c = consts(cfg)
     lp = cfg.learning
     st = _fast_state(net, spikes, cfg, qz, g)
     ptr, idx = spikes.csr() if isinstance(spikes, SpikeTrains) else _csr_one(spikes)
-    t_steps, n = spikes.shape[1], cfg.n_exc
+    t_steps, n, n_in = spikes.shape[1], cfg.n_exc, cfg.n_in
     rows = _uniform_rows(cfg, qz)
-    u = np.zeros((t_steps if rows else 1, 3, n), dtype=np.float32)
-    if rows:  # one block equals the reference's per-step draws, in its order
-        u[:, rows] = torch.rand(t_steps, len(rows), n, generator=g).numpy()
     w = net.w.clone().contiguous()
+    wn = w.numpy()
     f32 = np.float32
     lr = np.array([lp.eta, lp.s_th, lp.w_max, cfg.encoding.dt_ms / lp.tau_trace_ms], f32)
-    n_cols = kernels.learn_tinysnn(  # type: ignore[call-arg]
-        w.numpy(), ptr, idx, st.tiebreak, u, c.window, lr, _qparams(qz.weight, qz.rounding),
-        *st.arrays, *st.consts,
-    )  # fmt: skip
+    wq = _qparams(qz.weight, qz.rounding)
+    if qz.weight is None or qz.rounding != "stochastic":
+        u = np.zeros((t_steps if rows else 1, 3, n), dtype=np.float32)
+        if rows:  # one block equals the reference's per-step draws, in its order
+            u[:, rows] = torch.rand(t_steps, len(rows), n, generator=g).numpy()
+        n_cols = kernels.learn_tinysnn(  # type: ignore[call-arg]
+            wn, ptr, idx, st.tiebreak, u, c.window, lr, wq, *st.arrays, *st.consts
+        )
+    else:
+        n_cols = 0
+        counts = st.arrays[3]
+        at_update = counts.copy()
+        last = np.full(n_in, -1, dtype=np.int64)
+        u_win = np.zeros((c.window if rows else 1, 3, n), dtype=np.float32)
+        for t0 in range(0, t_steps, c.window):
+            t1 = min(t0 + c.window, t_steps)
+            uw_steps = u_win
+            if rows:  # the window's Vmem/Vth uniforms, then (at its end) W's
+                uw_steps = u_win[: t1 - t0]
+                uw_steps[:, rows] = torch.rand(t1 - t0, len(rows), n, generator=g).numpy()
+            kernels.tinysnn_steps(  # type: ignore[call-arg]
+                wn, ptr, idx, t0, t1, last, st.tiebreak, uw_steps, *st.arrays, *st.consts
+            )
+            s_max = float(counts.max())
+            if s_max > 0:
+                cols = np.nonzero(counts - at_update > 0)[0]
+                if cols.size:
+                    uw = torch.rand(n_in, cols.size, generator=g).numpy()
+                    kernels.tinysnn_rule(wn, t1 - 1, last, cols, f32(s_max), lr, wq, uw)
+                    n_cols += int(cols.size)
+            at_update[:] = counts
     if stats is not None:
-        stats.synapse_updates += int(n_cols) * cfg.n_in
+        stats.synapse_updates += int(n_cols) * n_in
     return Net(w=w, theta=st.theta_t), st.counts_t.unsqueeze(0)
 
 
