@@ -17,7 +17,7 @@ from tinysnn_dse import data as data_mod
 from tinysnn_dse.core.params import QuantSpec, apply_overrides, preset, validate_quant
 from tinysnn_dse.core.quant import Quantizers
 from tinysnn_dse.core.sim import fast_path_ok, infer, init_net, quantize_net, train_sample
-from tinysnn_dse.runner import resolve_device
+from tinysnn_dse.runner import default_batch_size, resolve_device
 
 
 def benchmark(
@@ -28,7 +28,7 @@ def benchmark(
     quant: QuantSpec | None = None,
     train_images: int = 200,
     infer_images: int = 2000,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     device: str = "cpu",
     threads: int | None = None,
     data_dir: str | None = None,
@@ -42,6 +42,7 @@ def benchmark(
     fast = False if reference else None
     quant = validate_quant(quant or QuantSpec())
     dev = resolve_device(device)
+    batch_size = batch_size or default_batch_size(dev)
     if threads:
         torch.set_num_threads(threads)
     ds = data_mod.load(dataset, data_dir)

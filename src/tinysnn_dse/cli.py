@@ -230,7 +230,9 @@ def train(
     seed: int = 0,
     device: Device = "auto",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Inference batch size.")] = 256,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Inference batch size [default: 256 CPU, 4096 CUDA].")
+    ] = None,
     data_dir: DataDir = None,
     out: Annotated[Path, typer.Option(help="Folder for model.pt and record.json.")] = Path(
         "runs/latest"
@@ -368,7 +370,9 @@ def bench(
     vth_bits: Bits = "fp32",
     train_images: int = 200,
     infer_images: int = 2000,
-    batch_size: int = 256,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Inference batch size [default: 256 CPU, 4096 CUDA].")
+    ] = None,
     device: Device = "cpu",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
     data_dir: DataDir = None,

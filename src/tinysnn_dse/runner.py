@@ -57,7 +57,7 @@ class RunSettings:
     epochs: int = 1
     seed: int = 0
     device: str = "auto"
-    batch_size: int = 256
+    batch_size: int | None = None  # None: default_batch_size(device)
     threads: int | None = None
     power_w: float | None = None  # declared power for "time x power" energy (None: default)
 
@@ -70,7 +70,7 @@ class RunSettings:
             raise ConfigError(f"holdout must be >= 0, got {self.holdout}")
         if self.epochs < 1:
             raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be at least 1, got {self.threads}")
@@ -78,6 +78,13 @@ class RunSettings:
             raise ConfigError(f"power_w must be a positive number of watts, got {self.power_w}")
         resolve_device(self.device)
         return self
+
+
+def default_batch_size(device: torch.device) -> int:
+    """Inference batch when none is given: 256 images on the CPU (the kernel's threads
+    need no more), 4096 on CUDA, where per-step launches dominate until batches are large
+    (docs/benchmarks.md: 3.6k img/s at 256, 44k at 4096 on an H100)."""
+    return 4096 if device.type == "cuda" else 256
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -284,7 +291,7 @@ def evaluate(
         x: torch.Tensor, phase: str, ops: OpCounts | None = None
     ) -> tuple[torch.Tensor, meter.Measurement]:
         out = []
-        bs = s.batch_size
+        bs = s.batch_size or default_batch_size(device)
         with meter.measure(str(device), s.power_w, _sync(device)) as m:
             for i in range(0, x.shape[0], bs):
                 out.append(infer(net, x[i : i + bs], model, qz, gen, batch_size=bs, stats=ops))
@@ -339,7 +346,7 @@ def evaluate(
             "model": asdict(model),
             "quant": asdict(quant),
             "trained_with": asdict(trained.quant),
-            "run": asdict(s),
+            "run": {**asdict(s), "batch_size": s.batch_size or default_batch_size(device)},
         },
         "environment": {
             "tinysnn": __version__,

@@ -361,7 +361,6 @@ def simulate_reference(
         inh_thr = float(quantize(torch.tensor(cfg.inh.v_th_mv), qz.vth, "nearest"))
         s_prev = torch.zeros(b, n, dtype=torch.bool, device=dev)
 
-    spikes_f = spikes.to(torch.float32)
     use_one_spike = learn and cfg.exc.one_spike
     tiebreak = torch.rand(t_steps, b, n, generator=g, device=dev) if use_one_spike else None
     window = c.window if (not learn or rule == "tinysnn") else 1
@@ -374,11 +373,11 @@ def simulate_reference(
             x_pre_all = presyn_traces(spikes, cfg.encoding.dt_ms, lp.tau_trace_ms)[0]  # [T, n_in]
         x_post = torch.zeros(n, device=dev)
         counts_at_update = torch.zeros(b, n, device=dev)
-    i_win = spikes_f[:, 0:0]
+    i_win = w[:0]
     for t in range(t_steps):
         k = t % window
-        if k == 0:
-            i_win = spikes_f[:, t : t + window] @ w  # [B, window, N]
+        if k == 0:  # float only per window: a [B, T, n_in] float copy would be 4x the input
+            i_win = spikes[:, t : t + window].to(torch.float32) @ w  # [B, window, N]
         i_total = i_win[:, k] + i_rec
         v = lif_integrate(exc, i_total, c.exc, qv)
         s = v >= thr
