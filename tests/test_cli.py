@@ -212,3 +212,24 @@ def test_itq_warns_when_thresholds_saturate(capsys, tmp_path: Path) -> None:
     )  # fmt: skip
     assert code == 0, err
     assert "warning:" not in err
+
+
+def test_bench_reports_design_batch(capsys) -> None:
+    """`bench --design-points K` times K points together and reports their precisions."""
+    code, out, _ = run(
+        capsys, "bench", "--dataset", "digits", "--neurons", "20", "--steps", "50",
+        "--train-images", "5", "--infer-images", "20", "--scheme", "itq",
+        "--weight-bits", "8", "--design-points", "3", "--json",
+    )  # fmt: skip
+    assert code == 0
+    res = json.loads(out)
+    m = res["design_batch"]
+    assert m["design_points"] == 3
+    assert [p.split("-")[2] for p in m["precisions"]] == ["w16", "w12", "w10"]
+    assert m["train_images_per_s"] > 0 and m["speedup_vs_single"] > 0
+    assert res["settings"]["batch_size"] == 256  # the CPU default
+    code, _, err = run(
+        capsys, "bench", "--dataset", "digits", "--model", "baseline",
+        "--design-points", "2", "--train-images", "2", "--infer-images", "2",
+    )  # fmt: skip
+    assert code == 2 and "--design-points needs the tinysnn model" in err

@@ -6,6 +6,7 @@ runs at its own 64 inputs), after a warm-up that excludes one-time JIT compilati
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import time
 from typing import Any
@@ -16,7 +17,15 @@ from tinysnn_dse import __version__
 from tinysnn_dse import data as data_mod
 from tinysnn_dse.core.params import QuantSpec, apply_overrides, preset, validate_quant
 from tinysnn_dse.core.quant import Quantizers
-from tinysnn_dse.core.sim import fast_path_ok, infer, init_net, quantize_net, train_sample
+from tinysnn_dse.core.sim import (
+    DesignBatch,
+    fast_path_ok,
+    infer,
+    init_net,
+    quantize_net,
+    train_sample,
+)
+from tinysnn_dse.errors import ConfigError
 from tinysnn_dse.runner import default_batch_size, resolve_device
 
 
@@ -34,10 +43,15 @@ def benchmark(
     data_dir: str | None = None,
     seed: int = 0,
     reference: bool = False,
+    design_points: int = 1,
 ) -> dict[str, Any]:
     """Time ``train_images`` learning presentations and ``infer_images`` batched tests.
 
     ``reference`` forces the plain torch path (no compiled kernels) for comparison.
+    ``design_points`` K > 1 also times K points trained together on shared input
+    (:class:`DesignBatch`; tinySNN rule, CPU): the quantized precision's variants with
+    weight bits cycling through 16, 12, 10, 8, 6, 4 (K copies when FP32). The result
+    then holds the aggregate rate (K x images / s) and its ratio to the single point.
     """
     fast = False if reference else None
     quant = validate_quant(quant or QuantSpec())
@@ -73,6 +87,10 @@ def benchmark(
         net, _ = train_sample(net, x[i], cfg, qz_train, g, fast)
     sync()
     train_s = time.perf_counter() - t0
+    multi: dict[str, Any] = {}
+    if design_points > 1:
+        multi = _time_design_batch(cfg, quant, x, train_images, design_points, seed)
+        multi["speedup_vs_single"] = multi["train_images_per_s"] / (train_images / train_s)
     qnet = quantize_net(net, cfg, qz_eval, g)
     t0 = time.perf_counter()
     infer(qnet, xi, cfg, qz_eval, g, batch_size, fast)
@@ -82,6 +100,7 @@ def benchmark(
         "train_images_per_s": train_images / train_s,
         "infer_images_per_s": len(xi) / infer_s,
         "train_images": train_images,
+        "design_batch": multi or None,
         "infer_images": len(xi),
         "train_path": (
             "fast (numba)"
@@ -106,4 +125,34 @@ def benchmark(
             "tinysnn": __version__,
             "cuda_device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
         },
+    }
+
+
+def _time_design_batch(
+    cfg: Any, quant: QuantSpec, x: torch.Tensor, n: int, k: int, seed: int
+) -> dict[str, Any]:
+    """Aggregate learning rate of ``k`` design points trained together (see benchmark)."""
+    if x.device.type != "cpu" or cfg.rule != "tinysnn":
+        raise ConfigError("--design-points needs the tinysnn model on the CPU")
+    bits = (16, 12, 10, 8, 6, 4)
+    specs = [
+        quant if quant.weight_bits is None else dataclasses.replace(quant, weight_bits=bits[i % 6])
+        for i in range(k)
+    ]
+    qzs = [Quantizers.from_spec(validate_quant(s)) if s.scheme == "itq" else Quantizers.fp32()
+           for s in specs]  # fmt: skip
+    g = torch.Generator().manual_seed(seed)
+    net = init_net(cfg, g)
+    batch = DesignBatch([quantize_net(net, cfg, q, g) for q in qzs], cfg, qzs)
+    for i in range(3):  # warm-up: JIT compilation
+        batch.train_sample(x[n + i], g)
+    t0 = time.perf_counter()
+    for i in range(n):
+        batch.train_sample(x[i], g)
+    dt = time.perf_counter() - t0
+    return {
+        "design_points": k,
+        "precisions": [s.label() for s in specs],
+        "train_images_per_s": k * n / dt,
+        "per_point_images_per_s": n / dt,
     }

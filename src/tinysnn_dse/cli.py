@@ -379,6 +379,13 @@ def bench(
     reference: Annotated[
         bool, typer.Option(help="Time the plain torch reference path instead.")
     ] = False,
+    design_points: Annotated[
+        int,
+        typer.Option(
+            "--design-points",
+            help="Also time K design points trained together on shared input (tinysnn, CPU).",
+        ),
+    ] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Measure training and inference images per second of the simulator."""
@@ -386,13 +393,15 @@ def bench(
 
     choice("--model", model, MODELS)
     choice("--dataset", dataset, data_mod.DATASETS)
-    if steps < 1 or train_images < 1 or infer_images < 1 or neurons < 1:
-        raise ConfigError("--steps, --neurons, --train-images and --infer-images must be >= 1")
+    if min(steps, train_images, infer_images, neurons, design_points) < 1:
+        raise ConfigError(
+            "--steps, --neurons, --train-images, --infer-images and --design-points must be >= 1"
+        )
     quant = quant_from_options(scheme, rounding, weight_bits, vmem_bits, vth_bits,
                                None, None, None)  # fmt: skip
     res = benchmark(
         dataset, neurons, model, steps, quant, train_images, infer_images, batch_size,
-        device, threads, str(data_dir) if data_dir else None, 0, reference,
+        device, threads, str(data_dir) if data_dir else None, 0, reference, design_points,
     )  # fmt: skip
     if as_json:
         typer.echo(json.dumps(res, indent=2))
@@ -404,6 +413,13 @@ def bench(
         f"img/s ({res['train_path']}), infer [bold]{res['infer_images_per_s']:,.0f}[/] img/s "
         f"(batch {s['batch_size']})"
     )
+    if res["design_batch"]:
+        m = res["design_batch"]
+        Console().print(
+            f"{m['design_points']} design points together: train [bold]"
+            f"{m['train_images_per_s']:,.1f}[/] img/s aggregate "
+            f"({m['speedup_vs_single']:.2f}x the single point)"
+        )
 
 
 # --------------------------------------------------------------------- exploration

@@ -69,6 +69,26 @@ def _q(x, inv, eps, lo, hi, off, u):  # type: ignore[no-untyped-def]
     return F32(y * eps)
 
 
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_GOLD = np.uint64(0x9E3779B97F4A7C15)
+
+
+@njit(cache=True, nogil=True)
+def hash_uniform(key, a, b):  # type: ignore[no-untyped-def]
+    """A uniform float32 in [0, 1) that depends only on (``key``, ``a``, ``b``): SplitMix64's
+    finaliser over the combined counter, top 24 bits. Counter-based, so parallel threads
+    draw the same numbers in any order. ``key`` comes from the run's torch generator."""
+    z = (
+        np.uint64(key)
+        + (np.uint64(a) * np.uint64(2654435761) + np.uint64(b) + np.uint64(1)) * _GOLD
+    )
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    z = z ^ (z >> np.uint64(31))
+    return F32(z >> np.uint64(40)) * F32(5.9604645e-08)  # 2**-24
+
+
 @njit(cache=True, nogil=True)
 def _exc_step(  # type: ignore[no-untyped-def]
     i_in, tb, s, si, v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
@@ -179,17 +199,19 @@ def tinysnn_steps(  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def tinysnn_rule(w, t, last, cols, s_max, lr, wq, uw):  # type: ignore[no-untyped-def]
+def tinysnn_rule(w, t, last, cols, s_max, lr, wq, uw, key):  # type: ignore[no-untyped-def]
     """The tinySNN rule at update point ``t``: the columns ``cols`` (ascending; neurons
     that fired since the previous update point) move by ``k * eta * x_pre * (w_max - w)``
     with ``k = s_max / s_th`` and ``x_pre = exp(-(t - last) dt / tau)`` (0 for inputs
     that have not spiked), then are clipped and put on the weight grid. ``lr`` = (eta,
     s_th, w_max, dt/tau); ``uw`` [n_in, len(cols)] the uniforms of stochastic weight
-    rounding, in the reference's order (any array otherwise)."""
-    n_in = w.shape[0]
+    rounding, in the reference's order, or (a [1, 1] array) take them from
+    :func:`hash_uniform` with ``key`` (batched design points)."""
+    n_in, n = w.shape
     eta, s_th, w_max, dt_tau = lr[0], lr[1], lr[2], lr[3]
     coef = F32((float(s_max) / s_th) * eta)
     stochastic = wq[0] != 0 and wq[5] < 0
+    hashed = uw.shape[0] != n_in
     x_pre = np.zeros(n_in, dtype=np.float32)
     for i in range(n_in):
         if last[i] >= 0:
@@ -201,21 +223,26 @@ def tinysnn_rule(w, t, last, cols, s_max, lr, wq, uw):  # type: ignore[no-untype
             x = wc + coef * x_pre[i] * (w_max - wc)
             x = min(max(x, F32(0.0)), w_max)
             if wq[0] != 0:
-                x = _q(x, wq[1], wq[2], wq[3], wq[4], wq[5], uw[i, c] if stochastic else F32(0.0))
+                r = F32(0.0)
+                if stochastic:
+                    r = hash_uniform(key, t, i * n + j) if hashed else uw[i, c]
+                x = _q(x, wq[1], wq[2], wq[3], wq[4], wq[5], r)
             w[i, j] = x
 
 
 @njit(cache=True, nogil=True)
 def learn_tinysnn(  # type: ignore[no-untyped-def]
-    w, ptr, idx, tiebreak, u, window, lr, wq,
+    w, ptr, idx, tiebreak, u, window, lr, wq, key,
     v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
     ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
     w_lat, w_exc_inh, inh_thr, vq, tq,
 ):  # fmt: skip
-    """A whole tinySNN-rule learning presentation in one call (FP32 or deterministic
-    weight rounding), updating ``w`` [n_in, N] in place: :func:`tinysnn_steps` over each
-    window of ``window`` steps, then :func:`tinysnn_rule` at its last step. ``u`` [T, 3,
-    N] or [1, 3, N] as there. Returns the number of columns updated (event counts)."""
+    """A whole tinySNN-rule learning presentation in one call, updating ``w`` [n_in, N] in
+    place: :func:`tinysnn_steps` over each window of ``window`` steps, then
+    :func:`tinysnn_rule` at its last step. ``u`` [T, 3, N] or [1, 3, N] as there.
+    Stochastic weight rounding takes :func:`hash_uniform` numbers under ``key`` (the
+    single-point path rounds W stochastically window by window instead). Returns the
+    number of columns updated (event counts)."""
     n_in, n = w.shape
     t_steps = ptr.shape[0] - 1
     last = np.full(n_in, -1, dtype=np.int64)
@@ -235,9 +262,57 @@ def learn_tinysnn(  # type: ignore[no-untyped-def]
         if s_max > 0:
             cols = np.nonzero(counts - at_update > 0)[0]
             n_cols += cols.shape[0]
-            tinysnn_rule(w, t1 - 1, last, cols, s_max, lr, wq, uw)
+            tinysnn_rule(w, t1 - 1, last, cols, s_max, lr, wq, uw, key)
         at_update[:] = counts
     return n_cols
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def learn_tinysnn_multi(  # type: ignore[no-untyped-def]
+    w, active, ptr, idx, tiebreak, u, window, lr, wq, key,
+    v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
+    ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
+    w_lat, w_exc_inh, inh_thr, vq, tq, n_cols,
+):  # fmt: skip
+    """One presentation of shared input spikes to K design points at once, in parallel
+    threads: :func:`learn_tinysnn` for every point ``k`` with ``active[k]``. Arrays with
+    a leading K axis hold each point's own weights [K, n_in, N], state [K, N], quantizers
+    (``wq``, ``vq``, ``tq`` [K, 6]) and inhibitory threshold ``inh_thr`` [K]; the spikes,
+    tie-breaks and rounding uniforms are common to all points. ``n_cols`` [K] accumulates
+    the updated columns."""
+    for k in prange(w.shape[0]):
+        if active[k]:
+            n_cols[k] += learn_tinysnn(
+                w[k], ptr, idx, tiebreak, u, window, lr, wq[k], key,
+                v[k], refr[k], theta[k], counts[k], i_rec[k], inh_v[k], inh_refr[k],
+                s_prev[k], ex_c, in_c, v_th, theta_decay, theta_plus, one_spike,
+                inhibitory, w_lat, w_exc_inh, inh_thr[k], vq[k], tq[k],
+            )  # fmt: skip
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def normalize_multi(w, norm, w_max, wq, key):  # type: ignore[no-untyped-def]
+    """Weight normalisation of K design points in parallel: each column of ``w[k]``
+    [n_in, N] rescaled to sum to ``norm``, clipped to [0, w_max], then put on the point's
+    weight grid ``wq[k]`` (stochastic rounding with :func:`hash_uniform` under ``key``)."""
+    for k in prange(w.shape[0]):
+        wk = w[k]
+        n_in, n = wk.shape
+        col = np.zeros(n, dtype=np.float32)
+        for i in range(n_in):
+            for j in range(n):
+                col[j] += wk[i, j]
+        for j in range(n):
+            col[j] = norm / max(col[j], F32(1e-12))
+        q = wq[k]
+        stochastic = q[0] != 0 and q[5] < 0
+        for i in range(n_in):
+            for j in range(n):
+                x = min(max(wk[i, j] * col[j], F32(0.0)), w_max)
+                if q[0] != 0:
+                    r = hash_uniform(key, 2147483647, i * n + j) if stochastic else F32(0.0)
+                    x = _q(x, q[1], q[2], q[3], q[4], q[5], r)
+                wk[i, j] = x
 
 
 @njit(cache=True, nogil=True)

@@ -527,7 +527,7 @@ def _learn_fast_presentation(
         if rows:  # one block equals the reference's per-step draws, in its order
             u[:, rows] = torch.rand(t_steps, len(rows), n, generator=g).numpy()
         n_cols = kernels.learn_tinysnn(  # type: ignore[call-arg]
-            wn, ptr, idx, st.tiebreak, u, c.window, lr, wq, *st.arrays, *st.consts
+            wn, ptr, idx, st.tiebreak, u, c.window, lr, wq, 0, *st.arrays, *st.consts
         )
     else:
         n_cols = 0
@@ -549,7 +549,7 @@ def _learn_fast_presentation(
                 cols = np.nonzero(counts - at_update > 0)[0]
                 if cols.size:
                     uw = torch.rand(n_in, cols.size, generator=g).numpy()
-                    kernels.tinysnn_rule(wn, t1 - 1, last, cols, f32(s_max), lr, wq, uw)
+                    kernels.tinysnn_rule(wn, t1 - 1, last, cols, f32(s_max), lr, wq, uw, 0)
                     n_cols += int(cols.size)
             at_update[:] = counts
     if stats is not None:
@@ -627,6 +627,133 @@ def train_sample(
     if qz.weight is not None:
         w = qz.w(w, generator)
     return Net(w=w, theta=net.theta), counts[0]
+
+
+class DesignBatch:
+    """K design points of one tinySNN-rule model, trained together on shared input.
+
+    Each training sample is encoded once and presented to every point in one parallel
+    compiled call (:func:`kernels.learn_tinysnn_multi`); each point keeps its own weights,
+    thresholds and fixed-point formats (any mix of precisions and roundings). The points
+    share their random numbers (common random numbers): spikes, tie-breaks and Vmem/Vth
+    rounding uniforms from the run's generator, W's stochastic-rounding uniforms from a
+    counter-based hash keyed by a draw from it. A point that draws too few spikes is
+    re-presented at a boosted rate, as in :func:`train_sample`; the boosted spikes are
+    drawn once for all points that need them.
+
+    With deterministic rounding and no re-presentation each point computes what
+    :func:`train_sample` computes from the same spikes and tie-breaks (to float32
+    rounding; tests/core/test_design_batch.py). The numbers differ from K separate runs
+    with the same seed only in which random numbers each point sees: separate runs draw
+    their own, a batch shares them. CPU only (Numba).
+    """
+
+    def __init__(self, nets: list[Net], cfg: ModelConfig, qzs: list[Quantizers]) -> None:
+        if not nets or len(nets) != len(qzs):
+            raise ValueError("a design batch needs one quantizer per network, at least one")
+        if cfg.rule != "tinysnn" or not kernels.HAVE_NUMBA:
+            raise ValueError("design batches cover the tinysnn rule with numba installed")
+        self.cfg, self.qzs, self.k = cfg, qzs, len(nets)
+        c = consts(cfg)
+        n, f32 = cfg.n_exc, np.float32
+        self.w = torch.stack([net.w.to("cpu", torch.float32) for net in nets]).contiguous()
+        self.theta = torch.stack([net.theta.to("cpu", torch.float32) for net in nets])
+        self.theta = self.theta.contiguous()
+        self.wq = np.stack([_qparams(q.weight, q.rounding) for q in qzs])
+        self.vq = np.stack([_qparams(q.vmem, q.rounding) for q in qzs])
+        self.tq = np.stack([_qparams(q.vth, q.rounding) for q in qzs])
+        # Initial potentials on each Vmem grid (round-to-nearest: a fixed value needs no
+        # random draw) and the inhibitory threshold on each Vth grid, as the reference.
+        self.v0 = np.stack([_grid(c.exc.v_rest, q.vmem, n) for q in qzs])
+        self.iv0 = np.stack([_grid(c.inh.v_rest, q.vmem, n) for q in qzs])
+        self.inh_thr = np.array([_grid(cfg.inh.v_th_mv, q.vth, 1)[0] for q in qzs], f32)
+        self.neuron_draws = any(
+            q.rounding == "stochastic" and (q.vmem is not None or q.vth is not None) for q in qzs
+        )
+        self.weight_draws = any(q.rounding == "stochastic" and q.weight is not None for q in qzs)
+        inhibitory = cfg.topology == "inhibitory"
+        self.ex_c = np.array([c.exc.v_rest, c.exc.v_reset, c.exc.decay, c.exc.ref_steps], f32)
+        self.in_c = np.array([c.inh.v_rest, c.inh.v_reset, c.inh.decay, c.inh.ref_steps], f32)
+        self.scalars = (
+            f32(cfg.exc.v_th_mv), f32(c.theta_decay), f32(cfg.exc.theta_plus_mv),
+            cfg.exc.one_spike, inhibitory,
+            f32(cfg.inh.w_inh_exc if inhibitory else cfg.inh.w_lateral), f32(cfg.inh.w_exc_inh),
+        )  # fmt: skip
+        lp = cfg.learning
+        self.lr = np.array([lp.eta, lp.s_th, lp.w_max, cfg.encoding.dt_ms / lp.tau_trace_ms], f32)
+        self.window = c.window
+        self.n_cols = np.zeros(self.k, dtype=np.int64)
+
+    def _key(self, g: torch.Generator) -> int:
+        """A hash key for W's stochastic rounding; drawn only when some point needs one, so
+        that deterministic batches consume the generator as single runs do."""
+        return int(torch.randint(0, 2**62, (1,), generator=g)) if self.weight_draws else 0
+
+    def nets(self) -> list[Net]:
+        """The current network of every point (copies)."""
+        return [Net(w=self.w[i].clone(), theta=self.theta[i].clone()) for i in range(self.k)]
+
+    def train_sample(
+        self, pixels: Tensor, generator: torch.Generator, stats: list[OpCounts] | None = None
+    ) -> Tensor:
+        """Learn from ``pixels`` [n_in] in [0, 1] at every point; returns each point's spike
+        counts [K, N] of its last presentation. ``stats`` (one per point) accumulate the
+        events, as :func:`train_sample` counts them."""
+        cfg, enc, g = self.cfg, self.cfg.encoding, generator
+        k, n, t_steps = self.k, cfg.n_exc, enc.steps
+        f32 = np.float32
+        active = np.ones(k, dtype=np.bool_)
+        final = np.zeros((k, n), dtype=f32)
+        w, theta = self.w.numpy(), self.theta.numpy()
+        for boost in range(int(enc.max_boosts) + 1):
+            trains = poisson_trains(pixels.cpu().unsqueeze(0), t_steps, rate_scale(cfg, boost), g)
+            ptr, idx = trains.csr()
+            tiebreak = (
+                torch.rand(t_steps, n, generator=g).numpy()
+                if cfg.exc.one_spike
+                else np.zeros((t_steps, n), f32)
+            )
+            u = np.zeros((1, 3, n), f32)
+            if self.neuron_draws:
+                u = torch.rand(t_steps, 3, n, generator=g).numpy()
+            key = self._key(g)
+            v, iv = self.v0.copy(), self.iv0.copy()
+            counts, z = np.zeros((k, n), f32), np.zeros((k, n), f32)
+            cols_before = self.n_cols.copy()
+            kernels.learn_tinysnn_multi(  # type: ignore[call-arg]
+                w, active, ptr, idx, tiebreak, u, self.window, self.lr, self.wq, key,
+                v, z.copy(), theta, counts, z.copy(), iv, z.copy(), z.copy(),
+                self.ex_c, self.in_c, *self.scalars, self.inh_thr, self.vq, self.tq,
+                self.n_cols,
+            )  # fmt: skip
+            final[active] = counts[active]
+            if stats is not None:
+                n_pre = int(trains.spikes.sum())
+                for i in np.flatnonzero(active):
+                    st = stats[i]
+                    st.presentations += 1
+                    st.steps += t_steps
+                    st.input_spikes += n_pre
+                    st.exc_spikes += int(counts[i].sum())
+                    st.trace_updates += len(update_points(t_steps, self.window)) * cfg.n_in
+                    st.synapse_updates += int(self.n_cols[i] - cols_before[i]) * cfg.n_in
+            if enc.min_spikes <= 0:
+                break
+            active &= counts.sum(axis=1) < enc.min_spikes
+            if not active.any():
+                break
+        kernels.normalize_multi(w, f32(cfg.norm), f32(cfg.learning.w_max), self.wq, self._key(g))
+        if stats is not None:
+            for st in stats:
+                st.samples += 1
+                st.normalisations += 1
+        return torch.from_numpy(final)
+
+
+def _grid(value: float, fmt: FixedPoint | None, n: int) -> np.ndarray:
+    """``value`` put on ``fmt``'s grid by round-to-nearest, as a float32 [n] array."""
+    x = torch.full((n,), value)
+    return quantize(x, fmt, "nearest").numpy().astype(np.float32)
 
 
 def _count_learning(stats: OpCounts, spikes: SpikeTrains, counts: Tensor, cfg: ModelConfig) -> None:

@@ -1,0 +1,95 @@
+"""K design points trained together (sim.DesignBatch) against single-point training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tinysnn_dse.core import sim
+from tinysnn_dse.core.energy import OpCounts
+from tinysnn_dse.core.params import QuantSpec, preset
+from tinysnn_dse.core.quant import Quantizers
+
+pytestmark = pytest.mark.skipif(not sim.kernels.HAVE_NUMBA, reason="numba not installed")
+
+DETERMINISTIC = [
+    QuantSpec(),
+    QuantSpec(scheme="itq", rounding="nearest", weight_bits=8, vmem_bits=16, vth_bits=16),
+    QuantSpec(scheme="itq", rounding="truncate", weight_bits=6),
+    QuantSpec(scheme="itq", rounding="nearest", weight_bits=4, vmem_bits=12, vth_bits=12),
+]
+
+
+def start(cfg, qz: Quantizers) -> sim.Net:  # type: ignore[no-untyped-def]
+    g = torch.Generator().manual_seed(0)
+    net = sim.init_net(cfg, g)
+    return net if qz.is_fp32 else sim.quantize_net(net, cfg, qz, g)
+
+
+@pytest.mark.parametrize("topology", ["lateral", "inhibitory"])
+def test_each_point_of_a_batch_equals_its_single_run(topology: str) -> None:
+    """Bright images (no re-presentation) and deterministic rounding: the batch draws
+    the generator as a single run does, so every point must end where a single run of
+    that point ends: same spike counts and thresholds, weights to float32 rounding."""
+    cfg = preset("tinysnn", 196, 40, topology=topology)
+    qzs = [Quantizers.from_spec(q) for q in DETERMINISTIC]
+    pix = 0.3 + 0.7 * torch.rand(6, 196, generator=torch.Generator().manual_seed(5))
+    batch = sim.DesignBatch([start(cfg, q) for q in qzs], cfg, qzs)
+    g = torch.Generator().manual_seed(1)
+    stats = [OpCounts() for _ in qzs]
+    counts = torch.stack([batch.train_sample(p, g, stats) for p in pix])  # [S, K, N]
+    got = batch.nets()
+    for i, qz in enumerate(qzs):
+        g1 = torch.Generator().manual_seed(1)
+        net, ref_counts, one = start(cfg, qz), [], OpCounts()
+        for p in pix:
+            net, c = sim.train_sample(net, p, cfg, qz, g1, stats=one)
+            ref_counts.append(c)
+        assert one.presentations == len(pix)  # no boosts: the premise of the comparison
+        assert torch.equal(counts[:, i], torch.stack(ref_counts))
+        assert torch.equal(got[i].theta, net.theta)
+        torch.testing.assert_close(got[i].w, net.w, rtol=0, atol=1e-6)
+        assert stats[i].to_dict() == one.to_dict()
+    assert counts.sum() > 0
+
+
+def test_points_differ_by_precision_and_share_randomness() -> None:
+    """Two identical points see identical random numbers (common random numbers), even
+    with stochastic rounding and re-presentations; a different precision gives a
+    different network; the same seed gives the same batch."""
+    cfg = preset("tinysnn", 196, 30)
+    specs = [
+        QuantSpec(scheme="itq", rounding="stochastic", weight_bits=8, vmem_bits=16, vth_bits=16),
+        QuantSpec(scheme="itq", rounding="stochastic", weight_bits=8, vmem_bits=16, vth_bits=16),
+        QuantSpec(scheme="itq", rounding="stochastic", weight_bits=4, vmem_bits=16, vth_bits=16),
+    ]
+    qzs = [Quantizers.from_spec(q) for q in specs]
+    pix = torch.rand(6, 196, generator=torch.Generator().manual_seed(7)) ** 3
+    pix[2] *= 0.02  # faint: re-presented at boosted rates
+
+    def run() -> tuple[list[sim.Net], list[OpCounts]]:
+        batch = sim.DesignBatch([start(cfg, q) for q in qzs], cfg, qzs)
+        g = torch.Generator().manual_seed(3)
+        stats = [OpCounts() for _ in qzs]
+        for p in pix:
+            batch.train_sample(p, g, stats)
+        return batch.nets(), stats
+
+    (a, sa), (b, _) = run(), run()
+    assert all(
+        torch.equal(x.w, y.w) and torch.equal(x.theta, y.theta) for x, y in zip(a, b, strict=True)
+    )
+    assert torch.equal(a[0].w, a[1].w) and torch.equal(a[0].theta, a[1].theta)
+    assert not torch.equal(a[0].w, a[2].w)
+    assert sa[0].presentations > len(pix)  # the faint image was re-presented
+    for net, qz in zip(a, qzs, strict=True):  # weights stay on each point's grid
+        eps = qz.weight.eps  # type: ignore[union-attr]
+        assert torch.equal(torch.round(net.w / eps) * eps, net.w)
+
+
+def test_bad_batches_are_refused() -> None:
+    cfg = preset("baseline", 16, 4)
+    with pytest.raises(ValueError, match="tinysnn rule"):
+        sim.DesignBatch([start(cfg, Quantizers.fp32())], cfg, [Quantizers.fp32()])
+    with pytest.raises(ValueError, match="one quantizer per network"):
+        sim.DesignBatch([], preset("tinysnn", 16, 4), [])
