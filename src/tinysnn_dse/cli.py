@@ -665,18 +665,26 @@ def _print_points(sp: Any, as_json: bool) -> None:
         return
     t = Table("#", "model", "neurons", "scheme", "rounding", "W", "Vmem", "Vth", "trains")
     firsts: set[str] = set()
+    groups: dict[tuple[str, ...], int] = {}
     for i, p in enumerate(sp.points):
         shared = p.training_key in firsts
         firsts.add(p.training_key)
+        group = tuple(q.key for q in sp.itq_group(p))
+        trains = "shared" if shared else "yes"
+        if len(group) > 1:
+            trains = f"batch {groups.setdefault(group, len(groups) + 1)}"
         t.add_row(
             str(i), p.model, str(p.neurons), "fp32" if p.is_fp32 else p.scheme,
             "-" if p.is_fp32 else p.rounding, _bits_txt(p.weight_bits), _bits_txt(p.vmem_bits),
-            _bits_txt(p.vth_bits), "shared" if shared else "yes",
+            _bits_txt(p.vth_bits), trains,
         )  # fmt: skip
     console_out().print(t)
     b = sp.budget
+    runs = sp.trainings - sum(len(g) - 1 for g in groups)
+    batched = f" in {runs} training runs (itq_batch {sp.itq_batch})" if groups else ""
     console_out().print(
-        f"study [bold]{sp.study}[/]: {len(sp.points)} design points, {sp.trainings} trainings; "
+        f"study [bold]{sp.study}[/]: {len(sp.points)} design points, {sp.trainings} trainings"
+        f"{batched}; "
         f"{b.dataset}, train {b.train_samples or 'all'}, test {b.test_samples or 'all'}, "
         f"{b.epochs} epoch(s), seed {b.seed}; sampler {sp.sampler}. Nothing was run."
     )

@@ -37,7 +37,7 @@ from tinysnn_dse.core.params import (
     validate_quant,
 )
 from tinysnn_dse.core.quant import Quantizers, with_observed_ranges
-from tinysnn_dse.core.sim import Net, infer, init_net, quantize_net, train_sample
+from tinysnn_dse.core.sim import DesignBatch, Net, infer, init_net, quantize_net, train_sample
 from tinysnn_dse.errors import CheckpointError, ConfigError
 
 Progress = Callable[[str, int, int], None]
@@ -235,6 +235,48 @@ def _sync(device: torch.device) -> Callable[[], None] | None:
     return None
 
 
+def train_batch(
+    model: ModelConfig,
+    quants: list[QuantSpec],
+    settings: RunSettings,
+    split: Split,
+    progress: Progress = _noop,
+) -> list[Trained]:
+    """Train K ITQ design points of one tinySNN-rule network together on shared input
+    (:class:`DesignBatch`, CPU), one :class:`Trained` per point, in order.
+
+    All points start from the same initial network (as separate runs with this seed do).
+    The batch's wall time and measured energy are split evenly between the points; each
+    point's ``train_measured`` says so in ``shared_by``. Event counts are per point.
+    """
+    device = split.train_x.device
+    if device.type != "cpu":
+        raise ConfigError("batched ITQ training runs on the CPU; use itq_batch: 1 on CUDA")
+    gen = torch.Generator().manual_seed(settings.seed)
+    qzs = [Quantizers.from_spec(q) for q in quants]
+    net = init_net(model, gen, device)
+    batch = DesignBatch([quantize_net(net, model, qz, gen) for qz in qzs], model, qzs)
+    n = split.train_x.shape[0]
+    total = n * settings.epochs
+    step = max(1, total // 200)
+    done = 0
+    ops = [OpCounts() for _ in quants]
+    with meter.measure(str(device), settings.power_w, _sync(device)) as m:
+        for _ in range(settings.epochs):
+            for i in range(n):
+                batch.train_sample(split.train_x[i], gen, ops)
+                done += 1
+                if done % step == 0 or done == total:
+                    progress("train", done, total)
+    k = len(quants)
+    share = {**asdict(m), "energy_j": m.energy_j / k, "seconds": m.seconds / k, "shared_by": k}
+    return [
+        Trained(net_k, model, q, settings, m.seconds / k, total, train_ops=o.to_dict(),
+                train_measured=share)
+        for net_k, q, o in zip(batch.nets(), quants, ops, strict=True)
+    ]  # fmt: skip
+
+
 def energy_fields(
     ops: dict[str, int] | None,
     measured: dict[str, Any] | None,
@@ -263,6 +305,8 @@ def energy_fields(
         "measured_seconds": measured["seconds"],
         "samples": n,
     }
+    if measured.get("shared_by", 1) > 1:  # one point's even share of a batched training
+        out["measured_shared_by"] = measured["shared_by"]
     out.update(est.to_dict())
     return out
 

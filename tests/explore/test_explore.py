@@ -16,9 +16,11 @@ from pathlib import Path
 
 import optuna
 import pytest
+import yaml
 from optuna.trial import TrialState
 
 from tinysnn_dse.cli import main
+from tinysnn_dse.explore.space import parse_space
 from tinysnn_dse.explore.study import open_storage
 
 MINI = """\
@@ -61,13 +63,13 @@ def trials(url: str, study: str = "mini") -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=study, storage=open_storage(url)).get_trials()
 
 
-def assert_each_point_once(url: str, study: str = "mini") -> None:
+def assert_each_point_once(url: str, study: str = "mini", keys: set[str] = MINI_KEYS) -> None:
     done = [
         t.user_attrs["design_key"]
         for t in trials(url, study)
         if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs
     ]
-    assert Counter(done) == Counter(MINI_KEYS), Counter(done)
+    assert Counter(done) == Counter(keys), Counter(done)
 
 
 def cli_env() -> dict[str, str]:
@@ -303,3 +305,45 @@ def test_tpe_sampler_runs_n_trials(capsys, tmp_path: Path) -> None:
     code, out, err = run(capsys, "explore", str(space), "--storage", url, "--n-trials", "2")
     assert code == 0, err
     assert len(trials(url)) == 5  # 2 more; repeats of a done point reuse its values
+
+
+BATCHED = """\
+study: batched
+itq_batch: 3
+data: {dataset: digits, train_samples: 60, test_samples: 40, epochs: 1, seed: 0}
+designs:
+  - model: tinysnn
+    neurons: 10
+    scheme: [itq, ptq]
+    rounding: [nearest, stochastic]
+    weight_bits: [8, 4]
+    neuron_bits: [fp32, 16]
+"""
+
+
+def test_batched_itq_points_train_once_per_group(capsys, tmp_path: Path) -> None:
+    """8 ITQ points in groups of <= 3 with 2 workers: every point completes once, each
+    group is trained once (its members' energy says how many shared the run), and each
+    record describes its own precision. (tests/core/test_design_batch.py checks what a
+    batch computes.)"""
+    sp = tmp_path / "batched.yaml"
+    sp.write_text(BATCHED)
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    code, out, err = run(capsys, "explore", str(sp), "--dry-run")
+    assert code == 0 and "9 trainings in 4 training runs (itq_batch 3)" in out.replace("\n", " ")
+    code, out, err = run(capsys, "explore", str(sp), "--storage", url, "--workers", "2")
+    assert code == 0, err
+    keys = {p.key for p in parse_space(yaml.safe_load(BATCHED), "b").points}
+    assert len(keys) == 16
+    assert_each_point_once(url, "batched", keys)
+    done = [t for t in trials(url, "batched") if t.state == TrialState.COMPLETE]
+    recs = [t.user_attrs["record"] for t in done]
+    itq = [r for r in recs if r["design_point"]["scheme"] == "itq"]
+    assert len(itq) == 8
+    sizes = Counter(r["train_batch_points"] for r in itq)
+    assert sizes == {3: 6, 2: 2}
+    assert all(r["energy"]["train"]["measured_shared_by"] == r["train_batch_points"] for r in itq)
+    trainings = list((tmp_path / "tinysnn-artifacts" / "trainings").glob("*.pt"))
+    assert len(trainings) == 1 + 8  # the FP32 training (PTQ, neuron ranges) + each ITQ point
+    w4 = [r for r in itq if r["design_point"]["weight_bits"] == 4]
+    assert all(r["memory_bits"] < min(q["memory_bits"] for q in itq if q not in w4) for r in w4)

@@ -93,6 +93,8 @@ def test_ptq_points_share_one_training_itq_points_do_not() -> None:
         ({"study": "t", "params": {"no_such": 1}, "designs": [{"model": "tinysnn"}]},
          "params: unknown parameter 'no_such'"),
         (["not", "a", "mapping"], "expected a mapping at the top level"),
+        ({"study": "t", "itq_batch": 0, "designs": [{"model": "tinysnn"}]},
+         "itq_batch: 0 is not allowed; expected an integer >= 1"),
     ],
 )  # fmt: skip
 def test_errors_name_file_key_and_what_is_allowed(raw: object, needle: str) -> None:
@@ -102,3 +104,26 @@ def test_errors_name_file_key_and_what_is_allowed(raw: object, needle: str) -> N
     assert msg.startswith("space.yaml"), msg
     assert needle in msg, msg
     assert "\n" not in msg
+
+
+def test_itq_batch_groups_itq_points_of_one_tinysnn_network() -> None:
+    designs = [
+        {"model": "baseline", "neurons": 10, "scheme": "itq", "weight_bits": [8, 4]},
+        {"model": "tinysnn", "neurons": 10, "scheme": ["itq", "ptq"],
+         "rounding": ["nearest", "stochastic"], "weight_bits": ["fp32", 8, 6, 4]},
+    ]  # fmt: skip
+    sp = space(designs, itq_batch=4)
+    itq = [p for p in sp.points if p.model == "tinysnn" and p.scheme == "itq" and not p.is_fp32]
+    assert len(itq) == 6
+    groups = {tuple(q.key for q in sp.itq_group(p)) for p in itq}
+    assert sorted(len(g) for g in groups) == [2, 4]  # 6 points cut into groups of <= 4
+    assert all(len(sp.itq_group(p)) == 1 for p in sp.points if p not in itq)  # others alone
+    # the same groups whatever order the blocks come in; the queue interleaves them
+    again = space(designs[::-1], itq_batch=4)
+    assert {tuple(q.key for q in again.itq_group(p)) for p in itq} == groups
+    first_two = [p for p in sp.points if p in itq][:2]
+    assert sp.itq_group(first_two[0]) != sp.itq_group(first_two[1])
+    # batching changes the networks, so it is part of the study's budget; 1 changes nothing
+    assert sp.budget_dict()["itq_batch"] == 4
+    assert "itq_batch" not in space(designs).budget_dict()
+    assert all(len(space(designs).itq_group(p)) == 1 for p in itq)

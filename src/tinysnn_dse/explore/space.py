@@ -43,7 +43,10 @@ from tinysnn_dse.data import DATASETS
 from tinysnn_dse.errors import ConfigError
 
 SAMPLERS = ("grid", "tpe", "nsga2")
-TOP_KEYS = ("study", "description", "data", "sampler", "n_trials", "seed", "params", "designs")
+TOP_KEYS = (
+    "study", "description", "data", "sampler", "n_trials", "seed", "itq_batch", "params",
+    "designs",
+)  # fmt: skip
 DATA_KEYS = ("dataset", "train_samples", "test_samples", "assign_samples", "epochs", "seed")
 DESIGN_KEYS = (
     "model",
@@ -163,6 +166,14 @@ class SearchSpace:
     seed: int = 0
     points: tuple[DesignPoint, ...] = field(default_factory=tuple)
     description: str = ""
+    itq_batch: int = 1  # ITQ points of one tinySNN-rule network trained together, at most
+
+    def itq_group(self, p: DesignPoint) -> tuple[DesignPoint, ...]:
+        """The ITQ points trained together with ``p`` (``p`` alone if it is not batched):
+        the quantized ITQ points of ``p``'s network (tinySNN rule), sorted by key, cut into
+        groups of at most ``itq_batch``."""
+        groups = _itq_groups(self.points, self.itq_batch)
+        return groups.get(p.key, (p,))
 
     @property
     def trainings(self) -> int:
@@ -170,7 +181,35 @@ class SearchSpace:
         return len({p.training_key for p in self.points})
 
     def budget_dict(self) -> dict[str, Any]:
-        return asdict(self.budget)
+        """What fixes the trained networks: the data budget (and the ITQ batch size when
+        points are batched, since batched points share their random numbers)."""
+        d = asdict(self.budget)
+        if self.itq_batch > 1:
+            d["itq_batch"] = self.itq_batch
+        return d
+
+
+def _batchable(p: DesignPoint) -> bool:
+    if p.scheme != "itq" or p.is_fp32:
+        return False
+    return apply_overrides(preset(p.model, 1, p.neurons), dict(p.params)).rule == "tinysnn"
+
+
+def _itq_groups(points: tuple[DesignPoint, ...], size: int) -> dict[str, tuple[DesignPoint, ...]]:
+    """Point key -> its ITQ training group (see :meth:`SearchSpace.itq_group`)."""
+    if size <= 1:
+        return {}
+    nets: dict[tuple[Any, ...], list[DesignPoint]] = {}
+    for p in points:
+        if _batchable(p):
+            nets.setdefault((p.model, p.neurons, p.params), []).append(p)
+    out: dict[str, tuple[DesignPoint, ...]] = {}
+    for members in nets.values():
+        members.sort(key=lambda q: q.key)  # the same groups whatever order points come in
+        for i in range(0, len(members), size):
+            group = tuple(members[i : i + size])
+            out.update({q.key: group for q in group})
+    return out
 
 
 # --------------------------------------------------------------------------- parsing
@@ -298,8 +337,17 @@ def parse_space(raw: Any, source: str) -> SearchSpace:
         for c in combos:
             p = canonical(DesignPoint(**c, params=tuple(sorted(prm.items()))))  # type: ignore[arg-type]
             points.setdefault(p.key, p)
+    itq_batch = _int(ctx, "itq_batch", raw.get("itq_batch", 1)) or 1
     # FP32 first (they train the networks PTQ reuses), then ITQ, then PTQ.
     order = sorted(points.values(), key=lambda p: 0 if p.is_fp32 else 1 if p.scheme == "itq" else 2)
+    # Batched ITQ groups interleaved (first member of every group, then the second ...), so
+    # that parallel workers start on different groups rather than wait on one.
+    groups = _itq_groups(tuple(order), itq_batch)
+    rank = {k: g.index(next(q for q in g if q.key == k)) for k, g in groups.items()}
+    order = sorted(
+        order,
+        key=lambda p: (0 if p.is_fp32 else 1 if p.scheme == "itq" else 2, rank.get(p.key, 0)),
+    )
     return SearchSpace(
         study=study.strip(),
         source=source,
@@ -309,4 +357,5 @@ def parse_space(raw: Any, source: str) -> SearchSpace:
         seed=seed,
         points=tuple(order),
         description=str(raw.get("description", "")),
+        itq_batch=itq_batch,
     )

@@ -32,7 +32,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -391,10 +391,8 @@ class Worker:
         the artifact folder; returns (trained, loaded from the cache)."""
         split, n_in = self.split()
         model = apply_overrides(preset(p.model, n_in, p.neurons), dict(p.params))
-        budget = asdict(self.cfg.space.budget)
         fp32_key = DesignPoint(p.model, p.neurons, params=p.params).key  # == PTQ training_key
-        key = hashlib.sha256(json.dumps([fp32_key, budget]).encode()).hexdigest()[:16]
-        cache = Path(self.cfg.artifacts) / "trainings" / f"{key}.pt"
+        cache = self._training_file(fp32_key)
         with _file_lock(cache.with_suffix(".lock")):
             if cache.is_file():
                 t = runner.load_checkpoint(cache, self.settings.device)
@@ -411,15 +409,47 @@ class Worker:
         FP32 training is made (or loaded) first.
         """
         if p.scheme == "itq" and not p.is_fp32:
-            quant = p.quant
-            if p.vmem_bits is not None or p.vth_bits is not None:
-                ref, _ = self.fp32_training(p)
-                quant = with_observed_ranges(quant, ref.net.theta, ref.model)
+            quant = self.itq_quant(p)
+            group = self.cfg.space.itq_group(p)
+            if len(group) > 1:
+                return self.batched_training(p, group), quant, False
             split, _n = self.split()
             model = apply_overrides(preset(p.model, self._n_in, p.neurons), dict(p.params))
             return runner.train(model, quant, self.settings, split), quant, False
         trained, shared = self.fp32_training(p)
         return trained, p.quant, shared
+
+    def itq_quant(self, p: DesignPoint) -> QuantSpec:
+        """``p``'s ITQ formats; quantized Vmem or Vth take their integer bits from the range
+        the FP32 training of the same network reached (made or loaded first)."""
+        quant = p.quant
+        if p.vmem_bits is not None or p.vth_bits is not None:
+            ref, _ = self.fp32_training(p)
+            quant = with_observed_ranges(quant, ref.net.theta, ref.model)
+        return quant
+
+    def _training_file(self, key: str) -> Path:
+        budget = self.cfg.space.budget_dict()
+        name = hashlib.sha256(json.dumps([key, budget]).encode()).hexdigest()[:16]
+        return Path(self.cfg.artifacts) / "trainings" / f"{name}.pt"
+
+    def batched_training(self, p: DesignPoint, group: tuple[DesignPoint, ...]) -> runner.Trained:
+        """``p``'s ITQ training, made together with the rest of its group
+        (:func:`runner.train_batch`) by the first worker that needs any of them, under the
+        group's file lock, and shared through the artifact folder."""
+        cache = self._training_file(p.key)
+        group_lock = self._training_file("group:" + ",".join(q.key for q in group))
+        with _file_lock(group_lock.with_suffix(".lock")):
+            if not cache.is_file():
+                todo = [q for q in group if not self._training_file(q.key).is_file()]
+                quants = [self.itq_quant(q) for q in todo]
+                split, n_in = self.split()
+                model = apply_overrides(preset(p.model, n_in, p.neurons), dict(p.params))
+                for q, t in zip(todo, runner.train_batch(model, quants, self.settings, split),
+                                strict=True):  # fmt: skip
+                    runner.save_trained(self._training_file(q.key), t)
+        t = runner.load_checkpoint(cache, self.settings.device)
+        return replace(t, settings=self.settings)
 
     def objective(self, trial: optuna.Trial) -> tuple[float, float, float]:
         study = self.study
@@ -454,6 +484,8 @@ class Worker:
             record = runner.evaluate(trained, quant, split)
             record["config"]["run"]["data_source"] = self._data_source
             record["shared_training"] = shared
+            # > 1: trained together with other ITQ points (space key itq_batch)
+            record["train_batch_points"] = (trained.train_measured or {}).get("shared_by", 1)
             record["design_point"].update(p.to_dict())
             with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

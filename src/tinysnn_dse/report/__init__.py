@@ -51,6 +51,7 @@ CSV_FIELDS = [
     "infer_energy_modelled_uj_per_sample",
     "train_seconds",
     "shared_training",
+    "train_batch_points",
 ]
 
 
@@ -152,6 +153,7 @@ def write_csv(path: Path, rows: list[dict[str, Any]], records: dict[str, dict[st
                     **{k: _fmt_bits(dp[k]) for k in ("weight_bits", "vmem_bits", "vth_bits")},
                     "train_seconds": rec.get("train_seconds"),
                     "shared_training": rec.get("shared_training"),
+                    "train_batch_points": rec.get("train_batch_points", 1),
                 }
             )
 
