@@ -103,18 +103,40 @@ def _exc_step(  # type: ignore[no-untyped-def]
     v_rest, v_reset, decay, ref_steps = ex_c[0], ex_c[1], ex_c[2], ex_c[3]
     i_rest, i_reset, i_decay, i_ref = in_c[0], in_c[1], in_c[2], in_c[3]
     one = F32(1.0)
+    zero = F32(0.0)
+    frozen = theta_decay == one and theta_plus == zero  # inference: thresholds never move
+    n_fire = 0
+    if vq[0] != 0:
+        for j in range(n):
+            x = (v[j] - v_rest) * decay + v_rest
+            if refr[j] <= 0:
+                x = x + (i_in[j] + i_rec[j])
+            x = _q(x, vq[1], vq[2], vq[3], vq[4], vq[5], u[0, j])
+            v[j] = x
+            n_fire += x >= theta[j] + v_th
+    else:
+        for j in range(n):
+            x = (v[j] - v_rest) * decay + v_rest
+            v[j] = x + (i_in[j] + i_rec[j]) if refr[j] <= 0 else x
+            n_fire += v[j] >= theta[j] + v_th
+    if n_fire == 0 and not inhibitory:  # most steps: no spike, nothing to reset or inhibit
+        for j in range(n):
+            s[j] = zero
+            refr[j] = refr[j] - one
+            i_rec[j] = zero
+        if not frozen:
+            for j in range(n):
+                th = theta[j] * theta_decay + zero
+                if tq[0] != 0:
+                    th = _q(th + v_th, tq[1], tq[2], tq[3], tq[4], tq[5], u[2, j]) - v_th
+                theta[j] = th
+        return 0
     best = F32(-1.0)
     best_j = -1
     n_spk = 0
     for j in range(n):
-        x = (v[j] - v_rest) * decay + v_rest
-        if refr[j] <= 0:
-            x = x + (i_in[j] + i_rec[j])
-        if vq[0] != 0:
-            x = _q(x, vq[1], vq[2], vq[3], vq[4], vq[5], u[0, j])
-        v[j] = x
-        fire = x >= theta[j] + v_th
-        s[j] = one if fire else F32(0.0)
+        fire = v[j] >= theta[j] + v_th
+        s[j] = one if fire else zero
         if fire:
             n_spk += 1
             if one_spike and tb[j] > best:
@@ -156,11 +178,12 @@ def _exc_step(  # type: ignore[no-untyped-def]
         tot = F32(n_spk)
         for j in range(n):
             i_rec[j] = (s[j] - tot) * w_lat
-    for j in range(n):
-        th = theta[j] * theta_decay + s[j] * theta_plus
-        if tq[0] != 0:
-            th = _q(th + v_th, tq[1], tq[2], tq[3], tq[4], tq[5], u[2, j]) - v_th
-        theta[j] = th
+    if not frozen:
+        for j in range(n):
+            th = theta[j] * theta_decay + s[j] * theta_plus
+            if tq[0] != 0:
+                th = _q(th + v_th, tq[1], tq[2], tq[3], tq[4], tq[5], u[2, j]) - v_th
+            theta[j] = th
     return n_spk
 
 
