@@ -233,3 +233,22 @@ def test_bench_reports_design_batch(capsys) -> None:
         "--design-points", "2", "--train-images", "2", "--infer-images", "2",
     )  # fmt: skip
     assert code == 2 and "--design-points needs the tinysnn model" in err
+
+
+def test_bench_from_a_trained_checkpoint(capsys, tmp_path: Path, data_dir: Path) -> None:
+    """`bench --checkpoint` starts from the trained network and takes its model."""
+    rec = train_json(capsys, tmp_path)
+    ckpt = tmp_path / "a" / "model.pt"
+    code, out, err = run(
+        capsys, "bench", "--dataset", "digits", "--checkpoint", str(ckpt),
+        "--train-images", "5", "--infer-images", "20", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["settings"]["neurons"] == rec["config"]["model"]["n_exc"] != 400
+    assert res["settings"]["checkpoint"] == str(ckpt)
+    assert res["presentations_per_train_image"] >= 1
+    code, _, err = run(capsys, "bench", "--dataset", "mnist", "--checkpoint", str(ckpt),
+                       "--data-dir", str(data_dir), "--train-images", "2",
+                       "--infer-images", "2")  # fmt: skip
+    assert code == 2 and "has 64 inputs, mnist has 784" in err

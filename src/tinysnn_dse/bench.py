@@ -9,12 +9,14 @@ from __future__ import annotations
 import dataclasses
 import platform
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from tinysnn_dse import __version__
 from tinysnn_dse import data as data_mod
+from tinysnn_dse.core.energy import OpCounts
 from tinysnn_dse.core.params import QuantSpec, apply_overrides, preset, validate_quant
 from tinysnn_dse.core.quant import Quantizers
 from tinysnn_dse.core.sim import (
@@ -26,7 +28,7 @@ from tinysnn_dse.core.sim import (
     train_sample,
 )
 from tinysnn_dse.errors import ConfigError
-from tinysnn_dse.runner import default_batch_size, resolve_device
+from tinysnn_dse.runner import default_batch_size, load_checkpoint, resolve_device
 
 
 def benchmark(
@@ -44,6 +46,7 @@ def benchmark(
     seed: int = 0,
     reference: bool = False,
     design_points: int = 1,
+    checkpoint: str | None = None,
 ) -> dict[str, Any]:
     """Time ``train_images`` learning presentations and ``infer_images`` batched tests.
 
@@ -52,6 +55,9 @@ def benchmark(
     (:class:`DesignBatch`; tinySNN rule, CPU): the quantized precision's variants with
     weight bits cycling through 16, 12, 10, 8, 6, 4 (K copies when FP32). The result
     then holds the aggregate rate (K x images / s) and its ratio to the single point.
+    ``checkpoint`` starts from a trained network (its model; ``model``, ``neurons`` and
+    ``steps`` are ignored): late in a pass thresholds are high and more images need
+    boosted re-presentations, so rates differ from a fresh network's.
     """
     fast = False if reference else None
     quant = validate_quant(quant or QuantSpec())
@@ -60,8 +66,14 @@ def benchmark(
     if threads:
         torch.set_num_threads(threads)
     ds = data_mod.load(dataset, data_dir)
-    cfg = preset(model, ds.n_in, neurons)
-    cfg = apply_overrides(cfg, {"t_present_ms": steps * cfg.encoding.dt_ms})
+    start = load_checkpoint(Path(checkpoint), str(dev)) if checkpoint else None
+    if start is not None:
+        cfg = start.model
+    else:
+        cfg = preset(model, ds.n_in, neurons)
+        cfg = apply_overrides(cfg, {"t_present_ms": steps * cfg.encoding.dt_ms})
+    if cfg.n_in != ds.n_in:
+        raise ConfigError(f"{checkpoint}: has {cfg.n_in} inputs, {dataset} has {ds.n_in}")
     itq = quant.scheme == "itq" and not quant.is_fp32
     qz_train = Quantizers.from_spec(quant) if itq else Quantizers.fp32()
     qz_eval = Quantizers.from_spec(quant)
@@ -70,7 +82,7 @@ def benchmark(
     xi = torch.from_numpy(ds.test_images[: min(infer_images, len(ds.test_images))].copy())
     xi = xi.to(dev).float() / 255.0
     g = torch.Generator(device=dev).manual_seed(seed)
-    net = init_net(cfg, g, dev)
+    net = start.net if start is not None else init_net(cfg, g, dev)
     if itq:
         net = quantize_net(net, cfg, qz_train, g)
 
@@ -83,23 +95,27 @@ def benchmark(
     infer(net, xi[: min(len(xi), batch_size)], cfg, qz_eval, g, batch_size, fast)
     sync()
     t0 = time.perf_counter()
+    ops, iops = OpCounts(), OpCounts()
     for i in range(train_images):
-        net, _ = train_sample(net, x[i], cfg, qz_train, g, fast)
+        net, _ = train_sample(net, x[i], cfg, qz_train, g, fast, ops)
     sync()
     train_s = time.perf_counter() - t0
     multi: dict[str, Any] = {}
     if design_points > 1:
-        multi = _time_design_batch(cfg, quant, x, train_images, design_points, seed)
+        first = start.net if start is not None else None
+        multi = _time_design_batch(cfg, quant, x, train_images, design_points, seed, first)
         multi["speedup_vs_single"] = multi["train_images_per_s"] / (train_images / train_s)
     qnet = quantize_net(net, cfg, qz_eval, g)
     t0 = time.perf_counter()
-    infer(qnet, xi, cfg, qz_eval, g, batch_size, fast)
+    infer(qnet, xi, cfg, qz_eval, g, batch_size, fast, iops)
     sync()
     infer_s = time.perf_counter() - t0
     return {
         "train_images_per_s": train_images / train_s,
         "infer_images_per_s": len(xi) / infer_s,
         "train_images": train_images,
+        "presentations_per_train_image": ops.presentations / train_images,
+        "presentations_per_infer_image": iops.presentations / max(1, len(xi)),
         "design_batch": multi or None,
         "infer_images": len(xi),
         "train_path": (
@@ -109,9 +125,10 @@ def benchmark(
         ),
         "settings": {
             "dataset": dataset,
-            "neurons": neurons,
-            "model": model,
-            "steps": steps,
+            "neurons": cfg.n_exc,
+            "model": cfg.model,
+            "steps": cfg.encoding.steps,
+            "checkpoint": checkpoint,
             "dt_ms": cfg.encoding.dt_ms,
             "quant": quant.label(),
             "batch_size": batch_size,
@@ -129,7 +146,7 @@ def benchmark(
 
 
 def _time_design_batch(
-    cfg: Any, quant: QuantSpec, x: torch.Tensor, n: int, k: int, seed: int
+    cfg: Any, quant: QuantSpec, x: torch.Tensor, n: int, k: int, seed: int, first: Any = None
 ) -> dict[str, Any]:
     """Aggregate learning rate of ``k`` design points trained together (see benchmark)."""
     if x.device.type != "cpu" or cfg.rule != "tinysnn":
@@ -142,7 +159,7 @@ def _time_design_batch(
     qzs = [Quantizers.from_spec(validate_quant(s)) if s.scheme == "itq" else Quantizers.fp32()
            for s in specs]  # fmt: skip
     g = torch.Generator().manual_seed(seed)
-    net = init_net(cfg, g)
+    net = first if first is not None else init_net(cfg, g)
     batch = DesignBatch([quantize_net(net, cfg, q, g) for q in qzs], cfg, qzs)
     for i in range(3):  # warm-up: JIT compilation
         batch.train_sample(x[n + i], g)

@@ -386,6 +386,10 @@ def bench(
             help="Also time K design points trained together on shared input (tinysnn, CPU).",
         ),
     ] = 1,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="Start from a trained model.pt (late-pass rates; its model is used)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Measure training and inference images per second of the simulator."""
@@ -402,6 +406,7 @@ def bench(
     res = benchmark(
         dataset, neurons, model, steps, quant, train_images, infer_images, batch_size,
         device, threads, str(data_dir) if data_dir else None, 0, reference, design_points,
+        str(checkpoint) if checkpoint else None,
     )  # fmt: skip
     if as_json:
         typer.echo(json.dumps(res, indent=2))
