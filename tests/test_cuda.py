@@ -1,0 +1,97 @@
+"""The same code on CUDA: runs only where a GPU is visible (CI has none; the project's
+GPU machine runs it, see docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from tinysnn_dse.cli import main
+from tinysnn_dse.core import sim
+from tinysnn_dse.core.params import QuantSpec, preset
+from tinysnn_dse.core.quant import Quantizers
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+CASES = [
+    ("tinysnn", QuantSpec()),
+    ("tinysnn", QuantSpec(scheme="itq", rounding="nearest", weight_bits=8, vmem_bits=16)),
+    ("baseline", QuantSpec()),
+    ("sl-stdp", QuantSpec(scheme="itq", rounding="truncate", weight_bits=10)),
+]
+
+
+@pytest.mark.parametrize(("model", "q"), CASES)
+def test_reference_path_agrees_on_cpu_and_cuda(model: str, q: QuantSpec) -> None:
+    """Same spikes and deterministic rounding (one-spike rule off, so nothing is drawn):
+    learning on CUDA ends where it ends on the CPU, to float32 rounding of the products
+    (TF32 is off for float32 matmuls by default)."""
+    cfg = preset(model, 196, 30, one_spike="false")
+    qz = Quantizers.from_spec(q) if q.scheme == "itq" else Quantizers.fp32()
+    g = torch.Generator().manual_seed(0)
+    net0 = sim.init_net(cfg, g)
+    pix = torch.rand(3, 196, generator=torch.Generator().manual_seed(1)) ** 2
+    trains = [sim.poisson(p.unsqueeze(0), 250, 0.128, g) for p in pix]
+    out = {}
+    for dev in ("cpu", "cuda"):
+        gd = torch.Generator(device=dev).manual_seed(0)
+        net = sim.Net(net0.w.to(dev), net0.theta.to(dev))
+        counts = []
+        for s in trains:
+            net, c = sim.simulate_reference(net, s.to(dev), cfg, qz, gd, learn=True)
+            counts.append(c.cpu())
+        out[dev] = (net.w.cpu(), net.theta.cpu(), torch.stack(counts))
+    (wc, tc, cc), (wg, tg, cg) = out["cpu"], out["cuda"]
+    assert cc.sum() > 0
+    assert torch.equal(cc, cg)
+    torch.testing.assert_close(wg, wc, rtol=0, atol=1e-5)
+    torch.testing.assert_close(tg, tc, rtol=0, atol=1e-5)
+
+
+def test_inference_agrees_on_cpu_and_cuda() -> None:
+    """Batched inference from the same dense spikes: equal spike counts within the fast
+    path's tolerance (at most 1 % of counts differ, by at most one spike)."""
+    cfg = preset("tinysnn", 196, 40)
+    g = torch.Generator().manual_seed(2)
+    net = sim.init_net(cfg, g)
+    net = sim.Net(net.w, net.theta + torch.rand(40, generator=g) * 3)
+    spikes = sim.poisson(torch.rand(64, 196, generator=g) ** 2, 250, 0.128, g)
+    qz = Quantizers.fp32()
+    cpu = sim.simulate_reference(net, spikes, cfg, qz, g, learn=False)[1]
+    gd = torch.Generator(device="cuda").manual_seed(0)
+    gpu_net = sim.Net(net.w.cuda(), net.theta.cuda())
+    gpu = sim.simulate_reference(gpu_net, spikes.cuda(), cfg, qz, gd, learn=False)[1].cpu()
+    assert cpu.sum() > 100
+    diff = (cpu - gpu).abs()
+    assert float((diff > 0).float().mean()) <= 0.01 and float(diff.max()) <= 1
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as e:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(e.value.code or 0), out, err
+
+
+def test_train_and_evaluate_on_cuda(capsys, tmp_path: Path) -> None:
+    """`train --device cuda` end to end (NVML energy where it is readable), and a
+    checkpoint trained on the CPU evaluates on CUDA."""
+    common = ("--dataset", "digits", "--neurons", "40", "--train-samples", "200",
+              "--test-samples", "200", "--json")  # fmt: skip
+    code, out, err = run(capsys, "train", *common, "--device", "cuda", "--out", str(tmp_path / "g"))
+    assert code == 0, err
+    rec = json.loads(out)
+    assert rec["environment"]["device"].startswith("cuda")
+    assert rec["accuracy"] > 0.3
+    assert rec["energy"]["train"]["measured_method"] in ("nvml", "time x power")
+    code, out, err = run(capsys, "train", *common, "--device", "cpu", "--out", str(tmp_path / "c"))
+    assert code == 0, err
+    cpu_acc = json.loads(out)["accuracy"]
+    code, out, err = run(
+        capsys, "evaluate", str(tmp_path / "c" / "model.pt"), "--device", "cuda", "--json"
+    )
+    assert code == 0, err
+    assert abs(json.loads(out)["accuracy"] - cpu_acc) < 0.08  # other random stream on CUDA
