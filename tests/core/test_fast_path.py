@@ -128,3 +128,26 @@ def test_fast_inference_matches_reference(model: str, q: QuantSpec) -> None:
     assert float((diff > 0).float().mean()) <= 0.01
     assert float(diff.max()) <= 1
     assert abs(float(ref.sum() - fast.sum())) <= 0.01 * float(ref.sum())
+
+
+@pytest.mark.skipif(not sim.kernels.HAVE_NUMBA, reason="numba not installed")
+def test_skip_trains_are_bernoulli_per_step() -> None:
+    """Geometric skipping draws the same process as a uniform per step: each step spikes
+    with probability p (checked at the first, middle and last steps, and on average) and
+    the count per input has the binomial variance T p (1 - p). Same key, same trains."""
+    n_in, steps = 20000, 250
+    for p in (0.02, 0.128, 0.4):
+        pix = torch.full((1, n_in), p)
+        g = torch.Generator().manual_seed(5)
+        tr = sim.skip_trains(pix, steps, 1.0, g)
+        s = tr.spikes.float()  # [n_in, T]
+        for t in (0, steps // 2, steps - 1):
+            assert abs(float(s[:, t].mean()) - p) < 4 * (p * (1 - p) / n_in) ** 0.5 + 1e-9
+        counts = s.sum(dim=1)
+        assert abs(float(counts.mean()) / (steps * p) - 1) < 0.01
+        var = float(counts.var())
+        assert abs(var / (steps * p * (1 - p)) - 1) < 0.05
+        again = sim.skip_trains(pix, steps, 1.0, torch.Generator().manual_seed(5))
+        assert torch.equal(again.spikes, tr.spikes)
+    full = sim.skip_trains(torch.ones(1, 3), 10, 1.0, torch.Generator().manual_seed(0))
+    assert bool(full.spikes.all())  # p = 1: every step

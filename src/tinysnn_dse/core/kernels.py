@@ -422,13 +422,15 @@ def _clip_q(x, w_max, wq):  # type: ignore[no-untyped-def]
 
 @njit(cache=True, nogil=True, parallel=True)
 def infer_batch(  # type: ignore[no-untyped-def]
-    w, ptr, idx, n_steps, theta, counts, v0, iv0, u,
+    w, img_ptr, pix, spikes, n_steps, theta, counts, v0, iv0, u,
     ex_c, in_c, v_th, inhibitory, w_lat, w_exc_inh, inh_thr, vq, tq,
 ):  # fmt: skip
     """Inference (learning off, theta frozen, no one-spike rule) of a batch of images.
 
-    Input spikes are CSR rows over (image, step): row ``b * n_steps + t`` lists the active
-    inputs of image b at step t. Images run in parallel threads; ``counts`` [B, N] is
+    Input spikes come as compact trains: image b's non-zero pixels are rows
+    ``img_ptr[b] .. img_ptr[b+1]-1`` of ``pix`` [M] (input index) and ``spikes`` [M, T]
+    (bool); the input current sums only the rows of W of inputs that spike. Images run in
+    parallel threads; ``counts`` [B, N] is
     filled with each image's spike counts. ``v0``/``iv0`` [B, N] are the initial
     (quantized) potentials; ``u`` [T, 1 or 2, B, N] the uniforms of stochastic Vmem
     rounding (excitatory, then inhibitory if that layer exists), or any array when
@@ -452,13 +454,13 @@ def infer_batch(  # type: ignore[no-untyped-def]
         cnt = np.zeros(n, dtype=np.float32)
         tb = np.zeros(n, dtype=np.float32)
         for t in range(n_steps):
-            r = b * n_steps + t
             for j in range(n):
                 i_in[j] = F32(0.0)
-            for a in range(ptr[r], ptr[r + 1]):
-                row = idx[a]
-                for j in range(n):
-                    i_in[j] += w[row, j]
+            for m in range(img_ptr[b], img_ptr[b + 1]):
+                if spikes[m, t]:
+                    row = pix[m]
+                    for j in range(n):
+                        i_in[j] += w[row, j]
             if stochastic:
                 for j in range(n):
                     ub[0, j] = u[t, 0, b, j]
@@ -471,6 +473,33 @@ def infer_batch(  # type: ignore[no-untyped-def]
             )  # fmt: skip
         for j in range(n):
             counts[b, j] = cnt[j]
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def geometric_spikes(p, key, n_steps):  # type: ignore[no-untyped-def]
+    """Bernoulli spike trains [M, T] (bool): input m spikes at each step with probability
+    ``p[m]`` (in (0, 1]), independently. Drawn by skipping: the gaps between spikes are
+    geometric, ``floor(log(u) / log(1 - p)) + 1`` with ``u`` from :func:`hash_uniform`
+    (key, m, k) for the k-th gap, so the cost follows the number of spikes, not of steps,
+    and the trains do not depend on the thread count."""
+    m_total = p.shape[0]
+    out = np.zeros((m_total, n_steps), dtype=np.bool_)
+    for m in prange(m_total):
+        pm = float(p[m])
+        if pm >= 1.0:
+            out[m, :] = True
+            continue
+        inv = 1.0 / np.log1p(-pm)
+        t = -1
+        k = 0
+        while True:
+            u = 1.0 - float(hash_uniform(key, m, k))  # in (0, 1]
+            k += 1
+            t += int(np.floor(np.log(u) * inv)) + 1
+            if t >= n_steps:
+                break
+            out[m, t] = True
+    return out
 
 
 @njit(cache=True, nogil=True)

@@ -196,6 +196,21 @@ def poisson_trains(
     return SpikeTrains(img, pix, u < p.unsqueeze(1), (b, steps, n))
 
 
+def skip_trains(
+    pixels: Tensor, steps: int, rate_scale: float, generator: torch.Generator
+) -> SpikeTrains:
+    """The same Bernoulli-per-step trains as :func:`poisson_trains`, drawn on the CPU by
+    :func:`kernels.geometric_spikes` (geometric gaps between spikes, counter-based
+    uniforms keyed by one draw from ``generator``): a few uniforms per spike instead of
+    one per step, in parallel threads. Inference on the CPU encodes with it."""
+    b, n = pixels.shape
+    img, pix = (pixels > 0).nonzero(as_tuple=True)
+    p = (pixels[img, pix] * rate_scale).numpy().astype(np.float64)
+    key = int(torch.randint(0, 2**62, (1,), generator=generator))
+    spikes = torch.from_numpy(kernels.geometric_spikes(p, key, steps))
+    return SpikeTrains(img, pix, spikes, (b, steps, n))
+
+
 def poisson(pixels: Tensor, steps: int, rate_scale: float, generator: torch.Generator) -> Tensor:
     """Dense spikes [B, T, n] (bool) of :func:`poisson_trains`."""
     return poisson_trains(pixels, steps, rate_scale, generator).dense()
@@ -790,7 +805,8 @@ def _infer_fast(
 ) -> Tensor:
     b, t_steps, _ = trains.shape
     n = cfg.n_exc
-    ptr, idx = trains.csr()
+    img_ptr = np.zeros(b + 1, dtype=np.int64)
+    np.cumsum(torch.bincount(trains.img, minlength=b).numpy(), out=img_ptr[1:])
     v_th = cfg.exc.v_th_mv
     theta = net.theta if qz.vth is None else qz.th(net.theta + v_th, g) - v_th
     counts = np.zeros((b, n), dtype=np.float32)
@@ -811,8 +827,8 @@ def _infer_fast(
     n_threads = torch.get_num_threads()
     kernels.set_threads(n_threads)
     kernels.infer_batch(
-        net.w.contiguous().numpy(), ptr, idx, t_steps, theta.contiguous().numpy(), counts,
-        v0, iv0, u,
+        net.w.contiguous().numpy(), img_ptr, trains.pix.numpy(), trains.spikes.numpy(),
+        t_steps, theta.contiguous().numpy(), counts, v0, iv0, u,
         np.array([c.exc.v_rest, c.exc.v_reset, c.exc.decay, c.exc.ref_steps], f32),
         np.array([c.inh.v_rest, c.inh.v_reset, c.inh.decay, c.inh.ref_steps], f32),
         f32(v_th), inhibitory, f32(cfg.inh.w_inh_exc if inhibitory else cfg.inh.w_lateral),
@@ -836,9 +852,10 @@ def infer(
 ) -> Tensor:
     """Spike counts [S, N] for ``pixels`` [S, n_in] with learning off, in batches.
 
-    On the CPU with deterministic Vmem/Vth rounding, batches run in the compiled kernel
-    (:func:`kernels.infer_batch`, which sums only active input rows; equal to the
-    reference within float32 rounding); otherwise in :func:`simulate_reference`.
+    On the CPU batches run in the compiled kernel (:func:`kernels.infer_batch`, which sums
+    only active input rows; equal to the reference within float32 rounding), with spike
+    trains drawn by :func:`skip_trains`; on CUDA in :func:`simulate_reference` with
+    :func:`poisson_trains`.
 
     Images that draw fewer than ``min_spikes`` spikes are presented again at a boosted
     rate (as in training) and their counts replaced by the new presentation's.
@@ -846,6 +863,8 @@ def infer(
     """
     enc = cfg.encoding
     use_fast = infer_fast_ok(qz, pixels.device) if fast is None else fast
+    # CPU: spike trains by geometric skipping (both paths, so they see the same spikes)
+    encode = skip_trains if pixels.device.type == "cpu" and kernels.HAVE_NUMBA else poisson_trains
     sim = _infer_fast if use_fast else _infer_reference
 
     def run(net: Net, trains: SpikeTrains, cfg: ModelConfig, qz: Quantizers, g: torch.Generator):
@@ -863,7 +882,7 @@ def infer(
     out = []
     for i in range(0, pixels.shape[0], batch_size):
         x = pixels[i : i + batch_size]
-        trains = poisson_trains(x, enc.steps, rate_scale(cfg, 0), generator)
+        trains = encode(x, enc.steps, rate_scale(cfg, 0), generator)
         counts = run(net, trains, cfg, qz, generator)
         for boost in range(1, int(enc.max_boosts) + 1):
             if enc.min_spikes <= 0:
@@ -871,7 +890,7 @@ def infer(
             weak = (counts.sum(dim=1) < enc.min_spikes).nonzero().flatten()
             if weak.numel() == 0:
                 break
-            trains = poisson_trains(x[weak], enc.steps, rate_scale(cfg, boost), generator)
+            trains = encode(x[weak], enc.steps, rate_scale(cfg, boost), generator)
             counts[weak] = run(net, trains, cfg, qz, generator)
         out.append(counts)
     if not out:
