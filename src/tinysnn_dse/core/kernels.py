@@ -317,7 +317,8 @@ def learn_tinysnn_multi(  # type: ignore[no-untyped-def]
 def normalize_multi(w, norm, w_max, wq, key):  # type: ignore[no-untyped-def]
     """Weight normalisation of K design points in parallel: each column of ``w[k]``
     [n_in, N] rescaled to sum to ``norm``, clipped to [0, w_max], then put on the point's
-    weight grid ``wq[k]`` (stochastic rounding with :func:`hash_uniform` under ``key``)."""
+    weight grid ``wq[k]`` (stochastic rounding with :func:`hash_uniform` under ``key``).
+    Branch-free inner loops per rounding mode, so that they vectorize."""
     for k in prange(w.shape[0]):
         wk = w[k]
         n_in, n = wk.shape
@@ -328,14 +329,26 @@ def normalize_multi(w, norm, w_max, wq, key):  # type: ignore[no-untyped-def]
         for j in range(n):
             col[j] = norm / max(col[j], F32(1e-12))
         q = wq[k]
-        stochastic = q[0] != 0 and q[5] < 0
+        zero = F32(0.0)
+        if q[0] == 0:  # FP32
+            for i in range(n_in):
+                for j in range(n):
+                    wk[i, j] = min(max(wk[i, j] * col[j], zero), w_max)
+            continue
+        inv, eps, lo, hi, off = F32(q[1]), F32(q[2]), F32(q[3]), F32(q[4]), F32(q[5])
+        if off >= 0:  # truncate (0) or nearest (0.5)
+            for i in range(n_in):
+                for j in range(n):
+                    x = min(max(wk[i, j] * col[j], zero), w_max)
+                    y = np.floor(x * inv + off)
+                    wk[i, j] = min(max(y, lo), hi) * eps
+            continue
         for i in range(n_in):
             for j in range(n):
-                x = min(max(wk[i, j] * col[j], F32(0.0)), w_max)
-                if q[0] != 0:
-                    r = hash_uniform(key, 2147483647, i * n + j) if stochastic else F32(0.0)
-                    x = _q(x, q[1], q[2], q[3], q[4], q[5], r)
-                wk[i, j] = x
+                x = min(max(wk[i, j] * col[j], zero), w_max)
+                wk[i, j] = _q(
+                    x, q[1], q[2], q[3], q[4], q[5], hash_uniform(key, 2147483647, i * n + j)
+                )
 
 
 @njit(cache=True, nogil=True)
