@@ -260,6 +260,35 @@ def _pg_up() -> bool:
         return False
 
 
+_OPEN = "import sys; from tinysnn_dse.explore.study import open_storage; open_storage(sys.argv[1])"
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not _pg_up(), reason="no PostgreSQL server on 127.0.0.1:5432")
+def test_processes_opening_a_fresh_postgres_database_at_once() -> None:
+    """Four processes open a brand-new database at the same moment: they race to create
+    Optuna's tables, and every one of them must still get the storage."""
+    import psycopg
+
+    name = f"tinysnn_race_{uuid.uuid4().hex[:8]}"
+    admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {name}")
+    try:
+        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        procs = [
+            subprocess.Popen([sys.executable, "-c", _OPEN, url], stderr=subprocess.PIPE, text=True)
+            for _ in range(4)
+        ]
+        for p in procs:
+            _, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+        assert open_storage(url).get_all_studies() == []
+    finally:
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @pytest.mark.postgres
 @pytest.mark.skipif(not _pg_up(), reason="no PostgreSQL server on 127.0.0.1:5432")
 def test_two_explore_processes_share_one_postgres_study(mini: Path, tmp_path: Path) -> None:

@@ -90,11 +90,23 @@ def open_storage(url: str) -> BaseStorage:
     else:
         engine["pool_pre_ping"] = True
         engine["connect_args"] = {"connect_timeout": 10} if "postgres" in url else {}
-    try:
-        return RDBStorage(url, engine_kwargs=engine)
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as e:
-        msg = str(getattr(e, "orig", None) or e).strip().splitlines()
-        raise StorageError(f"cannot open storage {_redact(url)}: {msg[0] if msg else e}") from None
+    for attempt in range(8):
+        try:
+            return RDBStorage(url, engine_kwargs=engine)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as e:
+            # Processes that open a fresh database at the same moment race to create
+            # Optuna's tables ("duplicate key", "already exists"); the loser tries again.
+            text = str(e).lower()
+            if attempt == 7 or not ("duplicate" in text or "already exists" in text):
+                msg = str(getattr(e, "orig", None) or e).strip().splitlines()
+                raise StorageError(f"cannot open storage {_redact(url)}: {msg[0]}") from None
+            time.sleep(0.2 + 0.3 * attempt)
+        except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as e:
+            msg = str(getattr(e, "orig", None) or e).strip().splitlines()
+            raise StorageError(
+                f"cannot open storage {_redact(url)}: {msg[0] if msg else e}"
+            ) from None
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _must_exist(url: str) -> None:
