@@ -26,7 +26,7 @@ import torch
 
 from tinysnn_dse import __version__, meter
 from tinysnn_dse import data as data_mod
-from tinysnn_dse.core import kernels, readout
+from tinysnn_dse.core import readout
 from tinysnn_dse.core.energy import OpCounts, modelled_energy
 from tinysnn_dse.core.memory import memory_report
 from tinysnn_dse.core.params import (
@@ -253,7 +253,6 @@ def train_batch(
     if device.type != "cpu":
         raise ConfigError("batched ITQ training runs on the CPU; use itq_batch: 1 on CUDA")
     gen = torch.Generator().manual_seed(settings.seed)
-    kernels.set_threads(torch.get_num_threads())  # the batch's parallel threads
     qzs = [Quantizers.from_spec(q) for q in quants]
     net = init_net(model, gen, device)
     batch = DesignBatch([quantize_net(net, model, qz, gen) for qz in qzs], model, qzs)

@@ -93,3 +93,21 @@ def test_bad_batches_are_refused() -> None:
         sim.DesignBatch([start(cfg, Quantizers.fp32())], cfg, [Quantizers.fp32()])
     with pytest.raises(ValueError, match="one quantizer per network"):
         sim.DesignBatch([], preset("tinysnn", 16, 4), [])
+
+
+def test_kernels_leave_torch_thread_count_alone() -> None:
+    """numba's OpenMP layer changes the thread count torch reads back; the parallel kernels
+    (inference, spike trains, design batches) must leave it as the caller set it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cfg = preset("tinysnn", 64, 20)
+        g = torch.Generator().manual_seed(0)
+        net = sim.init_net(cfg, g)
+        x = torch.rand(8, 64, generator=g)
+        sim.infer(net, x, cfg, Quantizers.fp32(), g)
+        assert torch.get_num_threads() == 1
+        sim.DesignBatch([net, net], cfg, [Quantizers.fp32()] * 2).train_sample(x[0], g)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -23,7 +23,8 @@ State tensors carry a leading batch dimension ``B``; learning runs with ``B == 1
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
@@ -196,6 +197,18 @@ def poisson_trains(
     return SpikeTrains(img, pix, u < p.unsqueeze(1), (b, steps, n))
 
 
+@contextmanager
+def _kernel_threads() -> Iterator[None]:
+    """Run numba's parallel kernels on torch's thread count, and leave torch's count as it
+    was: numba's OpenMP layer changes the count torch reads back."""
+    n = torch.get_num_threads()
+    kernels.set_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 def skip_trains(
     pixels: Tensor, steps: int, rate_scale: float, generator: torch.Generator
 ) -> SpikeTrains:
@@ -207,7 +220,8 @@ def skip_trains(
     img, pix = (pixels > 0).nonzero(as_tuple=True)
     p = (pixels[img, pix] * rate_scale).numpy().astype(np.float64)
     key = int(torch.randint(0, 2**62, (1,), generator=generator))
-    spikes = torch.from_numpy(kernels.geometric_spikes(p, key, steps))
+    with _kernel_threads():
+        spikes = torch.from_numpy(kernels.geometric_spikes(p, key, steps))
     return SpikeTrains(img, pix, spikes, (b, steps, n))
 
 
@@ -735,12 +749,13 @@ class DesignBatch:
             v, iv = self.v0.copy(), self.iv0.copy()
             counts, z = np.zeros((k, n), f32), np.zeros((k, n), f32)
             cols_before = self.n_cols.copy()
-            kernels.learn_tinysnn_multi(  # type: ignore[call-arg]
-                w, active, ptr, idx, tiebreak, u, self.window, self.lr, self.wq, key,
-                v, z.copy(), theta, counts, z.copy(), iv, z.copy(), z.copy(),
-                self.ex_c, self.in_c, *self.scalars, self.inh_thr, self.vq, self.tq,
-                self.n_cols,
-            )  # fmt: skip
+            with _kernel_threads():
+                kernels.learn_tinysnn_multi(  # type: ignore[call-arg]
+                    w, active, ptr, idx, tiebreak, u, self.window, self.lr, self.wq, key,
+                    v, z.copy(), theta, counts, z.copy(), iv, z.copy(), z.copy(),
+                    self.ex_c, self.in_c, *self.scalars, self.inh_thr, self.vq, self.tq,
+                    self.n_cols,
+                )  # fmt: skip
             final[active] = counts[active]
             if stats is not None:
                 n_pre = int(trains.spikes.sum())
@@ -757,7 +772,10 @@ class DesignBatch:
             active &= counts.sum(axis=1) < enc.min_spikes
             if not active.any():
                 break
-        kernels.normalize_multi(w, f32(cfg.norm), f32(cfg.learning.w_max), self.wq, self._key(g))
+        with _kernel_threads():
+            kernels.normalize_multi(
+                w, f32(cfg.norm), f32(cfg.learning.w_max), self.wq, self._key(g)
+            )
         if stats is not None:
             for st in stats:
                 st.samples += 1
@@ -824,19 +842,17 @@ def _infer_fast(
     tq = _qparams(qz.vth, qz.rounding)
     if rows:
         tq[0] = 0.0  # thresholds are frozen at inference and already on their grid
-    n_threads = torch.get_num_threads()
-    kernels.set_threads(n_threads)
-    kernels.infer_batch(
-        net.w.contiguous().numpy(), img_ptr, trains.pix.numpy(), trains.spikes.numpy(),
-        t_steps, theta.contiguous().numpy(), counts, v0, iv0, u,
-        np.array([c.exc.v_rest, c.exc.v_reset, c.exc.decay, c.exc.ref_steps], f32),
-        np.array([c.inh.v_rest, c.inh.v_reset, c.inh.decay, c.inh.ref_steps], f32),
-        f32(v_th), inhibitory, f32(cfg.inh.w_inh_exc if inhibitory else cfg.inh.w_lateral),
-        f32(cfg.inh.w_exc_inh),
-        f32(float(quantize(torch.tensor(cfg.inh.v_th_mv), qz.vth, "nearest"))),
-        _qparams(qz.vmem, qz.rounding), tq,
-    )  # fmt: skip
-    torch.set_num_threads(n_threads)  # numba's OpenMP pool may have changed it
+    with _kernel_threads():
+        kernels.infer_batch(
+            net.w.contiguous().numpy(), img_ptr, trains.pix.numpy(), trains.spikes.numpy(),
+            t_steps, theta.contiguous().numpy(), counts, v0, iv0, u,
+            np.array([c.exc.v_rest, c.exc.v_reset, c.exc.decay, c.exc.ref_steps], f32),
+            np.array([c.inh.v_rest, c.inh.v_reset, c.inh.decay, c.inh.ref_steps], f32),
+            f32(v_th), inhibitory, f32(cfg.inh.w_inh_exc if inhibitory else cfg.inh.w_lateral),
+            f32(cfg.inh.w_exc_inh),
+            f32(float(quantize(torch.tensor(cfg.inh.v_th_mv), qz.vth, "nearest"))),
+            _qparams(qz.vmem, qz.rounding), tq,
+        )  # fmt: skip
     return torch.from_numpy(counts)
 
 
