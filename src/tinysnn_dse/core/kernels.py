@@ -106,7 +106,15 @@ def _exc_step(  # type: ignore[no-untyped-def]
     zero = F32(0.0)
     frozen = theta_decay == one and theta_plus == zero  # inference: thresholds never move
     n_fire = 0
-    if vq[0] != 0:
+    if vq[0] != 0 and vq[5] >= 0:  # deterministic Vmem rounding: branch-free, vectorizes
+        inv, eps, lo, hi, off = vq[1], vq[2], vq[3], vq[4], vq[5]
+        for j in range(n):
+            x = (v[j] - v_rest) * decay + v_rest
+            x = x + (i_in[j] + i_rec[j]) if refr[j] <= 0 else x
+            y = min(max(np.floor(x * inv + off), lo), hi)
+            v[j] = F32(y * eps)
+            n_fire += v[j] >= theta[j] + v_th
+    elif vq[0] != 0:
         for j in range(n):
             x = (v[j] - v_rest) * decay + v_rest
             if refr[j] <= 0:
@@ -124,12 +132,21 @@ def _exc_step(  # type: ignore[no-untyped-def]
             s[j] = zero
             refr[j] = refr[j] - one
             i_rec[j] = zero
-        if not frozen:
+        if frozen:
+            return 0
+        if tq[0] == 0:
+            for j in range(n):
+                theta[j] = theta[j] * theta_decay + zero
+        elif tq[5] >= 0:  # deterministic Vth rounding: branch-free
+            inv, eps, lo, hi, off = tq[1], tq[2], tq[3], tq[4], tq[5]
+            for j in range(n):
+                th = theta[j] * theta_decay + zero + v_th
+                y = min(max(np.floor(th * inv + off), lo), hi)
+                theta[j] = F32(y * eps) - v_th
+        else:
             for j in range(n):
                 th = theta[j] * theta_decay + zero
-                if tq[0] != 0:
-                    th = _q(th + v_th, tq[1], tq[2], tq[3], tq[4], tq[5], u[2, j]) - v_th
-                theta[j] = th
+                theta[j] = _q(th + v_th, tq[1], tq[2], tq[3], tq[4], tq[5], u[2, j]) - v_th
         return 0
     best = F32(-1.0)
     best_j = -1
