@@ -127,3 +127,9 @@ def test_itq_batch_groups_itq_points_of_one_tinysnn_network() -> None:
     assert sp.budget_dict()["itq_batch"] == 4
     assert "itq_batch" not in space(designs).budget_dict()
     assert all(len(space(designs).itq_group(p)) == 1 for p in itq)
+
+
+def test_itq_points_with_quantized_neurons_count_their_fp32_range_training() -> None:
+    sp = space([{"model": "tinysnn", "neurons": 10, "scheme": "itq", "weight_bits": 8,
+                 "neuron_bits": [16, "fp32"]}])  # fmt: skip
+    assert sp.trainings == 3  # two ITQ trainings + the FP32 one their 16-bit formats read

@@ -177,8 +177,13 @@ class SearchSpace:
 
     @property
     def trainings(self) -> int:
-        """Distinct trainings the points need (PTQ points share their FP32 training)."""
-        return len({p.training_key for p in self.points})
+        """Distinct trainings the points need (PTQ points share their FP32 training; ITQ
+        points with quantized Vmem or Vth need it too, for the range of their formats)."""
+        keys = {p.training_key for p in self.points}
+        for p in self.points:
+            if p.scheme == "itq" and (p.vmem_bits is not None or p.vth_bits is not None):
+                keys.add(DesignPoint(p.model, p.neurons, params=p.params).key)
+        return len(keys)
 
     def budget_dict(self) -> dict[str, Any]:
         """What fixes the trained networks: the data budget (and the ITQ batch size when
