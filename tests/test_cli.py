@@ -233,6 +233,8 @@ def test_bench_reports_design_batch(capsys) -> None:
         "--design-points", "2", "--train-images", "2", "--infer-images", "2",
     )  # fmt: skip
     assert code == 2 and "--design-points needs the tinysnn model" in err
+    code, _, err = run(capsys, "bench", "--dataset", "digits", "--batch-size", "0")
+    assert code == 2 and "--batch-size must be >= 1" in err
 
 
 def test_bench_from_a_trained_checkpoint(capsys, tmp_path: Path, data_dir: Path) -> None:

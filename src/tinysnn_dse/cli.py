@@ -397,6 +397,8 @@ def bench(
 
     choice("--model", model, MODELS)
     choice("--dataset", dataset, data_mod.DATASETS)
+    if batch_size is not None and batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
     if min(steps, train_images, infer_images, neurons, design_points) < 1:
         raise ConfigError(
             "--steps, --neurons, --train-images, --infer-images and --design-points must be >= 1"
