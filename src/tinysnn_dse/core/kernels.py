@@ -260,14 +260,10 @@ def tinysnn_rule(w, t, last, cols, s_max, lr, wq, uw, key):  # type: ignore[no-u
         j = cols[c]
         for i in range(n_in):
             wc = w[i, j]
-            x = wc + coef * x_pre[i] * (w_max - wc)
-            x = min(max(x, F32(0.0)), w_max)
-            if wq[0] != 0:
-                r = F32(0.0)
-                if stochastic:
-                    r = hash_uniform(key, t, i * n + j) if hashed else uw[i, c]
-                x = _q(x, wq[1], wq[2], wq[3], wq[4], wq[5], r)
-            w[i, j] = x
+            r = F32(0.0)
+            if stochastic:
+                r = hash_uniform(key, t, i * n + j) if hashed else uw[i, c]
+            w[i, j] = _clip_q(wc + coef * x_pre[i] * (w_max - wc), w_max, wq, r)
 
 
 @njit(cache=True, nogil=True)
@@ -440,13 +436,14 @@ def learn_stepwise(  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def _clip_q(x, w_max, wq):  # type: ignore[no-untyped-def]
+def _clip_q(x, w_max, wq, u=F32(0.0)):  # type: ignore[no-untyped-def]
+    """Clip a weight to [0, w_max], then round it to ``wq`` (``u``: stochastic uniform)."""
     if x < 0:
         x = F32(0.0)
     elif x > w_max:
         x = w_max
     if wq[0] != 0:
-        x = _q(x, wq[1], wq[2], wq[3], wq[4], wq[5], F32(0.0))
+        x = _q(x, wq[1], wq[2], wq[3], wq[4], wq[5], u)
     return x
 
 

@@ -758,15 +758,9 @@ class DesignBatch:
                 )  # fmt: skip
             final[active] = counts[active]
             if stats is not None:
-                n_pre = int(trains.spikes.sum())
                 for i in np.flatnonzero(active):
-                    st = stats[i]
-                    st.presentations += 1
-                    st.steps += t_steps
-                    st.input_spikes += n_pre
-                    st.exc_spikes += int(counts[i].sum())
-                    st.trace_updates += len(update_points(t_steps, self.window)) * cfg.n_in
-                    st.synapse_updates += int(self.n_cols[i] - cols_before[i]) * cfg.n_in
+                    _count_learning(stats[i], trains, torch.from_numpy(counts[i]), cfg)
+                    stats[i].synapse_updates += int(self.n_cols[i] - cols_before[i]) * cfg.n_in
             if enc.min_spikes <= 0:
                 break
             active &= counts.sum(axis=1) < enc.min_spikes
