@@ -42,5 +42,6 @@ t0 = time.perf_counter()
 for i in range(60):
     batch.train_sample(x[i], g)
 dt = time.perf_counter() - t0
-print(f"{rounding}, {torch.get_num_threads()} thread(s): {60 / dt:.1f} samples/s, "
-      f"{9 * 60 / dt:.0f} aggregate images/s, 60,000 images in {60000 / (60 / dt) / 60:.0f} min")  # fmt: skip
+rate = 60 / dt
+print(f"{rounding}, {torch.get_num_threads()} thread(s): {rate:.1f} samples/s, "
+      f"{9 * rate:.0f} aggregate images/s, 60,000 images in {60000 / rate / 60:.0f} min")
