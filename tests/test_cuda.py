@@ -11,6 +11,7 @@ import torch
 
 from tinysnn_dse.cli import main
 from tinysnn_dse.core import sim
+from tinysnn_dse.core.energy import OpCounts
 from tinysnn_dse.core.params import QuantSpec, preset
 from tinysnn_dse.core.quant import Quantizers
 
@@ -95,3 +96,106 @@ def test_train_and_evaluate_on_cuda(capsys, tmp_path: Path) -> None:
     )
     assert code == 0, err
     assert abs(json.loads(out)["accuracy"] - cpu_acc) < 0.08  # other random stream on CUDA
+
+
+# ------------------------------------------------------------ fused kernels (Triton)
+
+needs_triton = pytest.mark.skipif(
+    not sim.gpu_kernels.HAVE_TRITON, reason="Triton not installed (torch's CPU build)"
+)
+
+MIXED = [
+    QuantSpec(),
+    QuantSpec(scheme="itq", rounding="nearest", weight_bits=8, vmem_bits=16, vth_bits=16),
+    QuantSpec(scheme="itq", rounding="truncate", weight_bits=6),
+    QuantSpec(scheme="itq", rounding="nearest", weight_bits=4, vmem_bits=12, vth_bits=12),
+]
+STOCHASTIC = [
+    QuantSpec(scheme="itq", rounding="stochastic", weight_bits=8),
+    QuantSpec(scheme="itq", rounding="stochastic", weight_bits=8, vmem_bits=16, vth_bits=16),
+    QuantSpec(scheme="itq", rounding="stochastic", weight_bits=12, vmem_bits=8, vth_bits=8),
+]
+
+
+def _start(cfg, qz: Quantizers) -> sim.Net:  # type: ignore[no-untyped-def]
+    g = torch.Generator().manual_seed(0)
+    net = sim.init_net(cfg, g)
+    return net if qz.is_fp32 else sim.quantize_net(net, cfg, qz, g)
+
+
+def _batch_run(cfg, specs, pix, device: str):  # type: ignore[no-untyped-def]
+    qzs = [Quantizers.from_spec(q) if q.scheme == "itq" else Quantizers.fp32() for q in specs]
+    batch = sim.DesignBatch([_start(cfg, q) for q in qzs], cfg, qzs, device=device)
+    g = torch.Generator().manual_seed(1)
+    stats = [OpCounts() for _ in qzs]
+    counts = torch.stack([batch.train_sample(p, g, stats) for p in pix])  # [S, K, N]
+    return counts, [sim.Net(n.w.cpu(), n.theta.cpu()) for n in batch.nets()], stats
+
+
+@needs_triton
+@pytest.mark.parametrize("topology", ["lateral", "inhibitory"])
+def test_fused_cuda_batch_equals_cpu_batch(topology: str) -> None:
+    """Deterministic rounding, a CPU generator for both: the fused CUDA kernels end where
+    the Numba kernels end (same spike counts and event counts; thresholds and weights to
+    float32 rounding), including boosted re-presentations of a faint image."""
+    cfg = preset("tinysnn", 196, 40, topology=topology)
+    pix = 0.3 + 0.7 * torch.rand(8, 196, generator=torch.Generator().manual_seed(5))
+    pix[3] *= 0.02
+    cc, nc, sc = _batch_run(cfg, MIXED, pix, "cpu")
+    cg, ng, sg = _batch_run(cfg, MIXED, pix, "cuda")
+    assert cc.sum() > 0
+    assert torch.equal(cc, cg)
+    for a, b in zip(nc, ng, strict=True):
+        torch.testing.assert_close(b.theta, a.theta, rtol=0, atol=1e-4)
+        torch.testing.assert_close(b.w, a.w, rtol=0, atol=1e-5)
+    assert [s.to_dict() for s in sc] == [s.to_dict() for s in sg]
+
+
+@needs_triton
+def test_fused_cuda_batch_rounds_stochastically_like_the_cpu_batch() -> None:
+    """Stochastic rounding: the same uniforms (CPU generator for Vmem/Vth, the shared
+    counter-based hash for W) on both devices. A float32 difference can flip a rounding
+    decision now and then, so the runs must agree closely, not exactly; weights stay on
+    each point's grid."""
+    cfg = preset("tinysnn", 196, 30)
+    pix = 0.3 + 0.7 * torch.rand(8, 196, generator=torch.Generator().manual_seed(6))
+    cc, nc, _ = _batch_run(cfg, STOCHASTIC, pix, "cpu")
+    cg, ng, _ = _batch_run(cfg, STOCHASTIC, pix, "cuda")
+    assert cc.sum() > 0
+    assert float((cc != cg).float().mean()) <= 0.01
+    for a, b, q in zip(nc, ng, STOCHASTIC, strict=True):
+        eps = Quantizers.from_spec(q).weight.eps  # type: ignore[union-attr]
+        assert torch.equal(torch.round(b.w / eps) * eps, b.w)
+        assert float((a.w != b.w).float().mean()) <= 0.01
+
+
+@needs_triton
+def test_fused_cuda_single_point_equals_reference() -> None:
+    """A batch of one on CUDA against the plain torch reference on the CPU, same seed:
+    the fused path computes what the reference computes."""
+    cfg = preset("tinysnn", 196, 40)
+    spec = QuantSpec(scheme="itq", rounding="nearest", weight_bits=8, vmem_bits=16, vth_bits=16)
+    qz = Quantizers.from_spec(spec)
+    pix = 0.3 + 0.7 * torch.rand(5, 196, generator=torch.Generator().manual_seed(9))
+    counts, nets, _ = _batch_run(cfg, [spec], pix, "cuda")
+    g = torch.Generator().manual_seed(1)
+    net, ref = _start(cfg, qz), []
+    for p in pix:
+        net, c = sim.train_sample(net, p, cfg, qz, g, fast=False)
+        ref.append(c)
+    assert torch.equal(counts[:, 0], torch.stack(ref))
+    torch.testing.assert_close(nets[0].w, net.w, rtol=0, atol=1e-5)
+    torch.testing.assert_close(nets[0].theta, net.theta, rtol=0, atol=1e-4)
+
+
+@needs_triton
+def test_bench_on_cuda_uses_the_fused_kernels(capsys) -> None:
+    code, out, err = run(
+        capsys, "bench", "--device", "cuda", "--dataset", "digits", "--neurons", "40",
+        "--train-images", "20", "--infer-images", "100", "--design-points", "4", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    rec = json.loads(out)
+    assert rec["train_path"] == "fused (triton)"
+    assert rec["design_batch"]["design_points"] == 4
+    assert rec["train_images_per_s"] > 0

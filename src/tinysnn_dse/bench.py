@@ -21,6 +21,8 @@ from tinysnn_dse.core.params import QuantSpec, apply_overrides, preset, validate
 from tinysnn_dse.core.quant import Quantizers
 from tinysnn_dse.core.sim import (
     DesignBatch,
+    Net,
+    batch_ok,
     fast_path_ok,
     infer,
     init_net,
@@ -90,20 +92,30 @@ def benchmark(
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
 
-    for i in range(3):  # warm-up: JIT compilation, allocator, caches
-        net, _ = train_sample(net, x[train_images + i], cfg, qz_train, g, fast)
-    infer(net, xi[: min(len(xi), batch_size)], cfg, qz_eval, g, batch_size, fast)
-    sync()
-    t0 = time.perf_counter()
     ops, iops = OpCounts(), OpCounts()
-    for i in range(train_images):
-        net, _ = train_sample(net, x[i], cfg, qz_train, g, fast, ops)
-    sync()
-    train_s = time.perf_counter() - t0
+    # CUDA, tinySNN rule: the fused kernels, as `train` runs them (a batch of one point)
+    fused_gpu = dev.type == "cuda" and cfg.rule == "tinysnn" and not reference and batch_ok(dev)
+    if fused_gpu:
+        first = start.net if start is not None else None
+        one = _time_design_batch(cfg, quant, x, train_images, 1, seed, first, ops)
+        train_s = train_images / one["train_images_per_s"]
+        net = one["nets"][0]
+        infer(net, xi[: min(len(xi), batch_size)], cfg, qz_eval, g, batch_size, fast)
+    else:
+        for i in range(3):  # warm-up: JIT compilation, allocator, caches
+            net, _ = train_sample(net, x[train_images + i], cfg, qz_train, g, fast)
+        infer(net, xi[: min(len(xi), batch_size)], cfg, qz_eval, g, batch_size, fast)
+        sync()
+        t0 = time.perf_counter()
+        for i in range(train_images):
+            net, _ = train_sample(net, x[i], cfg, qz_train, g, fast, ops)
+        sync()
+        train_s = time.perf_counter() - t0
     multi: dict[str, Any] = {}
     if design_points > 1:
         first = start.net if start is not None else None
         multi = _time_design_batch(cfg, quant, x, train_images, design_points, seed, first)
+        multi.pop("nets")
         multi["speedup_vs_single"] = multi["train_images_per_s"] / (train_images / train_s)
     qnet = quantize_net(net, cfg, qz_eval, g)
     t0 = time.perf_counter()
@@ -119,7 +131,9 @@ def benchmark(
         "design_batch": multi or None,
         "infer_images": len(xi),
         "train_path": (
-            "fast (numba)"
+            "fused (triton)"
+            if fused_gpu
+            else "fast (numba)"
             if not reference and fast_path_ok(cfg, qz_train, dev)
             else "reference (torch)"
         ),
@@ -146,30 +160,49 @@ def benchmark(
 
 
 def _time_design_batch(
-    cfg: Any, quant: QuantSpec, x: torch.Tensor, n: int, k: int, seed: int, first: Any = None
+    cfg: Any,
+    quant: QuantSpec,
+    x: torch.Tensor,
+    n: int,
+    k: int,
+    seed: int,
+    first: Any = None,
+    stats: OpCounts | None = None,
 ) -> dict[str, Any]:
-    """Aggregate learning rate of ``k`` design points trained together (see benchmark)."""
-    if x.device.type != "cpu" or cfg.rule != "tinysnn":
-        raise ConfigError("--design-points needs the tinysnn model on the CPU")
+    """Aggregate learning rate of ``k`` design points trained together (see benchmark) on
+    the device of ``x``; ``k == 1`` times ``quant`` itself. ``stats`` counts the first
+    point's events. The result's ``nets`` are the trained networks."""
+    if cfg.rule != "tinysnn" or not batch_ok(x.device):
+        raise ConfigError(
+            "--design-points needs the tinysnn model, on the CPU (numba) or CUDA (Triton)"
+        )
     bits = (16, 12, 10, 8, 6, 4)
     specs = [
-        quant if quant.weight_bits is None else dataclasses.replace(quant, weight_bits=bits[i % 6])
+        quant
+        if quant.weight_bits is None or k == 1
+        else dataclasses.replace(quant, weight_bits=bits[i % 6])
         for i in range(k)
     ]
     qzs = [Quantizers.from_spec(validate_quant(s)) if s.scheme == "itq" else Quantizers.fp32()
            for s in specs]  # fmt: skip
     g = torch.Generator().manual_seed(seed)
     net = first if first is not None else init_net(cfg, g)
-    batch = DesignBatch([quantize_net(net, cfg, q, g) for q in qzs], cfg, qzs)
+    net = Net(net.w.cpu(), net.theta.cpu())
+    batch = DesignBatch([quantize_net(net, cfg, q, g) for q in qzs], cfg, qzs, x.device)
     for i in range(3):  # warm-up: JIT compilation
         batch.train_sample(x[n + i], g)
+    if x.device.type == "cuda":
+        torch.cuda.synchronize(x.device)
     t0 = time.perf_counter()
     for i in range(n):
-        batch.train_sample(x[i], g)
+        batch.train_sample(x[i], g, None if stats is None else [stats] + [OpCounts()] * (k - 1))
+    if x.device.type == "cuda":
+        torch.cuda.synchronize(x.device)
     dt = time.perf_counter() - t0
     return {
         "design_points": k,
         "precisions": [s.label() for s in specs],
         "train_images_per_s": k * n / dt,
         "per_point_images_per_s": n / dt,
+        "nets": batch.nets(),
     }

@@ -383,7 +383,7 @@ def bench(
         int,
         typer.Option(
             "--design-points",
-            help="Also time K design points trained together on shared input (tinysnn, CPU).",
+            help="Also time K points trained together on shared input (tinysnn; CPU or CUDA).",
         ),
     ] = 1,
     checkpoint: Annotated[

@@ -37,7 +37,15 @@ from tinysnn_dse.core.params import (
     validate_quant,
 )
 from tinysnn_dse.core.quant import Quantizers, with_observed_ranges
-from tinysnn_dse.core.sim import DesignBatch, Net, infer, init_net, quantize_net, train_sample
+from tinysnn_dse.core.sim import (
+    DesignBatch,
+    Net,
+    batch_ok,
+    infer,
+    init_net,
+    quantize_net,
+    train_sample,
+)
 from tinysnn_dse.errors import CheckpointError, ConfigError
 
 Progress = Callable[[str, int, int], None]
@@ -200,6 +208,10 @@ def train(
     Under ITQ the quantizers act during training; under PTQ training is FP32.
     """
     device = split.train_x.device
+    if device.type == "cuda" and model.rule == "tinysnn" and batch_ok(device):
+        # fused GPU kernels: a batch of one design point (ITQ, or PTQ's FP32 training)
+        q = quant if quant.scheme == "itq" else QuantSpec()
+        return train_batch(model, [q], settings, split, progress)[0]
     gen = torch.Generator(device=device).manual_seed(settings.seed)
     qz = Quantizers.from_spec(quant) if quant.scheme == "itq" else Quantizers.fp32()
     net = init_net(model, gen, device)
@@ -243,19 +255,25 @@ def train_batch(
     progress: Progress = _noop,
 ) -> list[Trained]:
     """Train K ITQ design points of one tinySNN-rule network together on shared input
-    (:class:`DesignBatch`, CPU), one :class:`Trained` per point, in order.
+    (:class:`DesignBatch`: Numba threads on the CPU, fused Triton kernels on CUDA), one
+    :class:`Trained` per point, in order.
 
     All points start from the same initial network (as separate runs with this seed do).
+    Random numbers come from a CPU generator on either device, so a CUDA batch trains
+    what the CPU batch trains (to float32 rounding).
     The batch's wall time and measured energy are split evenly between the points; each
     point's ``train_measured`` says so in ``shared_by``. Event counts are per point.
     """
     device = split.train_x.device
-    if device.type != "cpu":
-        raise ConfigError("batched ITQ training runs on the CPU; use itq_batch: 1 on CUDA")
+    if not batch_ok(device):
+        raise ConfigError(
+            f"batched training needs numba on the CPU or Triton on CUDA, not found for {device}"
+        )
     gen = torch.Generator().manual_seed(settings.seed)
     qzs = [Quantizers.from_spec(q) for q in quants]
-    net = init_net(model, gen, device)
-    batch = DesignBatch([quantize_net(net, model, qz, gen) for qz in qzs], model, qzs)
+    net = init_net(model, gen, "cpu")
+    nets = [quantize_net(net, model, qz, gen) for qz in qzs]
+    batch = DesignBatch(nets, model, qzs, device=device)
     n = split.train_x.shape[0]
     total = n * settings.epochs
     step = max(1, total // 200)

@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from tinysnn_dse.core import kernels
+from tinysnn_dse.core import gpu_kernels, kernels
 from tinysnn_dse.core.energy import OpCounts
 from tinysnn_dse.core.params import ExcParams, InhParams, LearningParams, ModelConfig
 from tinysnn_dse.core.quant import FixedPoint, Quantizers, quantize
@@ -674,19 +674,35 @@ class DesignBatch:
     :func:`train_sample` computes from the same spikes and tie-breaks (to float32
     rounding; tests/core/test_design_batch.py). The numbers differ from K separate runs
     with the same seed only in which random numbers each point sees: separate runs draw
-    their own, a batch shares them. CPU only (Numba).
+    their own, a batch shares them.
+
+    On the CPU the points run in Numba threads; on CUDA (``device``, default the
+    networks' device) in the fused Triton kernels of :mod:`gpu_kernels`, one program per
+    point. Random numbers come from the generator passed to :meth:`train_sample`, on
+    its own device: with a CPU generator a CUDA batch sees the numbers a CPU batch sees
+    and ends where it ends, to float32 rounding (tests/test_cuda.py).
     """
 
-    def __init__(self, nets: list[Net], cfg: ModelConfig, qzs: list[Quantizers]) -> None:
+    def __init__(
+        self,
+        nets: list[Net],
+        cfg: ModelConfig,
+        qzs: list[Quantizers],
+        device: torch.device | str | None = None,
+    ) -> None:
         if not nets or len(nets) != len(qzs):
             raise ValueError("a design batch needs one quantizer per network, at least one")
-        if cfg.rule != "tinysnn" or not kernels.HAVE_NUMBA:
-            raise ValueError("design batches cover the tinysnn rule with numba installed")
+        self.device = torch.device(device) if device is not None else nets[0].w.device
+        if cfg.rule != "tinysnn" or not batch_ok(self.device):
+            raise ValueError(
+                "design batches cover the tinysnn rule, with numba on the CPU and Triton on CUDA"
+            )
         self.cfg, self.qzs, self.k = cfg, qzs, len(nets)
         c = consts(cfg)
         n, f32 = cfg.n_exc, np.float32
-        self.w = torch.stack([net.w.to("cpu", torch.float32) for net in nets]).contiguous()
-        self.theta = torch.stack([net.theta.to("cpu", torch.float32) for net in nets])
+        dev = self.device
+        self.w = torch.stack([net.w.to(dev, torch.float32) for net in nets]).contiguous()
+        self.theta = torch.stack([net.theta.to(dev, torch.float32) for net in nets])
         self.theta = self.theta.contiguous()
         self.wq = np.stack([_qparams(q.weight, q.rounding) for q in qzs])
         self.vq = np.stack([_qparams(q.vmem, q.rounding) for q in qzs])
@@ -712,15 +728,32 @@ class DesignBatch:
         self.lr = np.array([lp.eta, lp.s_th, lp.w_max, cfg.encoding.dt_ms / lp.tau_trace_ms], f32)
         self.window = c.window
         self.n_cols = np.zeros(self.k, dtype=np.int64)
+        self.gpu = None
+        if dev.type == "cuda":
+            self.gpu = gpu_kernels.LearnLaunch(
+                dev, self.wq, self.vq, self.tq, self.inh_thr, self.ex_c, self.in_c,
+                self.scalars, self.lr, self.window, cfg.n_in, n,
+            )  # fmt: skip
+            self.n_cols_t = torch.zeros(self.k, dtype=torch.int64, device=dev)
+            self.v0_t = torch.as_tensor(self.v0, device=dev)
+            self.iv0_t = torch.as_tensor(self.iv0, device=dev)
 
     def _key(self, g: torch.Generator) -> int:
         """A hash key for W's stochastic rounding; drawn only when some point needs one, so
         that deterministic batches consume the generator as single runs do."""
-        return int(torch.randint(0, 2**62, (1,), generator=g)) if self.weight_draws else 0
+        if not self.weight_draws:
+            return 0
+        return int(torch.randint(0, 2**62, (1,), generator=g, device=g.device))
 
     def nets(self) -> list[Net]:
         """The current network of every point (copies)."""
         return [Net(w=self.w[i].clone(), theta=self.theta[i].clone()) for i in range(self.k)]
+
+    def columns_updated(self) -> np.ndarray:
+        """Columns updated by the rule so far, per point [K] (for the event counts)."""
+        if self.gpu is not None:
+            return self.n_cols_t.cpu().numpy()
+        return self.n_cols.copy()
 
     def train_sample(
         self, pixels: Tensor, generator: torch.Generator, stats: list[OpCounts] | None = None
@@ -733,48 +766,87 @@ class DesignBatch:
         f32 = np.float32
         active = np.ones(k, dtype=np.bool_)
         final = np.zeros((k, n), dtype=f32)
-        w, theta = self.w.numpy(), self.theta.numpy()
+        gdev = g.device
         for boost in range(int(enc.max_boosts) + 1):
-            trains = poisson_trains(pixels.cpu().unsqueeze(0), t_steps, rate_scale(cfg, boost), g)
-            ptr, idx = trains.csr()
-            tiebreak = (
-                torch.rand(t_steps, n, generator=g).numpy()
-                if cfg.exc.one_spike
-                else np.zeros((t_steps, n), f32)
+            trains = poisson_trains(
+                pixels.to(gdev).unsqueeze(0), t_steps, rate_scale(cfg, boost), g
             )
-            u = np.zeros((1, 3, n), f32)
+            tiebreak = (
+                torch.rand(t_steps, n, generator=g, device=gdev)
+                if cfg.exc.one_spike
+                else torch.zeros(t_steps, n, device=gdev)
+            )
+            u = None
             if self.neuron_draws:
-                u = torch.rand(t_steps, 3, n, generator=g).numpy()
+                u = torch.rand(t_steps, 3, n, generator=g, device=gdev)
             key = self._key(g)
-            v, iv = self.v0.copy(), self.iv0.copy()
-            counts, z = np.zeros((k, n), f32), np.zeros((k, n), f32)
-            cols_before = self.n_cols.copy()
-            with _kernel_threads():
-                kernels.learn_tinysnn_multi(  # type: ignore[call-arg]
-                    w, active, ptr, idx, tiebreak, u, self.window, self.lr, self.wq, key,
-                    v, z.copy(), theta, counts, z.copy(), iv, z.copy(), z.copy(),
-                    self.ex_c, self.in_c, *self.scalars, self.inh_thr, self.vq, self.tq,
-                    self.n_cols,
-                )  # fmt: skip
+            cols_before = self.columns_updated()
+            counts = self._present(active, trains, tiebreak, u, key)
             final[active] = counts[active]
             if stats is not None:
+                cols_now = self.columns_updated()
                 for i in np.flatnonzero(active):
                     _count_learning(stats[i], trains, torch.from_numpy(counts[i]), cfg)
-                    stats[i].synapse_updates += int(self.n_cols[i] - cols_before[i]) * cfg.n_in
+                    stats[i].synapse_updates += int(cols_now[i] - cols_before[i]) * cfg.n_in
             if enc.min_spikes <= 0:
                 break
             active &= counts.sum(axis=1) < enc.min_spikes
             if not active.any():
                 break
-        with _kernel_threads():
-            kernels.normalize_multi(
-                w, f32(cfg.norm), f32(cfg.learning.w_max), self.wq, self._key(g)
-            )
+        key = self._key(g)
+        if self.gpu is not None:
+            self.gpu.normalize(self.w, cfg.norm, cfg.learning.w_max, key)
+        else:
+            with _kernel_threads():
+                kernels.normalize_multi(
+                    self.w.numpy(), f32(cfg.norm), f32(cfg.learning.w_max), self.wq, key
+                )
         if stats is not None:
             for st in stats:
                 st.samples += 1
                 st.normalisations += 1
         return torch.from_numpy(final)
+
+    def _present(
+        self,
+        active: np.ndarray,
+        trains: SpikeTrains,
+        tiebreak: Tensor,
+        u: Tensor | None,
+        key: int,
+    ) -> np.ndarray:
+        """One presentation of ``trains`` to the ``active`` points; returns their spike
+        counts [K, N] (zeros for inactive points)."""
+        k, n, f32 = self.k, self.cfg.n_exc, np.float32
+        if self.gpu is not None:
+            dev = self.device
+            counts_t = torch.zeros(k, n, device=dev)
+            self.gpu(
+                self.w, torch.as_tensor(active, dtype=torch.int32, device=dev), trains,
+                tiebreak.to(dev), None if u is None else u.to(dev), key,
+                self.v0_t.clone(), self.theta, counts_t, self.iv0_t.clone(), self.n_cols_t,
+            )  # fmt: skip
+            return counts_t.cpu().numpy()
+        ptr, idx = trains.csr()
+        un = np.zeros((1, 3, n), f32) if u is None else u.numpy()
+        v, iv = self.v0.copy(), self.iv0.copy()
+        counts, z = np.zeros((k, n), f32), np.zeros((k, n), f32)
+        with _kernel_threads():
+            kernels.learn_tinysnn_multi(  # type: ignore[call-arg]
+                self.w.numpy(), active, ptr, idx, tiebreak.numpy(), un, self.window, self.lr,
+                self.wq, key, v, z.copy(), self.theta.numpy(), counts, z.copy(), iv, z.copy(),
+                z.copy(), self.ex_c, self.in_c, *self.scalars, self.inh_thr, self.vq, self.tq,
+                self.n_cols,
+            )  # fmt: skip
+        return counts
+
+
+def batch_ok(device: torch.device) -> bool:
+    """Whether design batches (and fused tinySNN learning) run on ``device``: Numba on
+    the CPU, Triton on CUDA."""
+    if device.type == "cuda":
+        return gpu_kernels.available(device)
+    return kernels.HAVE_NUMBA and device.type == "cpu"
 
 
 def _grid(value: float, fmt: FixedPoint | None, n: int) -> np.ndarray:

@@ -1,0 +1,308 @@
+"""Fused CUDA kernels (Triton) for tinySNN-rule learning: the GPU counterpart of
+:func:`kernels.learn_tinysnn_multi` and :func:`kernels.normalize_multi`.
+
+On CUDA the reference path issues ~25 tiny kernels per time step, 6,000 per image, and
+their launch latency, not arithmetic, sets the speed (about 10 images/s on an H100).
+Here one launch simulates a whole presentation: one Triton program per design point
+holds its neurons' state in registers for all steps, sums the active rows of W for the
+input current, applies the one-spike rule, lateral (or inhibitory-layer) inhibition,
+adaptive thresholds and Vmem/Vth rounding, and at every update point applies the
+tinySNN rule to the rows of inputs that have spiked. A second launch normalises and
+re-quantizes W. K design points run as K programs, on K multiprocessors at once.
+
+The arithmetic follows the Numba kernels step for step (fixed-point rounding in float64
+as there, stochastic weight rounding by the same counter-based hash), so a batch on CUDA
+ends where the same batch ends on the CPU, to float32 rounding (the GPU compiler fuses
+multiply-adds). Triton ships with PyTorch's CUDA builds; without it (the CPU build) this
+module reports ``HAVE_TRITON = False`` and CUDA learning runs the reference path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+try:
+    import triton
+    import triton.language as tl
+
+    HAVE_TRITON = True
+except ImportError:  # the CPU build of torch ships no Triton
+    HAVE_TRITON = False
+
+BLOCK_ROWS = 32  # rows of W per tile in the normalisation kernel
+BLOCK_COLS = 128  # columns per program there
+
+
+def available(device: torch.device) -> bool:
+    """Whether the fused kernels can run on ``device``."""
+    return HAVE_TRITON and device.type == "cuda"
+
+
+if HAVE_TRITON:
+
+    @triton.jit
+    def _hash_uniform(key, a, b):  # type: ignore[no-untyped-def]
+        """:func:`kernels.hash_uniform` (SplitMix64 finaliser, top 24 bits), elementwise;
+        ``key`` and ``a`` uint64, ``b`` int32."""
+        z = (a * 2654435761 + b.to(tl.uint64) + 1) * 0x9E3779B97F4A7C15
+        z = key + z
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+        z = z ^ (z >> 31)
+        return (z >> 40).to(tl.float32) * 5.9604645e-08
+
+    @triton.jit
+    def _quant(x, q_ptr, u):  # type: ignore[no-untyped-def]
+        """:func:`kernels._q` for float32 ``x`` under the format at ``q_ptr`` (6 float64:
+        on, inv, eps, lo, hi, off); identity when the format is off (FP32)."""
+        on = tl.load(q_ptr)
+        inv = tl.load(q_ptr + 1)
+        eps = tl.load(q_ptr + 2)
+        lo = tl.load(q_ptr + 3)
+        hi = tl.load(q_ptr + 4)
+        off = tl.load(q_ptr + 5)
+        y = x.to(tl.float64) * inv
+        fl = tl.floor(y)
+        ys = tl.where(u.to(tl.float64) < y - fl, fl + 1.0, fl)
+        yd = tl.floor(y + off)
+        y = tl.where(off < 0, ys, yd)
+        y = tl.minimum(tl.maximum(y, lo), hi)
+        return tl.where(on != 0, (y * eps).to(tl.float32), x)
+
+    @triton.jit(do_not_specialize=["key", "n_pix", "t_steps"])
+    def _learn_kernel(  # type: ignore[no-untyped-def]
+        w_ptr, active_ptr, csr_ptr, idx_ptr, pix_ptr, xw_ptr, n_pix, tb_ptr, u_ptr,
+        v_ptr, theta_ptr, counts_ptr, inh_v_ptr, ncols_ptr,
+        wq_ptr, vq_ptr, tq_ptr, inh_thr_ptr, key,
+        n_in, n, t_steps, window,
+        v_rest, v_reset, decay, ref_steps, i_rest, i_reset, i_decay, i_ref,
+        v_th, theta_decay, theta_plus, w_lat, w_exc_inh, eta, s_th, w_max,
+        ONE_SPIKE: tl.constexpr, INHIBITORY: tl.constexpr, NEURON_DRAWS: tl.constexpr,
+        WEIGHT_DRAWS: tl.constexpr, BLOCK: tl.constexpr,
+    ):  # fmt: skip
+        k = tl.program_id(0)
+        if tl.load(active_ptr + k) != 0:
+            offs = tl.arange(0, BLOCK)
+            mask = offs < n
+            sb = k * n
+            wk = w_ptr + k.to(tl.int64) * n_in * n
+            wq = wq_ptr + k * 6
+            vq = vq_ptr + k * 6
+            tq = tq_ptr + k * 6
+            v = tl.load(v_ptr + sb + offs, mask=mask, other=0.0)
+            theta = tl.load(theta_ptr + sb + offs, mask=mask, other=0.0)
+            inh_v = tl.load(inh_v_ptr + sb + offs, mask=mask, other=0.0)
+            inh_thr = tl.load(inh_thr_ptr + k)
+            refr = tl.zeros([BLOCK], tl.float32)
+            counts = tl.zeros([BLOCK], tl.float32)
+            at_update = tl.zeros([BLOCK], tl.float32)
+            i_rec = tl.zeros([BLOCK], tl.float32)
+            inh_refr = tl.zeros([BLOCK], tl.float32)
+            s_prev = tl.zeros([BLOCK], tl.float32)
+            u0 = tl.zeros([BLOCK], tl.float32)
+            u1 = tl.zeros([BLOCK], tl.float32)
+            u2 = tl.zeros([BLOCK], tl.float32)
+            n_cols = 0
+            key64 = tl.cast(key, tl.uint64)
+            for t in range(0, t_steps):
+                a0 = tl.load(csr_ptr + t)
+                a1 = tl.load(csr_ptr + t + 1)
+                i_in = tl.zeros([BLOCK], tl.float32)
+                for a in range(a0, a1):  # rows of the inputs that spike, in CSR order
+                    row = tl.load(idx_ptr + a)
+                    i_in += tl.load(wk + row * n + offs, mask=mask, other=0.0)
+                if NEURON_DRAWS:
+                    ub = u_ptr + t * 3 * n + offs
+                    u0 = tl.load(ub, mask=mask, other=0.0)
+                    u1 = tl.load(ub + n, mask=mask, other=0.0)
+                    u2 = tl.load(ub + 2 * n, mask=mask, other=0.0)
+                x = (v - v_rest) * decay + v_rest
+                x = tl.where(refr <= 0, x + (i_in + i_rec), x)
+                v = _quant(x, vq, u0)
+                fire = (v >= theta + v_th) & mask
+                if ONE_SPIKE:  # the largest tie-break wins (first index on equal draws)
+                    tb = tl.load(tb_ptr + t * n + offs, mask=mask, other=-1.0)
+                    score = tl.where(fire, tb, -1.0)
+                    best = tl.max(score, axis=0)
+                    cand = tl.where(fire & (score == best), offs, BLOCK)
+                    s = fire & (offs == tl.min(cand, axis=0))
+                else:
+                    s = fire
+                sf = s.to(tl.float32)
+                n_spk = tl.sum(sf, axis=0)
+                v = tl.where(s, v_reset, v)
+                refr = tl.where(s, ref_steps, refr - 1.0)
+                counts += sf
+                if INHIBITORY:
+                    xi = (inh_v - i_rest) * i_decay + i_rest
+                    xi = tl.where(inh_refr <= 0, xi + s_prev * w_exc_inh, xi)
+                    xi = _quant(xi, vq, u1)
+                    si = (xi >= inh_thr) & mask
+                    sif = si.to(tl.float32)
+                    inh_v = tl.where(si, i_reset, xi)
+                    inh_refr = tl.where(si, i_ref, inh_refr - 1.0)
+                    i_rec = (sif - tl.sum(sif, axis=0)) * w_lat
+                    s_prev = sf
+                else:
+                    i_rec = (sf - n_spk) * w_lat
+                th = theta * theta_decay + sf * theta_plus
+                theta = tl.where(tl.load(tq) != 0, _quant(th + v_th, tq, u2) - v_th, th)
+                if ((t + 1) % window == 0) | (t == t_steps - 1):
+                    s_max = tl.max(counts, axis=0)
+                    if s_max > 0:
+                        cols = ((counts - at_update) > 0) & mask
+                        n_cols += tl.sum(cols.to(tl.int32), axis=0)
+                        sm = s_max.to(tl.float64)  # then f64 arithmetic, as kernels.tinysnn_rule
+                        coef = ((sm / s_th) * eta).to(tl.float32)
+                        xw = xw_ptr + (t // window) * n_pix
+                        for m in range(0, n_pix):
+                            xp = tl.load(xw + m)
+                            if xp > 0:  # inputs that have not spiked keep their weights
+                                row = tl.load(pix_ptr + m)
+                                wp = wk + row * n + offs
+                                wc = tl.load(wp, mask=mask, other=0.0)
+                                y = wc + coef * xp * (w_max - wc)
+                                y = tl.minimum(tl.maximum(y, 0.0), w_max)
+                                r = tl.zeros([BLOCK], tl.float32)
+                                if WEIGHT_DRAWS:
+                                    tu = tl.cast(t, tl.uint64)
+                                    r = _hash_uniform(key64, tu, row * n + offs)
+                                y = _quant(y, wq, r)
+                                tl.store(wp, y, mask=cols)
+                    at_update = counts
+            tl.store(v_ptr + sb + offs, v, mask=mask)
+            tl.store(theta_ptr + sb + offs, theta, mask=mask)
+            tl.store(counts_ptr + sb + offs, counts, mask=mask)
+            done = tl.cast(n_cols, tl.int64)
+            tl.store(ncols_ptr + k, tl.load(ncols_ptr + k) + done)
+
+    @triton.jit(do_not_specialize=["key"])
+    def _normalize_kernel(  # type: ignore[no-untyped-def]
+        w_ptr, wq_ptr, key, n_in, n, norm, w_max,
+        BR: tl.constexpr, BC: tl.constexpr,
+    ):  # fmt: skip
+        k = tl.program_id(0)
+        cb = tl.program_id(1)
+        cols = cb * BC + tl.arange(0, BC)
+        cmask = cols < n
+        rows = tl.arange(0, BR)
+        wk = w_ptr + k.to(tl.int64) * n_in * n
+        acc = tl.zeros([BC], tl.float32)
+        for r0 in range(0, n_in, BR):
+            r = r0 + rows
+            m = (r < n_in)[:, None] & cmask[None, :]
+            acc += tl.sum(tl.load(wk + r[:, None] * n + cols[None, :], mask=m, other=0.0), 0)
+        scale = norm / tl.maximum(acc, 1e-12)
+        wq = wq_ptr + k * 6
+        key64 = tl.cast(key, tl.uint64)
+        a = tl.full([1, 1], 2147483647, tl.uint64)
+        for r0 in range(0, n_in, BR):
+            r = r0 + rows
+            m = (r < n_in)[:, None] & cmask[None, :]
+            p = wk + r[:, None] * n + cols[None, :]
+            x = tl.load(p, mask=m, other=0.0) * scale[None, :]
+            x = tl.minimum(tl.maximum(x, 0.0), w_max)
+            u = _hash_uniform(key64, a, r[:, None] * n + cols[None, :])
+            tl.store(p, _quant(x, wq, u), mask=m)
+
+
+def _qparams_tensor(q: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(np.ascontiguousarray(q, dtype=np.float64), device=device)
+
+
+class LearnLaunch:
+    """Constants of :func:`_learn_kernel` for one model and K quantizer sets (built once,
+    launched per presentation by :meth:`__call__`)."""
+
+    def __init__(
+        self,
+        device: torch.device,
+        wq: np.ndarray,
+        vq: np.ndarray,
+        tq: np.ndarray,
+        inh_thr: np.ndarray,
+        ex_c: np.ndarray,
+        in_c: np.ndarray,
+        scalars: tuple[Any, ...],
+        lr: np.ndarray,
+        window: int,
+        n_in: int,
+        n: int,
+    ) -> None:
+        self.device = device
+        self.wq = _qparams_tensor(wq, device)
+        self.vq = _qparams_tensor(vq, device)
+        self.tq = _qparams_tensor(tq, device)
+        self.inh_thr = torch.as_tensor(inh_thr, dtype=torch.float32, device=device)
+        v_th, theta_decay, theta_plus, one_spike, inhibitory, w_lat, w_exc_inh = scalars
+        eta, s_th, w_max, dt_tau = (float(x) for x in lr)
+        self.dt_tau = dt_tau
+        self.weight_draws = bool(((wq[:, 0] != 0) & (wq[:, 5] < 0)).any())
+        self.flags = {"ONE_SPIKE": bool(one_spike), "INHIBITORY": bool(inhibitory)}
+        self.args = (
+            *(float(x) for x in ex_c), *(float(x) for x in in_c),
+            float(v_th), float(theta_decay), float(theta_plus), float(w_lat),
+            float(w_exc_inh), eta, s_th, w_max,
+        )  # fmt: skip
+        self.window, self.n_in, self.n = window, n_in, n
+        self.block = max(32, triton.next_power_of_2(n))
+        self.num_warps = 4 if self.block >= 512 else 2
+        self._ends: dict[int, torch.Tensor] = {}
+
+    def __call__(
+        self,
+        w: torch.Tensor,
+        active: torch.Tensor,
+        trains: Any,
+        tiebreak: torch.Tensor,
+        u: torch.Tensor | None,
+        key: int,
+        v: torch.Tensor,
+        theta: torch.Tensor,
+        counts: torch.Tensor,
+        inh_v: torch.Tensor,
+        n_cols: torch.Tensor,
+    ) -> None:
+        """One presentation of ``trains`` (compact :class:`sim.SpikeTrains` of one image)
+        to the active points. Updates ``w`` [K, n_in, N], ``theta``, ``v``, ``inh_v``,
+        ``counts`` [K, N] and ``n_cols`` [K] in place."""
+        dev, k = self.device, w.shape[0]
+        t_steps = trains.shape[1]
+        spk = trains.spikes.to(dev)
+        pix = trains.pix.to(dev)
+        # CSR over steps: the active inputs of each step, ascending (as kernels.spikes_to_csr)
+        tt, mm = spk.t().nonzero(as_tuple=True)
+        idx = pix[mm].to(torch.int32).contiguous()
+        csr = torch.zeros(t_steps + 1, dtype=torch.int32, device=dev)
+        csr[1:] = torch.cumsum(torch.bincount(tt, minlength=t_steps), 0)
+        # traces at the update points, per non-zero pixel: exp(-(end - last) dt / tau)
+        ends = self._ends.get(t_steps)
+        if ends is None:
+            pts = [min(t + self.window, t_steps) - 1 for t in range(0, t_steps, self.window)]
+            ends = self._ends[t_steps] = torch.tensor(pts, device=dev)
+        steps = torch.arange(t_steps, device=dev)
+        last = torch.cummax(torch.where(spk, steps, -1), dim=1).values[:, ends]  # [M, W]
+        xw = torch.where(
+            last >= 0, torch.exp(-(ends - last).to(torch.float32) * self.dt_tau), 0.0
+        ).t().contiguous()  # fmt: skip
+        uu = u if u is not None else tiebreak
+        _learn_kernel[(k,)](
+            w, active, csr, idx, pix.to(torch.int32).contiguous(), xw, int(pix.shape[0]),
+            tiebreak, uu, v, theta, counts, inh_v, n_cols,
+            self.wq, self.vq, self.tq, self.inh_thr, key,
+            self.n_in, self.n, t_steps, self.window, *self.args,
+            NEURON_DRAWS=u is not None, WEIGHT_DRAWS=self.weight_draws, BLOCK=self.block,
+            num_warps=self.num_warps,
+            **self.flags,
+        )  # fmt: skip
+
+    def normalize(self, w: torch.Tensor, norm: float, w_max: float, key: int) -> None:
+        """:func:`kernels.normalize_multi` on the GPU, in place on ``w`` [K, n_in, N]."""
+        grid = (w.shape[0], triton.cdiv(self.n, BLOCK_COLS))
+        _normalize_kernel[grid](
+            w, self.wq, key, self.n_in, self.n, float(norm), float(w_max),
+            BR=BLOCK_ROWS, BC=BLOCK_COLS,
+        )  # fmt: skip
