@@ -126,13 +126,16 @@ if HAVE_TRITON:
                 if ONE_SPIKE:  # the largest tie-break wins (first index on equal draws)
                     tb = tl.load(tb_ptr + t * n + offs, mask=mask, other=-1.0)
                     score = tl.where(fire, tb, -1.0)
-                    best = tl.max(score, axis=0)
-                    cand = tl.where(fire & (score == best), offs, BLOCK)
-                    s = fire & (offs == tl.min(cand, axis=0))
+                    best = tl.max(score, axis=0)  # -1 when nothing fires (most steps)
+                    s = fire & (score == best)
+                    if best >= 0:
+                        s = offs == tl.min(tl.where(s, offs, BLOCK), axis=0)
+                    sf = s.to(tl.float32)
+                    n_spk = tl.where(best >= 0, 1.0, 0.0)
                 else:
                     s = fire
-                sf = s.to(tl.float32)
-                n_spk = tl.sum(sf, axis=0)
+                    sf = s.to(tl.float32)
+                    n_spk = tl.sum(sf, axis=0)
                 v = tl.where(s, v_reset, v)
                 refr = tl.where(s, ref_steps, refr - 1.0)
                 counts += sf
