@@ -189,6 +189,8 @@ def _time_design_batch(
     net = first if first is not None else init_net(cfg, g)
     net = Net(net.w.cpu(), net.theta.cpu())
     batch = DesignBatch([quantize_net(net, cfg, q, g) for q in qzs], cfg, qzs, x.device)
+    if x.device.type == "cuda":  # as runner.train_batch: draw on the GPU
+        g = torch.Generator(device=x.device).manual_seed(seed)
     for i in range(3):  # warm-up: JIT compilation
         batch.train_sample(x[n + i], g)
     if x.device.type == "cuda":

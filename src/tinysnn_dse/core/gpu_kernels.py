@@ -55,15 +55,17 @@ if HAVE_TRITON:
         return (z >> 40).to(tl.float32) * 5.9604645e-08
 
     @triton.jit
-    def _quant(x, q_ptr, u):  # type: ignore[no-untyped-def]
-        """:func:`kernels._q` for float32 ``x`` under the format at ``q_ptr`` (6 float64:
-        on, inv, eps, lo, hi, off); identity when the format is off (FP32)."""
-        on = tl.load(q_ptr)
-        inv = tl.load(q_ptr + 1)
-        eps = tl.load(q_ptr + 2)
-        lo = tl.load(q_ptr + 3)
-        hi = tl.load(q_ptr + 4)
-        off = tl.load(q_ptr + 5)
+    def _qload(q_ptr):  # type: ignore[no-untyped-def]
+        """A format's 6 float64 parameters (on, inv, eps, lo, hi, off), loaded once."""
+        return (
+            tl.load(q_ptr), tl.load(q_ptr + 1), tl.load(q_ptr + 2),
+            tl.load(q_ptr + 3), tl.load(q_ptr + 4), tl.load(q_ptr + 5),
+        )  # fmt: skip
+
+    @triton.jit
+    def _quant(x, on, inv, eps, lo, hi, off, u):  # type: ignore[no-untyped-def]
+        """:func:`kernels._q` for float32 ``x`` (arithmetic in float64, as there);
+        identity when the format is off (FP32)."""
         y = x.to(tl.float64) * inv
         fl = tl.floor(y)
         ys = tl.where(u.to(tl.float64) < y - fl, fl + 1.0, fl)
@@ -81,7 +83,7 @@ if HAVE_TRITON:
         v_rest, v_reset, decay, ref_steps, i_rest, i_reset, i_decay, i_ref,
         v_th, theta_decay, theta_plus, w_lat, w_exc_inh, eta, s_th, w_max,
         ONE_SPIKE: tl.constexpr, INHIBITORY: tl.constexpr, NEURON_DRAWS: tl.constexpr,
-        WEIGHT_DRAWS: tl.constexpr, BLOCK: tl.constexpr,
+        WEIGHT_DRAWS: tl.constexpr, BLOCK: tl.constexpr, ROWS: tl.constexpr,
     ):  # fmt: skip
         k = tl.program_id(0)
         if tl.load(active_ptr + k) != 0:
@@ -89,9 +91,10 @@ if HAVE_TRITON:
             mask = offs < n
             sb = k * n
             wk = w_ptr + k.to(tl.int64) * n_in * n
-            wq = wq_ptr + k * 6
-            vq = vq_ptr + k * 6
-            tq = tq_ptr + k * 6
+            w_on, w_inv, w_eps, w_lo, w_hi, w_off = _qload(wq_ptr + k * 6)
+            v_on, v_inv, v_eps, v_lo, v_hi, v_off = _qload(vq_ptr + k * 6)
+            t_on, t_inv, t_eps, t_lo, t_hi, t_off = _qload(tq_ptr + k * 6)
+            rr = tl.arange(0, ROWS)
             v = tl.load(v_ptr + sb + offs, mask=mask, other=0.0)
             theta = tl.load(theta_ptr + sb + offs, mask=mask, other=0.0)
             inh_v = tl.load(inh_v_ptr + sb + offs, mask=mask, other=0.0)
@@ -111,9 +114,16 @@ if HAVE_TRITON:
                 a0 = tl.load(csr_ptr + t)
                 a1 = tl.load(csr_ptr + t + 1)
                 i_in = tl.zeros([BLOCK], tl.float32)
-                for a in range(a0, a1):  # rows of the inputs that spike, in CSR order
-                    row = tl.load(idx_ptr + a)
-                    i_in += tl.load(wk + row * n + offs, mask=mask, other=0.0)
+                for a in range(a0, a1, ROWS):  # rows of the inputs that spike, ROWS at a time
+                    ra = a + rr
+                    rm = ra < a1
+                    rows = tl.load(idx_ptr + ra, mask=rm, other=0)
+                    tile = tl.load(
+                        wk + rows[:, None] * n + offs[None, :],
+                        mask=rm[:, None] & mask[None, :],
+                        other=0.0,
+                    )
+                    i_in += tl.sum(tile, axis=0)
                 if NEURON_DRAWS:
                     ub = u_ptr + t * 3 * n + offs
                     u0 = tl.load(ub, mask=mask, other=0.0)
@@ -121,7 +131,7 @@ if HAVE_TRITON:
                     u2 = tl.load(ub + 2 * n, mask=mask, other=0.0)
                 x = (v - v_rest) * decay + v_rest
                 x = tl.where(refr <= 0, x + (i_in + i_rec), x)
-                v = _quant(x, vq, u0)
+                v = _quant(x, v_on, v_inv, v_eps, v_lo, v_hi, v_off, u0)
                 fire = (v >= theta + v_th) & mask
                 if ONE_SPIKE:  # the largest tie-break wins (first index on equal draws)
                     tb = tl.load(tb_ptr + t * n + offs, mask=mask, other=-1.0)
@@ -142,7 +152,7 @@ if HAVE_TRITON:
                 if INHIBITORY:
                     xi = (inh_v - i_rest) * i_decay + i_rest
                     xi = tl.where(inh_refr <= 0, xi + s_prev * w_exc_inh, xi)
-                    xi = _quant(xi, vq, u1)
+                    xi = _quant(xi, v_on, v_inv, v_eps, v_lo, v_hi, v_off, u1)
                     si = (xi >= inh_thr) & mask
                     sif = si.to(tl.float32)
                     inh_v = tl.where(si, i_reset, xi)
@@ -152,29 +162,33 @@ if HAVE_TRITON:
                 else:
                     i_rec = (sf - n_spk) * w_lat
                 th = theta * theta_decay + sf * theta_plus
-                theta = tl.where(tl.load(tq) != 0, _quant(th + v_th, tq, u2) - v_th, th)
+                thq = _quant(th + v_th, t_on, t_inv, t_eps, t_lo, t_hi, t_off, u2) - v_th
+                theta = tl.where(t_on != 0, thq, th)
                 if ((t + 1) % window == 0) | (t == t_steps - 1):
-                    s_max = tl.max(counts, axis=0)
-                    if s_max > 0:
-                        cols = ((counts - at_update) > 0) & mask
-                        n_cols += tl.sum(cols.to(tl.int32), axis=0)
+                    s_max = tl.max(counts, axis=0)  # > 0 wherever a column is new
+                    cols = ((counts - at_update) > 0) & mask
+                    n_new = tl.sum(cols.to(tl.int32), axis=0)
+                    if n_new > 0:  # some neuron fired since the last update point
+                        n_cols += n_new
                         sm = s_max.to(tl.float64)  # then f64 arithmetic, as kernels.tinysnn_rule
                         coef = ((sm / s_th) * eta).to(tl.float32)
                         xw = xw_ptr + (t // window) * n_pix
-                        for m in range(0, n_pix):
-                            xp = tl.load(xw + m)
-                            if xp > 0:  # inputs that have not spiked keep their weights
-                                row = tl.load(pix_ptr + m)
-                                wp = wk + row * n + offs
-                                wc = tl.load(wp, mask=mask, other=0.0)
-                                y = wc + coef * xp * (w_max - wc)
-                                y = tl.minimum(tl.maximum(y, 0.0), w_max)
-                                r = tl.zeros([BLOCK], tl.float32)
-                                if WEIGHT_DRAWS:
-                                    tu = tl.cast(t, tl.uint64)
-                                    r = _hash_uniform(key64, tu, row * n + offs)
-                                y = _quant(y, wq, r)
-                                tl.store(wp, y, mask=cols)
+                        tu = tl.cast(t, tl.uint64)
+                        for m0 in range(0, n_pix, ROWS):  # rows of non-zero pixels
+                            mm = m0 + rr
+                            xp = tl.load(xw + mm, mask=mm < n_pix, other=0.0)
+                            rows = tl.load(pix_ptr + mm, mask=mm < n_pix, other=0)
+                            # inputs that have not spiked (trace 0) keep their weights
+                            um = (xp > 0)[:, None] & cols[None, :]
+                            wp = wk + rows[:, None] * n + offs[None, :]
+                            wc = tl.load(wp, mask=um, other=0.0)
+                            y = wc + (coef * xp)[:, None] * (w_max - wc)
+                            y = tl.minimum(tl.maximum(y, 0.0), w_max)
+                            r = tl.zeros([ROWS, BLOCK], tl.float32)
+                            if WEIGHT_DRAWS:
+                                r = _hash_uniform(key64, tu, rows[:, None] * n + offs[None, :])
+                            y = _quant(y, w_on, w_inv, w_eps, w_lo, w_hi, w_off, r)
+                            tl.store(wp, y, mask=um)
                     at_update = counts
             tl.store(v_ptr + sb + offs, v, mask=mask)
             tl.store(theta_ptr + sb + offs, theta, mask=mask)
@@ -199,7 +213,7 @@ if HAVE_TRITON:
             m = (r < n_in)[:, None] & cmask[None, :]
             acc += tl.sum(tl.load(wk + r[:, None] * n + cols[None, :], mask=m, other=0.0), 0)
         scale = norm / tl.maximum(acc, 1e-12)
-        wq = wq_ptr + k * 6
+        q_on, q_inv, q_eps, q_lo, q_hi, q_off = _qload(wq_ptr + k * 6)
         key64 = tl.cast(key, tl.uint64)
         a = tl.full([1, 1], 2147483647, tl.uint64)
         for r0 in range(0, n_in, BR):
@@ -209,7 +223,7 @@ if HAVE_TRITON:
             x = tl.load(p, mask=m, other=0.0) * scale[None, :]
             x = tl.minimum(tl.maximum(x, 0.0), w_max)
             u = _hash_uniform(key64, a, r[:, None] * n + cols[None, :])
-            tl.store(p, _quant(x, wq, u), mask=m)
+            tl.store(p, _quant(x, q_on, q_inv, q_eps, q_lo, q_hi, q_off, u), mask=m)
 
 
 def _qparams_tensor(q: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -253,6 +267,7 @@ class LearnLaunch:
         self.window, self.n_in, self.n = window, n_in, n
         self.block = max(32, triton.next_power_of_2(n))
         self.num_warps = 4 if self.block >= 512 else 2
+        self.rows = 8  # rows of W gathered per load
         self._ends: dict[int, torch.Tensor] = {}
 
     def __call__(
@@ -298,6 +313,7 @@ class LearnLaunch:
             self.wq, self.vq, self.tq, self.inh_thr, key,
             self.n_in, self.n, t_steps, self.window, *self.args,
             NEURON_DRAWS=u is not None, WEIGHT_DRAWS=self.weight_draws, BLOCK=self.block,
+            ROWS=self.rows,
             num_warps=self.num_warps,
             **self.flags,
         )  # fmt: skip
