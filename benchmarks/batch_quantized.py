@@ -43,5 +43,7 @@ for i in range(60):
     batch.train_sample(x[i], g)
 dt = time.perf_counter() - t0
 rate = 60 / dt
-print(f"{rounding}, {torch.get_num_threads()} thread(s): {rate:.1f} samples/s, "
-      f"{9 * rate:.0f} aggregate images/s, 60,000 images in {60000 / rate / 60:.0f} min")
+print(
+    f"{rounding}, {torch.get_num_threads()} thread(s): {rate:.1f} samples/s, "
+    f"{9 * rate:.0f} aggregate images/s, 60,000 images in {60000 / rate / 60:.0f} min"
+)

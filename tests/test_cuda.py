@@ -12,7 +12,7 @@ import torch
 from tinysnn_dse.cli import main
 from tinysnn_dse.core import sim
 from tinysnn_dse.core.energy import OpCounts
-from tinysnn_dse.core.params import QuantSpec, preset
+from tinysnn_dse.core.params import QuantSpec, apply_overrides, preset
 from tinysnn_dse.core.quant import Quantizers
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -123,9 +123,9 @@ def _start(cfg, qz: Quantizers) -> sim.Net:  # type: ignore[no-untyped-def]
     return net if qz.is_fp32 else sim.quantize_net(net, cfg, qz, g)
 
 
-def _batch_run(cfg, specs, pix, device: str):  # type: ignore[no-untyped-def]
+def _batch_run(cfg, specs, pix, device: str, cfgs=None):  # type: ignore[no-untyped-def]
     qzs = [Quantizers.from_spec(q) if q.scheme == "itq" else Quantizers.fp32() for q in specs]
-    batch = sim.DesignBatch([_start(cfg, q) for q in qzs], cfg, qzs, device=device)
+    batch = sim.DesignBatch([_start(cfg, q) for q in qzs], cfg, qzs, device=device, cfgs=cfgs)
     g = torch.Generator().manual_seed(1)
     stats = [OpCounts() for _ in qzs]
     counts = torch.stack([batch.train_sample(p, g, stats) for p in pix])  # [S, K, N]
@@ -141,8 +141,15 @@ def test_fused_cuda_batch_equals_cpu_batch(topology: str) -> None:
     cfg = preset("tinysnn", 196, 40, topology=topology)
     pix = 0.3 + 0.7 * torch.rand(8, 196, generator=torch.Generator().manual_seed(5))
     pix[3] *= 0.02
-    cc, nc, sc = _batch_run(cfg, MIXED, pix, "cpu")
-    cg, ng, sg = _batch_run(cfg, MIXED, pix, "cuda")
+    # per-point learning parameters too (the tuning batches of benchmarks/tune_batch.py)
+    cfgs = [
+        cfg,
+        apply_overrides(cfg, {"theta_plus_mv": 4.0, "eta": 0.02}),
+        apply_overrides(cfg, {"s_th": 5.0, "norm_per_input": 0.08}),
+        apply_overrides(cfg, {"w_lateral": 10.0, "w_inh_exc": 10.0}),
+    ]
+    cc, nc, sc = _batch_run(cfg, MIXED, pix, "cpu", cfgs)
+    cg, ng, sg = _batch_run(cfg, MIXED, pix, "cuda", cfgs)
     assert cc.sum() > 0
     assert torch.equal(cc, cg)
     for a, b in zip(nc, ng, strict=True):

@@ -253,11 +253,14 @@ def train_batch(
     settings: RunSettings,
     split: Split,
     progress: Progress = _noop,
+    models: list[ModelConfig] | None = None,
 ) -> list[Trained]:
     """Train K ITQ design points of one tinySNN-rule network together on shared input
     (:class:`DesignBatch`: Numba threads on the CPU, fused Triton kernels on CUDA), one
     :class:`Trained` per point, in order.
 
+    ``models`` (one per point) may vary the learning parameters of
+    :data:`sim.BATCH_PARAMS` around ``model`` (benchmarks/tune_batch.py).
     All points start from the same initial network (as separate runs with this seed do).
     The initial network comes from a CPU generator on either device; on CUDA the
     presentations' random numbers are drawn on the GPU (a DesignBatch driven by a CPU
@@ -275,7 +278,8 @@ def train_batch(
     qzs = [Quantizers.from_spec(q) for q in quants]
     net = init_net(model, gen, "cpu")
     nets = [quantize_net(net, model, qz, gen) for qz in qzs]
-    batch = DesignBatch(nets, model, qzs, device=device)
+    models = models or [model] * len(quants)
+    batch = DesignBatch(nets, model, qzs, device=device, cfgs=models)
     if device.type == "cuda":  # draw where the kernels run (CPU draws would cost more time
         gen = torch.Generator(device=device).manual_seed(settings.seed)  # than they do)
     n = split.train_x.shape[0]
@@ -293,9 +297,9 @@ def train_batch(
     k = len(quants)
     share = {**asdict(m), "energy_j": m.energy_j / k, "seconds": m.seconds / k, "shared_by": k}
     return [
-        Trained(net_k, model, q, settings, m.seconds / k, total, train_ops=o.to_dict(),
+        Trained(net_k, model_k, q, settings, m.seconds / k, total, train_ops=o.to_dict(),
                 train_measured=share)
-        for net_k, q, o in zip(batch.nets(), quants, ops, strict=True)
+        for net_k, model_k, q, o in zip(batch.nets(), models, quants, ops, strict=True)
     ]  # fmt: skip
 
 

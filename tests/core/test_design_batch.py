@@ -7,7 +7,7 @@ import torch
 
 from tinysnn_dse.core import sim
 from tinysnn_dse.core.energy import OpCounts
-from tinysnn_dse.core.params import QuantSpec, preset
+from tinysnn_dse.core.params import QuantSpec, apply_overrides, preset
 from tinysnn_dse.core.quant import Quantizers
 
 pytestmark = pytest.mark.skipif(not sim.kernels.HAVE_NUMBA, reason="numba not installed")
@@ -111,3 +111,40 @@ def test_kernels_leave_torch_thread_count_alone() -> None:
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_points_may_vary_learning_parameters() -> None:
+    """Points with their own theta_plus, eta, s_th, lateral inhibition and norm: each ends
+    where a single run with that configuration ends (deterministic rounding, no boosts)."""
+    base = preset("tinysnn", 196, 40)
+    variants = [
+        {},
+        {"theta_plus_mv": 4.0, "eta": 0.02},
+        {"s_th": 5.0, "w_lateral": 10.0},
+        {"norm_per_input": 0.08},
+    ]
+    cfgs = [apply_overrides(base, v) if v else base for v in variants]
+    qzs = [Quantizers.fp32()] * len(cfgs)
+    pix = 0.3 + 0.7 * torch.rand(5, 196, generator=torch.Generator().manual_seed(4))
+    batch = sim.DesignBatch([start(base, q) for q in qzs], base, qzs, cfgs=cfgs)
+    g = torch.Generator().manual_seed(1)
+    counts = torch.stack([batch.train_sample(p, g) for p in pix])
+    got = batch.nets()
+    for i, cfg in enumerate(cfgs):
+        g1 = torch.Generator().manual_seed(1)
+        net, ref = start(base, qzs[i]), []
+        for p in pix:
+            net, c = sim.train_sample(net, p, cfg, qzs[i], g1)
+            ref.append(c)
+        assert torch.equal(counts[:, i], torch.stack(ref))
+        assert torch.equal(got[i].theta, net.theta)
+        torch.testing.assert_close(got[i].w, net.w, rtol=0, atol=1e-6)
+    assert not torch.equal(got[0].w, got[1].w)
+
+
+def test_points_may_not_vary_other_parameters() -> None:
+    base = preset("tinysnn", 16, 4)
+    other = apply_overrides(base, {"tau_trace_ms": 10.0})
+    qz = Quantizers.fp32()
+    with pytest.raises(ValueError, match="differ only in"):
+        sim.DesignBatch([start(base, qz)] * 2, base, [qz] * 2, cfgs=[base, other])

@@ -81,7 +81,7 @@ if HAVE_TRITON:
         wq_ptr, vq_ptr, tq_ptr, inh_thr_ptr, key,
         n_in, n, t_steps, window,
         v_rest, v_reset, decay, ref_steps, i_rest, i_reset, i_decay, i_ref,
-        v_th, theta_decay, theta_plus, w_lat, w_exc_inh, eta, s_th, w_max,
+        v_th, theta_decay, w_exc_inh, w_max, tp_ptr, wl_ptr, lr_ptr,
         ONE_SPIKE: tl.constexpr, INHIBITORY: tl.constexpr, NEURON_DRAWS: tl.constexpr,
         WEIGHT_DRAWS: tl.constexpr, BLOCK: tl.constexpr, ROWS: tl.constexpr,
     ):  # fmt: skip
@@ -95,6 +95,10 @@ if HAVE_TRITON:
             v_on, v_inv, v_eps, v_lo, v_hi, v_off = _qload(vq_ptr + k * 6)
             t_on, t_inv, t_eps, t_lo, t_hi, t_off = _qload(tq_ptr + k * 6)
             rr = tl.arange(0, ROWS)
+            theta_plus = tl.load(tp_ptr + k)  # this point's learning parameters
+            w_lat = tl.load(wl_ptr + k)
+            eta = tl.load(lr_ptr + k * 4)
+            s_th = tl.load(lr_ptr + k * 4 + 1)
             v = tl.load(v_ptr + sb + offs, mask=mask, other=0.0)
             theta = tl.load(theta_ptr + sb + offs, mask=mask, other=0.0)
             inh_v = tl.load(inh_v_ptr + sb + offs, mask=mask, other=0.0)
@@ -198,7 +202,7 @@ if HAVE_TRITON:
 
     @triton.jit(do_not_specialize=["key"])
     def _normalize_kernel(  # type: ignore[no-untyped-def]
-        w_ptr, wq_ptr, key, n_in, n, norm, w_max,
+        w_ptr, wq_ptr, norm_ptr, key, n_in, n, w_max,
         BR: tl.constexpr, BC: tl.constexpr,
     ):  # fmt: skip
         k = tl.program_id(0)
@@ -212,7 +216,7 @@ if HAVE_TRITON:
             r = r0 + rows
             m = (r < n_in)[:, None] & cmask[None, :]
             acc += tl.sum(tl.load(wk + r[:, None] * n + cols[None, :], mask=m, other=0.0), 0)
-        scale = norm / tl.maximum(acc, 1e-12)
+        scale = tl.load(norm_ptr + k) / tl.maximum(acc, 1e-12)
         q_on, q_inv, q_eps, q_lo, q_hi, q_off = _qload(wq_ptr + k * 6)
         key64 = tl.cast(key, tl.uint64)
         a = tl.full([1, 1], 2147483647, tl.uint64)
@@ -244,7 +248,10 @@ class LearnLaunch:
         ex_c: np.ndarray,
         in_c: np.ndarray,
         scalars: tuple[Any, ...],
+        theta_plus: np.ndarray,
+        w_lat: np.ndarray,
         lr: np.ndarray,
+        norm: np.ndarray,
         window: int,
         n_in: int,
         n: int,
@@ -254,15 +261,21 @@ class LearnLaunch:
         self.vq = _qparams_tensor(vq, device)
         self.tq = _qparams_tensor(tq, device)
         self.inh_thr = torch.as_tensor(inh_thr, dtype=torch.float32, device=device)
-        v_th, theta_decay, theta_plus, one_spike, inhibitory, w_lat, w_exc_inh = scalars
-        eta, s_th, w_max, dt_tau = (float(x) for x in lr)
-        self.dt_tau = dt_tau
+        v_th, theta_decay, one_spike, inhibitory, w_exc_inh = scalars
+
+        def f32(a: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(np.ascontiguousarray(a, np.float32), device=device)
+
+        self.theta_plus, self.w_lat, self.lr, self.norm = (
+            f32(theta_plus), f32(w_lat), f32(lr), f32(norm)
+        )  # fmt: skip
+        self.w_max, self.dt_tau = float(lr[0, 2]), float(lr[0, 3])
         self.weight_draws = bool(((wq[:, 0] != 0) & (wq[:, 5] < 0)).any())
         self.flags = {"ONE_SPIKE": bool(one_spike), "INHIBITORY": bool(inhibitory)}
         self.args = (
             *(float(x) for x in ex_c), *(float(x) for x in in_c),
-            float(v_th), float(theta_decay), float(theta_plus), float(w_lat),
-            float(w_exc_inh), eta, s_th, w_max,
+            float(v_th), float(theta_decay), float(w_exc_inh), self.w_max,
+            self.theta_plus, self.w_lat, self.lr,
         )  # fmt: skip
         self.window, self.n_in, self.n = window, n_in, n
         self.block = max(32, triton.next_power_of_2(n))
@@ -318,10 +331,10 @@ class LearnLaunch:
             **self.flags,
         )  # fmt: skip
 
-    def normalize(self, w: torch.Tensor, norm: float, w_max: float, key: int) -> None:
+    def normalize(self, w: torch.Tensor, key: int) -> None:
         """:func:`kernels.normalize_multi` on the GPU, in place on ``w`` [K, n_in, N]."""
         grid = (w.shape[0], triton.cdiv(self.n, BLOCK_COLS))
         _normalize_kernel[grid](
-            w, self.wq, key, self.n_in, self.n, float(norm), float(w_max),
+            w, self.wq, self.norm, key, self.n_in, self.n, self.w_max,
             BR=BLOCK_ROWS, BC=BLOCK_COLS,
         )  # fmt: skip

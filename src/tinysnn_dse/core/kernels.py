@@ -307,29 +307,30 @@ def learn_tinysnn(  # type: ignore[no-untyped-def]
 def learn_tinysnn_multi(  # type: ignore[no-untyped-def]
     w, active, ptr, idx, tiebreak, u, window, lr, wq, key,
     v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
-    ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
-    w_lat, w_exc_inh, inh_thr, vq, tq, n_cols,
+    ex_c, in_c, v_th, theta_decay, one_spike, inhibitory, w_exc_inh,
+    theta_plus, w_lat, inh_thr, vq, tq, n_cols,
 ):  # fmt: skip
     """One presentation of shared input spikes to K design points at once, in parallel
     threads: :func:`learn_tinysnn` for every point ``k`` with ``active[k]``. Arrays with
     a leading K axis hold each point's own weights [K, n_in, N], state [K, N], quantizers
-    (``wq``, ``vq``, ``tq`` [K, 6]) and inhibitory threshold ``inh_thr`` [K]; the spikes,
-    tie-breaks and rounding uniforms are common to all points. ``n_cols`` [K] accumulates
-    the updated columns."""
+    (``wq``, ``vq``, ``tq`` [K, 6]), inhibitory threshold ``inh_thr`` [K] and learning
+    parameters (``lr`` [K, 4], ``theta_plus``, ``w_lat`` [K]); the spikes, tie-breaks and
+    rounding uniforms are common to all points. ``n_cols`` [K] accumulates the updated
+    columns."""
     for k in prange(w.shape[0]):
         if active[k]:
             n_cols[k] += learn_tinysnn(
-                w[k], ptr, idx, tiebreak, u, window, lr, wq[k], key,
+                w[k], ptr, idx, tiebreak, u, window, lr[k], wq[k], key,
                 v[k], refr[k], theta[k], counts[k], i_rec[k], inh_v[k], inh_refr[k],
-                s_prev[k], ex_c, in_c, v_th, theta_decay, theta_plus, one_spike,
-                inhibitory, w_lat, w_exc_inh, inh_thr[k], vq[k], tq[k],
+                s_prev[k], ex_c, in_c, v_th, theta_decay, theta_plus[k], one_spike,
+                inhibitory, w_lat[k], w_exc_inh, inh_thr[k], vq[k], tq[k],
             )  # fmt: skip
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def normalize_multi(w, norm, w_max, wq, key):  # type: ignore[no-untyped-def]
     """Weight normalisation of K design points in parallel: each column of ``w[k]``
-    [n_in, N] rescaled to sum to ``norm``, clipped to [0, w_max], then put on the point's
+    [n_in, N] rescaled to sum to ``norm[k]``, clipped to [0, w_max], then put on the point's
     weight grid ``wq[k]`` (stochastic rounding with :func:`hash_uniform` under ``key``).
     Branch-free inner loops per rounding mode, so that they vectorize."""
     for k in prange(w.shape[0]):
@@ -340,7 +341,7 @@ def normalize_multi(w, norm, w_max, wq, key):  # type: ignore[no-untyped-def]
             for j in range(n):
                 col[j] += wk[i, j]
         for j in range(n):
-            col[j] = norm / max(col[j], F32(1e-12))
+            col[j] = norm[k] / max(col[j], F32(1e-12))
         q = wq[k]
         zero = F32(0.0)
         if q[0] == 0:  # FP32

@@ -22,6 +22,7 @@ State tensors carry a leading batch dimension ``B``; learning runs with ``B == 1
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -689,9 +690,15 @@ class DesignBatch:
         cfg: ModelConfig,
         qzs: list[Quantizers],
         device: torch.device | str | None = None,
+        cfgs: list[ModelConfig] | None = None,
     ) -> None:
         if not nets or len(nets) != len(qzs):
             raise ValueError("a design batch needs one quantizer per network, at least one")
+        cfgs = cfgs or [cfg] * len(nets)
+        if len(cfgs) != len(nets) or any(_batch_shape(c) != _batch_shape(cfg) for c in cfgs):
+            raise ValueError(
+                "the points of a design batch may differ only in " + ", ".join(BATCH_PARAMS)
+            )
         self.device = torch.device(device) if device is not None else nets[0].w.device
         if cfg.rule != "tinysnn" or not batch_ok(self.device):
             raise ValueError(
@@ -720,19 +727,27 @@ class DesignBatch:
         self.ex_c = np.array([c.exc.v_rest, c.exc.v_reset, c.exc.decay, c.exc.ref_steps], f32)
         self.in_c = np.array([c.inh.v_rest, c.inh.v_reset, c.inh.decay, c.inh.ref_steps], f32)
         self.scalars = (
-            f32(cfg.exc.v_th_mv), f32(c.theta_decay), f32(cfg.exc.theta_plus_mv),
-            cfg.exc.one_spike, inhibitory,
-            f32(cfg.inh.w_inh_exc if inhibitory else cfg.inh.w_lateral), f32(cfg.inh.w_exc_inh),
+            f32(cfg.exc.v_th_mv), f32(c.theta_decay), cfg.exc.one_spike, inhibitory,
+            f32(cfg.inh.w_exc_inh),
         )  # fmt: skip
-        lp = cfg.learning
-        self.lr = np.array([lp.eta, lp.s_th, lp.w_max, cfg.encoding.dt_ms / lp.tau_trace_ms], f32)
+        # per point: the learning parameters a batch may vary (BATCH_PARAMS)
+        self.theta_plus = np.array([q.exc.theta_plus_mv for q in cfgs], f32)
+        self.w_lat = np.array(
+            [q.inh.w_inh_exc if inhibitory else q.inh.w_lateral for q in cfgs], f32
+        )
+        dt_tau = cfg.encoding.dt_ms / cfg.learning.tau_trace_ms
+        self.lr = np.array(
+            [[q.learning.eta, q.learning.s_th, q.learning.w_max, dt_tau] for q in cfgs], f32
+        )
+        self.norm = np.array([q.norm for q in cfgs], f32)
         self.window = c.window
         self.n_cols = np.zeros(self.k, dtype=np.int64)
         self.gpu = None
         if dev.type == "cuda":
             self.gpu = gpu_kernels.LearnLaunch(
                 dev, self.wq, self.vq, self.tq, self.inh_thr, self.ex_c, self.in_c,
-                self.scalars, self.lr, self.window, cfg.n_in, n,
+                self.scalars, self.theta_plus, self.w_lat, self.lr, self.norm, self.window,
+                cfg.n_in, n,
             )  # fmt: skip
             self.n_cols_t = torch.zeros(self.k, dtype=torch.int64, device=dev)
             self.v0_t = torch.as_tensor(self.v0, device=dev)
@@ -795,11 +810,11 @@ class DesignBatch:
                 break
         key = self._key(g)
         if self.gpu is not None:
-            self.gpu.normalize(self.w, cfg.norm, cfg.learning.w_max, key)
+            self.gpu.normalize(self.w, key)
         else:
             with _kernel_threads():
                 kernels.normalize_multi(
-                    self.w.numpy(), f32(cfg.norm), f32(cfg.learning.w_max), self.wq, key
+                    self.w.numpy(), self.norm, f32(cfg.learning.w_max), self.wq, key
                 )
         if stats is not None:
             for st in stats:
@@ -835,10 +850,24 @@ class DesignBatch:
             kernels.learn_tinysnn_multi(  # type: ignore[call-arg]
                 self.w.numpy(), active, ptr, idx, tiebreak.numpy(), un, self.window, self.lr,
                 self.wq, key, v, z.copy(), self.theta.numpy(), counts, z.copy(), iv, z.copy(),
-                z.copy(), self.ex_c, self.in_c, *self.scalars, self.inh_thr, self.vq, self.tq,
-                self.n_cols,
+                z.copy(), self.ex_c, self.in_c, *self.scalars, self.theta_plus, self.w_lat,
+                self.inh_thr, self.vq, self.tq, self.n_cols,
             )  # fmt: skip
         return counts
+
+
+BATCH_PARAMS = ("theta_plus_mv", "eta", "s_th", "w_lateral", "w_inh_exc", "norm_per_input")
+
+
+def _batch_shape(cfg: ModelConfig) -> ModelConfig:
+    """``cfg`` with the parameters a design batch may vary per point set to fixed values."""
+    r = dataclasses.replace
+    return r(
+        cfg,
+        exc=r(cfg.exc, theta_plus_mv=0.0),
+        inh=r(cfg.inh, w_lateral=0.0, w_inh_exc=0.0),
+        learning=r(cfg.learning, eta=0.0, s_th=1.0, norm_per_input=0.0),
+    )
 
 
 def batch_ok(device: torch.device) -> bool:
