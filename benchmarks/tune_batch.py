@@ -57,7 +57,12 @@ def main() -> None:
     device = resolve_device(a.device)
     split = make_split(ds, s, device)
     t0 = time.perf_counter()
-    trained = train_batch(base, [QuantSpec()] * len(models), s, split, models=models)
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if done % 2000 == 0 or done == total:
+            print(f"{phase} {done}/{total} images, {time.perf_counter() - t0:.0f} s", flush=True)
+
+    trained = train_batch(base, [QuantSpec()] * len(models), s, split, progress, models)
     train_s = time.perf_counter() - t0
     rows: list[dict[str, Any]] = []
     for v, tr in zip(variants, trained, strict=True):
