@@ -800,8 +800,11 @@ class DesignBatch:
             final[active] = counts[active]
             if stats is not None:
                 cols_now = self.columns_updated()
+                host = trains  # counted on the host: one copy, not a sync per point
+                if trains.spikes.device.type != "cpu":
+                    host = SpikeTrains(trains.img, trains.pix, trains.spikes.cpu(), trains.shape)
                 for i in np.flatnonzero(active):
-                    _count_learning(stats[i], trains, torch.from_numpy(counts[i]), cfg)
+                    _count_learning(stats[i], host, torch.from_numpy(counts[i]), cfg)
                     stats[i].synapse_updates += int(cols_now[i] - cols_before[i]) * cfg.n_in
             if enc.min_spikes <= 0:
                 break
