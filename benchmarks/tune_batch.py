@@ -16,23 +16,32 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from typing import Any
 
 from tinysnn_dse import data as data_mod
+from tinysnn_dse.cli import parse_params
 from tinysnn_dse.core.params import QuantSpec, apply_overrides, preset
+from tinysnn_dse.core.sim import check_batch_configs
+from tinysnn_dse.errors import TinySNNError
 from tinysnn_dse.runner import RunSettings, evaluate, make_split, resolve_device, train_batch
 
 
-def parse_variant(text: str) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, _, value = part.partition("=")
-        out[name.strip()] = float(value)
-    return out
+def parse_variant(text: str) -> dict[str, str]:
+    """``"theta_plus_mv=3,eta=0.02"`` as `tinysnn train -p` reads each pair."""
+    return parse_params([p for p in text.split(",") if p.strip()])
 
 
 def main() -> None:
+    try:
+        run()
+    except (TinySNNError, ValueError) as e:  # bad input: one line, exit 2
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--model", default="tinysnn")
@@ -50,6 +59,7 @@ def main() -> None:
     ds = data_mod.load(a.dataset, a.data_dir)
     base = preset(a.model, ds.n_in, a.neurons)
     models = [apply_overrides(base, parse_variant(v)) for v in variants]
+    check_batch_configs(base, models)  # before any training
     s = RunSettings(
         dataset=a.dataset, train_samples=a.train_samples, assign_samples=a.assign_samples,
         holdout=a.holdout, seed=a.seed, device=a.device,

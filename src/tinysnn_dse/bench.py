@@ -95,8 +95,8 @@ def benchmark(
     ops, iops = OpCounts(), OpCounts()
     # CUDA, tinySNN rule: the fused kernels, as `train` runs them (a batch of one point)
     fused_gpu = dev.type == "cuda" and cfg.rule == "tinysnn" and not reference and batch_ok(dev)
+    first = start.net if start is not None else None
     if fused_gpu:
-        first = start.net if start is not None else None
         one = _time_design_batch(cfg, quant, x, train_images, 1, seed, first, ops)
         train_s = train_images / one["train_images_per_s"]
         net = one["nets"][0]
@@ -113,7 +113,6 @@ def benchmark(
         train_s = time.perf_counter() - t0
     multi: dict[str, Any] = {}
     if design_points > 1:
-        first = start.net if start is not None else None
         multi = _time_design_batch(cfg, quant, x, train_images, design_points, seed, first)
         multi.pop("nets")
         multi["speedup_vs_single"] = multi["train_images_per_s"] / (train_images / train_s)
@@ -195,9 +194,10 @@ def _time_design_batch(
         batch.train_sample(x[n + i], g)
     if x.device.type == "cuda":
         torch.cuda.synchronize(x.device)
+    per_point = None if stats is None else [stats] + [OpCounts() for _ in range(k - 1)]
     t0 = time.perf_counter()
     for i in range(n):
-        batch.train_sample(x[i], g, None if stats is None else [stats] + [OpCounts()] * (k - 1))
+        batch.train_sample(x[i], g, per_point)
     if x.device.type == "cuda":
         torch.cuda.synchronize(x.device)
     dt = time.perf_counter() - t0

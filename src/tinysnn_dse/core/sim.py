@@ -695,10 +695,9 @@ class DesignBatch:
         if not nets or len(nets) != len(qzs):
             raise ValueError("a design batch needs one quantizer per network, at least one")
         cfgs = cfgs or [cfg] * len(nets)
-        if len(cfgs) != len(nets) or any(_batch_shape(c) != _batch_shape(cfg) for c in cfgs):
-            raise ValueError(
-                "the points of a design batch may differ only in " + ", ".join(BATCH_PARAMS)
-            )
+        if len(cfgs) != len(nets):
+            raise ValueError("a design batch needs one model configuration per network")
+        check_batch_configs(cfg, cfgs)
         self.device = torch.device(device) if device is not None else nets[0].w.device
         if cfg.rule != "tinysnn" or not batch_ok(self.device):
             raise ValueError(
@@ -795,10 +794,10 @@ class DesignBatch:
             if self.neuron_draws:
                 u = torch.rand(t_steps, 3, n, generator=g, device=gdev)
             key = self._key(g)
-            cols_before = self.columns_updated()
+            cols_before = self.columns_updated() if stats is not None else None
             counts = self._present(active, trains, tiebreak, u, key)
             final[active] = counts[active]
-            if stats is not None:
+            if stats is not None and cols_before is not None:
                 cols_now = self.columns_updated()
                 host = trains  # counted on the host: one copy, not a sync per point
                 if trains.spikes.device.type != "cpu":
@@ -862,15 +861,23 @@ class DesignBatch:
 BATCH_PARAMS = ("theta_plus_mv", "eta", "s_th", "w_lateral", "w_inh_exc", "norm_per_input")
 
 
-def _batch_shape(cfg: ModelConfig) -> ModelConfig:
-    """``cfg`` with the parameters a design batch may vary per point set to fixed values."""
+def check_batch_configs(cfg: ModelConfig, cfgs: list[ModelConfig]) -> None:
+    """Raise ValueError unless every one of ``cfgs`` equals ``cfg`` outside
+    :data:`BATCH_PARAMS` (what a design batch may vary per point)."""
     r = dataclasses.replace
-    return r(
-        cfg,
-        exc=r(cfg.exc, theta_plus_mv=0.0),
-        inh=r(cfg.inh, w_lateral=0.0, w_inh_exc=0.0),
-        learning=r(cfg.learning, eta=0.0, s_th=1.0, norm_per_input=0.0),
-    )
+
+    def shape(c: ModelConfig) -> ModelConfig:
+        return r(
+            c,
+            exc=r(c.exc, theta_plus_mv=0.0),
+            inh=r(c.inh, w_lateral=0.0, w_inh_exc=0.0),
+            learning=r(c.learning, eta=0.0, s_th=1.0, norm_per_input=0.0),
+        )
+
+    if any(shape(c) != shape(cfg) for c in cfgs):
+        raise ValueError(
+            "the points of a design batch may differ only in " + ", ".join(BATCH_PARAMS)
+        )
 
 
 def batch_ok(device: torch.device) -> bool:
