@@ -27,12 +27,12 @@ test-fast: install
 # thread (what each explore worker uses on 2 cores), inference at 2 threads.
 BENCH := $(VENV)/bin/tinysnn bench
 bench: install
-	$(BENCH) --threads 2 --train-images 300 --infer-images 2000
-	$(BENCH) --threads 1 --train-images 300 --infer-images 1000
-	$(BENCH) --threads 1 --train-images 300 --infer-images 1000 --scheme itq --rounding nearest --weight-bits 8
-	$(BENCH) --threads 1 --train-images 200 --infer-images 1000 --scheme itq --rounding stochastic --weight-bits 8 --vmem-bits 16 --vth-bits 16
+	$(BENCH) --threads 2 --train-images 300 --infer-images 10000
+	$(BENCH) --threads 1 --train-images 300 --infer-images 10000
+	$(BENCH) --threads 1 --train-images 300 --infer-images 10000 --scheme itq --rounding nearest --weight-bits 8
+	$(BENCH) --threads 1 --train-images 200 --infer-images 5000 --scheme itq --rounding stochastic --weight-bits 8 --vmem-bits 16 --vth-bits 16
 	$(BENCH) --threads 1 --train-images 100 --infer-images 1000 --model baseline
-	$(BENCH) --threads 2 --train-images 100 --infer-images 500 --scheme itq --rounding nearest --weight-bits 8 --design-points 8
+	$(BENCH) --threads 2 --train-images 100 --infer-images 10000 --scheme itq --rounding nearest --weight-bits 8 --design-points 8
 
 lint: install
 	$(VENV)/bin/ruff check src tests

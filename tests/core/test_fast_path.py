@@ -131,6 +131,33 @@ def test_fast_inference_matches_reference(model: str, q: QuantSpec) -> None:
 
 
 @pytest.mark.skipif(not sim.kernels.HAVE_NUMBA, reason="numba not installed")
+@pytest.mark.parametrize(("model", "q"), INFER)
+def test_kernel_drawn_trains_equal_stored_trains(model: str, q: QuantSpec) -> None:
+    """The inference kernel that draws its own spike trains (what ``infer`` runs on the
+    CPU) sees the trains skip_trains stores, spike for spike: the same counts to the last
+    bit and the same number of input spikes, with the same generator state after."""
+    cfg = preset(model, 196, 50)
+    qz = Quantizers.from_spec(q)
+    g = torch.Generator().manual_seed(4)
+    net = sim.quantize_net(sim.init_net(cfg, g), cfg, qz, g)
+    net = sim.Net(net.w, net.theta + torch.rand(50, generator=g) * 3)
+    pix = torch.rand(40, 196, generator=torch.Generator().manual_seed(5)) ** 2
+    pix[3] = 0.0  # an image without input
+    pix[7, :5] = 1.0 / sim.rate_scale(cfg, 0)  # inputs that spike at every step (p = 1)
+    scale = sim.rate_scale(cfg, 0)
+    state = g.get_state()
+    trains = sim.skip_trains(pix, sim.consts(cfg).steps, scale, g)
+    stored = sim._infer_fast(net, trains, cfg, qz, g)
+    after = g.get_state()
+    g.set_state(state)
+    drawn, n_in = sim._infer_drawn(net, pix, scale, cfg, qz, g)
+    assert stored.sum() > 100
+    assert torch.equal(stored, drawn)
+    assert n_in == int(trains.spikes.sum())
+    assert torch.equal(g.get_state(), after)
+
+
+@pytest.mark.skipif(not sim.kernels.HAVE_NUMBA, reason="numba not installed")
 def test_skip_trains_are_bernoulli_per_step() -> None:
     """Geometric skipping draws the same process as a uniform per step: each step spikes
     with probability p (checked at the first, middle and last steps, and on average) and

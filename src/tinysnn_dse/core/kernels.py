@@ -11,7 +11,9 @@ Numba-compiled calls take Python out of the inner loop:
   as the reference draws them). Equal to the reference within float32 rounding (the
   summation order differs).
 - :func:`learn_stepwise`: a whole ``pair`` / ``sl-stdp`` presentation.
-- :func:`infer_batch`: inference of a batch of images in parallel threads.
+- :func:`infer_batch`: inference of a batch of images in parallel threads; each image's
+  input current for all steps is summed first (W is fixed), then the neurons run, with
+  lateral inhibition in one fused pass per step (:func:`_infer_lateral`).
 
 All of them cover excitatory DC15 neurons with the one-spike rule, adaptive thresholds,
 lateral or inhibitory-layer recurrence, and Vmem/Vth quantization with any rounding.
@@ -448,28 +450,107 @@ def _clip_q(x, w_max, wq, u=F32(0.0)):  # type: ignore[no-untyped-def]
     return x
 
 
+@njit(cache=True, nogil=True)
+def _infer_lateral(cur, v, thr, cnt, refr, i_rec, s, ex_c, w_lat, vq, u, b):  # type: ignore[no-untyped-def]
+    """One image's inference steps with direct lateral inhibition (theta frozen, no
+    one-spike rule): what :func:`_exc_step` computes for this case, the same floats,
+    with integration, Vmem rounding, the refractory count, clearing the recurrent and
+    input currents and the threshold test fused into one pass per step. ``cur`` [T, N]
+    holds the input current of each step (cleared as it is read); ``thr`` = theta + v_th;
+    ``cnt`` receives the spike counts; ``u`` as in :func:`infer_batch` (image ``b``)."""
+    n = v.shape[0]
+    n_steps = cur.shape[0]
+    v_rest, v_reset, decay, ref_steps = ex_c[0], ex_c[1], ex_c[2], ex_c[3]
+    one = F32(1.0)
+    zero = F32(0.0)
+    mode = 0 if vq[0] == 0 else (1 if vq[5] >= 0 else 2)
+    inv, eps, lo, hi, off = vq[1], vq[2], vq[3], vq[4], vq[5]
+    for j in range(n):
+        refr[j] = zero
+        i_rec[j] = zero
+        cnt[j] = zero
+    for t in range(n_steps):
+        n_fire = 0
+        if mode == 0:
+            for j in range(n):
+                x = (v[j] - v_rest) * decay + v_rest
+                x = x + (cur[t, j] + i_rec[j]) if refr[j] <= 0 else x
+                v[j] = x
+                n_fire += x >= thr[j]
+                refr[j] = refr[j] - one
+                i_rec[j] = zero
+                cur[t, j] = zero
+        elif mode == 1:  # deterministic rounding: branch-free, vectorizes
+            for j in range(n):
+                x = (v[j] - v_rest) * decay + v_rest
+                x = x + (cur[t, j] + i_rec[j]) if refr[j] <= 0 else x
+                y = min(max(np.floor(x * inv + off), lo), hi)
+                x = F32(y * eps)
+                v[j] = x
+                n_fire += x >= thr[j]
+                refr[j] = refr[j] - one
+                i_rec[j] = zero
+                cur[t, j] = zero
+        else:
+            for j in range(n):
+                x = (v[j] - v_rest) * decay + v_rest
+                if refr[j] <= 0:
+                    x = x + (cur[t, j] + i_rec[j])
+                x = _q(x, inv, eps, lo, hi, off, u[t, 0, b, j])
+                v[j] = x
+                n_fire += x >= thr[j]
+                refr[j] = refr[j] - one
+                i_rec[j] = zero
+                cur[t, j] = zero
+        if n_fire == 0:
+            continue
+        for j in range(n):
+            if v[j] >= thr[j]:
+                s[j] = one
+                v[j] = v_reset
+                refr[j] = ref_steps
+                cnt[j] += one
+            else:
+                s[j] = zero
+        tot = F32(n_fire)
+        for j in range(n):
+            i_rec[j] = (s[j] - tot) * w_lat
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def infer_batch(  # type: ignore[no-untyped-def]
-    w, img_ptr, pix, spikes, n_steps, theta, counts, v0, iv0, u,
-    ex_c, in_c, v_th, inhibitory, w_lat, w_exc_inh, inh_thr, vq, tq,
+    w, img_ptr, pix, spikes, p, key, n_steps, theta, counts, n_in_spikes, v0, iv0, u,
+    ex_c, in_c, v_th, inhibitory, w_lat, w_exc_inh, inh_thr, vq, tq, n_threads,
 ):  # fmt: skip
     """Inference (learning off, theta frozen, no one-spike rule) of a batch of images.
 
     Input spikes come as compact trains: image b's non-zero pixels are rows
     ``img_ptr[b] .. img_ptr[b+1]-1`` of ``pix`` [M] (input index) and ``spikes`` [M, T]
-    (bool); the input current sums only the rows of W of inputs that spike. Images run in
-    parallel threads; ``counts`` [B, N] is
-    filled with each image's spike counts. ``v0``/``iv0`` [B, N] are the initial
-    (quantized) potentials; ``u`` [T, 1 or 2, B, N] the uniforms of stochastic Vmem
-    rounding (excitatory, then inhibitory if that layer exists), or any array when
+    (bool). With ``spikes`` of shape [0, 0] they are drawn here instead, as
+    :func:`geometric_spikes` draws them from ``p`` [M] (float64) and ``key`` (the same
+    trains, without storing them); ``n_in_spikes`` [B] receives each image's number of
+    input spikes either way.
+
+    W is fixed at inference, so the input current of every step is known before the
+    neurons run: it is summed first, pixel by pixel, into a [T, N] buffer (each active
+    row of W read once per image instead of once per spike; the buffer stays in the
+    core's cache, W does not), adding rows in input order as the step-by-step sum does,
+    so the currents are the same floats. ``counts`` [B, N] is filled with each image's
+    spike counts. Images run in parallel threads, each thread reusing its buffers
+    (``n_threads``: the number of threads to spread images over). With lateral
+    inhibition the neuron step runs as one fused pass (:func:`_infer_lateral`); with the
+    inhibitory layer as in learning (:func:`_exc_step`). ``v0``/``iv0`` [B, N] are the
+    initial (quantized) potentials; ``u`` [T, 1 or 2, B, N] the uniforms of stochastic
+    Vmem rounding (excitatory, then inhibitory if that layer exists), or any array when
     rounding is deterministic.
     """
     n_img = counts.shape[0]
     n = w.shape[1]
     stochastic = vq[0] != 0 and vq[5] < 0
-    for b in prange(n_img):
-        v = v0[b].copy()
-        inh_v = iv0[b].copy()
+    n_par = min(n_img, 4 * n_threads)
+    draw = spikes.shape[1] == 0
+    for c in prange(n_par):
+        cur = np.zeros((n_steps, n), dtype=np.float32)
         ub = np.zeros((3, n), dtype=np.float32)
         refr = np.zeros(n, dtype=np.float32)
         inh_refr = np.zeros(n, dtype=np.float32)
@@ -477,30 +558,69 @@ def infer_batch(  # type: ignore[no-untyped-def]
         s_prev = np.zeros(n, dtype=np.float32)
         s = np.zeros(n, dtype=np.float32)
         si = np.zeros(n, dtype=np.float32)
-        i_in = np.zeros(n, dtype=np.float32)
-        th = theta.copy()
         cnt = np.zeros(n, dtype=np.float32)
         tb = np.zeros(n, dtype=np.float32)
-        for t in range(n_steps):
-            for j in range(n):
-                i_in[j] = F32(0.0)
-            for m in range(img_ptr[b], img_ptr[b + 1]):
-                if spikes[m, t]:
-                    row = pix[m]
-                    for j in range(n):
-                        i_in[j] += w[row, j]
-            if stochastic:
-                for j in range(n):
-                    ub[0, j] = u[t, 0, b, j]
-                    if inhibitory:
-                        ub[1, j] = u[t, 1, b, j]
-            _exc_step(
-                i_in, tb, s, si, v, refr, th, cnt, i_rec, inh_v, inh_refr, s_prev,
-                ex_c, in_c, v_th, F32(1.0), F32(0.0), False, inhibitory,
-                w_lat, w_exc_inh, inh_thr, vq, tq, ub,
-            )  # fmt: skip
+        thr = np.empty(n, dtype=np.float32)
         for j in range(n):
-            counts[b, j] = cnt[j]
+            thr[j] = theta[j] + v_th
+        for b in range(c, n_img, n_par):
+            n_sp = 0
+            for m in range(img_ptr[b], img_ptr[b + 1]):
+                row = pix[m]
+                if not draw:
+                    for t in range(n_steps):
+                        if spikes[m, t]:
+                            n_sp += 1
+                            for j in range(n):
+                                cur[t, j] += w[row, j]
+                    continue
+                pm = float(p[m])  # as geometric_spikes draws input m's train
+                inv = 1.0 / np.log1p(-pm) if pm < 1.0 else 0.0
+                t = -1
+                k = 0
+                while True:
+                    if pm >= 1.0:
+                        t += 1
+                    else:
+                        uk = 1.0 - float(hash_uniform(key, m, k))  # in (0, 1]
+                        k += 1
+                        t += int(np.floor(np.log(uk) * inv)) + 1
+                    if t >= n_steps:
+                        break
+                    n_sp += 1
+                    for j in range(n):
+                        cur[t, j] += w[row, j]
+            n_in_spikes[b] = n_sp
+            v = v0[b].copy()
+            if not inhibitory:  # the common case: one fused pass per step
+                _infer_lateral(cur, v, thr, cnt, refr, i_rec, s, ex_c, w_lat, vq, u, b)
+                for j in range(n):
+                    counts[b, j] = cnt[j]
+                continue
+            inh_v = iv0[b].copy()
+            th = theta.copy()
+            for j in range(n):
+                refr[j] = F32(0.0)
+                inh_refr[j] = F32(0.0)
+                i_rec[j] = F32(0.0)
+                s_prev[j] = F32(0.0)
+                cnt[j] = F32(0.0)
+            for t in range(n_steps):
+                if stochastic:
+                    for j in range(n):
+                        ub[0, j] = u[t, 0, b, j]
+                        if inhibitory:
+                            ub[1, j] = u[t, 1, b, j]
+                i_in = cur[t]
+                _exc_step(
+                    i_in, tb, s, si, v, refr, th, cnt, i_rec, inh_v, inh_refr, s_prev,
+                    ex_c, in_c, v_th, F32(1.0), F32(0.0), False, inhibitory,
+                    w_lat, w_exc_inh, inh_thr, vq, tq, ub,
+                )  # fmt: skip
+                for j in range(n):
+                    i_in[j] = F32(0.0)  # ready for the next image
+            for j in range(n):
+                counts[b, j] = cnt[j]
 
 
 @njit(cache=True, nogil=True, parallel=True)

@@ -926,13 +926,46 @@ def _infer_reference(
 def _infer_fast(
     net: Net, trains: SpikeTrains, cfg: ModelConfig, qz: Quantizers, g: torch.Generator
 ) -> Tensor:
-    b, t_steps, _ = trains.shape
+    return _infer_kernel(net, trains, None, cfg, qz, g)[0]
+
+
+def _infer_drawn(
+    net: Net, pixels: Tensor, scale: float, cfg: ModelConfig, qz: Quantizers, g: torch.Generator
+) -> tuple[Tensor, int]:
+    """:func:`skip_trains` and :func:`_infer_fast` in one kernel call: the same trains (the
+    same key drawn from ``g``), summed into the input current as they are drawn, never
+    stored. Returns the counts and the number of input spikes."""
+    return _infer_kernel(net, None, (pixels, scale), cfg, qz, g)
+
+
+def _infer_kernel(
+    net: Net,
+    trains: SpikeTrains | None,
+    draw: tuple[Tensor, float] | None,
+    cfg: ModelConfig,
+    qz: Quantizers,
+    g: torch.Generator,
+) -> tuple[Tensor, int]:
+    if trains is not None:
+        b, t_steps, _ = trains.shape
+        img, pix, spikes = trains.img, trains.pix.numpy(), trains.spikes.numpy()
+        p, key = np.zeros(0), 0
+    else:
+        assert draw is not None
+        pixels, scale = draw
+        b, t_steps = pixels.shape[0], cfg.encoding.steps
+        img, pix_t = (pixels > 0).nonzero(as_tuple=True)
+        pix = pix_t.numpy()
+        p = (pixels[img, pix_t] * scale).numpy().astype(np.float64)
+        key = int(torch.randint(0, 2**62, (1,), generator=g))  # as skip_trains draws it
+        spikes = np.zeros((0, 0), dtype=np.bool_)
     n = cfg.n_exc
     img_ptr = np.zeros(b + 1, dtype=np.int64)
-    np.cumsum(torch.bincount(trains.img, minlength=b).numpy(), out=img_ptr[1:])
+    np.cumsum(torch.bincount(img, minlength=b).numpy(), out=img_ptr[1:])
     v_th = cfg.exc.v_th_mv
     theta = net.theta if qz.vth is None else qz.th(net.theta + v_th, g) - v_th
     counts = np.zeros((b, n), dtype=np.float32)
+    n_in = np.zeros(b, dtype=np.int64)
     c = consts(cfg)
     f32 = np.float32
     inhibitory = cfg.topology == "inhibitory"
@@ -949,16 +982,16 @@ def _infer_fast(
         tq[0] = 0.0  # thresholds are frozen at inference and already on their grid
     with _kernel_threads():
         kernels.infer_batch(
-            net.w.contiguous().numpy(), img_ptr, trains.pix.numpy(), trains.spikes.numpy(),
-            t_steps, theta.contiguous().numpy(), counts, v0, iv0, u,
+            net.w.contiguous().numpy(), img_ptr, pix, spikes, p, key,
+            t_steps, theta.contiguous().numpy(), counts, n_in, v0, iv0, u,
             np.array([c.exc.v_rest, c.exc.v_reset, c.exc.decay, c.exc.ref_steps], f32),
             np.array([c.inh.v_rest, c.inh.v_reset, c.inh.decay, c.inh.ref_steps], f32),
             f32(v_th), inhibitory, f32(cfg.inh.w_inh_exc if inhibitory else cfg.inh.w_lateral),
             f32(cfg.inh.w_exc_inh),
             f32(float(quantize(torch.tensor(cfg.inh.v_th_mv), qz.vth, "nearest"))),
-            _qparams(qz.vmem, qz.rounding), tq,
+            _qparams(qz.vmem, qz.rounding), tq, torch.get_num_threads(),
         )  # fmt: skip
-    return torch.from_numpy(counts)
+    return torch.from_numpy(counts), int(n_in.sum())
 
 
 def infer(
@@ -974,8 +1007,8 @@ def infer(
     """Spike counts [S, N] for ``pixels`` [S, n_in] with learning off, in batches.
 
     On the CPU batches run in the compiled kernel (:func:`kernels.infer_batch`, which sums
-    only active input rows; equal to the reference within float32 rounding), with spike
-    trains drawn by :func:`skip_trains`; on CUDA in :func:`simulate_reference` with
+    only active input rows; equal to the reference within float32 rounding), which draws
+    the spike trains of :func:`skip_trains` itself; on CUDA in :func:`simulate_reference` with
     :func:`poisson_trains`.
 
     Images that draw fewer than ``min_spikes`` spikes are presented again at a boosted
@@ -985,16 +1018,21 @@ def infer(
     enc = cfg.encoding
     use_fast = infer_fast_ok(qz, pixels.device) if fast is None else fast
     # CPU: spike trains by geometric skipping (both paths, so they see the same spikes)
-    encode = skip_trains if pixels.device.type == "cpu" and kernels.HAVE_NUMBA else poisson_trains
-    sim = _infer_fast if use_fast else _infer_reference
+    skip = pixels.device.type == "cpu" and kernels.HAVE_NUMBA
+    encode = skip_trains if skip else poisson_trains
 
-    def run(net: Net, trains: SpikeTrains, cfg: ModelConfig, qz: Quantizers, g: torch.Generator):
-        counts = sim(net, trains, cfg, qz, g)
+    def present(x: Tensor, scale: float) -> Tensor:
+        if use_fast and skip:  # the kernel draws the trains itself, as skip_trains would
+            counts, n_in = _infer_drawn(net, x, scale, cfg, qz, generator)
+        else:
+            trains = encode(x, enc.steps, scale, generator)
+            sim = _infer_fast if use_fast else _infer_reference
+            counts = sim(net, trains, cfg, qz, generator)
+            n_in = int(trains.spikes.sum()) if stats is not None else 0
         if stats is not None:
-            b = trains.shape[0]
-            stats.presentations += b
-            stats.steps += b * trains.shape[1]
-            stats.input_spikes += int(trains.spikes.sum())
+            stats.presentations += x.shape[0]
+            stats.steps += x.shape[0] * enc.steps
+            stats.input_spikes += n_in
             stats.exc_spikes += int(counts.sum())
         return counts
 
@@ -1003,16 +1041,14 @@ def infer(
     out = []
     for i in range(0, pixels.shape[0], batch_size):
         x = pixels[i : i + batch_size]
-        trains = encode(x, enc.steps, rate_scale(cfg, 0), generator)
-        counts = run(net, trains, cfg, qz, generator)
+        counts = present(x, rate_scale(cfg, 0))
         for boost in range(1, int(enc.max_boosts) + 1):
             if enc.min_spikes <= 0:
                 break
             weak = (counts.sum(dim=1) < enc.min_spikes).nonzero().flatten()
             if weak.numel() == 0:
                 break
-            trains = encode(x[weak], enc.steps, rate_scale(cfg, boost), generator)
-            counts[weak] = run(net, trains, cfg, qz, generator)
+            counts[weak] = present(x[weak], rate_scale(cfg, boost))
         out.append(counts)
     if not out:
         return torch.zeros(0, cfg.n_exc, device=pixels.device)
