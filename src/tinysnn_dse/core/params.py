@@ -82,7 +82,7 @@ class InhParams:
     t_ref_ms: float = 2.0
     w_exc_inh: float = 22.5  # exc -> inh, one to one
     w_inh_exc: float = 17.5  # inh -> exc, all to all but self (applied as -w)
-    w_lateral: float = 17.5  # tinySNN: exc -> every other exc (applied as -w)
+    w_lateral: float = 150.0  # tinySNN: exc -> every other exc (-w); method.md 17.5, tuned
 
 
 @dataclass(frozen=True)
