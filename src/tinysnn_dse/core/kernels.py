@@ -551,6 +551,7 @@ def infer_batch(  # type: ignore[no-untyped-def]
     draw = spikes.shape[1] == 0
     for c in prange(n_par):
         cur = np.zeros((n_steps, n), dtype=np.float32)
+        times = np.zeros(n_steps, dtype=np.int64)
         ub = np.zeros((3, n), dtype=np.float32)
         refr = np.zeros(n, dtype=np.float32)
         inh_refr = np.zeros(n, dtype=np.float32)
@@ -578,7 +579,8 @@ def infer_batch(  # type: ignore[no-untyped-def]
                 inv = 1.0 / np.log1p(-pm) if pm < 1.0 else 0.0
                 t = -1
                 k = 0
-                while True:
+                n_t = 0
+                while True:  # the spike times first, then the rows: two tight loops
                     if pm >= 1.0:
                         t += 1
                     else:
@@ -587,9 +589,13 @@ def infer_batch(  # type: ignore[no-untyped-def]
                         t += int(np.floor(np.log(uk) * inv)) + 1
                     if t >= n_steps:
                         break
-                    n_sp += 1
+                    times[n_t] = t
+                    n_t += 1
+                n_sp += n_t
+                for a in range(n_t):
+                    ta = times[a]
                     for j in range(n):
-                        cur[t, j] += w[row, j]
+                        cur[ta, j] += w[row, j]
             n_in_spikes[b] = n_sp
             v = v0[b].copy()
             if not inhibitory:  # the common case: one fused pass per step
