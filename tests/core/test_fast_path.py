@@ -105,18 +105,26 @@ INFER = [
 ]
 
 
+def _inference_case(
+    model: str, q: QuantSpec, seed: int, pix_seed: int
+) -> tuple[ModelConfig, Quantizers, torch.Generator, sim.Net, torch.Tensor]:
+    """A 196 x 50 network with raised thresholds (so spikes vary) and 40 input images."""
+    cfg = preset(model, 196, 50)
+    qz = Quantizers.from_spec(q)
+    g = torch.Generator().manual_seed(seed)
+    net = sim.quantize_net(sim.init_net(cfg, g), cfg, qz, g)
+    net = sim.Net(net.w, net.theta + torch.rand(50, generator=g) * 3)
+    pix = torch.rand(40, 196, generator=torch.Generator().manual_seed(pix_seed)) ** 2
+    return cfg, qz, g, net, pix
+
+
 @pytest.mark.skipif(not sim.kernels.HAVE_NUMBA, reason="numba not installed")
 @pytest.mark.parametrize(("model", "q"), INFER)
 def test_fast_inference_matches_reference(model: str, q: QuantSpec) -> None:
     """Same spikes in; the kernel sums only active rows, so counts may differ only where
     float32 rounding flips a threshold crossing: we allow at most 1 % of (image, neuron)
     counts to differ, by at most one spike, and equal totals within 1 %."""
-    cfg = preset(model, 196, 50)
-    qz = Quantizers.from_spec(q)
-    g = torch.Generator().manual_seed(2)
-    net = sim.quantize_net(sim.init_net(cfg, g), cfg, qz, g)
-    net = sim.Net(net.w, net.theta + torch.rand(50, generator=g) * 3)
-    pix = torch.rand(40, 196, generator=torch.Generator().manual_seed(3)) ** 2
+    cfg, qz, g, net, pix = _inference_case(model, q, 2, 3)
     c = sim.consts(cfg)
     trains = sim.poisson_trains(pix, c.steps, c.rate_scale, g)
     state = g.get_state()  # both paths draw the same stochastic-rounding uniforms
@@ -136,12 +144,7 @@ def test_kernel_drawn_trains_equal_stored_trains(model: str, q: QuantSpec) -> No
     """The inference kernel that draws its own spike trains (what ``infer`` runs on the
     CPU) sees the trains skip_trains stores, spike for spike: the same counts to the last
     bit and the same number of input spikes, with the same generator state after."""
-    cfg = preset(model, 196, 50)
-    qz = Quantizers.from_spec(q)
-    g = torch.Generator().manual_seed(4)
-    net = sim.quantize_net(sim.init_net(cfg, g), cfg, qz, g)
-    net = sim.Net(net.w, net.theta + torch.rand(50, generator=g) * 3)
-    pix = torch.rand(40, 196, generator=torch.Generator().manual_seed(5)) ** 2
+    cfg, qz, g, net, pix = _inference_case(model, q, 4, 5)
     pix[3] = 0.0  # an image without input
     pix[7, :5] = 1.0 / sim.rate_scale(cfg, 0)  # inputs that spike at every step (p = 1)
     scale = sim.rate_scale(cfg, 0)

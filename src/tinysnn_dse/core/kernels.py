@@ -526,10 +526,10 @@ def infer_batch(  # type: ignore[no-untyped-def]
 
     Input spikes come as compact trains: image b's non-zero pixels are rows
     ``img_ptr[b] .. img_ptr[b+1]-1`` of ``pix`` [M] (input index) and ``spikes`` [M, T]
-    (bool). With ``spikes`` of shape [0, 0] they are drawn here instead, as
-    :func:`geometric_spikes` draws them from ``p`` [M] (float64) and ``key`` (the same
-    trains, without storing them); ``n_in_spikes`` [B] receives each image's number of
-    input spikes either way.
+    (bool). With ``spikes`` of shape [0, 0] they are drawn here instead by
+    :func:`geometric_times` from ``p`` [M] (float64) and ``key``, as
+    :func:`geometric_spikes` draws them (the same trains, without storing them);
+    ``n_in_spikes`` [B] receives each image's number of input spikes either way.
 
     W is fixed at inference, so the input current of every step is known before the
     neurons run: it is summed first, pixel by pixel, into a [T, N] buffer (each active
@@ -575,22 +575,8 @@ def infer_batch(  # type: ignore[no-untyped-def]
                             for j in range(n):
                                 cur[t, j] += w[row, j]
                     continue
-                pm = float(p[m])  # as geometric_spikes draws input m's train
-                inv = 1.0 / np.log1p(-pm) if pm < 1.0 else 0.0
-                t = -1
-                k = 0
-                n_t = 0
-                while True:  # the spike times first, then the rows: two tight loops
-                    if pm >= 1.0:
-                        t += 1
-                    else:
-                        uk = 1.0 - float(hash_uniform(key, m, k))  # in (0, 1]
-                        k += 1
-                        t += int(np.floor(np.log(uk) * inv)) + 1
-                    if t >= n_steps:
-                        break
-                    times[n_t] = t
-                    n_t += 1
+                # the spike times first, then the rows: two tight loops
+                n_t = geometric_times(float(p[m]), key, m, times)
                 n_sp += n_t
                 for a in range(n_t):
                     ta = times[a]
@@ -629,30 +615,42 @@ def infer_batch(  # type: ignore[no-untyped-def]
                 counts[b, j] = cnt[j]
 
 
+@njit(cache=True, nogil=True)
+def geometric_times(pm, key, m, times):  # type: ignore[no-untyped-def]
+    """Input ``m``'s Bernoulli spike train over ``len(times)`` steps, spiking at each step
+    with probability ``pm`` (in (0, 1]): writes its spike steps, ascending, into ``times``
+    and returns how many. Drawn by skipping: the gaps between spikes are geometric,
+    ``floor(log(u) / log(1 - p)) + 1`` with ``u`` from :func:`hash_uniform` (key, m, k)
+    for the k-th gap, so the cost follows the number of spikes, not of steps."""
+    n_steps = times.shape[0]
+    if pm >= 1.0:
+        for t in range(n_steps):
+            times[t] = t
+        return n_steps
+    inv = 1.0 / np.log1p(-pm)
+    t = -1
+    k = 0
+    n_t = 0
+    while True:
+        u = 1.0 - float(hash_uniform(key, m, k))  # in (0, 1]
+        k += 1
+        t += int(np.floor(np.log(u) * inv)) + 1
+        if t >= n_steps:
+            return n_t
+        times[n_t] = t
+        n_t += 1
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def geometric_spikes(p, key, n_steps):  # type: ignore[no-untyped-def]
-    """Bernoulli spike trains [M, T] (bool): input m spikes at each step with probability
-    ``p[m]`` (in (0, 1]), independently. Drawn by skipping: the gaps between spikes are
-    geometric, ``floor(log(u) / log(1 - p)) + 1`` with ``u`` from :func:`hash_uniform`
-    (key, m, k) for the k-th gap, so the cost follows the number of spikes, not of steps,
-    and the trains do not depend on the thread count."""
+    """Bernoulli spike trains [M, T] (bool) of :func:`geometric_times` for every input m
+    (probability ``p[m]``), in parallel; the trains do not depend on the thread count."""
     m_total = p.shape[0]
     out = np.zeros((m_total, n_steps), dtype=np.bool_)
     for m in prange(m_total):
-        pm = float(p[m])
-        if pm >= 1.0:
-            out[m, :] = True
-            continue
-        inv = 1.0 / np.log1p(-pm)
-        t = -1
-        k = 0
-        while True:
-            u = 1.0 - float(hash_uniform(key, m, k))  # in (0, 1]
-            k += 1
-            t += int(np.floor(np.log(u) * inv)) + 1
-            if t >= n_steps:
-                break
-            out[m, t] = True
+        times = np.empty(n_steps, dtype=np.int64)
+        for a in range(geometric_times(float(p[m]), key, m, times)):
+            out[m, times[a]] = True
     return out
 
 
