@@ -133,3 +133,29 @@ def test_itq_points_with_quantized_neurons_count_their_fp32_range_training() -> 
     sp = space([{"model": "tinysnn", "neurons": 10, "scheme": "itq", "weight_bits": 8,
                  "neuron_bits": [16, "fp32"]}])  # fmt: skip
     assert sp.trainings == 3  # two ITQ trainings + the FP32 one their 16-bit formats read
+
+
+def test_queue_starts_shared_and_long_trainings_first() -> None:
+    sp = space(
+        [
+            {"model": ["baseline", "tinysnn"], "neurons": 10},
+            {"model": "tinysnn", "neurons": 10, "scheme": ["ptq", "itq"],
+             "rounding": ["nearest", "stochastic"], "weight_bits": [8, 4],
+             "neuron_bits": [16, "fp32"]},
+        ],  # fmt: skip
+        itq_batch=4,
+    )
+    order = sp.queue_order()
+    assert sorted(p.key for p in order) == sorted(p.key for p in sp.points)  # a permutation
+    # the FP32 network that PTQ points share and ITQ ranges come from, then the baseline
+    assert [p.key for p in order[:2]] == ["tinysnn-n10-fp32", "baseline-n10-fp32"]
+    # then one point of each ITQ group (8 ITQ points, groups of 4) starts that group
+    leaders = order[2:4]
+    assert {tuple(q.key for q in sp.itq_group(p)) for p in leaders} == {
+        tuple(q.key for q in sp.itq_group(p)) for p in sp.points if p.scheme == "itq"
+    }
+    # every other point reuses a training started before it: PTQ ones the FP32 network,
+    # ITQ ones their group's
+    for p in order[4:]:
+        assert p.scheme == "ptq" or set(sp.itq_group(p)) & set(leaders), p.key
+    assert [p.scheme for p in order[4:]].count("ptq") == 8

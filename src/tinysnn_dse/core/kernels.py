@@ -116,14 +116,16 @@ def _exc_step(  # type: ignore[no-untyped-def]
             y = min(max(np.floor(x * inv + off), lo), hi)
             v[j] = F32(y * eps)
             n_fire += v[j] >= theta[j] + v_th
-    elif vq[0] != 0:
+    elif vq[0] != 0:  # stochastic Vmem rounding: _q's arithmetic, branch-free
+        inv, eps, lo, hi = vq[1], vq[2], vq[3], vq[4]
         for j in range(n):
             x = (v[j] - v_rest) * decay + v_rest
-            if refr[j] <= 0:
-                x = x + (i_in[j] + i_rec[j])
-            x = _q(x, vq[1], vq[2], vq[3], vq[4], vq[5], u[0, j])
-            v[j] = x
-            n_fire += x >= theta[j] + v_th
+            x = x + (i_in[j] + i_rec[j]) if refr[j] <= 0 else x
+            y = x * inv
+            fl = np.floor(y)
+            y = min(max(fl + 1.0 if u[0, j] < y - fl else fl, lo), hi)
+            v[j] = F32(y * eps)
+            n_fire += v[j] >= theta[j] + v_th
     else:
         for j in range(n):
             x = (v[j] - v_rest) * decay + v_rest
@@ -145,10 +147,13 @@ def _exc_step(  # type: ignore[no-untyped-def]
                 th = theta[j] * theta_decay + zero + v_th
                 y = min(max(np.floor(th * inv + off), lo), hi)
                 theta[j] = F32(y * eps) - v_th
-        else:
+        else:  # stochastic Vth rounding: _q's arithmetic, branch-free
+            inv, eps, lo, hi = tq[1], tq[2], tq[3], tq[4]
             for j in range(n):
-                th = theta[j] * theta_decay + zero
-                theta[j] = _q(th + v_th, tq[1], tq[2], tq[3], tq[4], tq[5], u[2, j]) - v_th
+                y = (theta[j] * theta_decay + zero + v_th) * inv
+                fl = np.floor(y)
+                y = min(max(fl + 1.0 if u[2, j] < y - fl else fl, lo), hi)
+                theta[j] = F32(y * eps) - v_th
         return 0
     best = F32(-1.0)
     best_j = -1

@@ -266,7 +266,7 @@ def prepare(space: SearchSpace, url: str, study_name: str | None = None) -> Plan
     }
     completed = {t.user_attrs.get("design_key") for t in _complete(study)}
     queued = 0
-    for p in space.points:
+    for p in space.queue_order():
         if p.key in live:
             continue
         study.enqueue_trial(_params(p), user_attrs={"design_key": p.key, "design": p.to_dict()})
