@@ -156,6 +156,9 @@ def test_queue_starts_shared_and_long_trainings_first() -> None:
     }
     # every other point reuses a training started before it: PTQ ones the FP32 network,
     # ITQ ones their group's
+    # in the order those trainings start: the FP32 network's points, then each group's
     for p in order[4:]:
         assert p.scheme == "ptq" or set(sp.itq_group(p)) & set(leaders), p.key
-    assert [p.scheme for p in order[4:]].count("ptq") == 8
+    assert [p.scheme for p in order[4:]] == ["ptq"] * 8 + ["itq"] * 6
+    last = [p for p in order[4:] if sp.itq_group(p) == sp.itq_group(leaders[1])]
+    assert [order.index(p) for p in last] == list(range(len(order) - len(last), len(order)))

@@ -177,13 +177,15 @@ class SearchSpace:
 
     def queue_order(self) -> tuple[DesignPoint, ...]:
         """The points in the order ``explore`` queues them (workers take the oldest), so
-        that parallel workers seldom wait on one another and long trainings start first:
+        that long trainings start first and parallel workers seldom wait on one another's
+        training locks:
 
         0. the point that starts each training other points need (an FP32 network that
            PTQ points share and quantized-neuron ITQ points take their ranges from);
         1. the point that starts each other training, unbatched;
         2. one point of each ITQ group (it trains the whole group);
-        3. the rest, which reuse a training made by then.
+        3. the rest, which reuse a training started above: in the order their trainings
+           started, so that a worker reaches the points of the last group to start last.
 
         Within a rank, the space's order. Results do not depend on the order."""
         users: dict[str, int] = {}
@@ -193,20 +195,22 @@ class SearchSpace:
                 fp32 = DesignPoint(p.model, p.neurons, params=p.params).key
                 users[fp32] = users.get(fp32, 0) + 1
         groups = _itq_groups(self.points, self.itq_batch)
+        starters: list[tuple[int, int, str, DesignPoint]] = []
+        rest: list[tuple[int, str, DesignPoint]] = []
         started: set[str] = set()
-        ranked: list[tuple[int, int, DesignPoint]] = []
         for i, p in enumerate(self.points):
             group = groups.get(p.key)
             start = ",".join(q.key for q in group) if group else p.training_key
             if start in started:
-                rank = 3
-            elif group:
-                rank = 2
-            else:
-                rank = 0 if users.get(p.training_key, 0) > 1 else 1
+                rest.append((i, start, p))
+                continue
             started.add(start)
-            ranked.append((rank, i, p))
-        return tuple(p for _r, _i, p in sorted(ranked, key=lambda x: (x[0], x[1])))
+            rank = 2 if group else 0 if users.get(p.training_key, 0) > 1 else 1
+            starters.append((rank, i, start, p))
+        starters.sort(key=lambda x: (x[0], x[1]))
+        pos = {start: n for n, (_r, _i, start, _p) in enumerate(starters)}
+        rest.sort(key=lambda x: (pos[x[1]], x[0]))
+        return tuple(p for *_x, p in starters) + tuple(p for *_x, p in rest)
 
     @property
     def trainings(self) -> int:
