@@ -139,9 +139,14 @@ def test_queue_starts_shared_and_long_trainings_first() -> None:
     sp = space(
         [
             {"model": ["baseline", "tinysnn"], "neurons": 10},
-            {"model": "tinysnn", "neurons": 10, "scheme": ["ptq", "itq"],
-             "rounding": ["nearest", "stochastic"], "weight_bits": [8, 4],
-             "neuron_bits": [16, "fp32"]},
+            {
+                "model": "tinysnn",
+                "neurons": 10,
+                "scheme": ["ptq", "itq"],
+                "rounding": ["nearest", "stochastic"],
+                "weight_bits": [8, 4],
+                "neuron_bits": [16, "fp32"],
+            },
         ],  # fmt: skip
         itq_batch=4,
     )
