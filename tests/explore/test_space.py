@@ -147,7 +147,7 @@ def test_queue_starts_shared_and_long_trainings_first() -> None:
                 "weight_bits": [8, 4],
                 "neuron_bits": [16, "fp32"],
             },
-        ],  # fmt: skip
+        ],
         itq_batch=4,
     )
     order = sp.queue_order()
@@ -159,9 +159,8 @@ def test_queue_starts_shared_and_long_trainings_first() -> None:
     assert {tuple(q.key for q in sp.itq_group(p)) for p in leaders} == {
         tuple(q.key for q in sp.itq_group(p)) for p in sp.points if p.scheme == "itq"
     }
-    # every other point reuses a training started before it: PTQ ones the FP32 network,
-    # ITQ ones their group's
-    # in the order those trainings start: the FP32 network's points, then each group's
+    # every other point reuses a training started before it (PTQ ones the FP32 network,
+    # ITQ ones their group's), in the order those trainings start
     for p in order[4:]:
         assert p.scheme == "ptq" or set(sp.itq_group(p)) & set(leaders), p.key
     assert [p.scheme for p in order[4:]] == ["ptq"] * 8 + ["itq"] * 6

@@ -190,10 +190,8 @@ class SearchSpace:
         Within a rank, the space's order. Results do not depend on the order."""
         users: dict[str, int] = {}
         for p in self.points:
-            users[p.training_key] = users.get(p.training_key, 0) + 1
-            if p.scheme == "itq" and (p.vmem_bits is not None or p.vth_bits is not None):
-                fp32 = DesignPoint(p.model, p.neurons, params=p.params).key
-                users[fp32] = users.get(fp32, 0) + 1
+            for key in _trainings_needed(p):
+                users[key] = users.get(key, 0) + 1
         groups = _itq_groups(self.points, self.itq_batch)
         starters: list[tuple[int, int, str, DesignPoint]] = []
         rest: list[tuple[int, str, DesignPoint]] = []
@@ -216,11 +214,7 @@ class SearchSpace:
     def trainings(self) -> int:
         """Distinct trainings the points need (PTQ points share their FP32 training; ITQ
         points with quantized Vmem or Vth need it too, for the range of their formats)."""
-        keys = {p.training_key for p in self.points}
-        for p in self.points:
-            if p.scheme == "itq" and (p.vmem_bits is not None or p.vth_bits is not None):
-                keys.add(DesignPoint(p.model, p.neurons, params=p.params).key)
-        return len(keys)
+        return len({key for p in self.points for key in _trainings_needed(p)})
 
     def budget_dict(self) -> dict[str, Any]:
         """What fixes the trained networks: the data budget (and the ITQ batch size when
@@ -229,6 +223,14 @@ class SearchSpace:
         if self.itq_batch > 1:
             d["itq_batch"] = self.itq_batch
         return d
+
+
+def _trainings_needed(p: DesignPoint) -> tuple[str, ...]:
+    """Training keys ``p`` needs: its own, and for an ITQ point with quantized Vmem or Vth
+    the FP32 training of its network (the range of its formats)."""
+    if p.scheme == "itq" and (p.vmem_bits is not None or p.vth_bits is not None):
+        return (p.training_key, DesignPoint(p.model, p.neurons, params=p.params).key)
+    return (p.training_key,)
 
 
 def _batchable(p: DesignPoint) -> bool:
