@@ -1,131 +1,98 @@
 """Replay a finished paper-mnist study's trial times through two workers, in the space's
-order and in SearchSpace.queue_order (a projection, docs/results.md).
+order and in SearchSpace.queue_order: a projection, quoted in docs/results.md.
 
 Usage: .venv/bin/python benchmarks/grid_schedule.py runs/paper/paper.db
+
+A trial that trains also evaluates; an evaluation that waited on its group's lock is
+costed at the median of the evaluations that did not wait.
 """
 
 import sqlite3
 import statistics
 import sys
 from datetime import datetime
+from pathlib import Path
 
 import yaml
 
-from tinysnn_dse.explore.space import parse_space
+from tinysnn_dse.explore.space import DesignPoint, parse_space
+
+if len(sys.argv) != 2 or not Path(sys.argv[1]).is_file():
+    sys.exit("usage: grid_schedule.py STUDY.db (a finished paper-mnist SQLite study)")
+SPACE = Path(__file__).resolve().parents[1] / "search_spaces/paper-mnist.yaml"
+sp = parse_space(yaml.safe_load(SPACE.read_text()), str(SPACE))
+FP32_KEY = "tinysnn-n400-fp32"
+FP32_EVAL_S = 20.0  # the FP32 network's own evaluation, before PTQ points may start
 
 db = sqlite3.connect(sys.argv[1])
-rows = db.execute("""select t.number, a.value_json, t.datetime_start, t.datetime_complete from trials t
- join trial_user_attributes a on a.trial_id=t.trial_id and a.key='design_key' where t.state='COMPLETE'""").fetchall()
-f = lambda s: datetime.fromisoformat(s).timestamp()
-dur = {k.strip('"'): f(c) - f(s) for _n, k, s, c in rows}
-start = {k.strip('"'): f(s) for _n, k, s, c in rows}
-sp = parse_space(
-    yaml.safe_load(
-        open(
-            __import__("pathlib").Path(__file__).resolve().parents[1]
-            / "search_spaces/paper-mnist.yaml"
-        )
-    ),
-    "x",
-)
+rows = db.execute(
+    "select a.value_json, t.datetime_start, t.datetime_complete from trials t"
+    " join trial_user_attributes a on a.trial_id = t.trial_id and a.key = 'design_key'"
+    " where t.state = 'COMPLETE'"
+).fetchall()
 
 
-def starter_of(p):
-    g = sp.itq_group(p)
-    return g if len(g) > 1 else None
+def ts(s: str) -> float:
+    return datetime.fromisoformat(s).timestamp()
 
 
-# the trial that trained each group: the earliest-started member
-trainer = {}
-for p in sp.points:
-    g = starter_of(p)
-    if g:
-        first = min(g, key=lambda q: start.get(q.key, 1e18))
-        trainer[p.key] = first.key
+start = {k.strip('"'): ts(s) for k, s, _c in rows}
+dur = {k.strip('"'): ts(c) - ts(s) for k, s, c in rows}
 
-
-# members that waited on a lock: their time overlaps the training; take the median of the rest
-def ev(p):
-    t, s = trainer[p.key], start[p.key]
-    train_end = start[t] + dur[t]
-    return dur[p.key] if s >= train_end - 1 else None
-
-
-plain = [
-    ev(p)
+# each grouped point -> the member whose trial trained the group (the first to start)
+trainer = {
+    p.key: min(sp.itq_group(p), key=lambda q: start[q.key]).key
     for p in sp.points
-    if p.key in trainer and trainer[p.key] != p.key and p.key in dur and ev(p) is not None
-]
-med = statistics.median(plain)
-by_class = {}
+    if len(sp.itq_group(p)) > 1
+}
+
+
+def trains(p: DesignPoint) -> bool:
+    return p.is_fp32 or trainer.get(p.key) == p.key
+
+
+def waited(p: DesignPoint) -> bool:
+    t = trainer.get(p.key)
+    return t is not None and t != p.key and start[p.key] < start[t] + dur[t] - 1
+
+
+by_rounding: dict[str, list[float]] = {}
 for p in sp.points:
-    if (
-        p.key in dur
-        and not (p.key in trainer and trainer[p.key] == p.key)
-        and p.key not in ("baseline-n400-fp32", "sl-stdp-n400-fp32", "tinysnn-n400-fp32")
-    ):
-        e = ev(p) if p.key in trainer else dur[p.key]
-        if e is not None:
-            by_class.setdefault(p.rounding, []).append(e)
+    if not trains(p) and not waited(p):
+        by_rounding.setdefault(p.rounding, []).append(dur[p.key])
+median = {r: statistics.median(v) for r, v in by_rounding.items()}
 
 
-def cost(p):
-    if p.key not in dur:
-        return statistics.median(by_class.get(p.rounding) or [med])
-    if p.key in trainer and trainer[p.key] != p.key:
-        e = ev(p)
-        return e if e is not None else med
-    return dur[p.key]
+def cost(p: DesignPoint) -> float:
+    return median[p.rounding] if waited(p) else dur[p.key]
 
 
-def simulate(order, workers=2):
+def simulate(order: tuple[DesignPoint, ...], workers: int = 2) -> float:
+    """List scheduling: each point goes to the first free worker, which waits for the
+    training the point needs (the FP32 network, or its ITQ group's)."""
     free = [0.0] * workers
-    done_train = {}  # group trainer key -> time its training ends (trainer trial end minus its eval ~ med)
-    end = 0.0
+    ready: dict[str, float] = {}
     for p in order:
-        w = min(range(workers), key=lambda i: free[i])
+        w = min(range(workers), key=free.__getitem__)
         t0 = free[w]
-        if (
-            p.model == "tinysnn" and not p.is_fp32
-        ):  # PTQ points and ITQ ranges need the FP32 network
-            t0 = max(t0, done_train.get("fp32", float("inf")))
-        if p.key in trainer and trainer[p.key] != p.key:
-            t0 = max(t0, done_train.get(trainer[p.key], float("inf")))
-        elif p.key in trainer:
-            done_train[p.key] = t0 + dur[p.key] - med
-        if p.key == "tinysnn-n400-fp32":
-            done_train["fp32"] = t0 + dur[p.key] - 20
+        if p.model == "tinysnn" and not p.is_fp32:
+            t0 = max(t0, ready[FP32_KEY])
+        t = trainer.get(p.key)
+        if t is not None and t != p.key:
+            t0 = max(t0, ready[t])
         free[w] = t0 + cost(p)
-        end = max(end, free[w])
-    return end
+        if p.key == FP32_KEY:
+            ready[p.key] = free[w] - FP32_EVAL_S
+        elif t == p.key:
+            ready[p.key] = free[w] - median[p.rounding]
+    return max(free)
 
 
 for name, order in [("space order", sp.points), ("queue_order", sp.queue_order())]:
-    try:
-        print(f"{name}: {simulate(order) / 60:.1f} min")
-    except Exception as e:
-        print(name, e)
+    print(f"{name}: {simulate(order) / 60:.1f} min")
+print("evaluation medians (s):", {r: round(m, 1) for r, m in median.items()})
+tot = sum(cost(p) for p in sp.points) / 60
 print(
-    "evaluation medians",
-    {k: round(statistics.median(v), 1) for k, v in by_class.items()},
-    {k: len(v) for k, v in by_class.items()},
-)
-print(
-    "median member evaluation",
-    round(med, 1),
-    "s;",
-    "sum of trial CPU",
-    round(sum(cost(p) for p in sp.points) / 60, 1),
-    "eval-only CPU",
-    round(
-        sum(
-            cost(p)
-            for p in sp.points
-            if not (p.key in trainer and trainer[p.key] == p.key)
-            and p.key not in ("baseline-n400-fp32", "sl-stdp-n400-fp32", "tinysnn-n400-fp32")
-        )
-        / 60,
-        1,
-    ),
-    "min",
+    f"trial CPU: {tot:.1f} min in all,",
+    f"{sum(cost(p) for p in sp.points if not trains(p)) / 60:.1f} min evaluation-only",
 )
