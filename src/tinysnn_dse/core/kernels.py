@@ -17,9 +17,13 @@ Numba-compiled calls take Python out of the inner loop:
 
 All of them cover excitatory DC15 neurons with the one-spike rule, adaptive thresholds,
 lateral or inhibitory-layer recurrence, and Vmem/Vth quantization with any rounding.
-Stochastic rounding takes uniforms drawn by the caller from the run's torch generator in
-the order the reference path draws them (a block draw equals the same draws made one
-step at a time). Anything else runs on the reference path.
+Random numbers come from the run's torch generator, in the order the reference path
+draws them: single-point learning takes its Vmem/Vth rounding uniforms as one block draw
+(equal to the same draws made one step at a time). Tie-breaks, the rounding uniforms of
+design batches and of inference, and W's stochastic rounding in batches come from the
+counter-based :func:`hash_uniform` under keys drawn from that generator, either
+materialised by :func:`hash_block` (the reference path gets the same block) or computed
+in place. Anything else runs on the reference path.
 """
 
 from __future__ import annotations
@@ -89,6 +93,19 @@ def hash_uniform(key, a, b):  # type: ignore[no-untyped-def]
     z = (z ^ (z >> np.uint64(27))) * _M2
     z = z ^ (z >> np.uint64(31))
     return F32(z >> np.uint64(40)) * F32(5.9604645e-08)  # 2**-24
+
+
+@njit(cache=True, nogil=True)
+def hash_block(key, n_rows, n_cols):  # type: ignore[no-untyped-def]
+    """[n_rows, n_cols] float32 uniforms, element (a, b) = :func:`hash_uniform` (key, a,
+    b): what a kernel computes in place, materialised for the reference path and the
+    callers that pass uniforms as arrays (tie-breaks, rounding). About 15x cheaper than
+    as many draws from a torch CPU generator."""
+    out = np.empty((n_rows, n_cols), dtype=np.float32)
+    for a in range(n_rows):
+        for b in range(n_cols):
+            out[a, b] = hash_uniform(key, a, b)
+    return out
 
 
 @njit(cache=True, nogil=True)
@@ -213,33 +230,46 @@ def _exc_step(  # type: ignore[no-untyped-def]
 
 @njit(cache=True, nogil=True)
 def tinysnn_steps(  # type: ignore[no-untyped-def]
-    w, ptr, idx, t0, t1, last, tiebreak, u,
+    w, iptr, times, rows, pos, t0, t1, last, tiebreak, u,
     v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
     ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
     w_lat, w_exc_inh, inh_thr, vq, tq,
 ):  # fmt: skip
     """Steps ``t0 .. t1-1`` of a tinySNN-rule learning presentation (W unchanged inside).
 
-    Input spikes come as CSR rows (``ptr`` [T+1], ``idx``); the input current sums only
-    the active rows of W. ``last`` [n_in] (int64, -1 = none yet) records each input's
-    last spike step, for the traces. ``u`` [t1-t0, 3, N] holds the Vmem/Vth rounding
-    uniforms of these steps, or is [1, 3, N] when rounding is deterministic.
+    Input spikes come input by input: input ``m`` is row
+    ``rows[m]`` of W (ascending) and spikes at steps ``times[iptr[m] .. iptr[m+1]-1]``
+    (ascending); ``pos`` [M] (int64, starting at ``iptr[:-1]``) is each input's next
+    unread spike, advanced window by window. W is constant inside the window, so its
+    input currents are summed first, into a [t1-t0, N] buffer, input by input: each
+    active row of W is read once per window (it stays in the L1 cache while it is added
+    to every step it spikes at) instead of once per spike, and every step still adds its
+    rows in ascending input order, the same floats as a sum step by step. ``last``
+    [n_in] (int64, -1 = none yet) records each input's last spike step, for the traces.
+    ``u`` [t1-t0, 3, N] holds the Vmem/Vth rounding uniforms of these steps, or is
+    [1, 3, N] when rounding is deterministic.
     """
     n = w.shape[1]
     s = np.zeros(n, dtype=np.float32)
     si = np.zeros(n, dtype=np.float32)
-    i_in = np.zeros(n, dtype=np.float32)
+    cur = np.zeros((t1 - t0, n), dtype=np.float32)
     per_step = u.shape[0] > 1
-    for t in range(t0, t1):
-        for j in range(n):
-            i_in[j] = F32(0.0)
-        for a in range(ptr[t], ptr[t + 1]):
-            row = idx[a]
-            last[row] = t
+    for m in range(rows.shape[0]):
+        a = pos[m]
+        end = iptr[m + 1]
+        if a == end or times[a] >= t1:
+            continue
+        row = rows[m]
+        while a < end and times[a] < t1:
+            ta = times[a] - t0
             for j in range(n):
-                i_in[j] += w[row, j]
+                cur[ta, j] += w[row, j]
+            last[row] = times[a]
+            a += 1
+        pos[m] = a
+    for t in range(t0, t1):
         _exc_step(
-            i_in, tiebreak[t], s, si, v, refr, theta, counts, i_rec, inh_v, inh_refr,
+            cur[t - t0], tiebreak[t], s, si, v, refr, theta, counts, i_rec, inh_v, inh_refr,
             s_prev, ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
             w_lat, w_exc_inh, inh_thr, vq, tq, u[t - t0] if per_step else u[0],
         )  # fmt: skip
@@ -275,7 +305,7 @@ def tinysnn_rule(w, t, last, cols, s_max, lr, wq, uw, key):  # type: ignore[no-u
 
 @njit(cache=True, nogil=True)
 def learn_tinysnn(  # type: ignore[no-untyped-def]
-    w, ptr, idx, tiebreak, u, window, lr, wq, key,
+    w, iptr, times, rows, n_steps, tiebreak, u, window, lr, wq, key,
     v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
     ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
     w_lat, w_exc_inh, inh_thr, vq, tq,
@@ -287,8 +317,9 @@ def learn_tinysnn(  # type: ignore[no-untyped-def]
     single-point path rounds W stochastically window by window instead). Returns the
     number of columns updated (event counts)."""
     n_in, n = w.shape
-    t_steps = ptr.shape[0] - 1
+    t_steps = n_steps
     last = np.full(n_in, -1, dtype=np.int64)
+    pos = iptr[:-1].copy()
     at_update = counts.copy()
     per_step = u.shape[0] > 1
     uw = np.zeros((1, 1), dtype=np.float32)
@@ -296,7 +327,7 @@ def learn_tinysnn(  # type: ignore[no-untyped-def]
     for t0 in range(0, t_steps, window):
         t1 = min(t0 + window, t_steps)
         tinysnn_steps(
-            w, ptr, idx, t0, t1, last, tiebreak, u[t0:t1] if per_step else u,
+            w, iptr, times, rows, pos, t0, t1, last, tiebreak, u[t0:t1] if per_step else u,
             v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
             ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
             w_lat, w_exc_inh, inh_thr, vq, tq,
@@ -312,7 +343,7 @@ def learn_tinysnn(  # type: ignore[no-untyped-def]
 
 @njit(cache=True, nogil=True, parallel=True)
 def learn_tinysnn_multi(  # type: ignore[no-untyped-def]
-    w, active, ptr, idx, tiebreak, u, window, lr, wq, key,
+    w, active, iptr, times, rows, n_steps, tiebreak, u, window, lr, wq, key,
     v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
     ex_c, in_c, v_th, theta_decay, one_spike, inhibitory, w_exc_inh,
     theta_plus, w_lat, inh_thr, vq, tq, n_cols,
@@ -327,7 +358,7 @@ def learn_tinysnn_multi(  # type: ignore[no-untyped-def]
     for k in prange(w.shape[0]):
         if active[k]:
             n_cols[k] += learn_tinysnn(
-                w[k], ptr, idx, tiebreak, u, window, lr[k], wq[k], key,
+                w[k], iptr, times, rows, n_steps, tiebreak, u, window, lr[k], wq[k], key,
                 v[k], refr[k], theta[k], counts[k], i_rec[k], inh_v[k], inh_refr[k],
                 s_prev[k], ex_c, in_c, v_th, theta_decay, theta_plus[k], one_spike,
                 inhibitory, w_lat[k], w_exc_inh, inh_thr[k], vq[k], tq[k],
@@ -364,12 +395,13 @@ def normalize_multi(w, norm, w_max, wq, key):  # type: ignore[no-untyped-def]
                     y = np.floor(x * inv + off)
                     wk[i, j] = min(max(y, lo), hi) * eps
             continue
-        for i in range(n_in):
+        for i in range(n_in):  # stochastic: _q's arithmetic, branch-free
             for j in range(n):
                 x = min(max(wk[i, j] * col[j], zero), w_max)
-                wk[i, j] = _q(
-                    x, q[1], q[2], q[3], q[4], q[5], hash_uniform(key, 2147483647, i * n + j)
-                )
+                y = x * inv
+                fl = np.floor(y)
+                r = hash_uniform(key, 2147483647, i * n + j)
+                wk[i, j] = F32(min(max(fl + 1.0 if r < y - fl else fl, lo), hi) * eps)
 
 
 @njit(cache=True, nogil=True)
@@ -456,13 +488,13 @@ def _clip_q(x, w_max, wq, u=F32(0.0)):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def _infer_lateral(cur, v, thr, cnt, refr, i_rec, s, ex_c, w_lat, vq, u, b):  # type: ignore[no-untyped-def]
+def _infer_lateral(cur, v, thr, cnt, refr, i_rec, s, ex_c, w_lat, vq, ukey, b):  # type: ignore[no-untyped-def]
     """One image's inference steps with direct lateral inhibition (theta frozen, no
     one-spike rule): what :func:`_exc_step` computes for this case, the same floats,
     with integration, Vmem rounding, the refractory count, clearing the recurrent and
     input currents and the threshold test fused into one pass per step. ``cur`` [T, N]
     holds the input current of each step (cleared as it is read); ``thr`` = theta + v_th;
-    ``cnt`` receives the spike counts; ``u`` as in :func:`infer_batch` (image ``b``)."""
+    ``cnt`` receives the spike counts; ``ukey`` as in :func:`infer_batch` (image ``b``)."""
     n = v.shape[0]
     n_steps = cur.shape[0]
     v_rest, v_reset, decay, ref_steps = ex_c[0], ex_c[1], ex_c[2], ex_c[3]
@@ -496,12 +528,15 @@ def _infer_lateral(cur, v, thr, cnt, refr, i_rec, s, ex_c, w_lat, vq, u, b):  # 
                 refr[j] = refr[j] - one
                 i_rec[j] = zero
                 cur[t, j] = zero
-        else:
+        else:  # stochastic rounding (_q's arithmetic), uniforms hashed in place
             for j in range(n):
                 x = (v[j] - v_rest) * decay + v_rest
-                if refr[j] <= 0:
-                    x = x + (cur[t, j] + i_rec[j])
-                x = _q(x, inv, eps, lo, hi, off, u[t, 0, b, j])
+                x = x + (cur[t, j] + i_rec[j]) if refr[j] <= 0 else x
+                y = x * inv
+                fl = np.floor(y)
+                r = hash_uniform(ukey, t, b * n + j)
+                y = min(max(fl + 1.0 if r < y - fl else fl, lo), hi)
+                x = F32(y * eps)
                 v[j] = x
                 n_fire += x >= thr[j]
                 refr[j] = refr[j] - one
@@ -524,7 +559,7 @@ def _infer_lateral(cur, v, thr, cnt, refr, i_rec, s, ex_c, w_lat, vq, u, b):  # 
 
 @njit(cache=True, nogil=True, parallel=True)
 def infer_batch(  # type: ignore[no-untyped-def]
-    w, img_ptr, pix, spikes, p, key, n_steps, theta, counts, n_in_spikes, v0, iv0, u,
+    w, img_ptr, pix, spikes, p, key, n_steps, theta, counts, n_in_spikes, v0, iv0, ukey,
     ex_c, in_c, v_th, inhibitory, w_lat, w_exc_inh, inh_thr, vq, tq, n_threads,
 ):  # fmt: skip
     """Inference (learning off, theta frozen, no one-spike rule) of a batch of images.
@@ -545,9 +580,10 @@ def infer_batch(  # type: ignore[no-untyped-def]
     (``n_threads``: the number of threads to spread images over). With lateral
     inhibition the neuron step runs as one fused pass (:func:`_infer_lateral`); with the
     inhibitory layer as in learning (:func:`_exc_step`). ``v0``/``iv0`` [B, N] are the
-    initial (quantized) potentials; ``u`` [T, 1 or 2, B, N] the uniforms of stochastic
-    Vmem rounding (excitatory, then inhibitory if that layer exists), or any array when
-    rounding is deterministic.
+    initial (quantized) potentials. Stochastic Vmem rounding takes its uniforms from
+    :func:`hash_uniform` under ``ukey``: at step t, image b, neuron j, (ukey, t, b * N + j)
+    for the excitatory layer and (ukey, t, (B + b) * N + j) for the inhibitory one, the
+    elements of the [T, 2, B, N] block that :func:`hash_block` gives the reference path.
     """
     n_img = counts.shape[0]
     n = w.shape[1]
@@ -590,7 +626,7 @@ def infer_batch(  # type: ignore[no-untyped-def]
             n_in_spikes[b] = n_sp
             v = v0[b].copy()
             if not inhibitory:  # the common case: one fused pass per step
-                _infer_lateral(cur, v, thr, cnt, refr, i_rec, s, ex_c, w_lat, vq, u, b)
+                _infer_lateral(cur, v, thr, cnt, refr, i_rec, s, ex_c, w_lat, vq, ukey, b)
                 for j in range(n):
                     counts[b, j] = cnt[j]
                 continue
@@ -605,9 +641,8 @@ def infer_batch(  # type: ignore[no-untyped-def]
             for t in range(n_steps):
                 if stochastic:
                     for j in range(n):
-                        ub[0, j] = u[t, 0, b, j]
-                        if inhibitory:
-                            ub[1, j] = u[t, 1, b, j]
+                        ub[0, j] = hash_uniform(ukey, t, b * n + j)
+                        ub[1, j] = hash_uniform(ukey, t, (n_img + b) * n + j)
                 i_in = cur[t]
                 _exc_step(
                     i_in, tb, s, si, v, refr, th, cnt, i_rec, inh_v, inh_refr, s_prev,

@@ -87,11 +87,13 @@ def quantize(
     fmt: FixedPoint | None,
     rounding: Rounding,
     generator: torch.Generator | None = None,
+    u: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Quantize ``x`` (any shape) to ``fmt`` with the given rounding; returns a new tensor.
 
     Stochastic rounding draws one uniform number per element from ``generator`` (which must
-    live on ``x``'s device); the other modes draw nothing.
+    live on ``x``'s device), or takes them from ``u`` (``x``'s shape) when given; the other
+    modes draw nothing.
     """
     if fmt is None:
         return x
@@ -102,10 +104,13 @@ def quantize(
     elif rounding == "nearest":
         y = torch.floor(y + 0.5)
     elif rounding == "stochastic":
-        if generator is None:
+        if generator is None and u is None:
             raise ValueError("stochastic rounding needs an explicit torch.Generator")
         fl = torch.floor(y)
-        u = torch.rand(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+        if u is None:
+            u = torch.rand(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+        else:
+            u = u.to(y.device, y.dtype)
         y = fl + (u < (y - fl)).to(y.dtype)
     else:  # pragma: no cover - validated where modes enter
         raise ConfigError(f"unknown rounding {rounding!r}")

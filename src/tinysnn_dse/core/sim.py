@@ -210,6 +210,25 @@ def _kernel_threads() -> Iterator[None]:
         torch.set_num_threads(n)
 
 
+def draw_key(generator: torch.Generator) -> int:
+    """One key for :func:`kernels.hash_uniform`, drawn from ``generator``."""
+    return int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+
+
+def hashed_uniforms(
+    generator: torch.Generator, shape: tuple[int, ...], device: torch.device | None = None
+) -> Tensor:
+    """Uniforms in [0, 1) of ``shape`` from one key drawn from ``generator``: the element
+    at leading index ``a`` and flat index ``b`` over the other axes is
+    :func:`kernels.hash_uniform` (key, a, b), so a compiled kernel can compute any of them
+    in place instead of reading the block. Tie-breaks and the rounding uniforms of design
+    batches and inference come from here: ~15x cheaper than torch's CPU generator."""
+    rest = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    block = torch.from_numpy(kernels.hash_block(draw_key(generator), shape[0], rest))
+    block = block.reshape(shape)
+    return block if device is None else block.to(device)
+
+
 def skip_trains(
     pixels: Tensor, steps: int, rate_scale: float, generator: torch.Generator
 ) -> SpikeTrains:
@@ -220,7 +239,7 @@ def skip_trains(
     b, n = pixels.shape
     img, pix = (pixels > 0).nonzero(as_tuple=True)
     p = (pixels[img, pix] * rate_scale).numpy().astype(np.float64)
-    key = int(torch.randint(0, 2**62, (1,), generator=generator))
+    key = draw_key(generator)
     with _kernel_threads():
         spikes = torch.from_numpy(kernels.geometric_spikes(p, key, steps))
     return SpikeTrains(img, pix, spikes, (b, steps, n))
@@ -348,11 +367,14 @@ def simulate_reference(
     generator: torch.Generator,
     learn: bool,
     stats: OpCounts | None = None,
+    vmem_u: Tensor | None = None,
 ) -> tuple[Net, Tensor]:
     """Present input ``spikes`` [B, T, n_in] (bool) and return (net, spike counts [B, N]).
 
     ``stats``, if given, receives the tinySNN rule's synapse updates (the other rules' are
-    derived from spike counts by the caller).
+    derived from spike counts by the caller). ``vmem_u`` [T, R, B, N] (inference with
+    stochastic rounding, as the compiled kernel rounds): the uniforms of each step's Vmem
+    rounding, excitatory then inhibitory, instead of draws from ``generator``.
 
     With ``learn`` (B must be 1) the learning rule of ``cfg.rule`` updates W, theta adapts,
     the one-spike rule applies, and under ITQ (``qz`` not FP32) W is quantized after every
@@ -373,6 +395,11 @@ def simulate_reference(
     def qv(x: Tensor) -> Tensor:
         return qz.v(x, g)
 
+    def qv_step(t: int, row: int) -> Callable[[Tensor], Tensor]:
+        if vmem_u is None or qz.vmem is None:
+            return qv
+        return lambda x: quantize(x, qz.vmem, qz.rounding, u=vmem_u[t, row])
+
     w, theta = (net.w.clone() if learn else net.w), net.theta
     v_th = cfg.exc.v_th_mv
     thr = qz.th(theta + v_th, g).expand(b, n) if qz.vth is not None else (theta + v_th).expand(b, n)
@@ -392,7 +419,7 @@ def simulate_reference(
         s_prev = torch.zeros(b, n, dtype=torch.bool, device=dev)
 
     use_one_spike = learn and cfg.exc.one_spike
-    tiebreak = torch.rand(t_steps, b, n, generator=g, device=dev) if use_one_spike else None
+    tiebreak = hashed_uniforms(g, (t_steps, b, n), dev) if use_one_spike else None
     window = c.window if (not learn or rule == "tinysnn") else 1
     if learn:
         if rule == "tinysnn":  # traces are read only at the update points
@@ -409,7 +436,7 @@ def simulate_reference(
         if k == 0:  # float only per window: a [B, T, n_in] float copy would be 4x the input
             i_win = spikes[:, t : t + window].to(torch.float32) @ w  # [B, window, N]
         i_total = i_win[:, k] + i_rec
-        v = lif_integrate(exc, i_total, c.exc, qv)
+        v = lif_integrate(exc, i_total, c.exc, qv_step(t, 0))
         s = v >= thr
         if use_one_spike:
             s = one_spike(s, tiebreak[t])  # type: ignore[index]
@@ -418,7 +445,9 @@ def simulate_reference(
         counts = counts + sf
         # recurrent inhibition for the next step
         if inhibitory:
-            vi = lif_integrate(inh, s_prev.to(torch.float32) * cfg.inh.w_exc_inh, c.inh, qv)
+            vi = lif_integrate(
+                inh, s_prev.to(torch.float32) * cfg.inh.w_exc_inh, c.inh, qv_step(t, 1)
+            )
             si = vi >= inh_thr
             inh = lif_fire(vi, inh.refr, si, c.inh)
             i_rec = lateral_current(si, cfg.inh.w_inh_exc)
@@ -492,7 +521,7 @@ def _fast_state(
         inh_t = qz.v(inh_t, g)
     inh_v = inh_t[0].numpy().copy()
     one = cfg.exc.one_spike
-    tiebreak = torch.rand(t_steps, 1, n, generator=g) if one else torch.zeros(t_steps, 1, n)
+    tiebreak = hashed_uniforms(g, (t_steps, 1, n)) if one else torch.zeros(t_steps, 1, n)
     counts_t = torch.zeros(n)
     z = np.zeros(n, f32)
     arrays = (v, z.copy(), theta_t.numpy(), counts_t.numpy(), z.copy(), inh_v, z.copy(), z.copy())
@@ -513,6 +542,22 @@ def _fast_state(
         _qparams(qz.vth, qz.rounding),
     )
     return _FastState(theta_t, counts_t, arrays, k, tiebreak[:, 0].numpy())
+
+
+def _by_input(spikes: Tensor | SpikeTrains) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image's spikes, input by input, as :func:`kernels.tinysnn_steps` reads them:
+    (iptr [M+1], times, rows [M]) with active input ``m`` = row ``rows[m]`` of W
+    (ascending) spiking at steps ``times[iptr[m] .. iptr[m+1]-1]`` (ascending)."""
+    if isinstance(spikes, SpikeTrains):
+        rows, trains = spikes.pix, spikes.spikes
+    else:
+        sp = spikes[0].T  # [n_in, T]
+        rows = sp.any(dim=1).nonzero().flatten()
+        trains = sp[rows]
+    nz = trains.nonzero()  # (input, step) pairs, sorted by input then step
+    iptr = np.zeros(trains.shape[0] + 1, dtype=np.int64)
+    np.cumsum(torch.bincount(nz[:, 0], minlength=trains.shape[0]).numpy(), out=iptr[1:])
+    return iptr, nz[:, 1].numpy(), rows.numpy().astype(np.int64)
 
 
 def _csr_one(spikes: Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -544,7 +589,7 @@ def _learn_fast_presentation(
     c = consts(cfg)
     lp = cfg.learning
     st = _fast_state(net, spikes, cfg, qz, g)
-    ptr, idx = spikes.csr() if isinstance(spikes, SpikeTrains) else _csr_one(spikes)
+    iptr, times, rows_w = _by_input(spikes)
     t_steps, n, n_in = spikes.shape[1], cfg.n_exc, cfg.n_in
     rows = _uniform_rows(cfg, qz)
     w = net.w.clone().contiguous()
@@ -557,13 +602,26 @@ def _learn_fast_presentation(
         if rows:  # one block equals the reference's per-step draws, in its order
             u[:, rows] = torch.rand(t_steps, len(rows), n, generator=g).numpy()
         n_cols = kernels.learn_tinysnn(  # type: ignore[call-arg]
-            wn, ptr, idx, st.tiebreak, u, c.window, lr, wq, 0, *st.arrays, *st.consts
+            wn,
+            iptr,
+            times,
+            rows_w,
+            t_steps,
+            st.tiebreak,
+            u,
+            c.window,
+            lr,
+            wq,
+            0,
+            *st.arrays,
+            *st.consts,
         )
     else:
         n_cols = 0
         counts = st.arrays[3]
         at_update = counts.copy()
         last = np.full(n_in, -1, dtype=np.int64)
+        pos = iptr[:-1].copy()
         u_win = np.zeros((c.window if rows else 1, 3, n), dtype=np.float32)
         for t0 in range(0, t_steps, c.window):
             t1 = min(t0 + c.window, t_steps)
@@ -572,7 +630,18 @@ def _learn_fast_presentation(
                 uw_steps = u_win[: t1 - t0]
                 uw_steps[:, rows] = torch.rand(t1 - t0, len(rows), n, generator=g).numpy()
             kernels.tinysnn_steps(  # type: ignore[call-arg]
-                wn, ptr, idx, t0, t1, last, st.tiebreak, uw_steps, *st.arrays, *st.consts
+                wn,
+                iptr,
+                times,
+                rows_w,
+                pos,
+                t0,
+                t1,
+                last,
+                st.tiebreak,
+                uw_steps,
+                *st.arrays,
+                *st.consts,
             )
             s_max = float(counts.max())
             if s_max > 0:
@@ -647,7 +716,7 @@ def train_sample(
         spikes = poisson_trains(pixels.unsqueeze(0), enc.steps, scale, generator)
         net, counts = simulate(net, spikes, cfg, qz, generator, learn=True, fast=fast, stats=stats)
         if stats is not None:
-            _count_learning(stats, spikes, counts, cfg)
+            _count_learning([stats], int(spikes.spikes.sum()), [int(counts.sum())], cfg)
         if enc.min_spikes <= 0 or float(counts.sum()) >= enc.min_spikes:
             break
     if stats is not None:
@@ -757,7 +826,7 @@ class DesignBatch:
         that deterministic batches consume the generator as single runs do."""
         if not self.weight_draws:
             return 0
-        return int(torch.randint(0, 2**62, (1,), generator=g, device=g.device))
+        return draw_key(g)
 
     def nets(self) -> list[Net]:
         """The current network of every point (copies)."""
@@ -786,24 +855,24 @@ class DesignBatch:
                 pixels.to(gdev).unsqueeze(0), t_steps, rate_scale(cfg, boost), g
             )
             tiebreak = (
-                torch.rand(t_steps, n, generator=g, device=gdev)
+                hashed_uniforms(g, (t_steps, n), gdev)
                 if cfg.exc.one_spike
                 else torch.zeros(t_steps, n, device=gdev)
             )
             u = None
             if self.neuron_draws:
-                u = torch.rand(t_steps, 3, n, generator=g, device=gdev)
+                u = hashed_uniforms(g, (t_steps, 3, n), gdev)
             key = self._key(g)
             cols_before = self.columns_updated() if stats is not None else None
             counts = self._present(active, trains, tiebreak, u, key)
             final[active] = counts[active]
             if stats is not None and cols_before is not None:
                 cols_now = self.columns_updated()
-                host = trains  # counted on the host: one copy, not a sync per point
-                if trains.spikes.device.type != "cpu":
-                    host = SpikeTrains(trains.img, trains.pix, trains.spikes.cpu(), trains.shape)
-                for i in np.flatnonzero(active):
-                    _count_learning(stats[i], host, torch.from_numpy(counts[i]), cfg)
+                idx = np.flatnonzero(active)  # counted once for all points, on the host
+                n_post = counts[idx].sum(axis=1, dtype=np.float64).astype(np.int64).tolist()
+                n_pre = int(trains.spikes.sum())
+                _count_learning([stats[i] for i in idx], n_pre, n_post, cfg)
+                for i in idx:
                     stats[i].synapse_updates += int(cols_now[i] - cols_before[i]) * cfg.n_in
             if enc.min_spikes <= 0:
                 break
@@ -844,13 +913,14 @@ class DesignBatch:
                 self.v0_t.clone(), self.theta, counts_t, self.iv0_t.clone(), self.n_cols_t,
             )  # fmt: skip
             return counts_t.cpu().numpy()
-        ptr, idx = trains.csr()
+        iptr, times, rows = _by_input(trains)
         un = np.zeros((1, 3, n), f32) if u is None else u.numpy()
         v, iv = self.v0.copy(), self.iv0.copy()
         counts, z = np.zeros((k, n), f32), np.zeros((k, n), f32)
         with _kernel_threads():
             kernels.learn_tinysnn_multi(  # type: ignore[call-arg]
-                self.w.numpy(), active, ptr, idx, tiebreak.numpy(), un, self.window, self.lr,
+                self.w.numpy(), active, iptr, times, rows, trains.shape[1], tiebreak.numpy(), un,
+                self.window, self.lr,
                 self.wq, key, v, z.copy(), self.theta.numpy(), counts, z.copy(), iv, z.copy(),
                 z.copy(), self.ex_c, self.in_c, *self.scalars, self.theta_plus, self.w_lat,
                 self.inh_thr, self.vq, self.tq, self.n_cols,
@@ -894,22 +964,27 @@ def _grid(value: float, fmt: FixedPoint | None, n: int) -> np.ndarray:
     return quantize(x, fmt, "nearest").numpy().astype(np.float32)
 
 
-def _count_learning(stats: OpCounts, spikes: SpikeTrains, counts: Tensor, cfg: ModelConfig) -> None:
-    """Add one learning presentation's events (the tinySNN rule counts its own updates)."""
-    t_steps = spikes.shape[1]
-    n_pre, n_post = int(spikes.spikes.sum()), int(counts.sum())
-    stats.presentations += 1
-    stats.steps += t_steps
-    stats.input_spikes += n_pre
-    stats.exc_spikes += n_post
-    if cfg.rule == "pair":  # depression row per input spike, potentiation column per output
-        stats.synapse_updates += n_pre * cfg.n_exc + n_post * cfg.n_in
-        stats.trace_updates += t_steps * (cfg.n_in + cfg.n_exc)
+def _count_learning(stats: list[OpCounts], n_pre: int, n_post: list[int], cfg: ModelConfig) -> None:
+    """Add one learning presentation's events to each of ``stats`` (points that saw the
+    same ``n_pre`` input spikes and fired ``n_post`` excitatory spikes each); the tinySNN
+    rule counts its own synapse updates."""
+    t_steps = cfg.encoding.steps
+    if cfg.rule == "pair":
+        traces = t_steps * (cfg.n_in + cfg.n_exc)
     elif cfg.rule == "sl-stdp":
-        stats.synapse_updates += n_post * cfg.n_in
-        stats.trace_updates += t_steps * cfg.n_in
+        traces = t_steps * cfg.n_in
     else:  # traces read only at the update points
-        stats.trace_updates += len(update_points(t_steps, consts(cfg).window)) * cfg.n_in
+        traces = len(update_points(t_steps, consts(cfg).window)) * cfg.n_in
+    for st, post in zip(stats, n_post, strict=True):
+        st.presentations += 1
+        st.steps += t_steps
+        st.input_spikes += n_pre
+        st.exc_spikes += post
+        st.trace_updates += traces
+        if cfg.rule == "pair":  # depression row per input spike, potentiation column per output
+            st.synapse_updates += n_pre * cfg.n_exc + post * cfg.n_in
+        elif cfg.rule == "sl-stdp":
+            st.synapse_updates += post * cfg.n_in
 
 
 def infer_fast_ok(qz: Quantizers, device: torch.device) -> bool:
@@ -920,7 +995,12 @@ def infer_fast_ok(qz: Quantizers, device: torch.device) -> bool:
 def _infer_reference(
     net: Net, trains: SpikeTrains, cfg: ModelConfig, qz: Quantizers, g: torch.Generator
 ) -> Tensor:
-    return simulate_reference(net, trains.dense(), cfg, qz, g, learn=False)[1]
+    """The reference of :func:`_infer_fast`: stochastic Vmem rounding with the uniforms
+    that the kernel hashes in place (one key, drawn first)."""
+    rows = _uniform_rows(cfg, qz, learn=False)
+    b, t_steps, _ = trains.shape
+    u = hashed_uniforms(g, (t_steps, len(rows), b, cfg.n_exc)) if rows else None
+    return simulate_reference(net, trains.dense(), cfg, qz, g, learn=False, vmem_u=u)[1]
 
 
 def _infer_fast(
@@ -957,9 +1037,11 @@ def _infer_kernel(
         img, pix_t = (pixels > 0).nonzero(as_tuple=True)
         pix = pix_t.numpy()
         p = (pixels[img, pix_t] * scale).numpy().astype(np.float64)
-        key = int(torch.randint(0, 2**62, (1,), generator=g))  # as skip_trains draws it
+        key = draw_key(g)  # as skip_trains draws it
         spikes = np.zeros((0, 0), dtype=np.bool_)
     n = cfg.n_exc
+    rows = _uniform_rows(cfg, qz, learn=False)
+    ukey = draw_key(g) if rows else 0  # Vmem rounding uniforms, as _infer_reference
     img_ptr = np.zeros(b + 1, dtype=np.int64)
     np.cumsum(torch.bincount(img, minlength=b).numpy(), out=img_ptr[1:])
     v_th = cfg.exc.v_th_mv
@@ -969,21 +1051,17 @@ def _infer_kernel(
     c = consts(cfg)
     f32 = np.float32
     inhibitory = cfg.topology == "inhibitory"
-    # initial potentials and the per-step rounding uniforms, drawn as the reference draws
+    # initial potentials, drawn as the reference draws them
     v0 = qz.v(torch.full((b, n), c.exc.v_rest), g).contiguous().numpy()
     iv0_t = torch.full((b, n), c.inh.v_rest)
     iv0 = (qz.v(iv0_t, g) if inhibitory else iv0_t).contiguous().numpy()
-    rows = _uniform_rows(cfg, qz, learn=False)
-    u = np.zeros((1, 1, 1, 1), dtype=np.float32)
-    if rows:
-        u = torch.rand(t_steps, len(rows), b, n, generator=g).numpy()
     tq = _qparams(qz.vth, qz.rounding)
     if rows:
         tq[0] = 0.0  # thresholds are frozen at inference and already on their grid
     with _kernel_threads():
         kernels.infer_batch(
             net.w.contiguous().numpy(), img_ptr, pix, spikes, p, key,
-            t_steps, theta.contiguous().numpy(), counts, n_in, v0, iv0, u,
+            t_steps, theta.contiguous().numpy(), counts, n_in, v0, iv0, ukey,
             np.array([c.exc.v_rest, c.exc.v_reset, c.exc.decay, c.exc.ref_steps], f32),
             np.array([c.inh.v_rest, c.inh.v_reset, c.inh.decay, c.inh.ref_steps], f32),
             f32(v_th), inhibitory, f32(cfg.inh.w_inh_exc if inhibitory else cfg.inh.w_lateral),
