@@ -110,13 +110,17 @@ def hash_block(key, n_rows, n_cols):  # type: ignore[no-untyped-def]
 
 @njit(cache=True, nogil=True)
 def _exc_step(  # type: ignore[no-untyped-def]
-    i_in, tb, s, si, v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
+    i_in, tkey, t, s, si, v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
     ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
     w_lat, w_exc_inh, inh_thr, vq, tq, u,
 ):  # fmt: skip
-    """One learning step of the excitatory layer (and the inhibitory one); fills ``s``.
+    """One learning step (step ``t``) of the excitatory layer (and the inhibitory one);
+    fills ``s``.
 
     ``u`` [3, N]: uniforms for stochastic rounding of Vmem, inhibitory Vmem and Vth.
+    The one-spike rule keeps, of the neurons that fire, the one with the largest
+    tie-break :func:`hash_uniform` (``tkey``, t, j), computed only on steps where
+    several fire (the reference path reads the same numbers from :func:`hash_block`).
     """
     n = v.shape[0]
     v_rest, v_reset, decay, ref_steps = ex_c[0], ex_c[1], ex_c[2], ex_c[3]
@@ -180,9 +184,11 @@ def _exc_step(  # type: ignore[no-untyped-def]
         s[j] = one if fire else zero
         if fire:
             n_spk += 1
-            if one_spike and tb[j] > best:
-                best = tb[j]
-                best_j = j
+            if one_spike:
+                r = hash_uniform(tkey, t, j)
+                if r > best:
+                    best = r
+                    best_j = j
     if one_spike and n_spk > 1:
         for j in range(n):
             s[j] = one if j == best_j else F32(0.0)
@@ -230,7 +236,7 @@ def _exc_step(  # type: ignore[no-untyped-def]
 
 @njit(cache=True, nogil=True)
 def tinysnn_steps(  # type: ignore[no-untyped-def]
-    w, iptr, times, rows, pos, t0, t1, last, tiebreak, u,
+    w, iptr, times, rows, pos, t0, t1, last, tkey, u,
     v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
     ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
     w_lat, w_exc_inh, inh_thr, vq, tq,
@@ -269,7 +275,7 @@ def tinysnn_steps(  # type: ignore[no-untyped-def]
         pos[m] = a
     for t in range(t0, t1):
         _exc_step(
-            cur[t - t0], tiebreak[t], s, si, v, refr, theta, counts, i_rec, inh_v, inh_refr,
+            cur[t - t0], tkey, t, s, si, v, refr, theta, counts, i_rec, inh_v, inh_refr,
             s_prev, ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
             w_lat, w_exc_inh, inh_thr, vq, tq, u[t - t0] if per_step else u[0],
         )  # fmt: skip
@@ -304,8 +310,26 @@ def tinysnn_rule(w, t, last, cols, s_max, lr, wq, uw, key):  # type: ignore[no-u
 
 
 @njit(cache=True, nogil=True)
+def spikes_by_input(spikes):  # type: ignore[no-untyped-def]
+    """One image's compact trains ``spikes`` [M, T] (bool), input by input, as
+    :func:`tinysnn_steps` reads them: (iptr [M+1], times) with input m's spike steps,
+    ascending, at ``times[iptr[m] .. iptr[m+1]-1]``."""
+    m_total, n_steps = spikes.shape
+    iptr = np.zeros(m_total + 1, dtype=np.int64)
+    times = np.empty(m_total * n_steps, dtype=np.int64)
+    a = 0
+    for m in range(m_total):
+        for t in range(n_steps):
+            if spikes[m, t]:
+                times[a] = t
+                a += 1
+        iptr[m + 1] = a
+    return iptr, times[:a]
+
+
+@njit(cache=True, nogil=True)
 def learn_tinysnn(  # type: ignore[no-untyped-def]
-    w, iptr, times, rows, n_steps, tiebreak, u, window, lr, wq, key,
+    w, iptr, times, rows, n_steps, tkey, u, window, lr, wq, key,
     v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
     ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
     w_lat, w_exc_inh, inh_thr, vq, tq,
@@ -327,7 +351,7 @@ def learn_tinysnn(  # type: ignore[no-untyped-def]
     for t0 in range(0, t_steps, window):
         t1 = min(t0 + window, t_steps)
         tinysnn_steps(
-            w, iptr, times, rows, pos, t0, t1, last, tiebreak, u[t0:t1] if per_step else u,
+            w, iptr, times, rows, pos, t0, t1, last, tkey, u[t0:t1] if per_step else u,
             v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
             ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
             w_lat, w_exc_inh, inh_thr, vq, tq,
@@ -343,7 +367,7 @@ def learn_tinysnn(  # type: ignore[no-untyped-def]
 
 @njit(cache=True, nogil=True, parallel=True)
 def learn_tinysnn_multi(  # type: ignore[no-untyped-def]
-    w, active, iptr, times, rows, n_steps, tiebreak, u, window, lr, wq, key,
+    w, active, iptr, times, rows, n_steps, tkey, u, window, lr, wq, key,
     v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
     ex_c, in_c, v_th, theta_decay, one_spike, inhibitory, w_exc_inh,
     theta_plus, w_lat, inh_thr, vq, tq, n_cols,
@@ -358,7 +382,7 @@ def learn_tinysnn_multi(  # type: ignore[no-untyped-def]
     for k in prange(w.shape[0]):
         if active[k]:
             n_cols[k] += learn_tinysnn(
-                w[k], iptr, times, rows, n_steps, tiebreak, u, window, lr[k], wq[k], key,
+                w[k], iptr, times, rows, n_steps, tkey, u, window, lr[k], wq[k], key,
                 v[k], refr[k], theta[k], counts[k], i_rec[k], inh_v[k], inh_refr[k],
                 s_prev[k], ex_c, in_c, v_th, theta_decay, theta_plus[k], one_spike,
                 inhibitory, w_lat[k], w_exc_inh, inh_thr[k], vq[k], tq[k],
@@ -406,7 +430,7 @@ def normalize_multi(w, norm, w_max, wq, key):  # type: ignore[no-untyped-def]
 
 @njit(cache=True, nogil=True)
 def learn_stepwise(  # type: ignore[no-untyped-def]
-    w, ptr, idx, x_pre_all, tiebreak, rule, lr, wq,
+    w, ptr, idx, x_pre_all, tkey, rule, lr, wq,
     v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
     ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
     w_lat, w_exc_inh, inh_thr, vq, tq, trace_decay,
@@ -436,7 +460,7 @@ def learn_stepwise(  # type: ignore[no-untyped-def]
             for j in range(n):
                 i_in[j] += w[row, j]
         n_spk = _exc_step(
-            i_in, tiebreak[t], s, si, v, refr, theta, counts, i_rec, inh_v, inh_refr,
+            i_in, tkey, t, s, si, v, refr, theta, counts, i_rec, inh_v, inh_refr,
             s_prev, ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
             w_lat, w_exc_inh, inh_thr, vq, tq, u0,
         )  # fmt: skip
@@ -601,7 +625,6 @@ def infer_batch(  # type: ignore[no-untyped-def]
         s = np.zeros(n, dtype=np.float32)
         si = np.zeros(n, dtype=np.float32)
         cnt = np.zeros(n, dtype=np.float32)
-        tb = np.zeros(n, dtype=np.float32)
         thr = np.empty(n, dtype=np.float32)
         for j in range(n):
             thr[j] = theta[j] + v_th
@@ -645,7 +668,7 @@ def infer_batch(  # type: ignore[no-untyped-def]
                         ub[1, j] = hash_uniform(ukey, t, (n_img + b) * n + j)
                 i_in = cur[t]
                 _exc_step(
-                    i_in, tb, s, si, v, refr, th, cnt, i_rec, inh_v, inh_refr, s_prev,
+                    i_in, 0, t, s, si, v, refr, th, cnt, i_rec, inh_v, inh_refr, s_prev,
                     ex_c, in_c, v_th, F32(1.0), F32(0.0), False, inhibitory,
                     w_lat, w_exc_inh, inh_thr, vq, tq, ub,
                 )  # fmt: skip

@@ -101,7 +101,7 @@ def lif_fire(v: Tensor, refr: Tensor, s: Tensor, c: LIFConsts) -> LIFState:
 def one_spike(s: Tensor, tiebreak: Tensor) -> Tensor:
     """Keep at most one spike per row of ``s`` [B, N]: the one with the largest tiebreak.
 
-    ``tiebreak`` holds uniforms in [0, 1) drawn from the run's generator.
+    ``tiebreak`` holds uniforms in [0, 1) (:func:`hashed_uniforms`, keyed by the run's generator).
     """
     score = torch.where(s, tiebreak, torch.full_like(tiebreak, -1.0))
     m = score.amax(dim=-1, keepdim=True)
@@ -235,7 +235,7 @@ def skip_trains(
     """The same Bernoulli-per-step trains as :func:`poisson_trains`, drawn on the CPU by
     :func:`kernels.geometric_spikes` (geometric gaps between spikes, counter-based
     uniforms keyed by one draw from ``generator``): a few uniforms per spike instead of
-    one per step, in parallel threads. Inference on the CPU encodes with it."""
+    one per step, in parallel threads. Inference and learning on the CPU encode with it."""
     b, n = pixels.shape
     img, pix = (pixels > 0).nonzero(as_tuple=True)
     p = (pixels[img, pix] * rate_scale).numpy().astype(np.float64)
@@ -243,6 +243,18 @@ def skip_trains(
     with _kernel_threads():
         spikes = torch.from_numpy(kernels.geometric_spikes(p, key, steps))
     return SpikeTrains(img, pix, spikes, (b, steps, n))
+
+
+def learning_trains(
+    pixels: Tensor, steps: int, rate_scale: float, generator: torch.Generator
+) -> SpikeTrains:
+    """Training spike trains for ``pixels`` [B, n]: :func:`skip_trains` where it runs (the
+    pixels and the generator on the CPU, with numba), :func:`poisson_trains` elsewhere;
+    the same Bernoulli-per-step process. Single-point learning and design batches both
+    draw through here, so with the same generator they see the same spikes."""
+    cpu = pixels.device.type == "cpu" and generator.device.type == "cpu"
+    encode = skip_trains if cpu and kernels.HAVE_NUMBA else poisson_trains
+    return encode(pixels, steps, rate_scale, generator)
 
 
 def poisson(pixels: Tensor, steps: int, rate_scale: float, generator: torch.Generator) -> Tensor:
@@ -502,7 +514,7 @@ class _FastState(NamedTuple):
     counts_t: Tensor
     arrays: tuple[np.ndarray, ...]  # v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev
     consts: tuple  # ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory, ...
-    tiebreak: np.ndarray
+    tkey: int  # tie-break key (kernels.hash_uniform)
 
 
 def _fast_state(
@@ -510,7 +522,7 @@ def _fast_state(
 ) -> _FastState:
     """Initial state and constants, drawing random numbers as the reference does."""
     c = consts(cfg)
-    t_steps, n = spikes.shape[1], cfg.n_exc
+    n = cfg.n_exc
     f32 = np.float32
     theta_t = net.theta.clone()
     if qz.vth is not None:  # as the reference: Vth on its grid from the start
@@ -521,7 +533,7 @@ def _fast_state(
         inh_t = qz.v(inh_t, g)
     inh_v = inh_t[0].numpy().copy()
     one = cfg.exc.one_spike
-    tiebreak = hashed_uniforms(g, (t_steps, 1, n)) if one else torch.zeros(t_steps, 1, n)
+    tkey = draw_key(g) if one else 0  # the kernels hash the reference's tie-breaks
     counts_t = torch.zeros(n)
     z = np.zeros(n, f32)
     arrays = (v, z.copy(), theta_t.numpy(), counts_t.numpy(), z.copy(), inh_v, z.copy(), z.copy())
@@ -541,13 +553,16 @@ def _fast_state(
         _qparams(qz.vmem, qz.rounding),
         _qparams(qz.vth, qz.rounding),
     )
-    return _FastState(theta_t, counts_t, arrays, k, tiebreak[:, 0].numpy())
+    return _FastState(theta_t, counts_t, arrays, k, tkey)
 
 
 def _by_input(spikes: Tensor | SpikeTrains) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One image's spikes, input by input, as :func:`kernels.tinysnn_steps` reads them:
     (iptr [M+1], times, rows [M]) with active input ``m`` = row ``rows[m]`` of W
     (ascending) spiking at steps ``times[iptr[m] .. iptr[m+1]-1]`` (ascending)."""
+    if isinstance(spikes, SpikeTrains) and kernels.HAVE_NUMBA:
+        iptr, times = kernels.spikes_by_input(spikes.spikes.numpy())
+        return iptr, times, spikes.pix.numpy().astype(np.int64)
     if isinstance(spikes, SpikeTrains):
         rows, trains = spikes.pix, spikes.spikes
     else:
@@ -607,7 +622,7 @@ def _learn_fast_presentation(
             times,
             rows_w,
             t_steps,
-            st.tiebreak,
+            st.tkey,
             u,
             c.window,
             lr,
@@ -638,7 +653,7 @@ def _learn_fast_presentation(
                 t0,
                 t1,
                 last,
-                st.tiebreak,
+                st.tkey,
                 uw_steps,
                 *st.arrays,
                 *st.consts,
@@ -689,7 +704,7 @@ def _learn_fast_stepwise(
     lr = np.array([lp.eta_pre, lp.eta_post, lp.eta_sl, lp.x_tar, lp.w_max], f32)
     rule = 1 if cfg.rule == "pair" else 2
     kernels.learn_stepwise(  # type: ignore[call-arg]
-        w.numpy(), ptr, idx, x_pre_all.numpy(), st.tiebreak, rule, lr,
+        w.numpy(), ptr, idx, x_pre_all.numpy(), st.tkey, rule, lr,
         _qparams(qz.weight, qz.rounding), *st.arrays, *st.consts, f32(consts(cfg).trace_decay),
     )  # fmt: skip
     return Net(w=w, theta=st.theta_t), st.counts_t.unsqueeze(0)
@@ -713,7 +728,7 @@ def train_sample(
     enc = cfg.encoding
     for boost in range(int(enc.max_boosts) + 1):
         scale = rate_scale(cfg, boost)
-        spikes = poisson_trains(pixels.unsqueeze(0), enc.steps, scale, generator)
+        spikes = learning_trains(pixels.unsqueeze(0), enc.steps, scale, generator)
         net, counts = simulate(net, spikes, cfg, qz, generator, learn=True, fast=fast, stats=stats)
         if stats is not None:
             _count_learning([stats], int(spikes.spikes.sum()), [int(counts.sum())], cfg)
@@ -851,26 +866,21 @@ class DesignBatch:
         final = np.zeros((k, n), dtype=f32)
         gdev = g.device
         for boost in range(int(enc.max_boosts) + 1):
-            trains = poisson_trains(
+            trains = learning_trains(
                 pixels.to(gdev).unsqueeze(0), t_steps, rate_scale(cfg, boost), g
             )
-            tiebreak = (
-                hashed_uniforms(g, (t_steps, n), gdev)
-                if cfg.exc.one_spike
-                else torch.zeros(t_steps, n, device=gdev)
-            )
+            tkey = draw_key(g) if cfg.exc.one_spike else 0  # tie-breaks, hashed in the kernel
             u = None
             if self.neuron_draws:
                 u = hashed_uniforms(g, (t_steps, 3, n), gdev)
             key = self._key(g)
             cols_before = self.columns_updated() if stats is not None else None
-            counts = self._present(active, trains, tiebreak, u, key)
+            counts, n_pre = self._present(active, trains, tkey, u, key)
             final[active] = counts[active]
             if stats is not None and cols_before is not None:
                 cols_now = self.columns_updated()
                 idx = np.flatnonzero(active)  # counted once for all points, on the host
                 n_post = counts[idx].sum(axis=1, dtype=np.float64).astype(np.int64).tolist()
-                n_pre = int(trains.spikes.sum())
                 _count_learning([stats[i] for i in idx], n_pre, n_post, cfg)
                 for i in idx:
                     stats[i].synapse_updates += int(cols_now[i] - cols_before[i]) * cfg.n_in
@@ -897,35 +907,40 @@ class DesignBatch:
         self,
         active: np.ndarray,
         trains: SpikeTrains,
-        tiebreak: Tensor,
+        tkey: int,
         u: Tensor | None,
         key: int,
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, int]:
         """One presentation of ``trains`` to the ``active`` points; returns their spike
-        counts [K, N] (zeros for inactive points)."""
+        counts [K, N] (zeros for inactive points) and the number of input spikes.
+        ``tkey``: the tie-breaks' hash key."""
         k, n, f32 = self.k, self.cfg.n_exc, np.float32
+        t_steps = trains.shape[1]
         if self.gpu is not None:
             dev = self.device
+            tiebreak = torch.zeros(t_steps, n)
+            if self.cfg.exc.one_spike:  # the numbers the CPU kernel hashes, as a block
+                tiebreak = torch.from_numpy(kernels.hash_block(tkey, t_steps, n))
             counts_t = torch.zeros(k, n, device=dev)
             self.gpu(
                 self.w, torch.as_tensor(active, dtype=torch.int32, device=dev), trains,
                 tiebreak.to(dev), None if u is None else u.to(dev), key,
                 self.v0_t.clone(), self.theta, counts_t, self.iv0_t.clone(), self.n_cols_t,
             )  # fmt: skip
-            return counts_t.cpu().numpy()
+            return counts_t.cpu().numpy(), int(trains.spikes.sum())
         iptr, times, rows = _by_input(trains)
         un = np.zeros((1, 3, n), f32) if u is None else u.numpy()
         v, iv = self.v0.copy(), self.iv0.copy()
         counts, z = np.zeros((k, n), f32), np.zeros((k, n), f32)
         with _kernel_threads():
             kernels.learn_tinysnn_multi(  # type: ignore[call-arg]
-                self.w.numpy(), active, iptr, times, rows, trains.shape[1], tiebreak.numpy(), un,
+                self.w.numpy(), active, iptr, times, rows, t_steps, tkey, un,
                 self.window, self.lr,
                 self.wq, key, v, z.copy(), self.theta.numpy(), counts, z.copy(), iv, z.copy(),
                 z.copy(), self.ex_c, self.in_c, *self.scalars, self.theta_plus, self.w_lat,
                 self.inh_thr, self.vq, self.tq, self.n_cols,
             )  # fmt: skip
-        return counts
+        return counts, int(iptr[-1])
 
 
 BATCH_PARAMS = ("theta_plus_mv", "eta", "s_th", "w_lateral", "w_inh_exc", "norm_per_input")
