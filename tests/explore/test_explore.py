@@ -221,10 +221,14 @@ def test_killed_run_resumes_without_repeats(mini: Path, tmp_path: Path) -> None:
         if not db.exists():
             return False
         try:
-            st = [t.state for t in trials(url)]
+            ts = trials(url)
         except Exception:
             return False
-        return st.count(TrialState.COMPLETE) >= 1 and TrialState.RUNNING in st
+        done = sum(t.state == TrialState.COMPLETE for t in ts)
+        # a running trial that has recorded its worker (killed in the instant between
+        # the trial's start and that record, it would wait for a stale heartbeat instead)
+        running = any(t.state == TrialState.RUNNING and "worker_pid" in t.user_attrs for t in ts)
+        return done >= 1 and running
 
     _wait_for(one_done_one_running)
     proc.send_signal(signal.SIGKILL)
