@@ -94,8 +94,8 @@ def test_traces_at_update_points_equal_full_traces() -> None:
     assert update_points(10, 4) == [3, 7, 9]
 
 
-def test_compact_trains_dense_and_csr_agree() -> None:
-    from tinysnn_dse.core.sim import poisson_trains
+def test_compact_trains_dense_and_by_input_agree() -> None:
+    from tinysnn_dse.core.sim import SpikeTrains, _by_input, poisson_trains
 
     g = torch.Generator().manual_seed(8)
     pix = torch.rand(3, 20, generator=g)
@@ -105,9 +105,16 @@ def test_compact_trains_dense_and_csr_agree() -> None:
     dense = tr.dense()
     assert dense.shape == (3, 30, 20)
     assert not dense[1].any() and not dense[:, :, (pix == 0).all(0)].any()
-    ptr, idx = tr.csr()
-    flat = dense.reshape(90, 20)
-    for r in range(90):
-        assert idx[ptr[r] : ptr[r + 1]].tolist() == flat[r].nonzero().flatten().tolist()
+    one = tr.img == 0  # image 0, input by input, as the learning kernels read it
+    iptr, times, rows = _by_input(
+        SpikeTrains(tr.img[one], tr.pix[one], tr.spikes[one], (1, 30, 20))
+    )
+    assert rows.tolist() == (pix[0] > 0).nonzero().flatten().tolist()
+    for m, row in enumerate(rows):
+        want = dense[0, :, row].nonzero().flatten().tolist()
+        assert times[iptr[m] : iptr[m + 1]].tolist() == want
+    d_iptr, d_times, d_rows = _by_input(dense[:1])  # from dense spikes: the inputs that spiked
+    assert d_rows.tolist() == rows[iptr[1:] > iptr[:-1]].tolist()
+    assert d_times.tolist() == times.tolist() and d_iptr[-1] == iptr[-1]
     rate = dense[0].float().mean(0)[pix[0] > 0]
     assert float((rate - pix[0][pix[0] > 0] * 0.5).abs().mean()) < 0.15

@@ -304,7 +304,7 @@ class LearnLaunch:
         t_steps = trains.shape[1]
         spk = trains.spikes.to(dev)
         pix = trains.pix.to(dev)
-        # CSR over steps: the active inputs of each step, ascending (as kernels.spikes_to_csr)
+        # CSR over steps: the active inputs of each step, ascending
         tt, mm = spk.t().nonzero(as_tuple=True)
         idx = pix[mm].to(torch.int32).contiguous()
         csr = torch.zeros(t_steps + 1, dtype=torch.int32, device=dev)

@@ -99,8 +99,7 @@ def hash_uniform(key, a, b):  # type: ignore[no-untyped-def]
 def hash_block(key, n_rows, n_cols):  # type: ignore[no-untyped-def]
     """[n_rows, n_cols] float32 uniforms, element (a, b) = :func:`hash_uniform` (key, a,
     b): what a kernel computes in place, materialised for the reference path and the
-    callers that pass uniforms as arrays (tie-breaks, rounding). About 15x cheaper than
-    as many draws from a torch CPU generator."""
+    callers that pass uniforms as arrays (tie-breaks, rounding)."""
     out = np.empty((n_rows, n_cols), dtype=np.float32)
     for a in range(n_rows):
         for b in range(n_cols):
@@ -263,8 +262,6 @@ def tinysnn_steps(  # type: ignore[no-untyped-def]
     for m in range(rows.shape[0]):
         a = pos[m]
         end = iptr[m + 1]
-        if a == end or times[a] >= t1:
-            continue
         row = rows[m]
         while a < end and times[a] < t1:
             ta = times[a] - t0
@@ -341,15 +338,14 @@ def learn_tinysnn(  # type: ignore[no-untyped-def]
     single-point path rounds W stochastically window by window instead). Returns the
     number of columns updated (event counts)."""
     n_in, n = w.shape
-    t_steps = n_steps
     last = np.full(n_in, -1, dtype=np.int64)
     pos = iptr[:-1].copy()
     at_update = counts.copy()
     per_step = u.shape[0] > 1
     uw = np.zeros((1, 1), dtype=np.float32)
     n_cols = 0
-    for t0 in range(0, t_steps, window):
-        t1 = min(t0 + window, t_steps)
+    for t0 in range(0, n_steps, window):
+        t1 = min(t0 + window, n_steps)
         tinysnn_steps(
             w, iptr, times, rows, pos, t0, t1, last, tkey, u[t0:t1] if per_step else u,
             v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
@@ -715,29 +711,3 @@ def geometric_spikes(p, key, n_steps):  # type: ignore[no-untyped-def]
         for a in range(geometric_times(float(p[m]), key, m, times)):
             out[m, times[a]] = True
     return out
-
-
-@njit(cache=True, nogil=True)
-def spikes_to_csr(img, pix, spikes, n_img, n_steps):  # type: ignore[no-untyped-def]
-    """CSR rows over (image, step) from compact trains (``img``, ``pix`` [M], ``spikes``
-    [M, T]) sorted by image then input: returns (ptr [B*T+1], idx), inputs ascending."""
-    m_total = img.shape[0]
-    n_rows = n_img * n_steps
-    ptr = np.zeros(n_rows + 1, dtype=np.int64)
-    for m in range(m_total):
-        base = img[m] * n_steps
-        for t in range(n_steps):
-            if spikes[m, t]:
-                ptr[base + t + 1] += 1
-    for r in range(n_rows):
-        ptr[r + 1] += ptr[r]
-    fill = ptr[:-1].copy()
-    idx = np.empty(ptr[n_rows], dtype=np.int64)
-    for m in range(m_total):
-        base = img[m] * n_steps
-        for t in range(n_steps):
-            if spikes[m, t]:
-                r = base + t
-                idx[fill[r]] = pix[m]
-                fill[r] += 1
-    return ptr, idx

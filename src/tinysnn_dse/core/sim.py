@@ -174,13 +174,6 @@ class SpikeTrains(NamedTuple):
         out[self.img, self.pix] = self.spikes
         return out.transpose(1, 2)
 
-    def csr(self) -> tuple[np.ndarray, np.ndarray]:
-        """CSR rows over (image, step): row ``b * T + t`` lists the active inputs."""
-        b, t, _ = self.shape
-        return kernels.spikes_to_csr(
-            self.img.cpu().numpy(), self.pix.cpu().numpy(), self.spikes.cpu().numpy(), b, t
-        )
-
 
 def poisson_trains(
     pixels: Tensor, steps: int, rate_scale: float, generator: torch.Generator
@@ -222,7 +215,7 @@ def hashed_uniforms(
     at leading index ``a`` and flat index ``b`` over the other axes is
     :func:`kernels.hash_uniform` (key, a, b), so a compiled kernel can compute any of them
     in place instead of reading the block. Tie-breaks and the rounding uniforms of design
-    batches and inference come from here: ~15x cheaper than torch's CPU generator."""
+    batches and inference come from here, far cheaper than torch's CPU generator."""
     rest = int(np.prod(shape[1:])) if len(shape) > 1 else 1
     block = torch.from_numpy(kernels.hash_block(draw_key(generator), shape[0], rest))
     block = block.reshape(shape)
@@ -560,19 +553,14 @@ def _by_input(spikes: Tensor | SpikeTrains) -> tuple[np.ndarray, np.ndarray, np.
     """One image's spikes, input by input, as :func:`kernels.tinysnn_steps` reads them:
     (iptr [M+1], times, rows [M]) with active input ``m`` = row ``rows[m]`` of W
     (ascending) spiking at steps ``times[iptr[m] .. iptr[m+1]-1]`` (ascending)."""
-    if isinstance(spikes, SpikeTrains) and kernels.HAVE_NUMBA:
-        iptr, times = kernels.spikes_by_input(spikes.spikes.numpy())
-        return iptr, times, spikes.pix.numpy().astype(np.int64)
     if isinstance(spikes, SpikeTrains):
         rows, trains = spikes.pix, spikes.spikes
-    else:
-        sp = spikes[0].T  # [n_in, T]
+    else:  # dense [1, T, n_in]: its active inputs as compact trains
+        sp = spikes[0].T
         rows = sp.any(dim=1).nonzero().flatten()
-        trains = sp[rows]
-    nz = trains.nonzero()  # (input, step) pairs, sorted by input then step
-    iptr = np.zeros(trains.shape[0] + 1, dtype=np.int64)
-    np.cumsum(torch.bincount(nz[:, 0], minlength=trains.shape[0]).numpy(), out=iptr[1:])
-    return iptr, nz[:, 1].numpy(), rows.numpy().astype(np.int64)
+        trains = sp[rows].contiguous()
+    iptr, times = kernels.spikes_by_input(trains.numpy())
+    return iptr, times, rows.numpy().astype(np.int64)
 
 
 def _csr_one(spikes: Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -617,20 +605,9 @@ def _learn_fast_presentation(
         if rows:  # one block equals the reference's per-step draws, in its order
             u[:, rows] = torch.rand(t_steps, len(rows), n, generator=g).numpy()
         n_cols = kernels.learn_tinysnn(  # type: ignore[call-arg]
-            wn,
-            iptr,
-            times,
-            rows_w,
-            t_steps,
-            st.tkey,
-            u,
-            c.window,
-            lr,
-            wq,
-            0,
-            *st.arrays,
-            *st.consts,
-        )
+            wn, iptr, times, rows_w, t_steps, st.tkey, u, c.window, lr, wq, 0,
+            *st.arrays, *st.consts,
+        )  # fmt: skip
     else:
         n_cols = 0
         counts = st.arrays[3]
@@ -645,19 +622,9 @@ def _learn_fast_presentation(
                 uw_steps = u_win[: t1 - t0]
                 uw_steps[:, rows] = torch.rand(t1 - t0, len(rows), n, generator=g).numpy()
             kernels.tinysnn_steps(  # type: ignore[call-arg]
-                wn,
-                iptr,
-                times,
-                rows_w,
-                pos,
-                t0,
-                t1,
-                last,
-                st.tkey,
-                uw_steps,
-                *st.arrays,
-                *st.consts,
-            )
+                wn, iptr, times, rows_w, pos, t0, t1, last, st.tkey, uw_steps,
+                *st.arrays, *st.consts,
+            )  # fmt: skip
             s_max = float(counts.max())
             if s_max > 0:
                 cols = np.nonzero(counts - at_update > 0)[0]
