@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from tinysnn_dse.cli import main
+from tinysnn_dse.core.params import quant_from_dict
+from tinysnn_dse.core.quant import Quantizers
 
 SMALL = ["--dataset", "digits", "--neurons", "20", "--train-samples", "60",
          "--test-samples", "60", "--device", "cpu"]  # fmt: skip
@@ -96,7 +98,11 @@ def test_itq_keeps_weights_on_the_grid(capsys, tmp_path: Path) -> None:
     ck = torch.load(tmp_path / "a" / "model.pt", weights_only=True)
     steps = ck["w"].double() * 32  # Q1.5: step 1/32
     assert torch.equal(steps, torch.round(steps))
-    th = (ck["theta"].double() - 52.0) * 256  # Vth grid sQ7.8
+    rec = json.loads((tmp_path / "a" / "record.json").read_text())
+    vth = Quantizers.from_spec(quant_from_dict(rec["config"]["quant"])).vth
+    assert vth is not None and rec["formats"]["vth"] == vth.describe()
+    assert "FP32 training of the same network" in rec["ranges_source"]
+    th = (ck["theta"].double() - 52.0) / vth.eps  # thresholds on the observed Vth grid
     assert torch.equal(th, torch.round(th))
 
 
@@ -195,22 +201,24 @@ def test_evaluate_switches_readout_without_retraining(capsys, tmp_path: Path) ->
 
 
 def test_itq_warns_when_thresholds_saturate(capsys, tmp_path: Path) -> None:
-    """`train` has no FP32 run to take the Vth range from: it says when [-100, 0] mV is
-    too small for the learned thresholds instead of failing silently."""
+    """Integer bits given by hand that are too few for the learned thresholds: `train`
+    says so instead of failing silently; with the ranges it observes itself it fits."""
     code, out, err = run(
         capsys, "train", *SMALL, "--out", str(tmp_path / "s"), "--scheme", "itq",
-        "--vmem-bits", "8", "--vth-bits", "8", "-p", "theta_plus_mv=200",
+        "--vmem-bits", "8", "--vth-bits", "8", "--vth-int-bits", "7", "--vmem-int-bits", "7",
+        "-p", "theta_plus_mv=200",
     )  # fmt: skip
     assert code == 0, err
     assert "warning:" in err and "--vth-int-bits" in err
     rec = json.loads((tmp_path / "s" / "record.json").read_text())
-    assert rec["vth_saturated_fraction"] > 0
+    assert rec["train_vth_clipped_fraction"] > 0  # clipped while learning, decayed since
     code, out, err = run(
         capsys, "train", *SMALL, "--out", str(tmp_path / "t"), "--scheme", "itq",
-        "--vmem-bits", "16", "--vth-bits", "16", "--vmem-int-bits", "11", "--vth-int-bits",
-        "11", "-p", "theta_plus_mv=200",
+        "--vmem-bits", "16", "--vth-bits", "16", "-p", "theta_plus_mv=200",
     )  # fmt: skip
     assert code == 0, err
+    rec = json.loads((tmp_path / "t" / "record.json").read_text())
+    assert rec["vth_saturated_fraction"] == 0 and rec["vmem_saturated_fraction"] == 0
     assert "warning:" not in err
 
 

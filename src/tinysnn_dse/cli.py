@@ -190,14 +190,29 @@ def render_record(record: dict[str, Any]) -> None:
     for k, v in rows:
         t.add_row(f"[bold]{k}", v)
     Console().print(t)
-    sat = record.get("vth_saturated_fraction", 0.0)
-    if sat > 0:
-        err.print(
-            f"warning: {sat:.0%} of the thresholds sit at the Vth format's ceiling "
-            f"({record['formats']['vth']}); give more integer bits with --vth-int-bits and "
-            "--vmem-int-bits (docs/model.md, Quantization)",
-            highlight=False,
+    for msg in clipping_warnings(record):
+        err.print(f"warning: {msg}", highlight=False)
+
+
+def clipping_warnings(record: dict[str, Any]) -> list[str]:
+    """What the record says a format clipped, one line each (docs/model.md, Quantization)."""
+    out = []
+    fmts = record["formats"]
+    vth = record.get("vth_saturated_fraction") or 0.0
+    vth_train = record.get("train_vth_clipped_fraction") or 0.0
+    if vth > 0 or vth_train > 0:
+        out.append(
+            f"the Vth format {fmts['vth']} clipped thresholds ({vth:.1%} of the neurons at an "
+            f"end, {vth_train:.1%} of the training updates); give more with --vth-int-bits"
         )
+    vmem = record.get("vmem_saturated_fraction") or 0.0
+    vmem_train = record.get("train_vmem_saturated_fraction") or 0.0
+    if vmem > 0 or vmem_train > 0:
+        out.append(
+            f"the Vmem format {fmts['vmem']} clipped {vmem:.2%} of the test pass's roundings "
+            f"({vmem_train:.2%} of training's); give more with --vmem-int-bits"
+        )
+    return out
 
 
 @app.command()
@@ -226,7 +241,10 @@ def train(
         list[str] | None,
         typer.Option("--param", "-p", help="Model parameter NAME=VALUE (see `tinysnn params`)."),
     ] = None,
-    readout: Annotated[str, typer.Option(help="proportion or all (activity).")] = "proportion",
+    readout: Annotated[
+        str | None,
+        typer.Option(help="proportion, all or soft-vote [default: the model's, docs/model.md]."),
+    ] = None,
     seed: int = 0,
     device: Device = "auto",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
@@ -246,7 +264,9 @@ def train(
     )  # fmt: skip
     choice("--model", model, MODELS)
     n_in = 64 if dataset == "digits" else 784
-    overrides: dict[str, str] = {"readout": choice("--readout", readout, READOUTS)}
+    overrides: dict[str, str] = {}
+    if readout is not None:
+        overrides["readout"] = choice("--readout", readout, READOUTS)
     overrides.update(parse_params(param))
     cfg = preset(model, n_in, neurons, **overrides)
     settings = RunSettings(
@@ -293,7 +313,7 @@ def evaluate(
     vth_int_bits: int | None = None,
     test_samples: Annotated[int | None, typer.Option(help="Default: as trained.")] = None,
     readout: Annotated[
-        str | None, typer.Option(help="all or proportion (default: as trained).")
+        str | None, typer.Option(help="proportion, all or soft-vote (default: as trained).")
     ] = None,
     device: Device = "cpu",
     data_dir: DataDir = None,

@@ -30,19 +30,22 @@ from tinysnn_dse.core import readout
 from tinysnn_dse.core.energy import OpCounts, modelled_energy
 from tinysnn_dse.core.memory import memory_report
 from tinysnn_dse.core.params import (
+    READOUTS,
     ModelConfig,
     QuantSpec,
     model_from_dict,
     quant_from_dict,
     validate_quant,
 )
-from tinysnn_dse.core.quant import Quantizers, with_observed_ranges
+from tinysnn_dse.core.quant import VTH_GUARD_BITS, Quantizers, with_ranges
 from tinysnn_dse.core.sim import (
     DesignBatch,
     Net,
+    QuantMeter,
     batch_ok,
     infer,
     init_net,
+    observe_ranges,
     quantize_net,
     train_sample,
 )
@@ -50,6 +53,10 @@ from tinysnn_dse.errors import CheckpointError, ConfigError
 
 Progress = Callable[[str, int, int], None]
 EVAL_SEED_OFFSET = 1_000_003
+RANGES_SEED_OFFSET = 2_000_003  # the FP32 pass that observes the Vmem and Vth ranges
+#: images of the FP32 pass the Vmem and Vth ranges are observed on (the first ones of
+#: the assignment set)
+RANGE_SAMPLES = 1000
 CHECKPOINT_FORMAT = "tinysnn-checkpoint-v1"
 
 
@@ -194,6 +201,16 @@ class Trained:
     data_source: str | None = None
     train_ops: dict[str, int] | None = None  # OpCounts of the training run
     train_measured: dict[str, Any] | None = None  # meter.Measurement of the training run
+    train_quant: dict[str, float] | None = None  # what the quantizers did in training (ITQ)
+
+
+def _quant_summary(m: QuantMeter) -> dict[str, float]:
+    """A training run's :class:`QuantMeter` as record fields."""
+    return {
+        "vmem_saturated_fraction": m.saturated_fraction,
+        "vth_clipped_fraction": m.vth_clipped_fraction,
+        "vth_updates": float(m.vth_updates),
+    }
 
 
 def train(
@@ -205,8 +222,12 @@ def train(
 ) -> Trained:
     """Train ``model`` on ``split.train_x`` for ``settings.epochs`` passes.
 
-    Under ITQ the quantizers act during training; under PTQ training is FP32.
+    Under ITQ the quantizers act during training; under PTQ training is FP32. An ITQ
+    ``quant`` whose Vmem/Vth ranges are not yet observed (``QuantSpec.needs_ranges``)
+    takes them from an FP32 training of the same network first (:func:`itq_ranges`).
     """
+    if quant.scheme == "itq" and quant.needs_ranges:
+        quant = itq_ranges(model, quant, settings, split, progress)
     device = split.train_x.device
     if device.type == "cuda" and model.rule == "tinysnn" and batch_ok(device):
         # fused GPU kernels: a batch of one design point (ITQ, or PTQ's FP32 training)
@@ -222,10 +243,12 @@ def train(
     step = max(1, total // 200)
     done = 0
     ops = OpCounts()
+    qm = QuantMeter()
     with meter.measure(str(device), settings.power_w, _sync(device)) as m:
         for _ in range(settings.epochs):
             for i in range(n):
-                net, _counts = train_sample(net, split.train_x[i], model, qz, gen, stats=ops)
+                x = split.train_x[i]
+                net, _counts = train_sample(net, x, model, qz, gen, stats=ops, meter=qm)
                 done += 1
                 if done % step == 0 or done == total:
                     progress("train", done, total)
@@ -238,7 +261,48 @@ def train(
         total,
         train_ops=ops.to_dict(),
         train_measured=asdict(m),
+        train_quant=_quant_summary(qm),
     )
+
+
+def observed_quant(
+    quant: QuantSpec, net: Net, model: ModelConfig, split: Split, seed: int, what: str
+) -> QuantSpec:
+    """``quant`` with its Vmem and Vth ranges observed on ``net`` (paper 2.3): an FP32
+    inference pass over the first :data:`RANGE_SAMPLES` assignment images (its own
+    generator, so evaluation's random numbers are untouched), each range widened by
+    ``quant.RANGE_MARGIN``. ``what`` names the network; a no-op when nothing needs it."""
+    if not quant.needs_ranges:
+        return quant
+    x = split.assign_x[:RANGE_SAMPLES]
+    g = torch.Generator(device=x.device).manual_seed(seed + RANGES_SEED_OFFSET)
+    r = observe_ranges(net, x, model, g, f"{what}, FP32 inference of train[0:{x.shape[0]}]")
+    q = with_ranges(quant, r, model)
+    source = (
+        f"{r.source}: Vmem {r.vmem[0]:.1f} .. {r.vmem[1]:.1f} mV, "
+        f"Vth {r.vth[0]:.1f} .. {r.vth[1]:.1f} mV, each widened by 10 % of its span"
+    )
+    return dataclasses.replace(q, ranges_source=source)
+
+
+def itq_ranges(
+    model: ModelConfig,
+    quant: QuantSpec,
+    settings: RunSettings,
+    split: Split,
+    progress: Progress = _noop,
+) -> QuantSpec:
+    """``quant`` with the Vmem/Vth ranges of an FP32 training of the same network (same
+    data and seed), which ITQ has no other way to know before it trains."""
+    if not quant.needs_ranges:
+        return quant
+
+    def ref_progress(phase: str, done: int, total: int) -> None:
+        progress("reference", done, total)
+
+    ref = train(model, QuantSpec(), settings, split, ref_progress)
+    what = f"the FP32 training of the same network ({ref.train_images} images)"
+    return observed_quant(quant, ref.net, model, split, settings.seed, what)
 
 
 def _sync(device: torch.device) -> Callable[[], None] | None:
@@ -270,6 +334,8 @@ def train_batch(
     point's ``train_measured`` says so in ``shared_by``. Event counts are per point.
     """
     device = split.train_x.device
+    if any(q.needs_ranges for q in quants):
+        quants = [itq_ranges(model, q, settings, split, progress) for q in quants]
     if not batch_ok(device):
         raise ConfigError(
             f"batched training needs numba on the CPU or Triton on CUDA, not found for {device}"
@@ -298,8 +364,9 @@ def train_batch(
     share = {**asdict(m), "energy_j": m.energy_j / k, "seconds": m.seconds / k, "shared_by": k}
     return [
         Trained(net_k, model_k, q, settings, m.seconds / k, total, train_ops=o.to_dict(),
-                train_measured=share)
-        for net_k, model_k, q, o in zip(batch.nets(), models, quants, ops, strict=True)
+                train_measured=share, train_quant=_quant_summary(qm))
+        for net_k, model_k, q, o, qm in zip(batch.nets(), models, quants, ops, batch.meters,
+                                            strict=True)
     ]  # fmt: skip
 
 
@@ -346,25 +413,36 @@ def evaluate(
     """Quantize (PTQ: W and Vth once; Vmem at every step), assign labels, test; a record.
 
     ``quant`` is the design point's quantization; for ITQ it must equal the training one.
-    Under PTQ the Vmem and Vth formats take their integer bits from the range the trained
-    thresholds span (:func:`observed_ranges`), unless integer bits are given.
+    Under PTQ the Vmem and Vth formats take their integer bits from the ranges observed
+    on the trained network (:func:`observed_quant`), unless integer bits are given.
     """
     model, s = trained.model, trained.settings
     device = split.eval_x.device
     gen = torch.Generator(device=device).manual_seed(s.seed + EVAL_SEED_OFFSET)
     if quant.scheme == "ptq":
-        quant = with_observed_ranges(quant, trained.net.theta, model)
+        quant = observed_quant(quant, trained.net, model, split, s.seed, "the trained network")
+    elif quant.needs_ranges:  # ITQ: the formats the network was trained with
+        quant = dataclasses.replace(
+            quant,
+            vmem_range_mv=trained.quant.vmem_range_mv,
+            vth_range_mv=trained.quant.vth_range_mv,
+            ranges_source=trained.quant.ranges_source,
+        )
     qz = Quantizers.from_spec(quant)
     net = quantize_net(trained.net, model, qz, gen) if not quant.is_fp32 else trained.net
 
     def run(
-        x: torch.Tensor, phase: str, ops: OpCounts | None = None
+        x: torch.Tensor,
+        phase: str,
+        ops: OpCounts | None = None,
+        vm: QuantMeter | None = None,
     ) -> tuple[torch.Tensor, meter.Measurement]:
         out = []
         bs = s.batch_size or default_batch_size(device)
         with meter.measure(str(device), s.power_w, _sync(device)) as m:
             for i in range(0, x.shape[0], bs):
-                out.append(infer(net, x[i : i + bs], model, qz, gen, batch_size=bs, stats=ops))
+                xb = x[i : i + bs]
+                out.append(infer(net, xb, model, qz, gen, batch_size=bs, stats=ops, meter=vm))
                 progress(phase, min(i + bs, x.shape[0]), x.shape[0])
         counts = torch.cat(out) if out else torch.zeros(0, model.n_exc, device=device)
         return counts.cpu(), m
@@ -373,21 +451,39 @@ def evaluate(
     assign_s = assign_m.seconds
     assignment = readout.assign_labels(assign_counts, split.assign_y.cpu(), split.n_classes)
     infer_ops = OpCounts()
-    test_counts, test_m = run(split.eval_x, "test", infer_ops)
+    vmem_meter = QuantMeter()
+    test_counts, test_m = run(split.eval_x, "test", infer_ops, vmem_meter)
     test_s = test_m.seconds
     pred = readout.predict(test_counts, assignment, split.n_classes, model.readout)
     acc = readout.accuracy(pred, split.eval_y.cpu())
+    by_readout = {
+        r: readout.accuracy(readout.predict(test_counts, assignment, split.n_classes, r),
+                            split.eval_y.cpu())
+        for r in READOUTS
+    }  # fmt: skip
+    itq_vth = trained.quant.scheme == "itq" and trained.quant.vth_bits is not None
     mem = memory_report(
-        model.n_in, model.n_exc, model.topology, quant.weight_bits, quant.vmem_bits, quant.vth_bits
-    )
+        model.n_in, model.n_exc, model.topology, quant.weight_bits, quant.vmem_bits,
+        quant.vth_bits, VTH_GUARD_BITS if itq_vth else 0,
+    )  # fmt: skip
     n_test = int(split.eval_x.shape[0])
     record: dict[str, Any] = {
         "accuracy": acc,
+        "readout": model.readout,
+        # the same test counts read out every way (docs/model.md, Readout)
+        "accuracy_by_readout": by_readout,
         "eval_set": split.eval_set,
         "test_samples": n_test,
         "silent_fraction": float((pred < 0).to(torch.float64).mean()) if n_test else 0.0,
         "unassigned_neurons": int((assignment.labels < 0).sum()),
         "vth_saturated_fraction": _saturated(trained.net, model, qz),
+        # share of the test pass's Vmem roundings that clipped at the format's ends
+        "vmem_saturated_fraction": vmem_meter.saturated_fraction,
+        # ITQ training: share of its Vmem roundings that clipped, and of its threshold
+        # updates that the accumulator clipped (None for an FP32 training)
+        "train_vmem_saturated_fraction": (trained.train_quant or {}).get("vmem_saturated_fraction"),
+        "train_vth_clipped_fraction": (trained.train_quant or {}).get("vth_clipped_fraction"),
+        "ranges_source": quant.ranges_source,
         "memory_bits": mem.memory_bits,
         "memory_bytes": mem.memory_bytes,
         "normalized_memory": mem.normalized_memory,
@@ -431,11 +527,11 @@ def evaluate(
 
 
 def _saturated(net: Net, model: ModelConfig, qz: Quantizers) -> float:
-    """Fraction of neurons whose quantized threshold sits at its format's ceiling."""
+    """Fraction of neurons whose threshold sits at (or beyond) an end of its format."""
     if qz.vth is None or net.theta.numel() == 0:
         return 0.0
     thr = net.theta.detach().cpu().to(torch.float64) + model.exc.v_th_mv
-    return float((thr >= qz.vth.hi).to(torch.float64).mean())
+    return float(((thr >= qz.vth.hi32) | (thr <= qz.vth.lo)).to(torch.float64).mean())
 
 
 def _rate(n: int, seconds: float) -> float:
@@ -507,6 +603,7 @@ def _payload(trained: Trained) -> dict[str, Any]:
         "train_images": int(trained.train_images),
         "train_ops_json": json.dumps(trained.train_ops),
         "train_measured_json": json.dumps(trained.train_measured),
+        "train_quant_json": json.dumps(trained.train_quant),
     }
 
 
@@ -571,6 +668,7 @@ def load_checkpoint(path: Path, device: str = "cpu") -> Trained:
         source,
         train_ops=json.loads(p.get("train_ops_json", "null")),
         train_measured=json.loads(p.get("train_measured_json", "null")),
+        train_quant=json.loads(p.get("train_quant_json", "null")),
     )
 
 

@@ -111,22 +111,137 @@ def test_impossible_widths_are_rejected(bits: int) -> None:
 
 
 def test_observed_ranges_cover_learned_thresholds() -> None:
-    """With theta_plus 2 mV thresholds climb far above 0 mV; the formats must follow them
-    (paper 2.3: integer bits from the observed range), or every threshold saturates."""
-    import torch
-
+    """Formats follow the ranges observed on an FP32 run at both ends (with a margin):
+    thresholds far above 0 mV and potentials far below -100 mV stay inside their
+    formats; Vmem and Vth get formats of their own."""
     from tinysnn_dse.core.params import QuantSpec, preset
-    from tinysnn_dse.core.quant import Quantizers, observed_ranges, with_observed_ranges
+    from tinysnn_dse.core.quant import ObservedRanges, Quantizers, with_ranges
 
     cfg = preset("tinysnn", 4, 3)
-    theta = torch.tensor([10.0, 150.0, 290.0])
-    lo, hi = observed_ranges(theta, cfg)
-    assert lo <= -100.0 and hi == pytest.approx(290.0 - 52.0)
-    q = QuantSpec(scheme="ptq", weight_bits=8, vmem_bits=8, vth_bits=8)
-    fixed = Quantizers.from_spec(q)  # the default range [-100, 0] mV
-    assert fixed.vth is not None and fixed.vth.hi < 238.0
-    obs = Quantizers.from_spec(with_observed_ranges(q, theta, cfg))
-    assert obs.vth is not None and obs.vmem is not None
-    assert obs.vth.hi >= 238.0 and obs.vth.lo <= -100.0 and obs.vmem.hi == obs.vth.hi
-    thr = obs.th(theta + cfg.exc.v_th_mv, None)
-    assert torch.all((thr - (theta + cfg.exc.v_th_mv)).abs() <= obs.vth.eps)
+    obs = ObservedRanges(vmem=(-1185.0, 232.0), vth=(84.5, 283.7), source="test")
+    q = QuantSpec(scheme="ptq", weight_bits=8, vmem_bits=16, vth_bits=8)
+    qz = Quantizers.from_spec(with_ranges(q, obs, cfg))
+    assert qz.vmem is not None and qz.vth is not None
+    assert qz.vmem.lo <= -1185.0 - 0.1 * (283.7 + 1185.0) and qz.vmem.hi >= 283.7
+    assert qz.vmem == FixedPoint(16, 11, True)  # sign + 11 integer bits: down to -2048 mV
+    assert qz.vth.lo <= 84.5 and qz.vth.hi >= 283.7 + 0.1 * (283.7 - 84.5)
+    assert qz.vth == FixedPoint(8, 9, False)  # all thresholds positive: no sign bit
+    itq = Quantizers.from_spec(with_ranges(QuantSpec(scheme="itq", vth_bits=8), obs, cfg))
+    assert itq.vth is not None and itq.vth.signed  # ITQ starts at v_th = -52 mV
+
+
+# ------------------------------------------------------------------ exactness (issue 13)
+
+from fractions import Fraction  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from tinysnn_dse.core import kernels  # noqa: E402
+from tinysnn_dse.core.quant import qparams  # noqa: E402
+
+
+def exact(x: float, fmt: FixedPoint, rounding: str, u: float = 0.0) -> Fraction:
+    """method.md section 4 in exact rational arithmetic."""
+    eps = Fraction(2) ** -fmt.frac_bits
+    y = Fraction(x) / eps
+    fl = y.numerator // y.denominator
+    if rounding == "nearest":
+        fl = (y + Fraction(1, 2)).numerator // (y + Fraction(1, 2)).denominator
+    elif rounding == "stochastic":
+        fl += 1 if Fraction(u) < y - fl else 0
+    return min(max(fl, fmt.lo_code), fmt.hi_code) * eps
+
+
+def f32(x: Fraction | float) -> float:
+    return float(np.float32(float(x)))
+
+
+def edge_values(fmt: FixedPoint) -> list[float]:
+    """Grid points, midpoints and both range ends, and one float32 and one float64 ulp
+    either side of each; values beyond the range."""
+    eps = fmt.eps
+    out: list[float] = []
+    for k in (fmt.lo_code, fmt.lo_code + 1, -3, -1, 0, 1, 2, 7, fmt.hi_code - 1, fmt.hi_code):
+        if not fmt.lo_code <= k <= fmt.hi_code:
+            continue
+        for base in (k * eps, (k + 0.5) * eps):
+            out.append(base)
+            for dt in (np.float32, np.float64):
+                b = dt(base)
+                out += [float(np.nextafter(b, dt(-np.inf))), float(np.nextafter(b, dt(np.inf)))]
+    out += [fmt.lo - eps, fmt.hi + eps, 2 * fmt.hi + 1, 2 * fmt.lo - 1, 0.3 * eps, -0.7 * eps]
+    # exactness holds where x / eps is zero or a normal float64 (quant's docstring)
+    return [v for v in out if np.isfinite(v) and (v == 0 or abs(v * fmt.inv) >= 2.0**-1022)]
+
+
+WIDTH_FORMATS = [
+    FixedPoint(b, i, s)
+    for b in range(2, 33)
+    for s in (False, True)
+    for i in {0, 1, 7, b - 1 - int(s), b + 2}
+    if -(2**6) <= b - i - int(s) <= 60
+]
+
+
+@pytest.mark.parametrize("rounding", ["truncate", "nearest", "stochastic"])
+def test_quantizer_exact_at_every_width(rounding: str) -> None:
+    """torch (float64 and float32 inputs) and the kernels' one fixed-point operation
+    against exact rational arithmetic, at every width 2-32, at midpoints, grid points and
+    both range ends and one ulp either side of each. Float64 results are exact; a float32
+    result is the nearest float32 of the exact value, never above the ceiling. (The
+    Triton twin, gpu_kernels._fxp, runs the same operations; tests/test_cuda.py.)"""
+    us = [0.0, 0.25, 0.5, 0.999]
+    bad = []
+    for fmt in WIDTH_FORMATS:
+        q = qparams(fmt, rounding)
+        xs = edge_values(fmt)
+        for u in us if rounding == "stochastic" else [0.0]:
+            ut = torch.full((len(xs),), u, dtype=torch.float32)
+            got64 = quantize(torch.tensor(xs, dtype=torch.float64), fmt, rounding, u=ut)  # type: ignore[arg-type]
+            x32 = [f32(x) for x in xs]
+            got32 = quantize(torch.tensor(x32, dtype=torch.float32), fmt, rounding, u=ut)  # type: ignore[arg-type]
+            for i, x in enumerate(xs):
+                want = exact(x, fmt, rounding, f32(u))
+                want32 = min(f32(exact(x32[i], fmt, rounding, f32(u))), fmt.hi32)
+                k64 = kernels.fxp(np.float64(x), q, np.float32(u))
+                k32 = kernels.fxp32(np.float32(x32[i]), q, np.float32(u))
+                if not (float(got64[i]) == want == k64):
+                    bad.append((fmt, x, float(got64[i]), float(want), k64))
+                if not (float(got32[i]) == want32 == float(k32)):
+                    bad.append((fmt, x32[i], float(got32[i]), want32, float(k32)))
+                if q[kernels.QP_NARROW]:  # the float32 arithmetic the normalisation runs
+                    f = np.float32
+                    c, _ = kernels.fxp_code32(
+                        f(x32[i]), f(fmt.inv), f(fmt.lo_code), f(fmt.hi_code),
+                        rounding == "stochastic", f(min(q[kernels.QP_CUT], 2.0)), f(u),
+                    )  # fmt: skip
+                    if float(c * f(fmt.eps)) != want32:
+                        bad.append((fmt, x32[i], "fxp_code32", float(c * f(fmt.eps)), want32))
+    assert not bad, bad[:5]
+
+
+def test_float32_store_never_exceeds_the_ceiling() -> None:
+    """Q1.31's ceiling 2 - 2**-31 has no float32: the state holds 2 - 2**-23, not 2.0."""
+    fmt = FixedPoint(32, 1, False)
+    q = quantize(torch.tensor([5.0, 1.9999999]), fmt, "nearest")
+    assert float(q[0]) == fmt.hi32 == 2 - 2**-23 < 2.0
+    assert float(q[1]) <= fmt.hi
+
+
+@pytest.mark.parametrize("bits", [24, 25, 28, 32])
+def test_nearest_leaves_grid_values_alone(bits: int) -> None:
+    """A value on the grid (and representable in float32) is its own rounding."""
+    fmt = FixedPoint(bits, 1, False)
+    x = torch.tensor([1 - 2**-23, 0.5 + 2**-22, 2**-20, 1.0], dtype=torch.float32)
+    assert torch.equal(quantize(x, fmt, "nearest"), x)
+
+
+def test_normalisation_rounds_exactly() -> None:
+    """The batch kernel's normalisation rounds with the same exact operation: a weight one
+    float32 ulp below a midpoint of the 8-bit grid rounds down, not up."""
+    fmt = FixedPoint(8, 1, False)
+    below = float(np.nextafter(np.float32(0.5 + 1 / 256), np.float32(0)))  # 64.5 steps - ulp
+    w = np.array([[[below]]], dtype=np.float32)
+    norm = np.array([below], dtype=np.float32)  # the column already sums to norm
+    kernels.normalize_multi(w, norm, np.float32(1.0), qparams(fmt, "nearest")[None], 0)
+    assert float(w[0, 0, 0]) == 0.5 == float(exact(below, fmt, "nearest"))

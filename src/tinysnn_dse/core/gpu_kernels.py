@@ -56,32 +56,55 @@ if HAVE_TRITON:
 
     @triton.jit
     def _qload(q_ptr):  # type: ignore[no-untyped-def]
-        """A format's 6 float64 parameters (on, inv, eps, lo, hi, off), loaded once."""
+        """The first 8 of a format's QP_LEN (9) float64 parameters (kernels.QP_*), loaded
+        once (QP_NARROW is a CPU matter: here every rounding runs in float64)."""
         return (
-            tl.load(q_ptr), tl.load(q_ptr + 1), tl.load(q_ptr + 2),
-            tl.load(q_ptr + 3), tl.load(q_ptr + 4), tl.load(q_ptr + 5),
+            tl.load(q_ptr), tl.load(q_ptr + 1), tl.load(q_ptr + 2), tl.load(q_ptr + 3),
+            tl.load(q_ptr + 4), tl.load(q_ptr + 5), tl.load(q_ptr + 6), tl.load(q_ptr + 7),
         )  # fmt: skip
 
     @triton.jit
-    def _quant(x, on, inv, eps, lo, hi, off, u):  # type: ignore[no-untyped-def]
-        """:func:`kernels._q` for float32 ``x`` (arithmetic in float64, as there);
-        identity when the format is off (FP32)."""
+    def _fxp(x, on, inv, eps, lo, hi, stoch, cut, hi32, u):  # type: ignore[no-untyped-def]
+        """:func:`kernels.fxp`, elementwise: the exact grid value (float64) of ``x``."""
         y = x.to(tl.float64) * inv
         fl = tl.floor(y)
-        ys = tl.where(u.to(tl.float64) < y - fl, fl + 1.0, fl)
-        yd = tl.floor(y + off)
-        y = tl.where(off < 0, ys, yd)
-        y = tl.minimum(tl.maximum(y, lo), hi)
-        return tl.where(on != 0, (y * eps).to(tl.float32), x)
+        u64 = u.to(tl.float64)
+        rem = tl.where(fl == -1.0, y > u64 - 1.0, y - fl > u64)
+        up = tl.where(stoch != 0, rem, y >= fl + cut)
+        code = tl.where(up, fl + 1.0, fl)
+        return tl.minimum(tl.maximum(code, lo), hi) * eps
 
-    @triton.jit(do_not_specialize=["key", "n_pix", "t_steps"])
+    @triton.jit
+    def _quant(x, on, inv, eps, lo, hi, stoch, cut, hi32, u):  # type: ignore[no-untyped-def]
+        """:func:`kernels.fxp32` for float32 ``x``: the grid value as the float32 state
+        holds it (never above the ceiling); identity when the format is off (FP32)."""
+        y = _fxp(x, on, inv, eps, lo, hi, stoch, cut, hi32, u)
+        y = tl.minimum(y.to(tl.float32), hi32.to(tl.float32))
+        return tl.where(on != 0, y, x)
+
+    @triton.jit
+    def _theta_set(  # type: ignore[no-untyped-def]
+        x, theta, acc, v_th, key64, t, offs,
+        t_on, t_inv, t_eps, t_lo, t_hi, t_st, t_cut, t_hi32,
+        a_on, a_inv, a_eps, a_lo, a_hi, a_st, a_cut, a_hi32,
+    ):  # fmt: skip
+        """:func:`kernels.theta_set` for every lane: thresholds learn ``x`` (float64, mV);
+        returns (theta, acc). ``t_*``/``a_*``: the Vth and accumulator formats."""
+        tu = tl.cast(t, tl.uint64)
+        u1 = _hash_uniform(key64, tu, 2 * offs)
+        u2 = _hash_uniform(key64, tu, 2 * offs + 1)
+        acc_q = _fxp(x, a_on, a_inv, a_eps, a_lo, a_hi, a_st, a_cut, a_hi32, u1)
+        vth = _fxp(acc_q, t_on, t_inv, t_eps, t_lo, t_hi, t_st, t_cut, t_hi32, u2)
+        vth = tl.minimum(vth.to(tl.float32), t_hi32.to(tl.float32))
+        th_q = (vth.to(tl.float64) - v_th).to(tl.float32)
+        th_f = (x - v_th).to(tl.float32)
+        return tl.where(t_on != 0, th_q, th_f), tl.where(t_on != 0, acc_q, acc)
+
+    @triton.jit(do_not_specialize=["n_pix", "t_steps", "key_w", "key_th"])
     def _learn_kernel(  # type: ignore[no-untyped-def]
         w_ptr, active_ptr, csr_ptr, idx_ptr, pix_ptr, xw_ptr, n_pix, tb_ptr, u_ptr,
-        v_ptr, theta_ptr, counts_ptr, inh_v_ptr, ncols_ptr,
-        wq_ptr, vq_ptr, tq_ptr, inh_thr_ptr, key,
-        n_in, n, t_steps, window,
-        v_rest, v_reset, decay, ref_steps, i_rest, i_reset, i_decay, i_ref,
-        v_th, theta_decay, w_exc_inh, w_max, tp_ptr, wl_ptr, lr_ptr,
+        v_ptr, theta_ptr, acc_ptr, counts_ptr, inh_v_ptr, ncols_ptr, fq_ptr, nc_ptr, lr_ptr,
+        key_w, key_th, n_in, n, t_steps, window, theta_decay, w_max,
         ONE_SPIKE: tl.constexpr, INHIBITORY: tl.constexpr, NEURON_DRAWS: tl.constexpr,
         WEIGHT_DRAWS: tl.constexpr, BLOCK: tl.constexpr, ROWS: tl.constexpr,
     ):  # fmt: skip
@@ -91,18 +114,32 @@ if HAVE_TRITON:
             mask = offs < n
             sb = k * n
             wk = w_ptr + k.to(tl.int64) * n_in * n
-            w_on, w_inv, w_eps, w_lo, w_hi, w_off = _qload(wq_ptr + k * 6)
-            v_on, v_inv, v_eps, v_lo, v_hi, v_off = _qload(vq_ptr + k * 6)
-            t_on, t_inv, t_eps, t_lo, t_hi, t_off = _qload(tq_ptr + k * 6)
-            rr = tl.arange(0, ROWS)
-            theta_plus = tl.load(tp_ptr + k)  # this point's learning parameters
-            w_lat = tl.load(wl_ptr + k)
+            fk = fq_ptr + k * 36  # F_LEN x QP_LEN (4 x 9) formats of this point
+            w_on, w_inv, w_eps, w_lo, w_hi, w_st, w_cut, w_hi32 = _qload(fk)
+            v_on, v_inv, v_eps, v_lo, v_hi, v_st, v_cut, v_hi32 = _qload(fk + 9)
+            t_on, t_inv, t_eps, t_lo, t_hi, t_st, t_cut, t_hi32 = _qload(fk + 18)
+            a_on, a_inv, a_eps, a_lo, a_hi, a_st, a_cut, a_hi32 = _qload(fk + 27)
+            ck = nc_ptr + k * 15  # C_LEN constants of this point (kernels.C_*)
+            v_rest = tl.load(ck)
+            v_reset = tl.load(ck + 1)
+            decay = tl.load(ck + 2)
+            ref_steps = tl.load(ck + 3)
+            i_rest = tl.load(ck + 4)
+            i_reset = tl.load(ck + 5)
+            i_decay = tl.load(ck + 6)
+            i_ref = tl.load(ck + 7)
+            v_th = tl.load(ck + 8)
+            theta_plus = tl.load(ck + 9)
+            w_lat = tl.load(ck + 10)
+            w_exc_inh = tl.load(ck + 11)
+            inh_thr = tl.load(ck + 12)
             eta = tl.load(lr_ptr + k * 4)
             s_th = tl.load(lr_ptr + k * 4 + 1)
+            rr = tl.arange(0, ROWS)
             v = tl.load(v_ptr + sb + offs, mask=mask, other=0.0)
             theta = tl.load(theta_ptr + sb + offs, mask=mask, other=0.0)
+            acc = tl.load(acc_ptr + sb + offs, mask=mask, other=0.0)
             inh_v = tl.load(inh_v_ptr + sb + offs, mask=mask, other=0.0)
-            inh_thr = tl.load(inh_thr_ptr + k)
             refr = tl.zeros([BLOCK], tl.float32)
             counts = tl.zeros([BLOCK], tl.float32)
             at_update = tl.zeros([BLOCK], tl.float32)
@@ -111,9 +148,10 @@ if HAVE_TRITON:
             s_prev = tl.zeros([BLOCK], tl.float32)
             u0 = tl.zeros([BLOCK], tl.float32)
             u1 = tl.zeros([BLOCK], tl.float32)
-            u2 = tl.zeros([BLOCK], tl.float32)
             n_cols = 0
-            key64 = tl.cast(key, tl.uint64)
+            kw64 = tl.cast(key_w, tl.uint64)
+            kt64 = tl.cast(key_th, tl.uint64)
+            v_th64 = v_th.to(tl.float64)
             for t in range(0, t_steps):
                 a0 = tl.load(csr_ptr + t)
                 a1 = tl.load(csr_ptr + t + 1)
@@ -129,13 +167,12 @@ if HAVE_TRITON:
                     )
                     i_in += tl.sum(tile, axis=0)
                 if NEURON_DRAWS:
-                    ub = u_ptr + t * 3 * n + offs
+                    ub = u_ptr + t * 2 * n + offs
                     u0 = tl.load(ub, mask=mask, other=0.0)
                     u1 = tl.load(ub + n, mask=mask, other=0.0)
-                    u2 = tl.load(ub + 2 * n, mask=mask, other=0.0)
                 x = (v - v_rest) * decay + v_rest
                 x = tl.where(refr <= 0, x + (i_in + i_rec), x)
-                v = _quant(x, v_on, v_inv, v_eps, v_lo, v_hi, v_off, u0)
+                v = _quant(x, v_on, v_inv, v_eps, v_lo, v_hi, v_st, v_cut, v_hi32, u0)
                 fire = (v >= theta + v_th) & mask
                 if ONE_SPIKE:  # the largest tie-break wins (first index on equal draws)
                     tb = tl.load(tb_ptr + t * n + offs, mask=mask, other=-1.0)
@@ -156,7 +193,7 @@ if HAVE_TRITON:
                 if INHIBITORY:
                     xi = (inh_v - i_rest) * i_decay + i_rest
                     xi = tl.where(inh_refr <= 0, xi + s_prev * w_exc_inh, xi)
-                    xi = _quant(xi, v_on, v_inv, v_eps, v_lo, v_hi, v_off, u1)
+                    xi = _quant(xi, v_on, v_inv, v_eps, v_lo, v_hi, v_st, v_cut, v_hi32, u1)
                     si = (xi >= inh_thr) & mask
                     sif = si.to(tl.float32)
                     inh_v = tl.where(si, i_reset, xi)
@@ -165,9 +202,15 @@ if HAVE_TRITON:
                     s_prev = sf
                 else:
                     i_rec = (sf - n_spk) * w_lat
-                th = theta * theta_decay + sf * theta_plus
-                thq = _quant(th + v_th, t_on, t_inv, t_eps, t_lo, t_hi, t_off, u2) - v_th
-                theta = tl.where(t_on != 0, thq, th)
+                if n_spk > 0:  # a spike raises its neuron's threshold (kernels.exc_step)
+                    base = tl.where(t_on != 0, acc, theta.to(tl.float64) + v_th64)
+                    th_n, acc_n = _theta_set(
+                        base + theta_plus.to(tl.float64), theta, acc, v_th64, kt64, t, offs,
+                        t_on, t_inv, t_eps, t_lo, t_hi, t_st, t_cut, t_hi32,
+                        a_on, a_inv, a_eps, a_lo, a_hi, a_st, a_cut, a_hi32,
+                    )  # fmt: skip
+                    theta = tl.where(s, th_n, theta)
+                    acc = tl.where(s, acc_n, acc)
                 if ((t + 1) % window == 0) | (t == t_steps - 1):
                     s_max = tl.max(counts, axis=0)  # > 0 wherever a column is new
                     cols = ((counts - at_update) > 0) & mask
@@ -190,19 +233,29 @@ if HAVE_TRITON:
                             y = tl.minimum(tl.maximum(y, 0.0), w_max)
                             r = tl.zeros([ROWS, BLOCK], tl.float32)
                             if WEIGHT_DRAWS:
-                                r = _hash_uniform(key64, tu, rows[:, None] * n + offs[None, :])
-                            y = _quant(y, w_on, w_inv, w_eps, w_lo, w_hi, w_off, r)
+                                r = _hash_uniform(kw64, tu, rows[:, None] * n + offs[None, :])
+                            y = _quant(y, w_on, w_inv, w_eps, w_lo, w_hi, w_st, w_cut, w_hi32, r)
                             tl.store(wp, y, mask=um)
                     at_update = counts
+            # the presentation's threshold decay (kernels.theta_decay)
+            th_fp = (theta.to(tl.float64) * theta_decay).to(tl.float32)
+            th_n, acc_n = _theta_set(
+                v_th64 + (acc - v_th64) * theta_decay, theta, acc, v_th64, kt64, t_steps, offs,
+                t_on, t_inv, t_eps, t_lo, t_hi, t_st, t_cut, t_hi32,
+                a_on, a_inv, a_eps, a_lo, a_hi, a_st, a_cut, a_hi32,
+            )  # fmt: skip
+            theta = tl.where(t_on != 0, th_n, th_fp)
+            acc = tl.where(t_on != 0, acc_n, acc)
             tl.store(v_ptr + sb + offs, v, mask=mask)
             tl.store(theta_ptr + sb + offs, theta, mask=mask)
+            tl.store(acc_ptr + sb + offs, acc, mask=mask)
             tl.store(counts_ptr + sb + offs, counts, mask=mask)
             done = tl.cast(n_cols, tl.int64)
             tl.store(ncols_ptr + k, tl.load(ncols_ptr + k) + done)
 
     @triton.jit(do_not_specialize=["key"])
     def _normalize_kernel(  # type: ignore[no-untyped-def]
-        w_ptr, wq_ptr, norm_ptr, key, n_in, n, w_max,
+        w_ptr, fq_ptr, norm_ptr, key, n_in, n, w_max,
         BR: tl.constexpr, BC: tl.constexpr,
     ):  # fmt: skip
         k = tl.program_id(0)
@@ -217,7 +270,7 @@ if HAVE_TRITON:
             m = (r < n_in)[:, None] & cmask[None, :]
             acc += tl.sum(tl.load(wk + r[:, None] * n + cols[None, :], mask=m, other=0.0), 0)
         scale = tl.load(norm_ptr + k) / tl.maximum(acc, 1e-12)
-        q_on, q_inv, q_eps, q_lo, q_hi, q_off = _qload(wq_ptr + k * 6)
+        q_on, q_inv, q_eps, q_lo, q_hi, q_st, q_cut, q_hi32 = _qload(fq_ptr + k * 36)  # F_W
         key64 = tl.cast(key, tl.uint64)
         a = tl.full([1, 1], 2147483647, tl.uint64)
         for r0 in range(0, n_in, BR):
@@ -227,57 +280,44 @@ if HAVE_TRITON:
             x = tl.load(p, mask=m, other=0.0) * scale[None, :]
             x = tl.minimum(tl.maximum(x, 0.0), w_max)
             u = _hash_uniform(key64, a, r[:, None] * n + cols[None, :])
-            tl.store(p, _quant(x, q_on, q_inv, q_eps, q_lo, q_hi, q_off, u), mask=m)
-
-
-def _qparams_tensor(q: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.as_tensor(np.ascontiguousarray(q, dtype=np.float64), device=device)
+            y = _quant(x, q_on, q_inv, q_eps, q_lo, q_hi, q_st, q_cut, q_hi32, u)
+            tl.store(p, y, mask=m)
 
 
 class LearnLaunch:
-    """Constants of :func:`_learn_kernel` for one model and K quantizer sets (built once,
-    launched per presentation by :meth:`__call__`)."""
+    """Constants of :func:`_learn_kernel` for one model and K design points (built once,
+    launched per presentation by :meth:`__call__`): formats ``fq`` [K, F_LEN, QP_LEN],
+    neuron constants ``nc`` [K, C_LEN] and learning parameters ``lr`` [K, 4], as
+    :class:`sim.DesignBatch` packs them for the CPU kernels."""
 
     def __init__(
         self,
         device: torch.device,
-        wq: np.ndarray,
-        vq: np.ndarray,
-        tq: np.ndarray,
-        inh_thr: np.ndarray,
-        ex_c: np.ndarray,
-        in_c: np.ndarray,
-        scalars: tuple[Any, ...],
-        theta_plus: np.ndarray,
-        w_lat: np.ndarray,
+        fq: np.ndarray,
+        nc: np.ndarray,
         lr: np.ndarray,
         norm: np.ndarray,
         window: int,
+        theta_decay: float,
         n_in: int,
         n: int,
     ) -> None:
+        from tinysnn_dse.core import kernels as K
+
+        # the kernels index fq as [K, 4, 9] and nc as [K, 15]
+        assert fq.shape[1:] == (K.F_LEN, K.QP_LEN) == (4, 9) and nc.shape[1] == K.C_LEN == 15
         self.device = device
-        self.wq = _qparams_tensor(wq, device)
-        self.vq = _qparams_tensor(vq, device)
-        self.tq = _qparams_tensor(tq, device)
-        self.inh_thr = torch.as_tensor(inh_thr, dtype=torch.float32, device=device)
-        v_th, theta_decay, one_spike, inhibitory, w_exc_inh = scalars
 
-        def f32(a: np.ndarray) -> torch.Tensor:
-            return torch.as_tensor(np.ascontiguousarray(a, np.float32), device=device)
+        def dev(a: np.ndarray, dtype: Any) -> torch.Tensor:
+            return torch.as_tensor(np.ascontiguousarray(a, dtype), device=device)
 
-        self.theta_plus, self.w_lat, self.lr, self.norm = (
-            f32(theta_plus), f32(w_lat), f32(lr), f32(norm)
-        )  # fmt: skip
+        self.fq, self.nc, self.lr = dev(fq, np.float64), dev(nc, np.float32), dev(lr, np.float32)
+        self.norm = dev(norm, np.float32)
         self.w_max, self.dt_tau = float(lr[0, 2]), float(lr[0, 3])
-        self.weight_draws = bool(((wq[:, 0] != 0) & (wq[:, 5] < 0)).any())
-        self.flags = {"ONE_SPIKE": bool(one_spike), "INHIBITORY": bool(inhibitory)}
-        self.args = (
-            *(float(x) for x in ex_c), *(float(x) for x in in_c),
-            float(v_th), float(theta_decay), float(w_exc_inh), self.w_max,
-            self.theta_plus, self.w_lat, self.lr,
-        )  # fmt: skip
-        self.window, self.n_in, self.n = window, n_in, n
+        wq = fq[:, K.F_W]
+        self.weight_draws = bool(((wq[:, K.QP_ON] != 0) & (wq[:, K.QP_STOCH] != 0)).any())
+        self.flags = {"ONE_SPIKE": bool(nc[0, K.C_ONE_SPIKE]), "INHIBITORY": bool(nc[0, K.C_INHIB])}
+        self.window, self.theta_decay, self.n_in, self.n = window, theta_decay, n_in, n
         self.block = max(32, triton.next_power_of_2(n))
         self.num_warps = 4 if self.block >= 512 else 2
         self.rows = 8  # rows of W gathered per load
@@ -290,16 +330,20 @@ class LearnLaunch:
         trains: Any,
         tiebreak: torch.Tensor,
         u: torch.Tensor | None,
-        key: int,
+        keys: np.ndarray,
         v: torch.Tensor,
         theta: torch.Tensor,
+        acc: torch.Tensor,
         counts: torch.Tensor,
         inh_v: torch.Tensor,
         n_cols: torch.Tensor,
     ) -> None:
         """One presentation of ``trains`` (compact :class:`sim.SpikeTrains` of one image)
-        to the active points. Updates ``w`` [K, n_in, N], ``theta``, ``v``, ``inh_v``,
-        ``counts`` [K, N] and ``n_cols`` [K] in place."""
+        to the active points, its threshold decay included. Updates ``w`` [K, n_in, N],
+        ``theta``, ``acc`` (float64), ``v``, ``inh_v``, ``counts`` [K, N] and ``n_cols``
+        [K] in place; ``keys`` as :func:`kernels.learn_tinysnn_multi` takes them."""
+        from tinysnn_dse.core import kernels as K
+
         dev, k = self.device, w.shape[0]
         t_steps = trains.shape[1]
         spk = trains.spikes.to(dev)
@@ -322,9 +366,9 @@ class LearnLaunch:
         uu = u if u is not None else tiebreak
         _learn_kernel[(k,)](
             w, active, csr, idx, pix.to(torch.int32).contiguous(), xw, int(pix.shape[0]),
-            tiebreak, uu, v, theta, counts, inh_v, n_cols,
-            self.wq, self.vq, self.tq, self.inh_thr, key,
-            self.n_in, self.n, t_steps, self.window, *self.args,
+            tiebreak, uu, v, theta, acc, counts, inh_v, n_cols, self.fq, self.nc, self.lr,
+            int(keys[K.K_W]), int(keys[K.K_VTH]), self.n_in, self.n, t_steps, self.window,
+            self.theta_decay, self.w_max,
             NEURON_DRAWS=u is not None, WEIGHT_DRAWS=self.weight_draws, BLOCK=self.block,
             ROWS=self.rows,
             num_warps=self.num_warps,
@@ -335,6 +379,6 @@ class LearnLaunch:
         """:func:`kernels.normalize_multi` on the GPU, in place on ``w`` [K, n_in, N]."""
         grid = (w.shape[0], triton.cdiv(self.n, BLOCK_COLS))
         _normalize_kernel[grid](
-            w, self.wq, self.norm, key, self.n_in, self.n, self.w_max,
+            w, self.fq, self.norm, key, self.n_in, self.n, self.w_max,
             BR=BLOCK_ROWS, BC=BLOCK_COLS,
         )  # fmt: skip

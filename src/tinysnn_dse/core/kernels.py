@@ -1,29 +1,45 @@
 """Compiled kernels for the CPU fast path (learning and inference).
 
-The reference path (:func:`tinysnn_dse.core.sim.simulate`) issues ~25 tiny torch ops per
-time step, and at 400 neurons their dispatch cost, not arithmetic, sets the speed. Here
-Numba-compiled calls take Python out of the inner loop:
+The reference path (:func:`tinysnn_dse.core.sim.simulate_reference`) issues ~25 tiny torch
+ops per time step, and at 400 neurons their dispatch cost, not arithmetic, sets the
+speed. Here Numba-compiled calls take Python out of the inner loop:
 
 - :func:`learn_tinysnn`: a whole tinySNN-rule presentation (FP32 or deterministic weight
   rounding), input current from the active rows of W only, the rule applied in place.
   With stochastic weight rounding the caller runs its parts window by window
   (:func:`tinysnn_steps`, then :func:`tinysnn_rule` with W's uniforms drawn in between,
-  as the reference draws them). Equal to the reference within float32 rounding (the
-  summation order differs).
+  as the reference draws them), then :func:`theta_decay`. Equal to the reference within
+  float32 rounding (the summation order differs).
 - :func:`learn_stepwise`: a whole ``pair`` / ``sl-stdp`` presentation.
 - :func:`infer_batch`: inference of a batch of images in parallel threads; each image's
   input current for all steps is summed first (W is fixed), then the neurons run, with
   lateral inhibition in one fused pass per step (:func:`_infer_lateral`).
 
-All of them cover excitatory DC15 neurons with the one-spike rule, adaptive thresholds,
-lateral or inhibitory-layer recurrence, and Vmem/Vth quantization with any rounding.
+Shared layouts (the kernels' typed records; sim.py packs them):
+
+- a fixed-point format is a float64 array of ``QP_LEN`` (:func:`quant.qparams`), read by
+  the one fixed-point operation :func:`fxp` that every kernel calls (``QP_ON`` = 0: FP32);
+  a point's four formats are the rows ``F_W`` (weights), ``F_V`` (Vmem), ``F_T`` (Vth) and
+  ``F_A`` (the accumulator an ITQ threshold learns in) of an [F_LEN, QP_LEN] array ``fq``;
+- the neuron state of a population is a float32 [S_LEN, N] array (rows ``S_*``), plus the
+  float64 [N] threshold accumulator ``acc`` while thresholds learn under ITQ;
+- the neuron and inhibition constants are a float32 [C_LEN] array (``C_*``);
+- the hash keys of a presentation are an int64 [K_LEN] array (``K_*``).
+
+Thresholds (docs/model.md): a spike adds ``theta_plus`` to its neuron's threshold; the
+decay ``exp(-T dt / tau_theta)`` is applied once per presentation of T steps, by
+:func:`theta_decay`. A quantized threshold learns in ``acc`` (``F_A``: the threshold's
+format with 16 more fractional bits) and the neuron compares against ``acc`` rounded to
+the threshold's own format, so neither a decay far below one step nor a ``theta_plus``
+off the grid is rounded away or drifts.
+
 Random numbers come from the run's torch generator, in the order the reference path
-draws them: single-point learning takes its Vmem/Vth rounding uniforms as one block draw
-(equal to the same draws made one step at a time). Tie-breaks, the rounding uniforms of
-design batches and of inference, and W's stochastic rounding in batches come from the
-counter-based :func:`hash_uniform` under keys drawn from that generator, either
-materialised by :func:`hash_block` (the reference path gets the same block) or computed
-in place. Anything else runs on the reference path.
+draws them: single-point learning takes its Vmem rounding uniforms as one block draw
+(equal to the same draws made one step at a time). Tie-breaks, threshold rounding, the
+Vmem rounding of design batches and of inference, and W's stochastic rounding in
+batches come from the counter-based :func:`hash_uniform` under keys drawn from that
+generator, either materialised by :func:`hash_block` (the reference path gets the same
+numbers) or computed in place.
 """
 
 from __future__ import annotations
@@ -48,6 +64,38 @@ except ImportError:  # pragma: no cover
 
 F32 = np.float32
 
+# a fixed-point format (quant.qparams): on, 1/eps, eps, lowest and highest integer code,
+# stochastic?, how far above floor(x / eps) deterministic rounding steps up (1/2 nearest,
+# inf truncate), and the largest float32 not above the format's ceiling
+# float32 ceiling, and (QP_NARROW) whether float32 arithmetic is exact for the format: at
+# most 23 bits and a step of at most 1 (fxp_code32)
+QP_ON, QP_INV, QP_EPS, QP_LO, QP_HI, QP_STOCH, QP_CUT, QP_HI32, QP_NARROW = range(9)
+QP_LEN = 9
+
+# the formats of a design point: weights, Vmem, Vth, threshold accumulator
+F_W, F_V, F_T, F_A = range(4)
+F_LEN = 4
+
+# neuron state rows (float32 [S_LEN, N])
+S_V, S_REFR, S_THETA, S_COUNTS, S_IREC, S_INHV, S_INHREFR, S_SPREV = range(8)
+S_LEN = 8
+
+# neuron and inhibition constants (float32 [C_LEN])
+(C_V_REST, C_V_RESET, C_DECAY, C_REF, C_I_REST, C_I_RESET, C_I_DECAY, C_I_REF,
+ C_V_TH, C_THETA_PLUS, C_W_LAT, C_W_EXC_INH, C_INH_THR, C_ONE_SPIKE,
+ C_INHIB) = range(15)  # fmt: skip
+C_LEN = 15
+
+# hash keys of a presentation: tie-breaks, threshold rounding, weight rounding
+K_TIE, K_VTH, K_W = range(3)
+K_LEN = 3
+
+# a meter (float64 [M_LEN]): clipped Vmem roundings, lowest and highest potential seen
+# (FP32 runs with M_TRACK set, for the observed ranges), quantized threshold updates and
+# how many clipped
+M_SAT, M_LO, M_HI, M_TUPD, M_TCLIP, M_TRACK = range(6)
+M_LEN = 6
+
 
 def set_threads(n: int) -> None:
     """Use ``n`` threads for the parallel kernels (capped by numba's pool size)."""
@@ -58,21 +106,68 @@ def set_threads(n: int) -> None:
 
 
 @njit(cache=True, nogil=True)
-def _q(x, inv, eps, lo, hi, off, u):  # type: ignore[no-untyped-def]
-    """Fixed-point rounding of one float32: ``off`` 0 = truncate, 0.5 = nearest, -1 =
-    stochastic with the uniform ``u`` (drawn by the caller from the run's generator, in
-    the reference path's order, so both paths round alike)."""
-    if off < 0:
-        y = x * inv
-        fl = np.floor(y)
-        y = fl + 1.0 if u < y - fl else fl
-    else:
-        y = np.floor(x * inv + off)
-    if y < lo:
-        y = lo
-    elif y > hi:
-        y = hi
-    return F32(y * eps)
+def fxp_code(x, inv, lo, hi, stoch, cut, u):  # type: ignore[no-untyped-def]
+    """The integer code (float64) of ``x`` on a fixed-point grid, and whether it was
+    clamped: ``y = x * inv`` (``inv`` = 1/eps), ``fl = floor(y)``, one step up where
+    nearest rounding finds ``y >= fl + cut`` (``cut`` 1/2; inf for truncation, never) or,
+    ``stoch``, the remainder ``y - fl`` exceeds the uniform ``u`` (the remainder is exact
+    but for ``-1 < y < 0``, where ``y > u - 1`` is compared instead), then clamped to
+    [lo, hi]. Every decision is an exact comparison and the body is branch-free, so hot
+    loops that call it with their format's scalars hoisted vectorize. The one fixed-point
+    operation of every kernel (method.md section 4); exact for every input whose
+    ``x * inv`` is zero or a normal float64."""
+    y = np.float64(x) * inv
+    fl = np.floor(y)
+    u64 = np.float64(u)
+    rem = y > u64 - 1.0 if fl == -1.0 else y - fl > u64
+    up = rem if stoch else y >= fl + cut
+    code = fl + 1.0 if up else fl
+    c = min(max(code, lo), hi)
+    return c, c != code
+
+
+@njit(cache=True, nogil=True)
+def fxp_code32(x, inv, lo, hi, stoch, cut, u):  # type: ignore[no-untyped-def]
+    """:func:`fxp_code` in float32 arithmetic (all arguments float32), for a narrow format
+    (``QP_NARROW``): exact there too, since scaling by a power of two >= 1 cannot
+    underflow and ``fl + 1/2``, ``u - 1`` and the remainder are exact below 2**22; twice
+    the lanes of a float64 vector (the weight normalisation runs it)."""
+    one = F32(1.0)
+    y = x * inv
+    fl = np.floor(y)
+    rem = y > u - one if fl == -one else y - fl > u
+    up = rem if stoch else y >= fl + cut
+    code = fl + one if up else fl
+    c = min(max(code, lo), hi)
+    return c, c != code
+
+
+@njit(cache=True, nogil=True)
+def fxp(x, q, u):  # type: ignore[no-untyped-def]
+    """``x`` on the grid of format ``q`` (a QP_LEN array, ``QP_ON`` != 0), exactly, as
+    float64 (:func:`fxp_code` times eps)."""
+    c, _ = fxp_code(x, q[QP_INV], q[QP_LO], q[QP_HI], q[QP_STOCH] != 0, q[QP_CUT], u)
+    return c * q[QP_EPS]
+
+
+@njit(cache=True, nogil=True)
+def fxp_sat(x, q, u):  # type: ignore[no-untyped-def]
+    """:func:`fxp` and whether the value saturated."""
+    c, clip = fxp_code(x, q[QP_INV], q[QP_LO], q[QP_HI], q[QP_STOCH] != 0, q[QP_CUT], u)
+    return c * q[QP_EPS], clip
+
+
+@njit(cache=True, nogil=True)
+def store32(y, q):  # type: ignore[no-untyped-def]
+    """A grid value ``y`` (float64) as the float32 state holds it: the nearest float32,
+    never above the format's ceiling (exact up to 24 significant bits)."""
+    return min(F32(y), F32(q[QP_HI32]))
+
+
+@njit(cache=True, nogil=True)
+def fxp32(x, q, u):  # type: ignore[no-untyped-def]
+    """:func:`fxp`, stored as float32 (:func:`store32`)."""
+    return store32(fxp(x, q, u), q)
 
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -108,73 +203,135 @@ def hash_block(key, n_rows, n_cols):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def _exc_step(  # type: ignore[no-untyped-def]
-    i_in, tkey, t, s, si, v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
-    ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
-    w_lat, w_exc_inh, inh_thr, vq, tq, u,
-):  # fmt: skip
-    """One learning step (step ``t``) of the excitatory layer (and the inhibitory one);
-    fills ``s``.
+def hash_row(key, a, n):  # type: ignore[no-untyped-def]
+    """[n] float32 uniforms, element b = :func:`hash_uniform` (key, a, b)."""
+    out = np.empty(n, dtype=np.float32)
+    for b in range(n):
+        out[b] = hash_uniform(key, a, b)
+    return out
 
-    ``u`` [3, N]: uniforms for stochastic rounding of Vmem, inhibitory Vmem and Vth.
-    The one-spike rule keeps, of the neurons that fire, the one with the largest
-    tie-break :func:`hash_uniform` (``tkey``, t, j), computed only on steps where
-    several fire (the reference path reads the same numbers from :func:`hash_block`).
+
+# ------------------------------------------------------------------------- thresholds
+
+
+@njit(cache=True, nogil=True)
+def theta_set(j, x, t, theta, acc, v_th, fq, key, meter):  # type: ignore[no-untyped-def]
+    """Threshold of neuron ``j`` learns the new value ``x`` (mV, ``v_th + theta``
+    before rounding). FP32: ``theta = x - v_th``. Quantized: the accumulator takes ``x`` on
+    its grid (``F_A``) and the neuron's threshold is the accumulator on the threshold's
+    grid (``F_T``), both with the run's rounding; stochastic uniforms are
+    :func:`hash_uniform` (key, t, 2j) and (key, t, 2j + 1). ``meter`` counts the
+    quantized updates and those the accumulator clipped (M_TUPD, M_TCLIP)."""
+    tq = fq[F_T]
+    if tq[QP_ON] == 0:
+        theta[j] = F32(x - v_th)
+        return
+    u1 = F32(0.0)
+    u2 = F32(0.0)
+    if tq[QP_STOCH] != 0:
+        u1 = hash_uniform(key, t, 2 * j)
+        u2 = hash_uniform(key, t, 2 * j + 1)
+    a, clip = fxp_sat(x, fq[F_A], u1)
+    acc[j] = a
+    meter[M_TUPD] += 1.0
+    meter[M_TCLIP] += clip
+    theta[j] = F32(np.float64(store32(fxp(a, tq, u2), tq)) - v_th)
+
+
+@njit(cache=True, nogil=True)
+def theta_decay(theta, acc, v_th, fq, decay, key, t, meter):  # type: ignore[no-untyped-def]
+    """The threshold decay of one presentation, for every neuron: ``theta <- theta *
+    decay`` (``decay`` = exp(-T dt / tau_theta), float64), through :func:`theta_set` at
+    counter ``t`` (the presentation's length, past every step's counter)."""
+    quantized = fq[F_T, QP_ON] != 0
+    for j in range(theta.shape[0]):
+        if quantized:
+            theta_set(j, v_th + (acc[j] - v_th) * decay, t, theta, acc, v_th, fq, key, meter)
+        else:
+            theta[j] = F32(np.float64(theta[j]) * decay)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _integrate(v, refr, i_in, i_rec, theta, nc):  # type: ignore[no-untyped-def]
+    """Leak and integrate (FP32); returns how many neurons reach their threshold."""
+    v_rest, decay, v_th = nc[C_V_REST], nc[C_DECAY], nc[C_V_TH]
+    n_fire = 0
+    for j in range(v.shape[0]):
+        x = (v[j] - v_rest) * decay + v_rest
+        x = x + (i_in[j] + i_rec[j]) if refr[j] <= 0 else x
+        v[j] = x
+        n_fire += x >= theta[j] + v_th
+    return n_fire
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _integrate_q(v, refr, i_in, i_rec, theta, nc, vq, u, meter):  # type: ignore[no-untyped-def]
+    """:func:`_integrate` with Vmem rounded to ``vq`` (clipped roundings into ``meter``)."""
+    v_rest, decay, v_th = nc[C_V_REST], nc[C_DECAY], nc[C_V_TH]
+    inv, lo, hi, eps, cut = vq[QP_INV], vq[QP_LO], vq[QP_HI], vq[QP_EPS], vq[QP_CUT]
+    stoch, top = vq[QP_STOCH] != 0, F32(vq[QP_HI32])
+    n_fire = 0
+    sat = np.int32(0)
+    for j in range(v.shape[0]):
+        x = (v[j] - v_rest) * decay + v_rest
+        x = x + (i_in[j] + i_rec[j]) if refr[j] <= 0 else x
+        c, clip = fxp_code(x, inv, lo, hi, stoch, cut, u[j])
+        x = min(F32(c * eps), top)
+        v[j] = x
+        sat += np.int32(clip)
+        n_fire += x >= theta[j] + v_th
+    meter[M_SAT] += sat
+    return n_fire
+
+
+# ------------------------------------------------------------------------- neuron step
+
+
+@njit(cache=True, nogil=True)
+def _track(v, meter):  # type: ignore[no-untyped-def]
+    """The lowest and highest of ``v`` into ``meter`` (M_LO, M_HI)."""
+    lo = meter[M_LO]
+    hi = meter[M_HI]
+    for j in range(v.shape[0]):
+        lo = min(lo, np.float64(v[j]))
+        hi = max(hi, np.float64(v[j]))
+    meter[M_LO] = lo
+    meter[M_HI] = hi
+
+
+@njit(cache=True, nogil=True)
+def exc_step(i_in, t, st, acc, nc, fq, u, keys, s, si, meter):  # type: ignore[no-untyped-def]
+    """One step ``t`` of the excitatory layer (and the inhibitory one, ``nc[C_INHIB]``) of
+    state ``st`` [S_LEN, N] driven by the input current ``i_in`` [N]; fills the spikes
+    ``s`` (``si``: inhibitory) and returns the number of excitatory spikes.
+
+    ``u`` [2, N]: uniforms for stochastic Vmem rounding (excitatory, inhibitory). The
+    one-spike rule (``nc[C_ONE_SPIKE]``) keeps, of the neurons that fire, the one with the
+    largest tie-break :func:`hash_uniform` (``keys[K_TIE]``, t, j), computed only on steps
+    where several fire. A spike raises its neuron's threshold by ``nc[C_THETA_PLUS]``
+    (:func:`theta_set`; 0 at inference, where thresholds are frozen). ``meter`` [M_LEN]
+    counts clipped Vmem roundings and, in FP32, the lowest and highest potential.
     """
+    v, refr, theta, counts, i_rec = st[S_V], st[S_REFR], st[S_THETA], st[S_COUNTS], st[S_IREC]
     n = v.shape[0]
-    v_rest, v_reset, decay, ref_steps = ex_c[0], ex_c[1], ex_c[2], ex_c[3]
-    i_rest, i_reset, i_decay, i_ref = in_c[0], in_c[1], in_c[2], in_c[3]
+    v_th = nc[C_V_TH]
+    inhibitory = nc[C_INHIB] != 0
+    vq = fq[F_V]
     one = F32(1.0)
     zero = F32(0.0)
-    frozen = theta_decay == one and theta_plus == zero  # inference: thresholds never move
-    n_fire = 0
-    if vq[0] != 0 and vq[5] >= 0:  # deterministic Vmem rounding: branch-free, vectorizes
-        inv, eps, lo, hi, off = vq[1], vq[2], vq[3], vq[4], vq[5]
-        for j in range(n):
-            x = (v[j] - v_rest) * decay + v_rest
-            x = x + (i_in[j] + i_rec[j]) if refr[j] <= 0 else x
-            y = min(max(np.floor(x * inv + off), lo), hi)
-            v[j] = F32(y * eps)
-            n_fire += v[j] >= theta[j] + v_th
-    elif vq[0] != 0:  # stochastic Vmem rounding: _q's arithmetic, branch-free
-        inv, eps, lo, hi = vq[1], vq[2], vq[3], vq[4]
-        for j in range(n):
-            x = (v[j] - v_rest) * decay + v_rest
-            x = x + (i_in[j] + i_rec[j]) if refr[j] <= 0 else x
-            y = x * inv
-            fl = np.floor(y)
-            y = min(max(fl + 1.0 if u[0, j] < y - fl else fl, lo), hi)
-            v[j] = F32(y * eps)
-            n_fire += v[j] >= theta[j] + v_th
+    if vq[QP_ON] != 0:
+        n_fire = _integrate_q(v, refr, i_in, i_rec, theta, nc, vq, u[0], meter)
     else:
-        for j in range(n):
-            x = (v[j] - v_rest) * decay + v_rest
-            v[j] = x + (i_in[j] + i_rec[j]) if refr[j] <= 0 else x
-            n_fire += v[j] >= theta[j] + v_th
+        n_fire = _integrate(v, refr, i_in, i_rec, theta, nc)
+        if meter[M_TRACK] != 0:  # a separate pass: a min/max inside would not vectorize
+            _track(v, meter)
     if n_fire == 0 and not inhibitory:  # most steps: no spike, nothing to reset or inhibit
         for j in range(n):
             s[j] = zero
             refr[j] = refr[j] - one
             i_rec[j] = zero
-        if frozen:
-            return 0
-        if tq[0] == 0:
-            for j in range(n):
-                theta[j] = theta[j] * theta_decay + zero
-        elif tq[5] >= 0:  # deterministic Vth rounding: branch-free
-            inv, eps, lo, hi, off = tq[1], tq[2], tq[3], tq[4], tq[5]
-            for j in range(n):
-                th = theta[j] * theta_decay + zero + v_th
-                y = min(max(np.floor(th * inv + off), lo), hi)
-                theta[j] = F32(y * eps) - v_th
-        else:  # stochastic Vth rounding: _q's arithmetic, branch-free
-            inv, eps, lo, hi = tq[1], tq[2], tq[3], tq[4]
-            for j in range(n):
-                y = (theta[j] * theta_decay + zero + v_th) * inv
-                fl = np.floor(y)
-                y = min(max(fl + 1.0 if u[2, j] < y - fl else fl, lo), hi)
-                theta[j] = F32(y * eps) - v_th
         return 0
+    one_spike = nc[C_ONE_SPIKE] != 0
     best = F32(-1.0)
     best_j = -1
     n_spk = 0
@@ -184,14 +341,15 @@ def _exc_step(  # type: ignore[no-untyped-def]
         if fire:
             n_spk += 1
             if one_spike:
-                r = hash_uniform(tkey, t, j)
+                r = hash_uniform(keys[K_TIE], t, j)
                 if r > best:
                     best = r
                     best_j = j
     if one_spike and n_spk > 1:
         for j in range(n):
-            s[j] = one if j == best_j else F32(0.0)
+            s[j] = one if j == best_j else zero
         n_spk = 1
+    v_reset, ref_steps = nc[C_V_RESET], nc[C_REF]
     for j in range(n):
         if s[j] > 0:
             v[j] = v_reset
@@ -199,23 +357,36 @@ def _exc_step(  # type: ignore[no-untyped-def]
         else:
             refr[j] = refr[j] - one
         counts[j] += s[j]
+    w_lat = nc[C_W_LAT]
     if inhibitory:
+        inh_v, inh_refr, s_prev = st[S_INHV], st[S_INHREFR], st[S_SPREV]
+        i_rest, i_reset, i_decay, i_ref = nc[C_I_REST], nc[C_I_RESET], nc[C_I_DECAY], nc[C_I_REF]
+        w_exc_inh, inh_thr = nc[C_W_EXC_INH], nc[C_INH_THR]
+        # integrate (and round) first, in a loop of its own per case, then fire
+        if vq[QP_ON] != 0:
+            inv, lo, hi, eps, cut = vq[QP_INV], vq[QP_LO], vq[QP_HI], vq[QP_EPS], vq[QP_CUT]
+            stoch, top = vq[QP_STOCH] != 0, F32(vq[QP_HI32])
+            sat = np.int32(0)
+            for j in range(n):
+                x = (inh_v[j] - i_rest) * i_decay + i_rest
+                x = x + s_prev[j] * w_exc_inh if inh_refr[j] <= 0 else x
+                c, clip = fxp_code(x, inv, lo, hi, stoch, cut, u[1, j])
+                inh_v[j] = min(F32(c * eps), top)
+                sat += np.int32(clip)
+            meter[M_SAT] += sat
+        else:
+            for j in range(n):
+                x = (inh_v[j] - i_rest) * i_decay + i_rest
+                inh_v[j] = x + s_prev[j] * w_exc_inh if inh_refr[j] <= 0 else x
+            if meter[M_TRACK] != 0:
+                _track(inh_v, meter)
         n_inh = 0
         for j in range(n):
-            x = (inh_v[j] - i_rest) * i_decay + i_rest
-            if inh_refr[j] <= 0:
-                x = x + s_prev[j] * w_exc_inh
-            if vq[0] != 0:
-                x = _q(x, vq[1], vq[2], vq[3], vq[4], vq[5], u[1, j])
-            if x >= inh_thr:
-                si[j] = one
-                n_inh += 1
-                inh_v[j] = i_reset
-                inh_refr[j] = i_ref
-            else:
-                si[j] = F32(0.0)
-                inh_v[j] = x
-                inh_refr[j] = inh_refr[j] - one
+            fire = inh_v[j] >= inh_thr
+            si[j] = one if fire else zero
+            n_inh += fire
+            inh_v[j] = i_reset if fire else inh_v[j]
+            inh_refr[j] = i_ref if fire else inh_refr[j] - one
         tot = F32(n_inh)
         for j in range(n):
             i_rec[j] = (si[j] - tot) * w_lat
@@ -224,36 +395,42 @@ def _exc_step(  # type: ignore[no-untyped-def]
         tot = F32(n_spk)
         for j in range(n):
             i_rec[j] = (s[j] - tot) * w_lat
-    if not frozen:
-        for j in range(n):
-            th = theta[j] * theta_decay + s[j] * theta_plus
-            if tq[0] != 0:
-                th = _q(th + v_th, tq[1], tq[2], tq[3], tq[4], tq[5], u[2, j]) - v_th
-            theta[j] = th
+    if nc[C_THETA_PLUS] != 0:
+        _theta_spikes(s, t, theta, acc, nc, fq, keys, meter)
     return n_spk
 
 
 @njit(cache=True, nogil=True)
-def tinysnn_steps(  # type: ignore[no-untyped-def]
-    w, iptr, times, rows, pos, t0, t1, last, tkey, u,
-    v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
-    ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
-    w_lat, w_exc_inh, inh_thr, vq, tq,
-):  # fmt: skip
+def _theta_spikes(s, t, theta, acc, nc, fq, keys, meter):  # type: ignore[no-untyped-def]
+    """Each neuron that spiked (``s``) raises its threshold by theta_plus."""
+    v_th, theta_plus = nc[C_V_TH], nc[C_THETA_PLUS]
+    for j in range(s.shape[0]):
+        if s[j] > 0:
+            x = np.float64(theta[j]) + v_th + theta_plus
+            if fq[F_T, QP_ON] != 0:
+                x = acc[j] + theta_plus
+            theta_set(j, x, t, theta, acc, v_th, fq, keys[K_VTH], meter)
+
+
+# ---------------------------------------------------------------------- learning: tinySNN
+
+
+@njit(cache=True, nogil=True)
+def tinysnn_steps(w, spk, pos, t0, t1, last, st, acc, nc, fq, u, keys, meter):  # type: ignore[no-untyped-def]  # noqa: E501
     """Steps ``t0 .. t1-1`` of a tinySNN-rule learning presentation (W unchanged inside).
 
-    Input spikes come input by input: input ``m`` is row
-    ``rows[m]`` of W (ascending) and spikes at steps ``times[iptr[m] .. iptr[m+1]-1]``
-    (ascending); ``pos`` [M] (int64, starting at ``iptr[:-1]``) is each input's next
-    unread spike, advanced window by window. W is constant inside the window, so its
-    input currents are summed first, into a [t1-t0, N] buffer, input by input: each
-    active row of W is read once per window (it stays in the L1 cache while it is added
-    to every step it spikes at) instead of once per spike, and every step still adds its
-    rows in ascending input order, the same floats as a sum step by step. ``last``
-    [n_in] (int64, -1 = none yet) records each input's last spike step, for the traces.
-    ``u`` [t1-t0, 3, N] holds the Vmem/Vth rounding uniforms of these steps, or is
-    [1, 3, N] when rounding is deterministic.
+    ``spk`` = (iptr [M+1], times, rows [M]): input ``m`` is row ``rows[m]`` of W
+    (ascending) and spikes at steps ``times[iptr[m] .. iptr[m+1]-1]`` (ascending); ``pos``
+    [M] (int64, starting at ``iptr[:-1]``) is each input's next unread spike, advanced
+    window by window. W is constant inside the window, so its input currents are summed
+    first, into a [t1-t0, N] buffer, input by input: each active row of W is read once
+    per window instead of once per spike, and every step still adds its rows in
+    ascending input order, the same floats as a sum step by step. ``last`` [n_in] (int64,
+    -1 = none yet) records each input's last spike step, for the traces. ``u``
+    [t1-t0, 2, N] holds the Vmem rounding uniforms of these steps, or is [1, 2, N] when
+    rounding is deterministic. ``meter`` [M_LEN] as in :func:`exc_step`.
     """
+    iptr, times, rows = spk
     n = w.shape[1]
     s = np.zeros(n, dtype=np.float32)
     si = np.zeros(n, dtype=np.float32)
@@ -271,11 +448,9 @@ def tinysnn_steps(  # type: ignore[no-untyped-def]
             a += 1
         pos[m] = a
     for t in range(t0, t1):
-        _exc_step(
-            cur[t - t0], tkey, t, s, si, v, refr, theta, counts, i_rec, inh_v, inh_refr,
-            s_prev, ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
-            w_lat, w_exc_inh, inh_thr, vq, tq, u[t - t0] if per_step else u[0],
-        )  # fmt: skip
+        exc_step(
+            cur[t - t0], t, st, acc, nc, fq, u[t - t0] if per_step else u[0], keys, s, si, meter
+        )
 
 
 @njit(cache=True, nogil=True)
@@ -283,14 +458,14 @@ def tinysnn_rule(w, t, last, cols, s_max, lr, wq, uw, key):  # type: ignore[no-u
     """The tinySNN rule at update point ``t``: the columns ``cols`` (ascending; neurons
     that fired since the previous update point) move by ``k * eta * x_pre * (w_max - w)``
     with ``k = s_max / s_th`` and ``x_pre = exp(-(t - last) dt / tau)`` (0 for inputs
-    that have not spiked), then are clipped and put on the weight grid. ``lr`` = (eta,
-    s_th, w_max, dt/tau); ``uw`` [n_in, len(cols)] the uniforms of stochastic weight
-    rounding, in the reference's order, or (a [1, 1] array) take them from
+    that have not spiked), then are clipped and put on the weight grid ``wq``. ``lr`` =
+    (eta, s_th, w_max, dt/tau); ``uw`` [n_in, len(cols)] the uniforms of stochastic
+    weight rounding, in the reference's order, or (a [1, 1] array) take them from
     :func:`hash_uniform` with ``key`` (batched design points)."""
     n_in, n = w.shape
     eta, s_th, w_max, dt_tau = lr[0], lr[1], lr[2], lr[3]
     coef = F32((float(s_max) / s_th) * eta)
-    stochastic = wq[0] != 0 and wq[5] < 0
+    stochastic = wq[QP_ON] != 0 and wq[QP_STOCH] != 0
     hashed = uw.shape[0] != n_in
     x_pre = np.zeros(n_in, dtype=np.float32)
     for i in range(n_in):
@@ -325,72 +500,75 @@ def spikes_by_input(spikes):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def learn_tinysnn(  # type: ignore[no-untyped-def]
-    w, iptr, times, rows, n_steps, tkey, u, window, lr, wq, key,
-    v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
-    ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
-    w_lat, w_exc_inh, inh_thr, vq, tq,
-):  # fmt: skip
-    """A whole tinySNN-rule learning presentation in one call, updating ``w`` [n_in, N] in
-    place: :func:`tinysnn_steps` over each window of ``window`` steps, then
-    :func:`tinysnn_rule` at its last step. ``u`` [T, 3, N] or [1, 3, N] as there.
-    Stochastic weight rounding takes :func:`hash_uniform` numbers under ``key`` (the
-    single-point path rounds W stochastically window by window instead). Returns the
-    number of columns updated (event counts)."""
+def learn_tinysnn(w, spk, n_steps, window, st, acc, nc, lr, fq, u, keys, decay, meter):  # type: ignore[no-untyped-def]  # noqa: E501
+    """A whole tinySNN-rule learning presentation in one call, updating ``w`` [n_in, N]
+    and the state in place: :func:`tinysnn_steps` over each window of ``window`` steps,
+    :func:`tinysnn_rule` at its last step, then :func:`theta_decay` (``decay``).
+    ``u`` [T, 2, N] or [1, 2, N] as there. Stochastic weight rounding takes
+    :func:`hash_uniform` numbers under ``keys[K_W]`` (the single-point path rounds W
+    stochastically window by window instead). ``meter`` [M_LEN] accumulates what the
+    quantizers did (:func:`exc_step`). Returns the number of columns updated."""
     n_in, n = w.shape
     last = np.full(n_in, -1, dtype=np.int64)
-    pos = iptr[:-1].copy()
+    pos = spk[0][:-1].copy()
+    counts = st[S_COUNTS]
     at_update = counts.copy()
     per_step = u.shape[0] > 1
     uw = np.zeros((1, 1), dtype=np.float32)
+    wq = fq[F_W]
     n_cols = 0
     for t0 in range(0, n_steps, window):
         t1 = min(t0 + window, n_steps)
         tinysnn_steps(
-            w, iptr, times, rows, pos, t0, t1, last, tkey, u[t0:t1] if per_step else u,
-            v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
-            ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
-            w_lat, w_exc_inh, inh_thr, vq, tq,
-        )  # fmt: skip
+            w, spk, pos, t0, t1, last, st, acc, nc, fq, u[t0:t1] if per_step else u, keys, meter
+        )
         s_max = counts.max()
         if s_max > 0:
             cols = np.nonzero(counts - at_update > 0)[0]
             n_cols += cols.shape[0]
-            tinysnn_rule(w, t1 - 1, last, cols, s_max, lr, wq, uw, key)
+            tinysnn_rule(w, t1 - 1, last, cols, s_max, lr, wq, uw, keys[K_W])
         at_update[:] = counts
+    theta_decay(st[S_THETA], acc, nc[C_V_TH], fq, decay, keys[K_VTH], n_steps, meter)
     return n_cols
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def learn_tinysnn_multi(  # type: ignore[no-untyped-def]
-    w, active, iptr, times, rows, n_steps, tkey, u, window, lr, wq, key,
-    v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
-    ex_c, in_c, v_th, theta_decay, one_spike, inhibitory, w_exc_inh,
-    theta_plus, w_lat, inh_thr, vq, tq, n_cols,
-):  # fmt: skip
+def learn_tinysnn_multi(
+    w, active, spk, n_steps, window, st, acc, nc, lr, fq, u, keys, decay, n_cols, meters
+):  # type: ignore[no-untyped-def]  # noqa: E501
     """One presentation of shared input spikes to K design points at once, in parallel
-    threads: :func:`learn_tinysnn` for every point ``k`` with ``active[k]``. Arrays with
-    a leading K axis hold each point's own weights [K, n_in, N], state [K, N], quantizers
-    (``wq``, ``vq``, ``tq`` [K, 6]), inhibitory threshold ``inh_thr`` [K] and learning
-    parameters (``lr`` [K, 4], ``theta_plus``, ``w_lat`` [K]); the spikes, tie-breaks and
-    rounding uniforms are common to all points. ``n_cols`` [K] accumulates the updated
-    columns."""
+    threads: :func:`learn_tinysnn` for every point ``k`` with ``active[k]``. Arrays with a
+    leading K axis hold each point's own weights [K, n_in, N], state [K, S_LEN, N],
+    accumulators [K, N], constants ``nc`` [K, C_LEN] (the learning parameters a batch may
+    vary among them), ``lr`` [K, 4] and formats ``fq`` [K, F_LEN, QP_LEN]; the spikes,
+    keys and Vmem rounding uniforms are common to all points. ``n_cols`` [K]
+    accumulates the updated columns, ``meters`` [K, M_LEN] what each point's quantizers
+    did."""
     for k in prange(w.shape[0]):
         if active[k]:
             n_cols[k] += learn_tinysnn(
-                w[k], iptr, times, rows, n_steps, tkey, u, window, lr[k], wq[k], key,
-                v[k], refr[k], theta[k], counts[k], i_rec[k], inh_v[k], inh_refr[k],
-                s_prev[k], ex_c, in_c, v_th, theta_decay, theta_plus[k], one_spike,
-                inhibitory, w_lat[k], w_exc_inh, inh_thr[k], vq[k], tq[k],
-            )  # fmt: skip
+                w[k],
+                spk,
+                n_steps,
+                window,
+                st[k],
+                acc[k],
+                nc[k],
+                lr[k],
+                fq[k],
+                u,
+                keys,
+                decay,
+                meters[k],
+            )
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def normalize_multi(w, norm, w_max, wq, key):  # type: ignore[no-untyped-def]
     """Weight normalisation of K design points in parallel: each column of ``w[k]``
     [n_in, N] rescaled to sum to ``norm[k]``, clipped to [0, w_max], then put on the point's
-    weight grid ``wq[k]`` (stochastic rounding with :func:`hash_uniform` under ``key``).
-    Branch-free inner loops per rounding mode, so that they vectorize."""
+    weight grid ``wq[k]`` (:func:`fxp`; stochastic rounding with :func:`hash_uniform`
+    under ``key``). One loop per rounding case, so that they vectorize."""
     for k in prange(w.shape[0]):
         wk = w[k]
         n_in, n = wk.shape
@@ -402,64 +580,74 @@ def normalize_multi(w, norm, w_max, wq, key):  # type: ignore[no-untyped-def]
             col[j] = norm[k] / max(col[j], F32(1e-12))
         q = wq[k]
         zero = F32(0.0)
-        if q[0] == 0:  # FP32
+        if q[QP_ON] == 0:  # FP32
             for i in range(n_in):
                 for j in range(n):
                     wk[i, j] = min(max(wk[i, j] * col[j], zero), w_max)
             continue
-        inv, eps, lo, hi, off = F32(q[1]), F32(q[2]), F32(q[3]), F32(q[4]), F32(q[5])
-        if off >= 0:  # truncate (0) or nearest (0.5)
-            for i in range(n_in):
-                for j in range(n):
-                    x = min(max(wk[i, j] * col[j], zero), w_max)
-                    y = np.floor(x * inv + off)
-                    wk[i, j] = min(max(y, lo), hi) * eps
+        stoch = q[QP_STOCH] != 0
+        if q[QP_NARROW] != 0:  # float32: exact here, and twice the lanes
+            inv, lo, hi = F32(q[QP_INV]), F32(q[QP_LO]), F32(q[QP_HI])
+            eps, cut = F32(q[QP_EPS]), F32(min(q[QP_CUT], 2.0))  # inf fits no float32 cut
+            if stoch:
+                for i in range(n_in):
+                    for j in range(n):
+                        r = hash_uniform(key, 2147483647, i * n + j)
+                        x = min(max(wk[i, j] * col[j], zero), w_max)
+                        wk[i, j] = fxp_code32(x, inv, lo, hi, True, cut, r)[0] * eps
+            else:
+                for i in range(n_in):
+                    for j in range(n):
+                        x = min(max(wk[i, j] * col[j], zero), w_max)
+                        wk[i, j] = fxp_code32(x, inv, lo, hi, False, cut, zero)[0] * eps
             continue
-        for i in range(n_in):  # stochastic: _q's arithmetic, branch-free
+        inv64, lo64, hi64, eps64, cut64 = q[QP_INV], q[QP_LO], q[QP_HI], q[QP_EPS], q[QP_CUT]
+        top = F32(q[QP_HI32])
+        for i in range(n_in):
             for j in range(n):
+                r = hash_uniform(key, 2147483647, i * n + j) if stoch else zero
                 x = min(max(wk[i, j] * col[j], zero), w_max)
-                y = x * inv
-                fl = np.floor(y)
-                r = hash_uniform(key, 2147483647, i * n + j)
-                wk[i, j] = F32(min(max(fl + 1.0 if r < y - fl else fl, lo), hi) * eps)
+                c, _ = fxp_code(x, inv64, lo64, hi64, stoch, cut64, r)
+                wk[i, j] = min(F32(c * eps64), top)
+
+
+# -------------------------------------------------------------- learning: per-step rules
 
 
 @njit(cache=True, nogil=True)
-def learn_stepwise(  # type: ignore[no-untyped-def]
-    w, ptr, idx, x_pre_all, tkey, rule, lr, wq,
-    v, refr, theta, counts, i_rec, inh_v, inh_refr, s_prev,
-    ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
-    w_lat, w_exc_inh, inh_thr, vq, tq, trace_decay,
-):  # fmt: skip
+def learn_stepwise(
+    w, csr, x_pre_all, rule, lr, st, acc, nc, fq, u, keys, trace_decay, decay, meter
+):  # type: ignore[no-untyped-def]  # noqa: E501
     """A whole learning presentation for the per-step rules ``pair`` (rule 1) and
-    ``sl-stdp`` (rule 2), updating ``w`` [n_in, N] in place.
+    ``sl-stdp`` (rule 2), updating ``w`` [n_in, N] and the state in place, then
+    :func:`theta_decay`.
 
-    Input spikes come as CSR rows (``ptr`` [T+1], ``idx``): the active inputs of each
+    Input spikes come as CSR rows (``csr`` = (ptr [T+1], idx)): the active inputs of each
     step, so the input current sums only those rows of W. ``x_pre_all`` [T, n_in] are
     the presynaptic traces (shared with the reference path). ``lr`` = (eta_pre, eta_post,
-    eta_sl, x_tar, w_max); ``wq`` the weight quantizer (deterministic rounding only).
+    eta_sl, x_tar, w_max); weights are rounded deterministically (``fq[F_W]``). ``u``
+    [T, 2, N] or [1, 2, N]: Vmem rounding uniforms, as in :func:`tinysnn_steps`.
     """
+    ptr, idx = csr
     n_in, n = w.shape
     eta_pre, eta_post, eta_sl, x_tar, w_max = lr[0], lr[1], lr[2], lr[3], lr[4]
+    wq = fq[F_W]
     s = np.zeros(n, dtype=np.float32)
     si = np.zeros(n, dtype=np.float32)
     i_in = np.zeros(n, dtype=np.float32)
     x_post = np.zeros(n, dtype=np.float32)
     b0 = np.zeros(n, dtype=np.float32)
-    u0 = np.zeros((3, n), dtype=np.float32)  # deterministic rounding only here
+    per_step = u.shape[0] > 1
     zero = F32(0.0)
-    for t in range(ptr.shape[0] - 1):
+    n_steps = ptr.shape[0] - 1
+    for t in range(n_steps):
         for j in range(n):
             i_in[j] = zero
         for a in range(ptr[t], ptr[t + 1]):
             row = idx[a]
             for j in range(n):
                 i_in[j] += w[row, j]
-        n_spk = _exc_step(
-            i_in, tkey, t, s, si, v, refr, theta, counts, i_rec, inh_v, inh_refr,
-            s_prev, ex_c, in_c, v_th, theta_decay, theta_plus, one_spike, inhibitory,
-            w_lat, w_exc_inh, inh_thr, vq, tq, u0,
-        )  # fmt: skip
+        n_spk = exc_step(i_in, t, st, acc, nc, fq, u[t] if per_step else u[0], keys, s, si, meter)
         for j in range(n):
             x_post[j] = F32(1.0) if s[j] > 0 else x_post[j] * trace_decay
         x_pre = x_pre_all[t]
@@ -470,11 +658,7 @@ def learn_stepwise(  # type: ignore[no-untyped-def]
                 i = idx[a]
                 xi = x_pre[i]
                 for j in range(n):
-                    x = w[i, j] + (b0[j] + xi * (s[j] * eta_post))
-                    x = min(max(x, zero), w_max)
-                    if wq[0] != 0:
-                        x = _q(x, wq[1], wq[2], wq[3], wq[4], wq[5], F32(0.0))
-                    w[i, j] = x
+                    w[i, j] = _clip_q(w[i, j] + (b0[j] + xi * (s[j] * eta_post)), w_max, wq)
             if n_spk > 0:
                 for j in range(n):
                     if s[j] > 0:
@@ -493,35 +677,45 @@ def learn_stepwise(  # type: ignore[no-untyped-def]
                         wij = w[i, j]
                         bound = (w_max - wij) if d >= 0 else wij
                         w[i, j] = _clip_q(wij + eta_sl * d * bound, w_max, wq)
+    theta_decay(st[S_THETA], acc, nc[C_V_TH], fq, decay, keys[K_VTH], n_steps, meter)
 
 
 @njit(cache=True, nogil=True)
 def _clip_q(x, w_max, wq, u=F32(0.0)):  # type: ignore[no-untyped-def]
-    """Clip a weight to [0, w_max], then round it to ``wq`` (``u``: stochastic uniform)."""
-    if x < 0:
-        x = F32(0.0)
-    elif x > w_max:
-        x = w_max
-    if wq[0] != 0:
-        x = _q(x, wq[1], wq[2], wq[3], wq[4], wq[5], u)
-    return x
+    """Clip a weight to [0, w_max], then round it to ``wq`` (``u``: stochastic uniform);
+    branch-free but for the format, so loops over it vectorize."""
+    x = min(max(x, F32(0.0)), w_max)
+    return fxp32(x, wq, u) if wq[QP_ON] != 0 else x
+
+
+# ------------------------------------------------------------------------------ inference
 
 
 @njit(cache=True, nogil=True)
-def _infer_lateral(cur, v, thr, cnt, refr, i_rec, s, ex_c, w_lat, vq, ukey, b):  # type: ignore[no-untyped-def]
+def _infer_lateral(cur, v, thr, cnt, refr, i_rec, s, nc, vq, ukey, b, meter):  # type: ignore[no-untyped-def]
     """One image's inference steps with direct lateral inhibition (theta frozen, no
-    one-spike rule): what :func:`_exc_step` computes for this case, the same floats,
+    one-spike rule): what :func:`exc_step` computes for this case, the same floats,
     with integration, Vmem rounding, the refractory count, clearing the recurrent and
     input currents and the threshold test fused into one pass per step. ``cur`` [T, N]
     holds the input current of each step (cleared as it is read); ``thr`` = theta + v_th;
-    ``cnt`` receives the spike counts; ``ukey`` as in :func:`infer_batch` (image ``b``)."""
+    ``cnt`` receives the spike counts; ``ukey`` as in :func:`infer_batch` (image ``b``);
+    ``meter`` [M_LEN] as in :func:`exc_step`."""
     n = v.shape[0]
     n_steps = cur.shape[0]
-    v_rest, v_reset, decay, ref_steps = ex_c[0], ex_c[1], ex_c[2], ex_c[3]
+    v_rest, v_reset, decay, ref_steps = nc[C_V_REST], nc[C_V_RESET], nc[C_DECAY], nc[C_REF]
+    w_lat = nc[C_W_LAT]
     one = F32(1.0)
     zero = F32(0.0)
-    mode = 0 if vq[0] == 0 else (1 if vq[5] >= 0 else 2)
-    inv, eps, lo, hi, off = vq[1], vq[2], vq[3], vq[4], vq[5]
+    # 0 FP32; rounding 1 deterministic, 2 stochastic; +2 where float32 arithmetic is exact
+    mode = 0 if vq[QP_ON] == 0 else (1 if vq[QP_STOCH] == 0 else 2)
+    if mode and vq[QP_NARROW] != 0:
+        mode += 2
+    inv, lo, hi, eps, cut = vq[QP_INV], vq[QP_LO], vq[QP_HI], vq[QP_EPS], vq[QP_CUT]
+    top = F32(vq[QP_HI32])
+    inv32, lo32, hi32, eps32 = F32(inv), F32(lo), F32(hi), F32(eps)
+    cut32 = F32(min(cut, 2.0))  # inf (truncation) fits no float32 compare
+    track = meter[M_TRACK] != 0
+    sat = np.int32(0)
     for j in range(n):
         refr[j] = zero
         i_rec[j] = zero
@@ -541,27 +735,54 @@ def _infer_lateral(cur, v, thr, cnt, refr, i_rec, s, ex_c, w_lat, vq, ukey, b): 
             for j in range(n):
                 x = (v[j] - v_rest) * decay + v_rest
                 x = x + (cur[t, j] + i_rec[j]) if refr[j] <= 0 else x
-                y = min(max(np.floor(x * inv + off), lo), hi)
-                x = F32(y * eps)
+                c, clip = fxp_code(x, inv, lo, hi, False, cut, zero)
+                x = min(F32(c * eps), top)
+                sat += np.int32(clip)
                 v[j] = x
                 n_fire += x >= thr[j]
                 refr[j] = refr[j] - one
                 i_rec[j] = zero
                 cur[t, j] = zero
-        else:  # stochastic rounding (_q's arithmetic), uniforms hashed in place
+        elif mode == 2:  # stochastic rounding, uniforms hashed in place
             for j in range(n):
                 x = (v[j] - v_rest) * decay + v_rest
                 x = x + (cur[t, j] + i_rec[j]) if refr[j] <= 0 else x
-                y = x * inv
-                fl = np.floor(y)
                 r = hash_uniform(ukey, t, b * n + j)
-                y = min(max(fl + 1.0 if r < y - fl else fl, lo), hi)
-                x = F32(y * eps)
+                c, clip = fxp_code(x, inv, lo, hi, True, cut, r)
+                x = min(F32(c * eps), top)
+                sat += np.int32(clip)
                 v[j] = x
                 n_fire += x >= thr[j]
                 refr[j] = refr[j] - one
                 i_rec[j] = zero
                 cur[t, j] = zero
+        elif mode == 3:  # modes 1 and 2 in float32 arithmetic (narrow formats)
+            for j in range(n):
+                x = (v[j] - v_rest) * decay + v_rest
+                x = x + (cur[t, j] + i_rec[j]) if refr[j] <= 0 else x
+                c, clip = fxp_code32(x, inv32, lo32, hi32, False, cut32, zero)
+                x = c * eps32
+                sat += np.int32(clip)
+                v[j] = x
+                n_fire += x >= thr[j]
+                refr[j] = refr[j] - one
+                i_rec[j] = zero
+                cur[t, j] = zero
+        else:
+            for j in range(n):
+                x = (v[j] - v_rest) * decay + v_rest
+                x = x + (cur[t, j] + i_rec[j]) if refr[j] <= 0 else x
+                r = hash_uniform(ukey, t, b * n + j)
+                c, clip = fxp_code32(x, inv32, lo32, hi32, True, cut32, r)
+                x = c * eps32
+                sat += np.int32(clip)
+                v[j] = x
+                n_fire += x >= thr[j]
+                refr[j] = refr[j] - one
+                i_rec[j] = zero
+                cur[t, j] = zero
+        if track:  # a separate pass: a min/max inside would not vectorize
+            _track(v, meter)
         if n_fire == 0:
             continue
         for j in range(n):
@@ -575,21 +796,21 @@ def _infer_lateral(cur, v, thr, cnt, refr, i_rec, s, ex_c, w_lat, vq, ukey, b): 
         tot = F32(n_fire)
         for j in range(n):
             i_rec[j] = (s[j] - tot) * w_lat
+    meter[M_SAT] += sat
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def infer_batch(  # type: ignore[no-untyped-def]
-    w, img_ptr, pix, spikes, p, key, n_steps, theta, counts, n_in_spikes, v0, iv0, ukey,
-    ex_c, in_c, v_th, inhibitory, w_lat, w_exc_inh, inh_thr, vq, tq, n_threads,
-):  # fmt: skip
+def infer_batch(
+    w, trains, keys, n_steps, theta, counts, n_in_spikes, v0, iv0, nc, fq, n_threads, meters
+):  # type: ignore[no-untyped-def]  # noqa: E501
     """Inference (learning off, theta frozen, no one-spike rule) of a batch of images.
 
-    Input spikes come as compact trains: image b's non-zero pixels are rows
-    ``img_ptr[b] .. img_ptr[b+1]-1`` of ``pix`` [M] (input index) and ``spikes`` [M, T]
-    (bool). With ``spikes`` of shape [0, 0] they are drawn here instead by
-    :func:`geometric_times` from ``p`` [M] (float64) and ``key``, as
-    :func:`geometric_spikes` draws them (the same trains, without storing them);
-    ``n_in_spikes`` [B] receives each image's number of input spikes either way.
+    Input spikes come as compact trains, ``trains`` = (img_ptr [B+1], pix [M], spikes
+    [M, T] (bool), p [M] (float64)): image b's non-zero pixels are rows ``img_ptr[b] ..
+    img_ptr[b+1]-1`` of ``pix`` (input index) and ``spikes``. With ``spikes`` of shape
+    [0, 0] they are drawn here instead by :func:`geometric_times` from ``p`` and
+    ``keys[0]``, as :func:`geometric_spikes` draws them (the same trains, without storing
+    them); ``n_in_spikes`` [B] receives each image's number of input spikes either way.
 
     W is fixed at inference, so the input current of every step is known before the
     neurons run: it is summed first, pixel by pixel, into a [T, N] buffer (each active
@@ -599,31 +820,35 @@ def infer_batch(  # type: ignore[no-untyped-def]
     spike counts. Images run in parallel threads, each thread reusing its buffers
     (``n_threads``: the number of threads to spread images over). With lateral
     inhibition the neuron step runs as one fused pass (:func:`_infer_lateral`); with the
-    inhibitory layer as in learning (:func:`_exc_step`). ``v0``/``iv0`` [B, N] are the
-    initial (quantized) potentials. Stochastic Vmem rounding takes its uniforms from
-    :func:`hash_uniform` under ``ukey``: at step t, image b, neuron j, (ukey, t, b * N + j)
-    for the excitatory layer and (ukey, t, (B + b) * N + j) for the inhibitory one, the
-    elements of the [T, 2, B, N] block that :func:`hash_block` gives the reference path.
+    inhibitory layer as in learning (:func:`exc_step`). ``v0``/``iv0`` [B, N] are the
+    initial (quantized) potentials. Stochastic Vmem rounding (``fq[F_V]``) takes its
+    uniforms from :func:`hash_uniform` under ``keys[1]``: at step t, image b, neuron j,
+    (key, t, b * N + j) for the excitatory layer and (key, t, (B + b) * N + j) for the
+    inhibitory one, the elements of the [T, 2, B, N] block that :func:`hash_block` gives
+    the reference path. ``meters`` [B, M_LEN] (lowest/highest initialised by the caller)
+    receives each image's clipped Vmem roundings and range.
     """
+    img_ptr, pix, spikes, p = trains
+    key, ukey = keys[0], keys[1]
     n_img = counts.shape[0]
     n = w.shape[1]
-    stochastic = vq[0] != 0 and vq[5] < 0
+    vq = fq[F_V]
+    stochastic = vq[QP_ON] != 0 and vq[QP_STOCH] != 0
     n_par = min(n_img, 4 * n_threads)
     draw = spikes.shape[1] == 0
+    inhibitory = nc[C_INHIB] != 0
+    no_keys = np.zeros(K_LEN, dtype=np.int64)
     for c in prange(n_par):
         cur = np.zeros((n_steps, n), dtype=np.float32)
         times = np.zeros(n_steps, dtype=np.int64)
-        ub = np.zeros((3, n), dtype=np.float32)
-        refr = np.zeros(n, dtype=np.float32)
-        inh_refr = np.zeros(n, dtype=np.float32)
-        i_rec = np.zeros(n, dtype=np.float32)
-        s_prev = np.zeros(n, dtype=np.float32)
+        ub = np.zeros((2, n), dtype=np.float32)
+        st = np.zeros((S_LEN, n), dtype=np.float32)
         s = np.zeros(n, dtype=np.float32)
         si = np.zeros(n, dtype=np.float32)
-        cnt = np.zeros(n, dtype=np.float32)
         thr = np.empty(n, dtype=np.float32)
+        acc = np.zeros(n, dtype=np.float64)
         for j in range(n):
-            thr[j] = theta[j] + v_th
+            thr[j] = theta[j] + nc[C_V_TH]
         for b in range(c, n_img, n_par):
             n_sp = 0
             for m in range(img_ptr[b], img_ptr[b + 1]):
@@ -643,35 +868,29 @@ def infer_batch(  # type: ignore[no-untyped-def]
                     for j in range(n):
                         cur[ta, j] += w[row, j]
             n_in_spikes[b] = n_sp
-            v = v0[b].copy()
+            v = st[S_V]
+            v[:] = v0[b]
             if not inhibitory:  # the common case: one fused pass per step
-                _infer_lateral(cur, v, thr, cnt, refr, i_rec, s, ex_c, w_lat, vq, ukey, b)
-                for j in range(n):
-                    counts[b, j] = cnt[j]
+                _infer_lateral(
+                    cur, v, thr, st[S_COUNTS], st[S_REFR], st[S_IREC], s, nc, vq, ukey, b,
+                    meters[b],
+                )  # fmt: skip
+                counts[b] = st[S_COUNTS]
                 continue
-            inh_v = iv0[b].copy()
-            th = theta.copy()
-            for j in range(n):
-                refr[j] = F32(0.0)
-                inh_refr[j] = F32(0.0)
-                i_rec[j] = F32(0.0)
-                s_prev[j] = F32(0.0)
-                cnt[j] = F32(0.0)
+            st[S_INHV] = iv0[b]
+            st[S_THETA] = theta
+            for r in (S_REFR, S_INHREFR, S_IREC, S_SPREV, S_COUNTS):
+                st[r] = F32(0.0)
             for t in range(n_steps):
                 if stochastic:
                     for j in range(n):
                         ub[0, j] = hash_uniform(ukey, t, b * n + j)
                         ub[1, j] = hash_uniform(ukey, t, (n_img + b) * n + j)
                 i_in = cur[t]
-                _exc_step(
-                    i_in, 0, t, s, si, v, refr, th, cnt, i_rec, inh_v, inh_refr, s_prev,
-                    ex_c, in_c, v_th, F32(1.0), F32(0.0), False, inhibitory,
-                    w_lat, w_exc_inh, inh_thr, vq, tq, ub,
-                )  # fmt: skip
+                exc_step(i_in, t, st, acc, nc, fq, ub, no_keys, s, si, meters[b])
                 for j in range(n):
                     i_in[j] = F32(0.0)  # ready for the next image
-            for j in range(n):
-                counts[b, j] = cnt[j]
+            counts[b] = st[S_COUNTS]
 
 
 @njit(cache=True, nogil=True)

@@ -7,6 +7,8 @@ two inhibitory connection matrices as full n_exc x n_exc matrices (exc -> inh, o
 and inh -> exc, all to all but self), as BindsNET does. Stored neuron parameters: Vmem
 and Vth of every neuron of every layer (for the baseline, of the inhibitory layer too).
 Weights are held at the weight precision, Vmem and Vth at theirs; FP32 counts 32 bits.
+Training under ITQ holds each excitatory threshold in an accumulator
+``quant.VTH_GUARD_BITS`` bits wider (``train_memory_bits``; docs/model.md).
 The inhibitory matrices and the inhibitory neurons of the baseline are held at the same
 precisions as their excitatory counterparts.
 """
@@ -32,6 +34,9 @@ class MemoryReport:
     memory_bits: int
     reference_bits: int  # same topology and size at FP32
     baseline_fp32_bits: int  # baseline (inhibitory-layer) topology, same size, FP32
+    # while training under ITQ, each learning threshold sits in a wider accumulator
+    # (quant.VTH_GUARD_BITS more bits): the state training must hold
+    train_memory_bits: int
 
     @property
     def memory_bytes(self) -> float:
@@ -81,7 +86,11 @@ def memory_report(
     weight_bits: int | None,
     vmem_bits: int | None,
     vth_bits: int | None,
+    vth_guard_bits: int = 0,
 ) -> MemoryReport:
+    """Eq. 4 for a network and its precisions; ``vth_guard_bits``: the extra bits of each
+    excitatory threshold's accumulator while it learns (ITQ with a quantized Vth), counted
+    in ``train_memory_bits`` only (the deployed model stores the threshold)."""
     wb, vb, tb = _bits(weight_bits), _bits(vmem_bits), _bits(vth_bits)
     n_w, n_n = counts(n_in, n_exc, topology)
     w_mem, n_mem = _total(n_in, n_exc, topology, wb, vb, tb)
@@ -99,4 +108,5 @@ def memory_report(
         memory_bits=w_mem + n_mem,
         reference_bits=ref,
         baseline_fp32_bits=base,
+        train_memory_bits=w_mem + n_mem + n_exc * vth_guard_bits,
     )

@@ -19,7 +19,7 @@ Topology = Literal["inhibitory", "lateral"]
 ModelName = Literal["baseline", "sl-stdp", "tinysnn"]
 Scheme = Literal["ptq", "itq"]
 Rounding = Literal["truncate", "nearest", "stochastic"]
-Readout = Literal["all", "proportion"]
+Readout = Literal["all", "proportion", "soft-vote"]
 
 RULES: tuple[str, ...] = get_args(Rule)
 TOPOLOGIES: tuple[str, ...] = get_args(Topology)
@@ -110,7 +110,9 @@ class QuantSpec:
     """Fixed-point quantization of weights, Vmem and Vth (method.md 4).
 
     ``*_bits`` is ``None`` for FP32 (no quantization) or a word length in [2, 32].
-    ``*_int_bits`` overrides the integer bits derived from ``*_range``.
+    ``*_int_bits`` overrides the integer bits derived from ``*_range``. The Vmem and Vth
+    ranges are a prior until they are observed on an FP32 run of the network
+    (``quant.with_ranges``); ``ranges_source`` then says which run.
     """
 
     scheme: Scheme = "ptq"
@@ -124,10 +126,21 @@ class QuantSpec:
     weight_range: tuple[float, float] = (0.0, 1.0)
     vmem_range_mv: tuple[float, float] = (-100.0, 0.0)
     vth_range_mv: tuple[float, float] = (-100.0, 0.0)
+    ranges_source: str | None = None
 
     @property
     def is_fp32(self) -> bool:
         return self.weight_bits is None and self.vmem_bits is None and self.vth_bits is None
+
+    @property
+    def needs_ranges(self) -> bool:
+        """Whether a quantized Vmem or Vth still takes its integer bits from a range that
+        was not observed (neither given integer bits nor ``ranges_source``)."""
+        if self.ranges_source is not None:
+            return False
+        return (self.vmem_bits is not None and self.vmem_int_bits is None) or (
+            self.vth_bits is not None and self.vth_int_bits is None
+        )
 
     def label(self) -> str:
         def b(x: int | None) -> str:

@@ -10,22 +10,65 @@ negative for very short words: the step is then a power of two above 1). The ste
 Rounding, with ``floor_eps(x)`` the largest multiple of eps <= x:
 
     truncate    q(x) = floor_eps(x)
-    nearest     q(x) = floor_eps(x + eps/2)
+    nearest     q(x) = floor_eps(x + eps/2)          (a tie rounds up)
     stochastic  q(x) = floor_eps(x) + eps with probability (x - floor_eps(x)) / eps
 
 then saturation to ``[lo, hi]``. FP32 (``bits is None``) is the identity.
+
+Every path computes this the same way, exactly: the value is scaled to ``y = x / eps`` in
+float64 (exact: a power of two), and ``floor(y)`` steps up one where nearest rounding
+finds ``y >= floor(y) + 1/2`` or stochastic rounding finds the remainder above ``u``
+(``y - floor(y)``, exact but for ``-1 < y < 0``, where ``y > u - 1`` is compared
+instead). Adding ``1/2`` before the floor, in float32 or float64, rounds a value one ulp
+below a midpoint up a step; these comparisons cannot. The integer code is clamped to
+``[lo/eps, hi/eps]`` (exact integers in float64 for every width up to 32 bits) and
+multiplied by ``eps``: :func:`quantize` of a float64 input is the exact grid value
+(whenever ``x / eps`` is zero or a normal float64).
+
+The simulation holds its state in float32, which represents every grid value of a
+format with at most 24 significant bits. A wider format's value is stored as the nearest
+float32 (itself on the grid), and never above ``hi``: the store takes the largest float32
+not above ``hi`` where the nearest would exceed it (``Q1.31``'s ``2 - 2**-31`` is stored
+as ``2 - 2**-23``, not ``2.0``). :func:`qparams` packs a format in the layout the compiled
+kernels read (:mod:`tinysnn_dse.core.kernels`, ``QP_*``), so that every path rounds alike.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
+from tinysnn_dse.core import kernels
 from tinysnn_dse.core.params import ModelConfig, QuantSpec, Rounding, validate_bits
 from tinysnn_dse.errors import ConfigError
+
+#: Extra fractional bits of the accumulator an ITQ threshold is held in while it learns
+#: (docs/model.md, "Thresholds under ITQ"): the per-presentation decay of a threshold is
+#: 2.5e-5 of its value, which 16 more bits below the threshold's own step still resolve.
+VTH_GUARD_BITS = 16
+
+#: Margin added to each end of an observed range before integer bits are derived.
+RANGE_MARGIN = 0.1
+
+
+class RoundMode(enum.IntEnum):
+    """The rounding modes, as the kernels encode them (``qparams``)."""
+
+    TRUNCATE = 0
+    NEAREST = 1
+    STOCHASTIC = 2
+
+    @classmethod
+    def of(cls, rounding: str) -> RoundMode:
+        try:
+            return cls[rounding.upper()]
+        except KeyError:
+            raise ConfigError(f"unknown rounding {rounding!r}") from None
 
 
 @dataclass(frozen=True)
@@ -45,12 +88,39 @@ class FixedPoint:
         return 2.0 ** (-self.frac_bits)
 
     @property
+    def inv(self) -> float:
+        """1 / eps (a power of two)."""
+        return 2.0**self.frac_bits
+
+    @property
     def lo(self) -> float:
         return -(2.0**self.int_bits) if self.signed else 0.0
 
     @property
     def hi(self) -> float:
         return 2.0**self.int_bits - self.eps
+
+    @property
+    def lo_code(self) -> int:
+        """The smallest integer code, ``lo / eps``."""
+        return -(2 ** (self.bits - 1)) if self.signed else 0
+
+    @property
+    def hi_code(self) -> int:
+        """The largest integer code, ``hi / eps``."""
+        return 2 ** (self.bits - (1 if self.signed else 0)) - 1
+
+    @property
+    def hi32(self) -> float:
+        """The largest float32 not above ``hi`` (``hi`` itself up to 24 significant bits)."""
+        h = np.float32(self.hi)
+        if float(h) > self.hi:
+            h = np.nextafter(h, np.float32(-np.inf))
+        return float(h)
+
+    def widened(self, guard_bits: int) -> FixedPoint:
+        """The same integer bits with ``guard_bits`` more fractional bits."""
+        return FixedPoint(self.bits + guard_bits, self.int_bits, self.signed)
 
     def describe(self) -> str:
         sign = "s" if self.signed else "u"
@@ -82,6 +152,25 @@ def derive_format(
     return fmt
 
 
+def qparams(fmt: FixedPoint | None, rounding: str) -> np.ndarray:
+    """``fmt`` and its rounding as the float64 [QP_LEN] array every kernel reads
+    (``kernels.QP_*``); all zeros (``QP_ON`` = 0) for FP32."""
+    q = np.zeros(kernels.QP_LEN, dtype=np.float64)
+    if fmt is None:
+        return q
+    mode = RoundMode.of(rounding)
+    q[kernels.QP_ON] = 1.0
+    q[kernels.QP_INV] = fmt.inv
+    q[kernels.QP_EPS] = fmt.eps
+    q[kernels.QP_LO] = float(fmt.lo_code)
+    q[kernels.QP_HI] = float(fmt.hi_code)
+    q[kernels.QP_STOCH] = 1.0 if mode == RoundMode.STOCHASTIC else 0.0
+    q[kernels.QP_CUT] = 0.5 if mode == RoundMode.NEAREST else math.inf
+    q[kernels.QP_HI32] = fmt.hi32
+    q[kernels.QP_NARROW] = 1.0 if fmt.bits <= 23 and fmt.frac_bits >= 0 else 0.0
+    return q
+
+
 def quantize(
     x: torch.Tensor,
     fmt: FixedPoint | None,
@@ -89,37 +178,63 @@ def quantize(
     generator: torch.Generator | None = None,
     u: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Quantize ``x`` (any shape) to ``fmt`` with the given rounding; returns a new tensor.
+    """Quantize ``x`` (any shape) to ``fmt`` with the given rounding; returns a new tensor
+    of ``x``'s dtype (see the module docstring: exact for float64, and for float32 up to
+    24 significant bits).
 
     Stochastic rounding draws one uniform number per element from ``generator`` (which must
     live on ``x``'s device), or takes them from ``u`` (``x``'s shape) when given; the other
     modes draw nothing.
     """
+    return quantize_counted(x, fmt, rounding, generator, u, count=False)[0]
+
+
+def quantize_counted(
+    x: torch.Tensor,
+    fmt: FixedPoint | None,
+    rounding: Rounding,
+    generator: torch.Generator | None = None,
+    u: torch.Tensor | None = None,
+    count: bool = True,
+) -> tuple[torch.Tensor, int]:
+    """:func:`quantize`, and how many elements saturated (their rounded code fell outside
+    the format, as :func:`kernels.fxp_sat` counts them; 0 unless ``count``)."""
     if fmt is None:
-        return x
-    inv = 1.0 / fmt.eps  # a power of two: scaling is exact in binary floating point
-    y = x * inv
-    if rounding == "truncate":
-        y = torch.floor(y)
-    elif rounding == "nearest":
-        y = torch.floor(y + 0.5)
-    elif rounding == "stochastic":
-        if generator is None and u is None:
-            raise ValueError("stochastic rounding needs an explicit torch.Generator")
-        fl = torch.floor(y)
+        return x, 0
+    mode = RoundMode.of(rounding)
+    # float32 arithmetic is exact for float32 inputs, codes below 2**22 and a step of at
+    # most 1 (scaling cannot underflow; every step below is exact); float64 otherwise
+    fast = x.dtype == torch.float32 and fmt.bits <= 23 and fmt.frac_bits >= 0
+    dt = torch.float32 if fast else torch.float64
+    y = x.to(dt) * fmt.inv  # exact: a power of two
+    fl = torch.floor(y)
+    if mode == RoundMode.NEAREST:
+        fl += y >= fl + 0.5  # fl + 1/2 is exact
+    elif mode == RoundMode.STOCHASTIC:
         if u is None:
-            u = torch.rand(y.shape, generator=generator, device=y.device, dtype=y.dtype)
-        else:
-            u = u.to(y.device, y.dtype)
-        y = fl + (u < (y - fl)).to(y.dtype)
-    else:  # pragma: no cover - validated where modes enter
-        raise ConfigError(f"unknown rounding {rounding!r}")
-    return torch.clamp(y, fmt.lo * inv, fmt.hi * inv) * fmt.eps
+            if generator is None:
+                raise ValueError("stochastic rounding needs an explicit torch.Generator")
+            u = torch.rand(y.shape, generator=generator, device=y.device, dtype=torch.float32)
+        uu = u.to(y.device, dt)
+        # the remainder y - fl is exact but for -1 < y < 0, compared there as y > u - 1
+        fl += torch.where(fl == -1.0, y > uu - 1.0, y - fl > uu)
+    code = torch.clamp(fl, float(fmt.lo_code), float(fmt.hi_code))
+    n_sat = int((code != fl).sum()) if count else 0
+    value = code.mul_(fmt.eps)
+    if x.dtype == torch.float64:
+        return value, n_sat
+    if dt == torch.float32:  # at most 23 bits: every grid value is a float32
+        return value, n_sat
+    return torch.clamp(value.to(x.dtype), max=fmt.hi32), n_sat
 
 
 @dataclass(frozen=True)
 class Quantizers:
-    """The three formats of a design point plus its rounding; ``None`` formats are FP32."""
+    """The three formats of a design point plus its rounding; ``None`` formats are FP32.
+
+    ``vth_acc`` is the accumulator an ITQ threshold learns in (``vth`` with
+    :data:`VTH_GUARD_BITS` more fractional bits); the neuron compares against ``vth``.
+    """
 
     weight: FixedPoint | None
     vmem: FixedPoint | None
@@ -143,6 +258,10 @@ class Quantizers:
     def is_fp32(self) -> bool:
         return self.weight is None and self.vmem is None and self.vth is None
 
+    @property
+    def vth_acc(self) -> FixedPoint | None:
+        return None if self.vth is None else self.vth.widened(VTH_GUARD_BITS)
+
     def w(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
         return quantize(x, self.weight, self.rounding, g)
 
@@ -159,24 +278,46 @@ class Quantizers:
         return {"weight": d(self.weight), "vmem": d(self.vmem), "vth": d(self.vth)}
 
 
-def observed_ranges(theta: torch.Tensor, cfg: ModelConfig) -> tuple[float, float]:
-    """The range (mV) that Vmem and Vth take in a trained network (paper section 2.3:
-    integer bits come from the range observed during processing).
+@dataclass(frozen=True)
+class ObservedRanges:
+    """The ranges (mV) Vmem and Vth took in an FP32 run of a network (paper section 2.3:
+    "we observe the range of values for the parameter during SNN processing").
 
-    Vth = v_th + theta per neuron, learned; Vmem stays below the highest threshold (a
-    neuron fires and resets when it reaches it) and above the resting and reset levels,
-    down to -100 mV under inhibition. Both share the range, so a quantized Vmem can always
-    reach its quantized threshold.
+    ``vmem`` covers every potential of every layer at every step of the observation pass
+    (the value before a reset included); ``vth`` every threshold ``v_th + theta``.
+    ``source`` says which run they were read from.
     """
-    vth = theta.detach().to(torch.float64) + cfg.exc.v_th_mv
+
+    vmem: tuple[float, float]
+    vth: tuple[float, float]
+    source: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"vmem_mv": list(self.vmem), "vth_mv": list(self.vth), "source": self.source}
+
+
+def with_margin(r: tuple[float, float], margin: float = RANGE_MARGIN) -> tuple[float, float]:
+    """``r`` widened by ``margin`` of its span at each end (a zero-width range by 1 mV)."""
+    lo, hi = float(r[0]), float(r[1])
+    m = max(margin * (hi - lo), 1.0)
+    return lo - m, hi + m
+
+
+def with_ranges(q: QuantSpec, r: ObservedRanges, cfg: ModelConfig) -> QuantSpec:
+    """``q`` with Vmem and Vth ranges from observed ones, each widened by
+    :data:`RANGE_MARGIN`. Under ITQ the Vth range also holds the initial threshold
+    ``v_th`` (training starts there); the Vmem range always holds the resting and reset
+    levels and reaches up to the highest threshold, so a potential can reach its
+    threshold."""
     e, i = cfg.exc, cfg.inh
-    hi = max(0.0, float(vth.max()) if vth.numel() else 0.0, e.v_th_mv, i.v_th_mv)
-    lo = min(-100.0, float(vth.min()) if vth.numel() else 0.0, e.v_rest_mv, e.v_reset_mv,
-             i.v_rest_mv, i.v_reset_mv)  # fmt: skip
-    return lo, hi
-
-
-def with_observed_ranges(q: QuantSpec, theta: torch.Tensor, cfg: ModelConfig) -> QuantSpec:
-    """``q`` with its Vmem and Vth ranges set from a trained network's thresholds."""
-    r = observed_ranges(theta, cfg)
-    return dataclasses.replace(q, vmem_range_mv=r, vth_range_mv=r)
+    t_lo, t_hi = r.vth
+    if q.scheme == "itq":
+        t_lo, t_hi = min(t_lo, e.v_th_mv), max(t_hi, e.v_th_mv)
+    levels = [e.v_rest_mv, e.v_reset_mv]
+    if cfg.topology == "inhibitory":
+        levels += [i.v_rest_mv, i.v_reset_mv, i.v_th_mv]
+    v_lo = min(r.vmem[0], *levels)
+    v_hi = max(r.vmem[1], t_hi, *levels)
+    return dataclasses.replace(
+        q, vmem_range_mv=with_margin((v_lo, v_hi)), vth_range_mv=with_margin((t_lo, t_hi))
+    )

@@ -1,8 +1,16 @@
 """Label assignment and classification from spike counts (method.md section 3).
 
-BindsNET's vocabulary: after training, each excitatory neuron is *assigned* the class for
-which its mean spike count is highest; a sample is classified by *all activity* (the class
-whose assigned neurons fire most on average) or by *proportion weighting*.
+BindsNET's vocabulary and formulas (``bindsnet/evaluation/evaluation.py``): after
+training, each excitatory neuron is *assigned* the class for which its mean spike count is
+highest, and its *proportions* are its mean counts per class over their sum. A sample with
+spike counts ``c_j`` is classified by the class ``k`` of the highest score:
+
+- ``all`` (all activity): ``sum_{j assigned k} c_j / n_k``, the mean count of the
+  ``n_k`` neurons assigned class k;
+- ``proportion`` (proportion weighting): ``sum_{j assigned k} p_jk c_j / n_k``, the same
+  mean with each count weighted by the neuron's proportion for k;
+- ``soft-vote`` (ours, not BindsNET's): ``sum_j p_jk c_j``, every neuron votes for every
+  class with its count times its proportion for that class, assigned or not.
 
 Two honest deviations from BindsNET's readout: a neuron that never fired on the
 assignment set is left unassigned (-1) instead of being given class 0, and a test sample
@@ -41,16 +49,18 @@ def assign_labels(counts: Tensor, labels: Tensor, n_classes: int) -> Assignment:
 
 
 def predict(counts: Tensor, assignment: Assignment, n_classes: int, mode: str = "all") -> Tensor:
-    """Predicted class [S] (long) for ``counts`` [S, N]; -1 where there is no evidence."""
+    """Predicted class [S] (long) for ``counts`` [S, N]; -1 where there is no evidence
+    (a zero score for every class). Ties go to the lowest class."""
     counts = counts.to(torch.float64)
-    if mode == "all":
+    if mode in ("all", "proportion"):
         onehot = torch.zeros(assignment.labels.shape[0], n_classes, dtype=counts.dtype)
         valid = assignment.labels >= 0
         onehot[valid.nonzero().flatten(), assignment.labels[valid]] = 1.0
         n_assigned = onehot.sum(0)  # [C]
-        score = (counts @ onehot) / n_assigned.clamp_min(1.0)
+        weights = onehot if mode == "all" else onehot * assignment.proportions
+        score = (counts @ weights) / n_assigned.clamp_min(1.0)
         score = torch.where(n_assigned > 0, score, torch.zeros_like(score))
-    elif mode == "proportion":
+    elif mode == "soft-vote":
         score = counts @ assignment.proportions
     else:
         raise ValueError(f"unknown readout {mode!r}")

@@ -46,7 +46,6 @@ from optuna.trial import FrozenTrial, TrialState
 from tinysnn_dse import data as data_mod
 from tinysnn_dse import runner
 from tinysnn_dse.core.params import QuantSpec, apply_overrides, preset
-from tinysnn_dse.core.quant import with_observed_ranges
 from tinysnn_dse.errors import ConfigError, TinySNNError
 from tinysnn_dse.explore.space import DesignPoint, SearchSpace
 
@@ -435,9 +434,13 @@ class Worker:
         """``p``'s ITQ formats; quantized Vmem or Vth take their integer bits from the range
         the FP32 training of the same network reached (made or loaded first)."""
         quant = p.quant
-        if p.vmem_bits is not None or p.vth_bits is not None:
+        if quant.needs_ranges:
             ref, _ = self.fp32_training(p)
-            quant = with_observed_ranges(quant, ref.net.theta, ref.model)
+            split, _n = self.split()
+            what = f"the FP32 training of the same network ({ref.train_images} images)"
+            quant = runner.observed_quant(
+                quant, ref.net, ref.model, split, self.settings.seed, what
+            )
         return quant
 
     def _training_file(self, key: str) -> Path:
