@@ -220,6 +220,14 @@ def test_quantizer_exact_at_every_width(rounding: str) -> None:
     assert not bad, bad[:5]
 
 
+def test_one_ulp_below_a_midpoint_rounds_down() -> None:
+    """float32 ``floor(y + 1/2)`` rounded y = 1/2 - 2**-25 up to 1 (34,757 such cases
+    over widths 2-32, issue 13); the exact operation keeps it at 0."""
+    fmt = FixedPoint(8, 1, False)
+    x = torch.tensor([float(np.nextafter(np.float32(fmt.eps / 2), np.float32(0)))])
+    assert float(quantize(x, fmt, "nearest")[0]) == 0.0
+
+
 def test_float32_store_never_exceeds_the_ceiling() -> None:
     """Q1.31's ceiling 2 - 2**-31 has no float32: the state holds 2 - 2**-23, not 2.0."""
     fmt = FixedPoint(32, 1, False)
@@ -230,18 +238,21 @@ def test_float32_store_never_exceeds_the_ceiling() -> None:
 
 @pytest.mark.parametrize("bits", [24, 25, 28, 32])
 def test_nearest_leaves_grid_values_alone(bits: int) -> None:
-    """A value on the grid (and representable in float32) is its own rounding."""
+    """A value on the grid (and representable in float32) is its own rounding: adding 1/2
+    in float32 before the floor moved odd codes near 2**24 up a step."""
     fmt = FixedPoint(bits, 1, False)
-    x = torch.tensor([1 - 2**-23, 0.5 + 2**-22, 2**-20, 1.0], dtype=torch.float32)
+    x = torch.tensor([1 - 2**-24, 0.75 + 2**-24, 0.5 + 2**-22, 2**-20, 1.0])
+    x = x[(x * fmt.inv).frac() == 0]  # on this grid
     assert torch.equal(quantize(x, fmt, "nearest"), x)
 
 
 def test_normalisation_rounds_exactly() -> None:
     """The batch kernel's normalisation rounds with the same exact operation: a weight one
-    float32 ulp below a midpoint of the 8-bit grid rounds down, not up."""
+    float32 ulp below the first midpoint of the 8-bit grid rounds down to 0 (float32
+    ``floor(y + 1/2)`` rounded it up a step)."""
     fmt = FixedPoint(8, 1, False)
-    below = float(np.nextafter(np.float32(0.5 + 1 / 256), np.float32(0)))  # 64.5 steps - ulp
-    w = np.array([[[below]]], dtype=np.float32)
-    norm = np.array([below], dtype=np.float32)  # the column already sums to norm
-    kernels.normalize_multi(w, norm, np.float32(1.0), qparams(fmt, "nearest")[None], 0)
-    assert float(w[0, 0, 0]) == 0.5 == float(exact(below, fmt, "nearest"))
+    for below in (float(np.nextafter(np.float32(1 / 256), np.float32(0))), 0.5 + 1 / 256 - 2**-24):
+        w = np.array([[[below]]], dtype=np.float32)
+        norm = np.array([below], dtype=np.float32)  # the column already sums to norm
+        kernels.normalize_multi(w, norm, np.float32(1.0), qparams(fmt, "nearest")[None], 0)
+        assert float(w[0, 0, 0]) == float(exact(below, fmt, "nearest"))

@@ -881,15 +881,17 @@ def infer_batch(
             st[S_THETA] = theta
             for r in (S_REFR, S_INHREFR, S_IREC, S_SPREV, S_COUNTS):
                 st[r] = F32(0.0)
+            mt = meters[b].copy()
             for t in range(n_steps):
                 if stochastic:
                     for j in range(n):
                         ub[0, j] = hash_uniform(ukey, t, b * n + j)
                         ub[1, j] = hash_uniform(ukey, t, (n_img + b) * n + j)
                 i_in = cur[t]
-                exc_step(i_in, t, st, acc, nc, fq, ub, no_keys, s, si, meters[b])
+                exc_step(i_in, t, st, acc, nc, fq, ub, no_keys, s, si, mt)
                 for j in range(n):
                     i_in[j] = F32(0.0)  # ready for the next image
+            meters[b] = mt
             counts[b] = st[S_COUNTS]
 
 
