@@ -189,13 +189,17 @@ def test_evaluate_finds_the_training_data_without_data_dir(
 
 def test_evaluate_switches_readout_without_retraining(capsys, tmp_path: Path) -> None:
     rec = train_json(capsys, tmp_path)
-    assert rec["config"]["model"]["readout"] == "proportion"  # the default
+    assert rec["config"]["model"]["readout"] == "soft-vote"  # the default
     ck = str(tmp_path / "a" / "model.pt")
     code, out, err = run(capsys, "evaluate", ck, "--readout", "all", "--json")
     assert code == 0, err
     other = json.loads(out)
     assert other["config"]["model"]["readout"] == "all"
     assert other["memory_bits"] == rec["memory_bits"]
+    # every record reads the same test counts out every way
+    assert other["accuracy"] == other["accuracy_by_readout"]["all"]
+    assert rec["accuracy"] == rec["accuracy_by_readout"]["soft-vote"]
+    assert other["accuracy_by_readout"] == rec["accuracy_by_readout"]
     code, _, err = run(capsys, "evaluate", ck, "--readout", "majority")
     assert code == 2 and "unknown value 'majority'" in err and err.count("\n") == 1
 

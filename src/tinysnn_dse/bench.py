@@ -72,7 +72,7 @@ def benchmark(
     if start is not None:
         cfg = start.model
     else:
-        cfg = preset(model, ds.n_in, neurons)
+        cfg = preset(model, ds.n_in, neurons, dataset)
         cfg = apply_overrides(cfg, {"t_present_ms": steps * cfg.encoding.dt_ms})
     if cfg.n_in != ds.n_in:
         raise ConfigError(f"{checkpoint}: has {cfg.n_in} inputs, {dataset} has {ds.n_in}")

@@ -268,7 +268,7 @@ def train(
     if readout is not None:
         overrides["readout"] = choice("--readout", readout, READOUTS)
     overrides.update(parse_params(param))
-    cfg = preset(model, n_in, neurons, **overrides)
+    cfg = preset(model, n_in, neurons, dataset, **overrides)
     settings = RunSettings(
         dataset=choice("--dataset", dataset, data_mod.DATASETS),
         train_samples=train_samples,

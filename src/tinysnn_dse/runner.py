@@ -380,6 +380,9 @@ def energy_fields(
     if ops is None or measured is None:
         return {}
     counts = OpCounts(**ops)
+    learn_bits = None  # an ITQ threshold learns in its accumulator
+    if quant.scheme == "itq" and quant.vth_bits is not None and counts.synapse_updates:
+        learn_bits = quant.vth_bits + VTH_GUARD_BITS
     est = modelled_energy(
         counts,
         model.n_in,
@@ -388,6 +391,7 @@ def energy_fields(
         quant.weight_bits,
         quant.vmem_bits,
         quant.vth_bits,
+        learn_bits,
     )
     n = counts.samples
     out = {

@@ -22,8 +22,11 @@ priced as floating point, any fixed-point width as integer arithmetic of that wi
   threshold unless it is refractory, so this is an upper bound that is nearly exact;
 - learning (training only): each synapse update reads and writes a weight (``2 b_w``) and
   costs two multiplies and one add at ``b_w``; each trace update one multiply at FP32;
-  each theta update one multiply and one add at ``b_t`` and a Vth write; the per-sample
-  normalisation reads, sums, scales and writes every weight of the input matrix.
+  thresholds (docs/model.md, "Thresholds"): each excitatory spike one add and a read and
+  write of its threshold, and each presentation's decay one multiply, one add, a read
+  and a write per excitatory neuron, all at the width the threshold learns in (``b_t``,
+  or its accumulator's ``b_t + 16`` under ITQ); the per-sample normalisation reads,
+  sums, scales and writes every weight of the input matrix.
 """
 
 from __future__ import annotations
@@ -125,9 +128,13 @@ def modelled_energy(
     weight_bits: int | None,
     vmem_bits: int | None,
     vth_bits: int | None,
+    vth_learn_bits: int | None = None,
 ) -> EnergyEstimate:
-    """Price the events in ``counts`` for a network and its precisions (see module doc)."""
+    """Price the events in ``counts`` for a network and its precisions (see module doc);
+    ``vth_learn_bits``: the width thresholds learn in, when it differs from ``vth_bits``
+    (an ITQ threshold's accumulator)."""
     bw, bv, bt = weight_bits, vmem_bits, vth_bits
+    bl = vth_learn_bits if vth_learn_bits is not None else bt
     inhibitory = topology == "inhibitory"
     layers = 2 if inhibitory else 1
     syn_events = counts.input_spikes * n_exc
@@ -145,7 +152,9 @@ def modelled_energy(
     if counts.synapse_updates or counts.normalisations:
         pj["learning"] = counts.synapse_updates * (mem_pj(bw, 2) + 2 * mul_pj(bw) + add_pj(bw))
         pj["traces"] = counts.trace_updates * mul_pj(None)
-        pj["threshold"] = counts.steps * n_exc * (mul_pj(bt) + add_pj(bt) + mem_pj(bt))
+        pj["threshold"] = counts.exc_spikes * (add_pj(bl) + mem_pj(bl, 2)) + (
+            counts.presentations * n_exc * (mul_pj(bl) + add_pj(bl) + mem_pj(bl, 2))
+        )
         pj["normalisation"] = (
             counts.normalisations * n_in * n_exc * (mem_pj(bw, 2) + add_pj(bw) + mul_pj(bw))
         )

@@ -45,7 +45,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tinysnn_dse import data as data_mod
 from tinysnn_dse import runner
-from tinysnn_dse.core.params import QuantSpec, apply_overrides, preset
+from tinysnn_dse.core.params import ModelConfig, QuantSpec, apply_overrides, preset
 from tinysnn_dse.errors import ConfigError, TinySNNError
 from tinysnn_dse.explore.space import DesignPoint, SearchSpace
 
@@ -397,11 +397,17 @@ class Worker:
         return self._split, self._n_in
 
     # -- one design point
+    def model_of(self, p: DesignPoint, n_in: int) -> ModelConfig:
+        """``p``'s network: its model's preset for this study's data set, then its params."""
+        return apply_overrides(
+            preset(p.model, n_in, p.neurons, self.settings.dataset), dict(p.params)
+        )
+
     def fp32_training(self, p: DesignPoint) -> tuple[runner.Trained, bool]:
         """The FP32 training of ``p``'s network, trained once per study and shared through
         the artifact folder; returns (trained, loaded from the cache)."""
         split, n_in = self.split()
-        model = apply_overrides(preset(p.model, n_in, p.neurons), dict(p.params))
+        model = self.model_of(p, n_in)
         fp32_key = DesignPoint(p.model, p.neurons, params=p.params).key  # == PTQ training_key
         cache = self._training_file(fp32_key)
         with _file_lock(cache.with_suffix(".lock")):
@@ -425,7 +431,7 @@ class Worker:
             if len(group) > 1:
                 return self.batched_training(p, group), quant, False
             split, _n = self.split()
-            model = apply_overrides(preset(p.model, self._n_in, p.neurons), dict(p.params))
+            model = self.model_of(p, self._n_in)
             return runner.train(model, quant, self.settings, split), quant, False
         trained, shared = self.fp32_training(p)
         return trained, p.quant, shared
@@ -459,7 +465,7 @@ class Worker:
                 todo = [q for q in group if not self._training_file(q.key).is_file()]
                 quants = [self.itq_quant(q) for q in todo]
                 split, n_in = self.split()
-                model = apply_overrides(preset(p.model, n_in, p.neurons), dict(p.params))
+                model = self.model_of(p, n_in)
                 for q, t in zip(todo, runner.train_batch(model, quants, self.settings, split),
                                 strict=True):  # fmt: skip
                     runner.save_trained(self._training_file(q.key), t)
