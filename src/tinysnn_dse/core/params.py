@@ -181,6 +181,9 @@ DATASET_DEFAULTS: dict[str, dict[str, float]] = {
     # 64 weak inputs: thresholds that climb 2 mV a spike silence a quarter of the images
     # within one pass, and the tuned 150 mV lateral inhibition is tuned for 784 inputs
     "digits": {"theta_plus_mv": 0.5, "w_lateral": 17.5},
+    # the textures of clothing draw more spikes per image than digits: thresholds that
+    # climb 1 mV a spike and faster learning share them out better (holdout 75.0 -> 77.1 %)
+    "fashion-mnist": {"theta_plus_mv": 1.0, "eta": 0.02},
 }
 
 
