@@ -451,7 +451,9 @@ def bench(
 
 # --------------------------------------------------------------------- exploration
 
-REPO_SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
+#: the search spaces shipped inside the package (package data; the repository's
+#: ``search_spaces/`` links to them)
+SHIPPED_SPACES = Path(__file__).resolve().parent / "spaces"
 Storage = Annotated[
     str,
     typer.Option(
@@ -495,15 +497,16 @@ MemRef = Annotated[
 
 
 def resolve_space_path(space: str) -> Path:
-    """A path, or the name of a shipped space (``smoke``, ``paper-mnist``, ...)."""
+    """A path, or a space's name: ``./search_spaces/NAME.yaml`` (a user's own) first, then
+    the shipped ones (``smoke``, ``paper-mnist``, ...)."""
     p = Path(space)
     if p.is_file():
         return p
-    for root in (Path("search_spaces"), REPO_SPACES):
+    for root in (Path("search_spaces"), SHIPPED_SPACES):
         cand = root / (space if space.endswith((".yaml", ".yml")) else f"{space}.yaml")
         if cand.is_file():
             return cand
-    shipped = sorted(q.stem for q in REPO_SPACES.glob("*.yaml")) if REPO_SPACES.is_dir() else []
+    shipped = sorted(q.stem for q in SHIPPED_SPACES.glob("*.yaml"))
     hint = f"; shipped spaces: {', '.join(shipped)}" if shipped else ""
     raise ConfigError(f"{space}: no such search-space file{hint}")
 

@@ -10,7 +10,7 @@ import yaml
 from tinysnn_dse.errors import ConfigError
 from tinysnn_dse.explore.space import DesignPoint, parse_space
 
-SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
+SPACES = Path(__file__).resolve().parents[2] / "src" / "tinysnn_dse" / "spaces"
 
 
 def space(designs: list, **top: object):
