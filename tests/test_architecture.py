@@ -1,49 +1,57 @@
-"""Layering: a module imports only its own layer or lower ones (docs/architecture.md)."""
+"""Layering as allow-lists (docs/architecture.md): each layer names what it may import;
+anything else, a new dependency included, fails here until the table says why it may.
+
+Standard-library modules are allowed everywhere except in ``core``, which is pure: no file
+system, process, network or clock access (``os``, ``pathlib``, ``tempfile``, ``time``,
+...), and no file access by call either (``open``, ``Path.read_text``, ``torch.save``,
+``np.load``, ...).
+"""
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "tinysnn_dse"
 
-FORBIDDEN = {
-    "core": {
-        "typer",
-        "rich",
-        "yaml",
+T = "tinysnn_dse."
+#: layer -> the third-party packages and project modules it may import
+ALLOWED: dict[str, set[str]] = {
+    "errors": set(),
+    "__init__": set(),
+    "core": {"numpy", "torch", "numba", "triton", T + "core", T + "errors"},
+    "data": {"numpy", "sklearn", T + "errors"},
+    "meter": {"pynvml", T + "errors"},
+    "runner": {"numpy", "torch", T + "core", T + "data", T + "meter", T + "errors", "tinysnn_dse"},
+    "bench": {"numpy", "torch", T + "core", T + "data", T + "runner", T + "errors", "tinysnn_dse"},
+    "explore": {
         "optuna",
-        "tinysnn_dse.data",
-        "tinysnn_dse.runner",
-        "tinysnn_dse.cli",
-        "tinysnn_dse.bench",
-        "open",
-    },  # fmt: skip
-    "data": {
-        "typer",
-        "rich",
-        "optuna",
+        "sqlalchemy",
+        "numpy",
         "torch",
-        "tinysnn_dse.core",
-        "tinysnn_dse.runner",
-        "tinysnn_dse.cli",
+        T + "core",
+        T + "data",
+        T + "runner",
+        T + "errors",
+        T + "explore",
+        "tinysnn_dse",
     },  # fmt: skip
-    "runner": {"typer", "rich", "yaml", "optuna", "tinysnn_dse.cli", "tinysnn_dse.explore"},
-    "meter": {"typer", "rich", "yaml", "optuna", "torch", "tinysnn_dse.cli"},
-    "explore": {"typer", "rich", "yaml", "tinysnn_dse.cli", "tinysnn_dse.report"},
-    "report": {
-        "typer",
-        "rich",
-        "yaml",
-        "optuna",
-        "torch",
-        "tinysnn_dse.cli",
-        "tinysnn_dse.explore",
-        "tinysnn_dse.runner",
-        "tinysnn_dse.core",
-    },
-    "bench": {"typer", "rich", "yaml", "tinysnn_dse.cli"},
+    "report": {"matplotlib", T + "errors", T + "report"},
+    "cli": {"typer", "rich", "yaml", "torch", "numpy", "tinysnn_dse"},
 }
+
+#: standard-library modules the pure core may use
+CORE_STDLIB = {"__future__", "collections", "contextlib", "dataclasses", "enum", "math", "typing"}
+
+#: calls that touch files, wherever they appear in core: methods of paths and files ...
+FILE_METHODS = {
+    "open", "read_text", "write_text", "read_bytes", "write_bytes", "unlink", "mkdir",
+    "rename", "touch", "tofile", "rmdir", "iterdir", "glob",
+}  # fmt: skip
+#: ... and the (de)serialisers of these modules
+FILE_MODULES = {"torch", "np", "numpy", "pickle", "json", "shutil"}
+FILE_FUNCS = {"save", "load", "savez", "savetxt", "loadtxt", "fromfile", "dump", "copy", "move"}
 
 
 def imports(path: Path) -> set[str]:
@@ -53,8 +61,21 @@ def imports(path: Path) -> set[str]:
             out.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             out.add(node.module)
-        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "open":
+    return out
+
+
+def file_calls(path: Path) -> set[str]:
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.Call):
+            continue
+        f = node.func
+        if isinstance(f, ast.Name) and f.id == "open":
             out.add("open")
+        elif isinstance(f, ast.Attribute):
+            owner = f.value.id if isinstance(f.value, ast.Name) else ""
+            if f.attr in FILE_METHODS or (owner in FILE_MODULES and f.attr in FILE_FUNCS):
+                out.add(f"{owner}.{f.attr}" if owner else f.attr)
     return out
 
 
@@ -63,29 +84,54 @@ def layer(path: Path) -> str:
     return rel.parts[0] if len(rel.parts) > 1 else rel.stem
 
 
-def test_layers_import_only_downwards() -> None:
-    bad = []
-    for path in SRC.rglob("*.py"):
-        rules = FORBIDDEN.get(layer(path), set())
-        for mod in imports(path):
-            if any(mod == f or mod.startswith(f + ".") for f in rules):
-                bad.append(f"{path.relative_to(SRC)} imports {mod}")
+def allowed(lay: str, mod: str) -> bool:
+    top = mod.split(".")[0]
+    if top in sys.stdlib_module_names:
+        return lay != "core" or top in CORE_STDLIB
+    return any(mod == a or mod.startswith(a + ".") for a in ALLOWED[lay])
+
+
+def test_every_module_has_a_layer() -> None:
+    missing = {layer(p) for p in SRC.rglob("*.py")} - ALLOWED.keys()
+    assert not missing, f"add these layers to ALLOWED with what they may import: {missing}"
+
+
+def test_layers_import_only_what_they_are_allowed() -> None:
+    bad = [
+        f"{p.relative_to(SRC)} imports {m}"
+        for p in SRC.rglob("*.py")
+        for m in sorted(imports(p))
+        if not allowed(layer(p), m)
+    ]
     assert not bad, bad
 
 
-def test_only_cli_imports_typer_and_rich() -> None:
+def test_core_touches_no_files() -> None:
+    bad = {p.name: file_calls(p) for p in (SRC / "core").glob("*.py") if file_calls(p)}
+    assert not bad, bad
+
+
+def test_the_check_catches_what_it_should() -> None:
+    """The rules themselves: core may not reach a file, the clock, the CLI or explore."""
+    for mod in ("os", "pathlib", "time", "tinysnn_dse.explore", "tinysnn_dse.report", "yaml"):
+        assert not allowed("core", mod)
+    assert not allowed("report", "torch") and not allowed("explore", "typer")
+    assert allowed("data", "gzip") and allowed("core", "numba")
+    probe = SRC.parent.parent / "tests" / "_probe_file_calls.py"
+    probe.write_text(
+        "import torch\nfrom pathlib import Path\nopen('x')\ntorch.save(1, 'y')\n"
+        "Path('z').read_text()\nimport dataclasses\ndataclasses.replace(1)\n"
+    )
+    try:
+        assert file_calls(probe) == {"open", "torch.save", "read_text"}
+    finally:
+        probe.unlink()
+
+
+def test_only_cli_imports_typer_rich_and_yaml() -> None:
     users = {
         p.relative_to(SRC).as_posix()
         for p in SRC.rglob("*.py")
-        if any(m.split(".")[0] in ("typer", "rich") for m in imports(p))
+        if any(m.split(".")[0] in ("typer", "rich", "yaml") for m in imports(p))
     }
     assert users == {"cli.py"}
-
-
-def test_only_cli_imports_yaml() -> None:
-    users = {
-        p.relative_to(SRC).as_posix()
-        for p in SRC.rglob("*.py")
-        if any(m.split(".")[0] == "yaml" for m in imports(p))
-    }
-    assert users <= {"cli.py"}
