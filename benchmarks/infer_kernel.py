@@ -9,7 +9,7 @@ Trains 400 neurons on the first 300 MNIST training images (FP32, seed 0, the giv
 (batch 256, after one warm-up batch) and, per image, the kernel's parts: drawing and
 storing the trains (``sim.skip_trains``), the kernel on stored trains, and the kernel that
 draws them itself. Run it with ``PYTHONPATH=<a git worktree of an older commit>/src`` to
-time older code on the same network (the split needs ``sim._infer_drawn``).
+time older code on the same network (the split needs ``sim.infer_drawn``, ``_infer_drawn`` before the core's split).
 """
 
 import sys
@@ -39,7 +39,10 @@ counts = sim.infer(net, xi, cfg, qz, g, 256)
 rate = len(xi) / (time.perf_counter() - t0)
 print(f"w_lateral {w_lat}, {torch.get_num_threads()} thread(s): infer {rate:,.0f} images/s, "
       f"{float(counts.sum()) / len(xi):.2f} spikes per image")  # fmt: skip
-if hasattr(sim, "_infer_drawn"):
+# the kernel calls (named _infer_fast / _infer_drawn before the core's split)
+infer_fast = getattr(sim, "infer_fast", getattr(sim, "_infer_fast", None))
+infer_drawn = getattr(sim, "infer_drawn", getattr(sim, "_infer_drawn", None))
+if infer_drawn is not None:
     scale = sim.rate_scale(cfg, 0)
     steps = sim.consts(cfg).steps
     for _ in range(2):  # the first pass compiles
@@ -48,9 +51,9 @@ if hasattr(sim, "_infer_drawn"):
             a = time.perf_counter()
             trains = sim.skip_trains(xi[i : i + 256], steps, scale, g)
             b = time.perf_counter()
-            sim._infer_fast(net, trains, cfg, qz, g)
+            infer_fast(net, trains, cfg, qz, g)
             c = time.perf_counter()
-            sim._infer_drawn(net, xi[i : i + 256], scale, cfg, qz, g)
+            infer_drawn(net, xi[i : i + 256], scale, cfg, qz, g)
             t_skip, t_stored = t_skip + b - a, t_stored + c - b
             t_drawn += time.perf_counter() - c
     us = 1e6 / len(xi)

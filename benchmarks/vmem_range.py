@@ -49,7 +49,8 @@ def main() -> None:
     vals.clear()
     net = tr.net
     for i in range(20):
-        net, _ = sim.train_sample(net, split.train_x[i], model, Quantizers.fp32(), g, fast=False)
+        x = split.train_x[i]
+        net, _ = sim.train_sample(net, x, model, Quantizers.fp32(), g, backend="reference")
     report("learning", torch.cat(vals))
     sim.lif_integrate = orig  # type: ignore[assignment]
 

@@ -188,7 +188,7 @@ def test_fused_cuda_single_point_equals_reference() -> None:
     g = torch.Generator().manual_seed(1)
     net, ref = _start(cfg, qz), []
     for p in pix:
-        net, c = sim.train_sample(net, p, cfg, qz, g, fast=False)
+        net, c = sim.train_sample(net, p, cfg, qz, g, backend="reference")
         ref.append(c)
     assert torch.equal(counts[:, 0], torch.stack(ref))
     torch.testing.assert_close(nets[0].w, net.w, rtol=0, atol=1e-5)
@@ -203,6 +203,6 @@ def test_bench_on_cuda_uses_the_fused_kernels(capsys) -> None:
     )  # fmt: skip
     assert code == 0, err
     rec = json.loads(out)
-    assert rec["train_path"] == "fused (triton)"
+    assert rec["backend"]["train"] == "triton"
     assert rec["design_batch"]["design_points"] == 4
     assert rec["train_images_per_s"] > 0

@@ -16,14 +16,13 @@ import torch
 
 from tinysnn_dse import __version__
 from tinysnn_dse import data as data_mod
+from tinysnn_dse.core.backend import Backend, choose
 from tinysnn_dse.core.energy import OpCounts
 from tinysnn_dse.core.params import QuantSpec, apply_overrides, preset, validate_quant
 from tinysnn_dse.core.quant import Quantizers
 from tinysnn_dse.core.sim import (
     DesignBatch,
     Net,
-    batch_ok,
-    fast_path_ok,
     infer,
     init_net,
     quantize_net,
@@ -61,7 +60,6 @@ def benchmark(
     ``steps`` are ignored): late in a pass thresholds are high and more images need
     boosted re-presentations, so rates differ from a fresh network's.
     """
-    fast = False if reference else None
     quant = validate_quant(quant or QuantSpec())
     dev = resolve_device(device)
     batch_size = batch_size or default_batch_size(dev)
@@ -94,21 +92,23 @@ def benchmark(
 
     ops, iops = OpCounts(), OpCounts()
     # CUDA, tinySNN rule: the fused kernels, as `train` runs them (a batch of one point)
-    fused_gpu = dev.type == "cuda" and cfg.rule == "tinysnn" and not reference and batch_ok(dev)
+    train_backend = Backend.REFERENCE if reference else choose("learn", cfg, qz_train, dev)
+    infer_backend = Backend.REFERENCE if reference else choose("infer", cfg, qz_eval, dev)
+    fused_gpu = train_backend == Backend.TRITON
     first = start.net if start is not None else None
     if fused_gpu:
         one = _time_design_batch(cfg, quant, x, train_images, 1, seed, first, ops)
         train_s = train_images / one["train_images_per_s"]
         net = one["nets"][0]
-        infer(net, xi[: min(len(xi), batch_size)], cfg, qz_eval, g, batch_size, fast)
+        infer(net, xi[: min(len(xi), batch_size)], cfg, qz_eval, g, batch_size, infer_backend)
     else:
         for i in range(3):  # warm-up: JIT compilation, allocator, caches
-            net, _ = train_sample(net, x[train_images + i], cfg, qz_train, g, fast)
-        infer(net, xi[: min(len(xi), batch_size)], cfg, qz_eval, g, batch_size, fast)
+            net, _ = train_sample(net, x[train_images + i], cfg, qz_train, g, train_backend)
+        infer(net, xi[: min(len(xi), batch_size)], cfg, qz_eval, g, batch_size, infer_backend)
         sync()
         t0 = time.perf_counter()
         for i in range(train_images):
-            net, _ = train_sample(net, x[i], cfg, qz_train, g, fast, ops)
+            net, _ = train_sample(net, x[i], cfg, qz_train, g, train_backend, ops)
         sync()
         train_s = time.perf_counter() - t0
     multi: dict[str, Any] = {}
@@ -118,7 +118,7 @@ def benchmark(
         multi["speedup_vs_single"] = multi["train_images_per_s"] / (train_images / train_s)
     qnet = quantize_net(net, cfg, qz_eval, g)
     t0 = time.perf_counter()
-    infer(qnet, xi, cfg, qz_eval, g, batch_size, fast, iops)
+    infer(qnet, xi, cfg, qz_eval, g, batch_size, infer_backend, iops)
     sync()
     infer_s = time.perf_counter() - t0
     return {
@@ -129,13 +129,7 @@ def benchmark(
         "presentations_per_infer_image": iops.presentations / max(1, len(xi)),
         "design_batch": multi or None,
         "infer_images": len(xi),
-        "train_path": (
-            "fused (triton)"
-            if fused_gpu
-            else "fast (numba)"
-            if not reference and fast_path_ok(cfg, qz_train, dev)
-            else "reference (torch)"
-        ),
+        "backend": {"train": train_backend.value, "infer": infer_backend.value},
         "settings": {
             "dataset": dataset,
             "neurons": cfg.n_exc,
@@ -171,10 +165,9 @@ def _time_design_batch(
     """Aggregate learning rate of ``k`` design points trained together (see benchmark) on
     the device of ``x``; ``k == 1`` times ``quant`` itself. ``stats`` counts the first
     point's events. The result's ``nets`` are the trained networks."""
-    if cfg.rule != "tinysnn" or not batch_ok(x.device):
-        raise ConfigError(
-            "--design-points needs the tinysnn model, on the CPU (numba) or CUDA (Triton)"
-        )
+    if cfg.rule != "tinysnn":
+        raise ConfigError("--design-points needs the tinysnn model")
+    choose("batch", cfg, Quantizers.fp32(), x.device)  # numba on the CPU, Triton on CUDA
     bits = (16, 12, 10, 8, 6, 4)
     specs = [
         quant

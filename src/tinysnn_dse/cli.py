@@ -437,7 +437,7 @@ def bench(
     Console().print(
         f"{s['model']} {s['neurons']} neurons, {s['steps']} steps, {s['quant']}, {s['dataset']}, "
         f"{s['device']} x{s['threads']} threads: train [bold]{res['train_images_per_s']:,.1f}[/] "
-        f"img/s ({res['train_path']}), infer [bold]{res['infer_images_per_s']:,.0f}[/] img/s "
+        f"img/s ({res['backend']['train']}), infer [bold]{res['infer_images_per_s']:,.0f}[/] img/s "
         f"(batch {s['batch_size']})"
     )
     if res["design_batch"]:

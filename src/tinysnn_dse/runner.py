@@ -27,6 +27,7 @@ import torch
 from tinysnn_dse import __version__, meter
 from tinysnn_dse import data as data_mod
 from tinysnn_dse.core import readout
+from tinysnn_dse.core.backend import Backend, choose
 from tinysnn_dse.core.energy import OpCounts, modelled_energy
 from tinysnn_dse.core.memory import memory_report
 from tinysnn_dse.core.params import (
@@ -42,7 +43,6 @@ from tinysnn_dse.core.sim import (
     DesignBatch,
     Net,
     QuantMeter,
-    batch_ok,
     infer,
     init_net,
     observe_ranges,
@@ -202,6 +202,7 @@ class Trained:
     train_ops: dict[str, int] | None = None  # OpCounts of the training run
     train_measured: dict[str, Any] | None = None  # meter.Measurement of the training run
     train_quant: dict[str, float] | None = None  # what the quantizers did in training (ITQ)
+    train_backend: str | None = None  # backend.Backend that trained it (None: unknown, old)
 
 
 def _quant_summary(m: QuantMeter) -> dict[str, float]:
@@ -229,12 +230,13 @@ def train(
     if quant.scheme == "itq" and quant.needs_ranges:
         quant = itq_ranges(model, quant, settings, split, progress)
     device = split.train_x.device
-    if device.type == "cuda" and model.rule == "tinysnn" and batch_ok(device):
+    qz = Quantizers.from_spec(quant) if quant.scheme == "itq" else Quantizers.fp32()
+    backend = choose("learn", model, qz, device)
+    if backend == Backend.TRITON:
         # fused GPU kernels: a batch of one design point (ITQ, or PTQ's FP32 training)
         q = quant if quant.scheme == "itq" else QuantSpec()
         return train_batch(model, [q], settings, split, progress)[0]
     gen = torch.Generator(device=device).manual_seed(settings.seed)
-    qz = Quantizers.from_spec(quant) if quant.scheme == "itq" else Quantizers.fp32()
     net = init_net(model, gen, device)
     if quant.scheme == "itq":
         net = quantize_net(net, model, qz, gen)
@@ -248,7 +250,7 @@ def train(
         for _ in range(settings.epochs):
             for i in range(n):
                 x = split.train_x[i]
-                net, _counts = train_sample(net, x, model, qz, gen, stats=ops, meter=qm)
+                net, _counts = train_sample(net, x, model, qz, gen, backend, stats=ops, meter=qm)
                 done += 1
                 if done % step == 0 or done == total:
                     progress("train", done, total)
@@ -262,6 +264,7 @@ def train(
         train_ops=ops.to_dict(),
         train_measured=asdict(m),
         train_quant=_quant_summary(qm),
+        train_backend=backend.value,
     )
 
 
@@ -336,12 +339,9 @@ def train_batch(
     device = split.train_x.device
     if any(q.needs_ranges for q in quants):
         quants = [itq_ranges(model, q, settings, split, progress) for q in quants]
-    if not batch_ok(device):
-        raise ConfigError(
-            f"batched training needs numba on the CPU or Triton on CUDA, not found for {device}"
-        )
-    gen = torch.Generator().manual_seed(settings.seed)
     qzs = [Quantizers.from_spec(q) for q in quants]
+    backend = choose("batch", model, qzs[0], device)  # a ConfigError where none runs
+    gen = torch.Generator().manual_seed(settings.seed)
     net = init_net(model, gen, "cpu")
     nets = [quantize_net(net, model, qz, gen) for qz in qzs]
     models = models or [model] * len(quants)
@@ -364,7 +364,8 @@ def train_batch(
     share = {**asdict(m), "energy_j": m.energy_j / k, "seconds": m.seconds / k, "shared_by": k}
     return [
         Trained(net_k, model_k, q, settings, m.seconds / k, total, train_ops=o.to_dict(),
-                train_measured=share, train_quant=_quant_summary(qm))
+                train_measured=share, train_quant=_quant_summary(qm),
+                train_backend=backend.value)
         for net_k, model_k, q, o, qm in zip(batch.nets(), models, quants, ops, batch.meters,
                                             strict=True)
     ]  # fmt: skip
@@ -488,6 +489,11 @@ def evaluate(
         "train_vmem_saturated_fraction": (trained.train_quant or {}).get("vmem_saturated_fraction"),
         "train_vth_clipped_fraction": (trained.train_quant or {}).get("vth_clipped_fraction"),
         "ranges_source": quant.ranges_source,
+        # the implementations that trained and tested it (core/backend.py)
+        "backend": {
+            "train": trained.train_backend,
+            "infer": choose("infer", model, qz, device).value,
+        },
         "memory_bits": mem.memory_bits,
         "memory_bytes": mem.memory_bytes,
         "normalized_memory": mem.normalized_memory,
@@ -608,6 +614,7 @@ def _payload(trained: Trained) -> dict[str, Any]:
         "train_ops_json": json.dumps(trained.train_ops),
         "train_measured_json": json.dumps(trained.train_measured),
         "train_quant_json": json.dumps(trained.train_quant),
+        "train_backend": trained.train_backend or "",
     }
 
 
@@ -673,6 +680,7 @@ def load_checkpoint(path: Path, device: str = "cpu") -> Trained:
         train_ops=json.loads(p.get("train_ops_json", "null")),
         train_measured=json.loads(p.get("train_measured_json", "null")),
         train_quant=json.loads(p.get("train_quant_json", "null")),
+        train_backend=p.get("train_backend") or None,
     )
 
 

@@ -9,6 +9,7 @@ from tinysnn_dse.core import sim
 from tinysnn_dse.core.energy import OpCounts
 from tinysnn_dse.core.params import QuantSpec, apply_overrides, preset
 from tinysnn_dse.core.quant import Quantizers
+from tinysnn_dse.errors import ConfigError
 
 pytestmark = pytest.mark.skipif(not sim.kernels.HAVE_NUMBA, reason="numba not installed")
 
@@ -89,7 +90,7 @@ def test_points_differ_by_precision_and_share_randomness() -> None:
 
 def test_bad_batches_are_refused() -> None:
     cfg = preset("baseline", 16, 4)
-    with pytest.raises(ValueError, match="tinysnn rule"):
+    with pytest.raises(ConfigError, match="tinysnn rule"):
         sim.DesignBatch([start(cfg, Quantizers.fp32())], cfg, [Quantizers.fp32()])
     with pytest.raises(ValueError, match="one quantizer per network"):
         sim.DesignBatch([], preset("tinysnn", 16, 4), [])

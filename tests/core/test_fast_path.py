@@ -40,7 +40,9 @@ def train_both_paths(
             net = sim.quantize_net(net, cfg, qz, g)
         counts = [None] * len(pix)
         for i in range(len(pix)):
-            net, counts[i] = sim.train_sample(net, pix[i], cfg, qz, g, fast=fast)
+            net, counts[i] = sim.train_sample(
+                net, pix[i], cfg, qz, g, backend="numba" if fast else "reference"
+            )
         out.append((net, torch.stack(counts)))
     return out
 
@@ -53,7 +55,7 @@ def test_fast_learning_equals_reference(over: dict, q: QuantSpec) -> None:
     within float32 rounding (stated tolerance 1e-6 after 12 samples)."""
     cfg = preset("tinysnn", 196, 40, **over)
     qz = Quantizers.from_spec(q) if q.scheme == "itq" else Quantizers.fp32()
-    assert sim.fast_path_ok(cfg, qz, torch.device("cpu"))
+    assert sim.Backend.NUMBA in sim.supported("learn", cfg, qz, torch.device("cpu"))
     pix = torch.rand(12, 196, generator=torch.Generator().manual_seed(7)) ** 3
     pix[3] *= 0.02  # a faint image: re-presented at boosted rates
     (a, ca), (b, cb) = train_both_paths(cfg, qz, pix)
@@ -66,8 +68,12 @@ def test_fast_learning_equals_reference(over: dict, q: QuantSpec) -> None:
 
 def test_stochastic_rounding_under_per_step_rules_uses_the_reference_path() -> None:
     stoch_w = Quantizers.from_spec(QuantSpec(scheme="itq", rounding="stochastic", weight_bits=8))
-    assert not sim.fast_path_ok(preset("baseline", 16, 4), stoch_w, torch.device("cpu"))
-    assert sim.fast_path_ok(preset("baseline", 16, 4), Quantizers.fp32(), torch.device("cpu"))
+    assert sim.Backend.NUMBA not in sim.supported(
+        "learn", preset("baseline", 16, 4), stoch_w, torch.device("cpu")
+    )
+    assert sim.Backend.NUMBA in sim.supported(
+        "learn", preset("baseline", 16, 4), Quantizers.fp32(), torch.device("cpu")
+    )
 
 
 STEPWISE = [
@@ -86,7 +92,7 @@ def test_fast_stepwise_rules_match_reference(model: str, over: dict, q: QuantSpe
     1e-5 on weights after 4 samples) and spike counts agree exactly on this input."""
     cfg = preset(model, 196, 30, **over)
     qz = Quantizers.from_spec(q) if q.scheme == "itq" else Quantizers.fp32()
-    assert sim.fast_path_ok(cfg, qz, torch.device("cpu"))
+    assert sim.Backend.NUMBA in sim.supported("learn", cfg, qz, torch.device("cpu"))
     pix = torch.rand(4, 196, generator=torch.Generator().manual_seed(11)) ** 3
     (a, ca), (b, cb) = train_both_paths(cfg, qz, pix)
     assert ca.sum() > 0
@@ -128,9 +134,9 @@ def test_fast_inference_matches_reference(model: str, q: QuantSpec) -> None:
     c = sim.consts(cfg)
     trains = sim.poisson_trains(pix, c.steps, c.rate_scale, g)
     state = g.get_state()  # both paths draw the same stochastic-rounding uniforms
-    ref = sim._infer_reference(net, trains, cfg, qz, g)
+    ref = sim.infer_reference(net, trains, cfg, qz, g)
     g.set_state(state)
-    fast = sim._infer_fast(net, trains, cfg, qz, g)
+    fast = sim.infer_fast(net, trains, cfg, qz, g)
     assert ref.sum() > 100
     diff = (ref - fast).abs()
     assert float((diff > 0).float().mean()) <= 0.01
@@ -150,10 +156,10 @@ def test_kernel_drawn_trains_equal_stored_trains(model: str, q: QuantSpec) -> No
     scale = sim.rate_scale(cfg, 0)
     state = g.get_state()
     trains = sim.skip_trains(pix, sim.consts(cfg).steps, scale, g)
-    stored = sim._infer_fast(net, trains, cfg, qz, g)
+    stored = sim.infer_fast(net, trains, cfg, qz, g)
     after = g.get_state()
     g.set_state(state)
-    drawn, n_in = sim._infer_drawn(net, pix, scale, cfg, qz, g)
+    drawn, n_in = sim.infer_drawn(net, pix, scale, cfg, qz, g)
     assert stored.sum() > 100
     assert torch.equal(stored, drawn)
     assert n_in == int(trains.spikes.sum())

@@ -95,7 +95,8 @@ def test_traces_at_update_points_equal_full_traces() -> None:
 
 
 def test_compact_trains_dense_and_by_input_agree() -> None:
-    from tinysnn_dse.core.sim import SpikeTrains, _by_input, poisson_trains
+    from tinysnn_dse.core.marshal import by_input
+    from tinysnn_dse.core.sim import SpikeTrains, poisson_trains
 
     g = torch.Generator().manual_seed(8)
     pix = torch.rand(3, 20, generator=g)
@@ -106,14 +107,14 @@ def test_compact_trains_dense_and_by_input_agree() -> None:
     assert dense.shape == (3, 30, 20)
     assert not dense[1].any() and not dense[:, :, (pix == 0).all(0)].any()
     one = tr.img == 0  # image 0, input by input, as the learning kernels read it
-    iptr, times, rows = _by_input(
+    iptr, times, rows = by_input(
         SpikeTrains(tr.img[one], tr.pix[one], tr.spikes[one], (1, 30, 20))
     )
     assert rows.tolist() == (pix[0] > 0).nonzero().flatten().tolist()
     for m, row in enumerate(rows):
         want = dense[0, :, row].nonzero().flatten().tolist()
         assert times[iptr[m] : iptr[m + 1]].tolist() == want
-    d_iptr, d_times, d_rows = _by_input(dense[:1])  # from dense spikes: the inputs that spiked
+    d_iptr, d_times, d_rows = by_input(dense[:1])  # from dense spikes: the inputs that spiked
     assert d_rows.tolist() == rows[iptr[1:] > iptr[:-1]].tolist()
     assert d_times.tolist() == times.tolist() and d_iptr[-1] == iptr[-1]
     rate = dense[0].float().mean(0)[pix[0] > 0]

@@ -80,8 +80,8 @@ def test_kernel_observes_and_counts_as_the_reference_does() -> None:
         pix = torch.rand(20, 64, generator=torch.Generator().manual_seed(4))
         trains = sim.skip_trains(pix, 250, sim.rate_scale(cfg), g)
         a, b = sim.QuantMeter(track=True), sim.QuantMeter(track=True)
-        ref = sim._infer_reference(net, trains, cfg, qz, torch.Generator().manual_seed(0), a)
-        fast = sim._infer_fast(net, trains, cfg, qz, torch.Generator().manual_seed(0), b)
+        ref = sim.infer_reference(net, trains, cfg, qz, torch.Generator().manual_seed(0), a)
+        fast = sim.infer_fast(net, trains, cfg, qz, torch.Generator().manual_seed(0), b)
         assert torch.equal(ref, fast)
         assert (a.roundings, a.saturated) == (b.roundings, b.saturated)
         if qz.vmem is None:  # the reference sums the input current in another order

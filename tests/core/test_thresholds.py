@@ -22,6 +22,7 @@ V_TH = -52.0
 G0 = torch.Generator().manual_seed(0)
 ROUNDINGS = ["truncate", "nearest", "stochastic"]
 PATHS = [False, True] if sim.kernels.HAVE_NUMBA else [False]
+BACKEND = {False: "reference", True: "numba"}
 
 
 def vth_quant(bits: int, rounding: str, int_bits: int = 9) -> Quantizers:
@@ -32,7 +33,7 @@ def vth_quant(bits: int, rounding: str, int_bits: int = 9) -> Quantizers:
 
 def present(net: sim.Net, spikes: torch.Tensor, cfg, qz: Quantizers, fast: bool, seed: int = 0):  # type: ignore[no-untyped-def]
     g = torch.Generator().manual_seed(seed)
-    return sim.simulate(net, spikes, cfg, qz, g, learn=True, fast=fast)
+    return sim.simulate(net, spikes, cfg, qz, g, learn=True, backend=BACKEND[fast])
 
 
 @pytest.mark.parametrize("fast", PATHS)
@@ -154,7 +155,7 @@ def test_design_batch_thresholds_equal_single_runs(rounding: str) -> None:
     trains = sim.SpikeTrains(
         torch.zeros(3, dtype=torch.long), torch.arange(3), spikes[0].T.contiguous(), (1, 250, 3)
     )
-    keys = sim._keys(7, 11, 0)
+    keys = sim.pack_keys(7, 11, 0)
     batch._present(torch.ones(3, dtype=torch.bool).numpy(), trains, keys, None)
     assert k.theta_decay == pytest.approx(math.exp(-250 / 1e4))
     for i, q in enumerate(qzs):  # the same presentation through the reference path
@@ -166,10 +167,18 @@ def test_design_batch_thresholds_equal_single_runs(rounding: str) -> None:
 
 def _reference_with_keys(net, spikes, cfg, qz, g, keys):  # type: ignore[no-untyped-def]
     """simulate_reference with the tie-break and threshold keys a batch used."""
+    from tinysnn_dse.core import encoding, reference
+
     draws = iter([int(keys[sim.K.K_TIE]), int(keys[sim.K.K_VTH])])
-    orig = sim.draw_key
-    sim.draw_key = lambda _g: next(draws)  # type: ignore[assignment]
+    orig = reference.draw_key
+
+    def key(_g: torch.Generator) -> int:
+        return next(draws)
+
+    reference.draw_key = key  # type: ignore[assignment]
+    encoding.draw_key, orig_enc = key, encoding.draw_key  # type: ignore[assignment]
     try:
         return sim.simulate_reference(net, spikes, cfg, qz, g, learn=True)
     finally:
-        sim.draw_key = orig
+        reference.draw_key = orig  # type: ignore[assignment]
+        encoding.draw_key = orig_enc  # type: ignore[assignment]

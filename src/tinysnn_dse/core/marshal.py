@@ -1,0 +1,345 @@
+"""Kernel marshalling: the state, constants, formats and keys of a design point packed in
+the layouts the compiled kernels read (``kernels.S_*``, ``C_*``, ``F_*``, ``K_*``), the
+random numbers drawn in the reference path's order, and the calls of the Numba kernels
+for one point's learning presentations, its normalisation and batched inference."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from tinysnn_dse.core import kernels
+from tinysnn_dse.core.encoding import SpikeTrains, draw_key, kernel_threads
+from tinysnn_dse.core.energy import OpCounts
+from tinysnn_dse.core.neuron import (
+    Net,
+    QuantMeter,
+    consts,
+    inference_thresholds,
+    new_meter,
+    roundings,
+    start_acc,
+    uniform_rows,
+)
+from tinysnn_dse.core.params import ModelConfig
+from tinysnn_dse.core.quant import Quantizers, qparams, quantize
+from tinysnn_dse.core.rules import normalize, presyn_traces
+
+Tensor = torch.Tensor
+K = kernels
+
+
+def neuron_consts(cfg: ModelConfig, qz: Quantizers, learn: bool) -> np.ndarray:
+    """The neuron and inhibition constants of ``cfg`` as the kernels read them
+    (float32 [C_LEN], rows ``kernels.C_*``); at inference thresholds are frozen
+    (theta_plus 0) and every neuron may fire (no one-spike rule)."""
+    c = consts(cfg)
+    inhibitory = cfg.topology == "inhibitory"
+    nc = np.zeros(K.C_LEN, dtype=np.float32)
+    nc[[K.C_V_REST, K.C_V_RESET, K.C_DECAY, K.C_REF]] = c.exc
+    nc[[K.C_I_REST, K.C_I_RESET, K.C_I_DECAY, K.C_I_REF]] = c.inh
+    nc[K.C_V_TH] = cfg.exc.v_th_mv
+    nc[K.C_THETA_PLUS] = cfg.exc.theta_plus_mv if learn else 0.0
+    nc[K.C_W_LAT] = cfg.inh.w_inh_exc if inhibitory else cfg.inh.w_lateral
+    nc[K.C_W_EXC_INH] = cfg.inh.w_exc_inh
+    nc[K.C_INH_THR] = float(quantize(torch.tensor(cfg.inh.v_th_mv), qz.vth, "nearest"))
+    nc[K.C_ONE_SPIKE] = 1.0 if learn and cfg.exc.one_spike else 0.0
+    nc[K.C_INHIB] = 1.0 if inhibitory else 0.0
+    return nc
+
+
+def formats(qz: Quantizers) -> np.ndarray:
+    """A point's four formats as the kernels read them: float64 [F_LEN, QP_LEN], rows
+    weights, Vmem, Vth and the threshold accumulator (``kernels.F_*``)."""
+    fq = np.zeros((K.F_LEN, K.QP_LEN), dtype=np.float64)
+    fq[K.F_W] = qparams(qz.weight, qz.rounding)
+    fq[K.F_V] = qparams(qz.vmem, qz.rounding)
+    fq[K.F_T] = qparams(qz.vth, qz.rounding)
+    fq[K.F_A] = qparams(qz.vth_acc, qz.rounding)
+    return fq
+
+
+def pack_keys(tie: int = 0, vth: int = 0, w: int = 0) -> np.ndarray:
+    keys = np.zeros(K.K_LEN, dtype=np.int64)
+    keys[K.K_TIE], keys[K.K_VTH], keys[K.K_W] = tie, vth, w
+    return keys
+
+
+class FastState(NamedTuple):
+    """The learning state of one point as the kernels read it: ``st`` [S_LEN, N] float32
+    (``theta_t`` and ``counts_t`` are torch views of two rows), ``acc`` [N] float64."""
+
+    st: np.ndarray
+    acc: np.ndarray
+    theta_t: Tensor
+    counts_t: Tensor
+    nc: np.ndarray
+    fq: np.ndarray
+    keys: np.ndarray
+
+
+def fast_state(net: Net, cfg: ModelConfig, qz: Quantizers, g: torch.Generator) -> FastState:
+    """Initial state and constants, drawing random numbers as the reference does."""
+    c = consts(cfg)
+    n = cfg.n_exc
+    st = np.zeros((K.S_LEN, n), dtype=np.float32)
+    st[K.S_THETA] = net.theta.detach().cpu().numpy()
+    st[K.S_V] = qz.v(torch.full((1, n), c.exc.v_rest), g)[0].numpy()
+    inh_t = torch.full((1, n), c.inh.v_rest)
+    if cfg.topology == "inhibitory":  # drawn only where the reference draws it
+        inh_t = qz.v(inh_t, g)
+    st[K.S_INHV] = inh_t[0].numpy()
+    tkey = draw_key(g) if cfg.exc.one_spike else 0  # the kernels hash the reference's tie-breaks
+    vkey = draw_key(g) if qz.vth is not None and qz.rounding == "stochastic" else 0
+    acc = start_acc(net, cfg, qz).numpy()
+    theta_t = torch.from_numpy(st[K.S_THETA])
+    counts_t = torch.from_numpy(st[K.S_COUNTS])
+    return FastState(
+        st, acc, theta_t, counts_t, neuron_consts(cfg, qz, True), formats(qz), pack_keys(tkey, vkey)
+    )
+
+
+def fast_net(w: Tensor, fs: FastState, qz: Quantizers) -> Net:
+    acc = torch.from_numpy(fs.acc) if qz.vth is not None else None
+    return Net(w=w, theta=fs.theta_t.clone(), vth_acc=acc)
+
+
+def by_input(spikes: Tensor | SpikeTrains) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image's spikes, input by input, as :func:`kernels.tinysnn_steps` reads them:
+    (iptr [M+1], times, rows [M]) with active input ``m`` = row ``rows[m]`` of W
+    (ascending) spiking at steps ``times[iptr[m] .. iptr[m+1]-1]`` (ascending)."""
+    if isinstance(spikes, SpikeTrains):
+        rows, trains = spikes.pix, spikes.spikes
+    else:  # dense [1, T, n_in]: its active inputs as compact trains
+        sp = spikes[0].T
+        rows = sp.any(dim=1).nonzero().flatten()
+        trains = sp[rows].contiguous()
+    iptr, times = kernels.spikes_by_input(trains.numpy())
+    return iptr, times, rows.numpy().astype(np.int64)
+
+
+def csr_one(spikes: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """CSR rows (``ptr`` [T+1], ``idx``) of the active inputs of each step of ``spikes``
+    [1, T, n], inputs ascending within a step."""
+    sp = spikes[0]
+    ptr = np.zeros(sp.shape[0] + 1, dtype=np.int64)
+    np.cumsum(sp.sum(dim=1).numpy(), out=ptr[1:])
+    return ptr, sp.nonzero()[:, 1].numpy().astype(np.int64)
+
+
+def learn_presentation(
+    net: Net,
+    spikes: Tensor | SpikeTrains,
+    cfg: ModelConfig,
+    qz: Quantizers,
+    g: torch.Generator,
+    stats: OpCounts | None = None,
+    meter: QuantMeter | None = None,
+) -> tuple[Net, Tensor]:
+    """tinySNN-rule learning of one sample in compiled code (any rounding).
+
+    FP32 or deterministic weight rounding: one call of :func:`kernels.learn_tinysnn`.
+    Stochastic weight rounding: per update window, :func:`kernels.tinysnn_steps`, then
+    W's uniforms drawn here, then :func:`kernels.tinysnn_rule`; then the presentation's
+    threshold decay. Either way the random numbers are the reference's, in its order.
+    The input current sums only the active rows of W (the reference uses a window
+    product) and the rule runs in the kernel, so results agree to float32 rounding, not
+    bitwise (see tests/core/test_fast_path.py).
+    """
+    c = consts(cfg)
+    lp = cfg.learning
+    fs = fast_state(net, cfg, qz, g)
+    spk = by_input(spikes)
+    t_steps, n, n_in = spikes.shape[1], cfg.n_exc, cfg.n_in
+    rows = uniform_rows(cfg, qz)
+    w = net.w.clone().contiguous()
+    wn = w.numpy()
+    f32 = np.float32
+    lr = np.array([lp.eta, lp.s_th, lp.w_max, cfg.encoding.dt_ms / lp.tau_trace_ms], f32)
+    m = new_meter()
+    if qz.weight is None or qz.rounding != "stochastic":
+        u = np.zeros((t_steps if rows else 1, 2, n), dtype=np.float32)
+        if rows:  # one block equals the reference's per-step draws, in its order
+            u[:, rows] = torch.rand(t_steps, len(rows), n, generator=g).numpy()
+        n_cols = kernels.learn_tinysnn(
+            wn, spk, t_steps, c.window, fs.st, fs.acc, fs.nc, lr, fs.fq, u, fs.keys,
+            c.theta_decay, m,
+        )  # fmt: skip
+    else:
+        n_cols = 0
+        counts = fs.st[K.S_COUNTS]
+        at_update = counts.copy()
+        last = np.full(n_in, -1, dtype=np.int64)
+        pos = spk[0][:-1].copy()
+        u_win = np.zeros((c.window if rows else 1, 2, n), dtype=np.float32)
+        wq = fs.fq[K.F_W]
+        for t0 in range(0, t_steps, c.window):
+            t1 = min(t0 + c.window, t_steps)
+            uw_steps = u_win
+            if rows:  # the window's Vmem uniforms, then (at its end) W's
+                uw_steps = u_win[: t1 - t0]
+                uw_steps[:, rows] = torch.rand(t1 - t0, len(rows), n, generator=g).numpy()
+            kernels.tinysnn_steps(
+                wn, spk, pos, t0, t1, last, fs.st, fs.acc, fs.nc, fs.fq, uw_steps, fs.keys, m
+            )
+            s_max = float(counts.max())
+            if s_max > 0:
+                cols = np.nonzero(counts - at_update > 0)[0]
+                if cols.size:
+                    uw = torch.rand(n_in, cols.size, generator=g).numpy()
+                    kernels.tinysnn_rule(wn, t1 - 1, last, cols, f32(s_max), lr, wq, uw, 0)
+                    n_cols += int(cols.size)
+            at_update[:] = counts
+        kernels.theta_decay(
+            fs.st[K.S_THETA], fs.acc, fs.nc[K.C_V_TH], fs.fq, c.theta_decay,
+            fs.keys[K.K_VTH], t_steps, m,
+        )  # fmt: skip
+    if stats is not None:
+        stats.synapse_updates += int(n_cols) * n_in
+    if meter is not None:
+        meter.add_kernel(m, roundings(cfg, qz, 1, t_steps))
+    return fast_net(w, fs, qz), fs.counts_t.clone().unsqueeze(0)
+
+
+def learn_stepwise_presentation(
+    net: Net,
+    spikes: Tensor,
+    cfg: ModelConfig,
+    qz: Quantizers,
+    g: torch.Generator,
+    meter: QuantMeter | None = None,
+) -> tuple[Net, Tensor]:
+    """``pair`` / ``sl-stdp`` learning of one sample in one compiled call.
+
+    Same random numbers as the reference (stochastic Vmem rounding: its uniforms as one
+    block); the input current sums only the active rows of W (the reference uses a dense
+    product), so results agree to float32 rounding, not bitwise.
+    """
+    lp = cfg.learning
+    c = consts(cfg)
+    fs = fast_state(net, cfg, qz, g)
+    x_pre_all = presyn_traces(spikes, cfg.encoding.dt_ms, lp.tau_trace_ms)[0].contiguous()
+    w = net.w.clone().contiguous()
+    lr = np.array([lp.eta_pre, lp.eta_post, lp.eta_sl, lp.x_tar, lp.w_max], np.float32)
+    rule = 1 if cfg.rule == "pair" else 2
+    rows = uniform_rows(cfg, qz)
+    t_steps, n = spikes.shape[1], cfg.n_exc
+    u = np.zeros((t_steps if rows else 1, 2, n), dtype=np.float32)
+    if rows:  # one block equals the reference's per-step draws, in its order
+        u[:, rows] = torch.rand(t_steps, len(rows), n, generator=g).numpy()
+    m = new_meter()
+    kernels.learn_stepwise(
+        w.numpy(), csr_one(spikes), x_pre_all.numpy(), rule, lr, fs.st, fs.acc, fs.nc, fs.fq,
+        u, fs.keys, np.float32(c.trace_decay), c.theta_decay, m,
+    )  # fmt: skip
+    if meter is not None:
+        meter.add_kernel(m, roundings(cfg, qz, 1, t_steps))
+    return fast_net(w, fs, qz), fs.counts_t.clone().unsqueeze(0)
+
+
+def normalize_q(
+    w: Tensor, cfg: ModelConfig, qz: Quantizers, g: torch.Generator, fast: bool
+) -> Tensor:
+    """Per-sample normalisation of ``w`` [n_in, N], then (ITQ) its rounding onto the weight
+    grid: compiled (:func:`kernels.normalize_multi`, as design batches run it) when
+    ``fast``, else in torch. Stochastic rounding takes :func:`kernels.hash_uniform` (key,
+    2**31 - 1, i N + j) under one key drawn from ``g``, on both paths."""
+    stochastic = qz.weight is not None and qz.rounding == "stochastic"
+    key = draw_key(g) if stochastic else 0
+    if fast and kernels.HAVE_NUMBA and w.device.type == "cpu":
+        out = w.detach().clone().contiguous()
+        wq = qparams(qz.weight, qz.rounding)[None]
+        norm = np.array([cfg.norm], dtype=np.float32)
+        with kernel_threads():
+            kernels.normalize_multi(
+                out.numpy()[None], norm, np.float32(cfg.learning.w_max), wq, key
+            )
+        return out
+    out = normalize(w, cfg.norm, cfg.learning.w_max)
+    if qz.weight is None:
+        return out
+    u = None
+    if stochastic:
+        n_in, n = out.shape
+        u = torch.from_numpy(kernels.hash_row(key, 2147483647, n_in * n)).view(n_in, n)
+    return quantize(out, qz.weight, qz.rounding, u=u)
+
+
+def infer_fast(
+    net: Net,
+    trains: SpikeTrains,
+    cfg: ModelConfig,
+    qz: Quantizers,
+    g: torch.Generator,
+    meter: QuantMeter | None = None,
+) -> Tensor:
+    return _infer_kernel(net, trains, None, cfg, qz, g, meter)[0]
+
+
+def infer_drawn(
+    net: Net,
+    pixels: Tensor,
+    scale: float,
+    cfg: ModelConfig,
+    qz: Quantizers,
+    g: torch.Generator,
+    meter: QuantMeter | None = None,
+) -> tuple[Tensor, int]:
+    """:func:`skip_trains` and :func:`infer_fast` in one kernel call: the same trains (the
+    same key drawn from ``g``), summed into the input current as they are drawn, never
+    stored. Returns the counts and the number of input spikes."""
+    return _infer_kernel(net, None, (pixels, scale), cfg, qz, g, meter)
+
+
+def _infer_kernel(
+    net: Net,
+    trains: SpikeTrains | None,
+    draw: tuple[Tensor, float] | None,
+    cfg: ModelConfig,
+    qz: Quantizers,
+    g: torch.Generator,
+    meter: QuantMeter | None = None,
+) -> tuple[Tensor, int]:
+    if trains is not None:
+        b, t_steps, _ = trains.shape
+        img, pix, spikes = trains.img, trains.pix.numpy(), trains.spikes.numpy()
+        p, key = np.zeros(0), 0
+    else:
+        assert draw is not None
+        pixels, scale = draw
+        b, t_steps = pixels.shape[0], cfg.encoding.steps
+        img, pix_t = (pixels > 0).nonzero(as_tuple=True)
+        pix = pix_t.numpy()
+        p = (pixels[img, pix_t] * scale).numpy().astype(np.float64)
+        key = draw_key(g)  # as skip_trains draws it
+        spikes = np.zeros((0, 0), dtype=np.bool_)
+    n = cfg.n_exc
+    rows = uniform_rows(cfg, qz)
+    ukey = draw_key(g) if rows else 0  # Vmem rounding uniforms, as infer_reference
+    img_ptr = np.zeros(b + 1, dtype=np.int64)
+    np.cumsum(torch.bincount(img, minlength=b).numpy(), out=img_ptr[1:])
+    theta = inference_thresholds(net.theta, cfg, qz)
+    counts = np.zeros((b, n), dtype=np.float32)
+    n_in = np.zeros(b, dtype=np.int64)
+    c = consts(cfg)
+    inhibitory = cfg.topology == "inhibitory"
+    # initial potentials, drawn as the reference draws them
+    v0 = qz.v(torch.full((b, n), c.exc.v_rest), g).contiguous().numpy()
+    iv0_t = torch.full((b, n), c.inh.v_rest)
+    iv0 = (qz.v(iv0_t, g) if inhibitory else iv0_t).contiguous().numpy()
+    meters = np.stack([new_meter(meter is not None and meter.track) for _ in range(b)])
+    with kernel_threads():
+        kernels.infer_batch(
+            net.w.contiguous().numpy(), (img_ptr, pix, spikes, p), np.array([key, ukey]),
+            t_steps, theta.contiguous().numpy(), counts, n_in, v0, iv0,
+            neuron_consts(cfg, qz, False), formats(qz), torch.get_num_threads(), meters,
+        )  # fmt: skip
+    if meter is not None:
+        layers = 2 if inhibitory else 1
+        meter.add(
+            b * t_steps * n * layers if qz.vmem is not None else 0,
+            meters[:, K.M_SAT].sum(), meters[:, K.M_LO].min(), meters[:, K.M_HI].max(),
+        )  # fmt: skip
+    return torch.from_numpy(counts), int(n_in.sum())
