@@ -79,8 +79,7 @@ def run() -> None:
         split = make_split(ds, s, device)
         trained = train_batch(base, [QuantSpec()] * len(models), s, split, progress, models)
         for v, tr in zip(variants, trained, strict=True):
-            rec = evaluate(tr, QuantSpec(), split)
-            by = rec["accuracy_by_readout"]
+            by = dict(evaluate(tr, QuantSpec(), split).record.outcome.accuracy_by_readout)
             rows.append({"variant": v or "(defaults)", "seed": seed, **by})
             cells = "  ".join(f"{r} {100 * x:6.2f}" for r, x in by.items())
             print(f"seed {seed}  {v or '(defaults)':40s} {cells}", flush=True)

@@ -19,11 +19,21 @@ T = "tinysnn_dse."
 #: layer -> the third-party packages and project modules it may import
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
+    "records": {T + "errors"},  # the one record type: standard library only, for every layer
     "__init__": set(),
-    "core": {"numpy", "torch", "numba", "triton", T + "core", T + "errors"},
+    "core": {"numpy", "torch", "numba", "triton", T + "core", T + "errors", T + "records"},
     "data": {"numpy", "sklearn", T + "errors"},
     "meter": {"pynvml", T + "errors"},
-    "runner": {"numpy", "torch", T + "core", T + "data", T + "meter", T + "errors", "tinysnn_dse"},
+    "runner": {
+        "numpy",
+        "torch",
+        T + "core",
+        T + "data",
+        T + "meter",
+        T + "errors",
+        T + "records",
+        "tinysnn_dse",
+    },  # fmt: skip
     "bench": {"numpy", "torch", T + "core", T + "data", T + "runner", T + "errors", "tinysnn_dse"},
     "explore": {
         "optuna",
@@ -37,7 +47,7 @@ ALLOWED: dict[str, set[str]] = {
         T + "explore",
         "tinysnn_dse",
     },  # fmt: skip
-    "report": {"matplotlib", T + "errors", T + "report"},
+    "report": {"matplotlib", T + "errors", T + "report", T + "records"},
     "cli": {"typer", "rich", "yaml", "torch", "numpy", "tinysnn_dse"},
 }
 

@@ -31,9 +31,9 @@ def train_json(capsys, tmp_path: Path, *extra: str, name: str = "a") -> dict:
 
 def strip_timing(rec: dict) -> dict:
     rec = json.loads(json.dumps(rec))
-    for k in list(rec):
+    for k in list(rec["outcome"]):
         if "seconds" in k or "per_s" in k:
-            rec.pop(k)
+            rec["outcome"].pop(k)
     for phase in rec.get("energy", {}).values():  # measured energy is time; modelled must match
         for k in list(phase):
             if k.startswith("measured_") and k != "measured_method":
@@ -43,15 +43,18 @@ def strip_timing(rec: dict) -> dict:
 
 def test_train_writes_checkpoint_and_record(capsys, tmp_path: Path) -> None:
     rec = train_json(capsys, tmp_path)
-    for key in ("accuracy", "memory_bits", "normalized_memory", "train_seconds",
-                "train_images_per_s", "infer_images_per_s", "config"):  # fmt: skip
-        assert key in rec
-    assert 0.0 <= rec["accuracy"] <= 1.0
-    assert rec["memory_bits"] == 64 * 20 * 32 + 20 * 64
+    assert rec["schema_version"] == 2
+    for key in ("accuracy", "train_seconds", "train_images_per_s", "infer_images_per_s"):
+        assert key in rec["outcome"]
+    assert {"bits", "normalized", "vs_baseline_fp32", "train_bits"} <= rec["memory"].keys()
+    assert rec["design_point"]["neurons"] == 20 and "n_exc" not in rec["design_point"]
+    assert rec["backend"] == {"train": "numba", "infer": "numba"}
+    assert 0.0 <= rec["outcome"]["accuracy"] <= 1.0
+    assert rec["memory"]["bits"] == 64 * 20 * 32 + 20 * 64
     assert rec["config"]["model"]["learning"]["eta"] == 0.01
     assert rec["config"]["run"]["train_samples"] == 60
     on_disk = json.loads((tmp_path / "a" / "record.json").read_text())
-    assert on_disk["accuracy"] == rec["accuracy"]
+    assert on_disk == rec
     ckpt = torch.load(tmp_path / "a" / "model.pt", weights_only=True)
     assert ckpt["w"].shape == (64, 20)
 
@@ -74,7 +77,7 @@ def test_each_model_trains_above_chance_on_digits(capsys, tmp_path: Path, model:
                          "--out", str(tmp_path / model), "--json")  # fmt: skip
     assert code == 0, err
     rec = json.loads(out)
-    assert rec["accuracy"] > 0.25, rec["accuracy"]  # chance is 0.10
+    assert rec["outcome"]["accuracy"] > 0.25, rec["outcome"]  # chance is 0.10
 
 
 def test_evaluate_reproduces_and_applies_ptq(capsys, tmp_path: Path) -> None:
@@ -83,13 +86,13 @@ def test_evaluate_reproduces_and_applies_ptq(capsys, tmp_path: Path) -> None:
     code, out, err = run(capsys, "evaluate", ck, "--json")
     assert code == 0, err
     again = json.loads(out)
-    assert again["accuracy"] == rec["accuracy"]
+    assert again["outcome"]["accuracy"] == rec["outcome"]["accuracy"]
     code, out, err = run(capsys, "evaluate", ck, "--scheme", "ptq", "--weight-bits", "4",
                          "--vmem-bits", "16", "--json")  # fmt: skip
     assert code == 0, err
     q = json.loads(out)
-    assert q["memory_bits"] == 64 * 20 * 4 + 20 * (16 + 32)
-    assert q["design_point"]["quant"] == "ptq-nearest-w4-v16-tfp32"
+    assert q["memory"]["bits"] == 64 * 20 * 4 + 20 * (16 + 32)
+    assert q["design_point"]["key"] == "tinysnn-n20-ptq-nearest-w4-v16-tfp32"
 
 
 def test_itq_keeps_weights_on_the_grid(capsys, tmp_path: Path) -> None:
@@ -101,7 +104,7 @@ def test_itq_keeps_weights_on_the_grid(capsys, tmp_path: Path) -> None:
     rec = json.loads((tmp_path / "a" / "record.json").read_text())
     vth = Quantizers.from_spec(quant_from_dict(rec["config"]["quant"])).vth
     assert vth is not None and rec["formats"]["vth"] == vth.describe()
-    assert "FP32 training of the same network" in rec["ranges_source"]
+    assert "FP32 training of the same network" in rec["outcome"]["ranges_source"]
     th = (ck["theta"].double() - 52.0) / vth.eps  # thresholds on the observed Vth grid
     assert torch.equal(th, torch.round(th))
 
@@ -184,7 +187,7 @@ def test_evaluate_finds_the_training_data_without_data_dir(
     monkeypatch.delenv("TINYSNN_DATA_DIR", raising=False)
     code, out2, err = run(capsys, "evaluate", str(tmp_path / "m" / "model.pt"), "--json")
     assert code == 0, err
-    assert json.loads(out2)["accuracy"] == json.loads(out)["accuracy"]
+    assert json.loads(out2)["outcome"]["accuracy"] == json.loads(out)["outcome"]["accuracy"]
 
 
 def test_evaluate_switches_readout_without_retraining(capsys, tmp_path: Path) -> None:
@@ -195,11 +198,12 @@ def test_evaluate_switches_readout_without_retraining(capsys, tmp_path: Path) ->
     assert code == 0, err
     other = json.loads(out)
     assert other["config"]["model"]["readout"] == "all"
-    assert other["memory_bits"] == rec["memory_bits"]
+    assert other["memory"] == rec["memory"]
     # every record reads the same test counts out every way
-    assert other["accuracy"] == other["accuracy_by_readout"]["all"]
-    assert rec["accuracy"] == rec["accuracy_by_readout"]["soft-vote"]
-    assert other["accuracy_by_readout"] == rec["accuracy_by_readout"]
+    o, r = other["outcome"], rec["outcome"]
+    assert o["accuracy"] == o["accuracy_by_readout"]["all"] and o["readout"] == "all"
+    assert r["accuracy"] == r["accuracy_by_readout"]["soft-vote"]
+    assert o["accuracy_by_readout"] == r["accuracy_by_readout"]
     code, _, err = run(capsys, "evaluate", ck, "--readout", "majority")
     assert code == 2 and "unknown value 'majority'" in err and err.count("\n") == 1
 
@@ -215,14 +219,15 @@ def test_itq_warns_when_thresholds_saturate(capsys, tmp_path: Path) -> None:
     assert code == 0, err
     assert "warning:" in err and "--vth-int-bits" in err
     rec = json.loads((tmp_path / "s" / "record.json").read_text())
-    assert rec["train_vth_clipped_fraction"] > 0  # clipped while learning, decayed since
+    assert rec["outcome"]["train_vth_clipped_fraction"] > 0  # clipped while learning
     code, out, err = run(
         capsys, "train", *SMALL, "--out", str(tmp_path / "t"), "--scheme", "itq",
         "--vmem-bits", "16", "--vth-bits", "16", "-p", "theta_plus_mv=200",
     )  # fmt: skip
     assert code == 0, err
     rec = json.loads((tmp_path / "t" / "record.json").read_text())
-    assert rec["vth_saturated_fraction"] == 0 and rec["vmem_saturated_fraction"] == 0
+    assert rec["outcome"]["vth_saturated_fraction"] == 0
+    assert rec["outcome"]["vmem_saturated_fraction"] == 0
     assert "warning:" not in err
 
 
@@ -259,7 +264,7 @@ def test_bench_from_a_trained_checkpoint(capsys, tmp_path: Path, data_dir: Path)
     )  # fmt: skip
     assert code == 0, err
     res = json.loads(out)
-    assert res["settings"]["neurons"] == rec["config"]["model"]["n_exc"] != 400
+    assert res["settings"]["neurons"] == rec["design_point"]["neurons"] != 400
     assert res["settings"]["checkpoint"] == str(ckpt)
     assert res["presentations_per_train_image"] >= 1
     code, _, err = run(capsys, "bench", "--dataset", "mnist", "--checkpoint", str(ckpt),

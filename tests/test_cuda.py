@@ -86,16 +86,18 @@ def test_train_and_evaluate_on_cuda(capsys, tmp_path: Path) -> None:
     assert code == 0, err
     rec = json.loads(out)
     assert rec["environment"]["device"].startswith("cuda")
-    assert rec["accuracy"] > 0.3
+    assert rec["outcome"]["accuracy"] > 0.3
     assert rec["energy"]["train"]["measured_method"] in ("nvml", "time x power")
     code, out, err = run(capsys, "train", *common, "--device", "cpu", "--out", str(tmp_path / "c"))
     assert code == 0, err
-    cpu_acc = json.loads(out)["accuracy"]
+    cpu_acc = json.loads(out)["outcome"]["accuracy"]
     code, out, err = run(
         capsys, "evaluate", str(tmp_path / "c" / "model.pt"), "--device", "cuda", "--json"
     )
     assert code == 0, err
-    assert abs(json.loads(out)["accuracy"] - cpu_acc) < 0.08  # other random stream on CUDA
+    assert (
+        abs(json.loads(out)["outcome"]["accuracy"] - cpu_acc) < 0.08
+    )  # other random stream on CUDA
 
 
 # ------------------------------------------------------------ fused kernels (Triton)

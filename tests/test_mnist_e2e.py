@@ -32,9 +32,10 @@ def test_mnist_small_budget_clears_floor(
     out, err = capsys.readouterr()
     assert e.value.code == 0, err
     rec = json.loads(out)
-    assert rec["eval_set"] == "test[0:1000]" and rec["test_samples"] == 1000
+    o = rec["outcome"]
+    assert o["eval_set"] == "test[0:1000]" and o["test_samples"] == 1000
     assert rec["config"]["run"]["data_source"].endswith("mnist")
-    assert rec["accuracy"] >= FLOOR, rec["accuracy"]
+    assert o["accuracy"] >= FLOOR, o["accuracy"]
 
 
 def _train(data_dir: Path, out: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> dict:
@@ -64,5 +65,5 @@ def test_itq_thresholds_follow_fp32_on_mnist(
                "--vth-bits", "16", "--vth-int-bits", "9")  # fmt: skip
     th = [torch.load(tmp_path / d / "model.pt", weights_only=True)["theta"] for d in ("fp", "q")]
     assert abs(float(th[0].mean() - th[1].mean())) <= 1 / 64
-    assert abs(q["accuracy"] - fp["accuracy"]) <= 0.03
-    assert q["train_vth_clipped_fraction"] == 0
+    assert abs(q["outcome"]["accuracy"] - fp["outcome"]["accuracy"]) <= 0.03
+    assert q["outcome"]["train_vth_clipped_fraction"] == 0

@@ -42,12 +42,12 @@ from tinysnn_dse.core.params import (
     validate_quant,
 )
 from tinysnn_dse.errors import ConfigError, TinySNNError
+from tinysnn_dse.records import Record
 from tinysnn_dse.runner import (
     RunSettings,
     evaluate_checkpoint,
     load_checkpoint,
     prepare_out_dir,
-    public_record,
     resolve_device,
     save,
     train_and_evaluate,
@@ -167,25 +167,24 @@ def quant_from_options(
     )
 
 
-def render_record(record: dict[str, Any]) -> None:
+def render_record(record: Record) -> None:
     t = Table(show_header=False, box=None)
-    dp = record["design_point"]
+    dp, o, m = record.design_point, record.outcome, record.memory
     rows = [
-        ("design point", f"{dp['model']} {dp['n_exc']} neurons, {dp['quant']}"),
-        ("accuracy", f"{record['accuracy'] * 100:.2f} % on {record['eval_set']}"),
+        ("design point", f"{dp.model} {dp.neurons} neurons, {dp.quant_label}"),
+        ("accuracy", f"{o.accuracy * 100:.2f} % on {o.eval_set} ({o.readout} readout)"),
         (
             "memory",
-            f"{record['memory_bytes'] / 1024:,.1f} KiB ({record['memory_bits']:,} bits); "
-            f"normalized {record['normalized_memory']:.4f} "
-            f"({record['normalized_memory_reference']}); "
-            f"{record['memory_vs_baseline_fp32']:.4f} of the FP32 baseline",
+            f"{m.kib:,.1f} KiB ({m.bits:,} bits); normalized {m.normalized:.4f} "
+            f"({m.reference}); {m.vs_baseline_fp32:.4f} of the FP32 baseline",
         ),
         (
             "speed",
-            f"train {record['train_images_per_s']:,.1f} img/s ({record['train_seconds']:.1f} s), "
-            f"infer {record['infer_images_per_s']:,.0f} img/s",
+            f"train {o.train_images_per_s:,.1f} img/s ({o.train_seconds:.1f} s), "
+            f"infer {o.infer_images_per_s:,.0f} img/s",
         ),
-        ("formats", ", ".join(f"{k} {v}" for k, v in record["formats"].items())),
+        ("formats", ", ".join(f"{k} {v}" for k, v in record.formats.items())),
+        ("backends", ", ".join(f"{k} {v}" for k, v in record.backend.items())),
     ]
     for k, v in rows:
         t.add_row(f"[bold]{k}", v)
@@ -194,19 +193,19 @@ def render_record(record: dict[str, Any]) -> None:
         err.print(f"warning: {msg}", highlight=False)
 
 
-def clipping_warnings(record: dict[str, Any]) -> list[str]:
+def clipping_warnings(record: Record) -> list[str]:
     """What the record says a format clipped, one line each (docs/model.md, Quantization)."""
     out = []
-    fmts = record["formats"]
-    vth = record.get("vth_saturated_fraction") or 0.0
-    vth_train = record.get("train_vth_clipped_fraction") or 0.0
+    fmts, o = record.formats, record.outcome
+    vth = o.vth_saturated_fraction or 0.0
+    vth_train = o.train_vth_clipped_fraction or 0.0
     if vth > 0 or vth_train > 0:
         out.append(
             f"the Vth format {fmts['vth']} clipped thresholds ({vth:.1%} of the neurons at an "
             f"end, {vth_train:.1%} of the training updates); give more with --vth-int-bits"
         )
-    vmem = record.get("vmem_saturated_fraction") or 0.0
-    vmem_train = record.get("train_vmem_saturated_fraction") or 0.0
+    vmem = o.vmem_saturated_fraction or 0.0
+    vmem_train = o.train_vmem_saturated_fraction or 0.0
     if vmem > 0 or vmem_train > 0:
         out.append(
             f"the Vmem format {fmts['vmem']} clipped {vmem:.2%} of the test pass's roundings "
@@ -285,18 +284,18 @@ def train(
     prepare_out_dir(out)
     try:
         with progress_bar(True) as cb:
-            trained, record = train_and_evaluate(
+            trained, ev = train_and_evaluate(
                 cfg, quant, settings, str(data_dir) if data_dir else None, cb
             )
-        ckpt, rec = save(out, trained, record)
+        ckpt, rec = save(out, trained, ev)
     except BaseException:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # leave nothing behind for a run that wrote nothing
         raise
     if as_json:
-        typer.echo(json.dumps(public_record(record), indent=2, sort_keys=True))
+        typer.echo(json.dumps(ev.record.to_dict(), indent=2, sort_keys=True))
     else:
-        render_record(record)
+        render_record(ev.record)
         Console().print(f"checkpoint [bold]{ckpt}[/], record [bold]{rec}[/]")
 
 
@@ -338,9 +337,9 @@ def evaluate(
     with progress_bar(True) as cb:
         record = evaluate_checkpoint(
             trained, quant, str(data_dir) if data_dir else None, test_samples, device, cb
-        )
+        ).record
     if as_json:
-        typer.echo(json.dumps(public_record(record), indent=2, sort_keys=True))
+        typer.echo(json.dumps(record.to_dict(), indent=2, sort_keys=True))
     else:
         render_record(record)
 
@@ -788,18 +787,18 @@ def _rows_table(rows: list[dict[str, Any]], title: str, mark_first: bool = False
     console_out().print(t)
 
 
-def _export(best: dict[str, Any], records: list[dict[str, Any]], art: Path, dest: Path) -> None:
+def _export(best: dict[str, Any], records: list[Record], art: Path, dest: Path) -> None:
     import shutil
 
-    rec = next(r for r in records if r["design_point"]["key"] == best["design_key"])
+    rec = next(r for r in records if r.key == best["design_key"])
     from tinysnn_dse.explore.study import artifact_path
 
-    src = artifact_path(art, str(rec.get("checkpoint_artifact")))
+    src = artifact_path(art, str(rec.study.get("checkpoint_artifact")))
     if not src.is_file():
         raise ConfigError(f"checkpoint of trial {best['trial']} not found at {src} (--artifacts?)")
     prepare_out_dir(dest)
     shutil.copyfile(src, dest / "model.pt")
-    (dest / "record.json").write_text(json.dumps(rec, indent=2, sort_keys=True) + "\n")
+    (dest / "record.json").write_text(json.dumps(rec.to_dict(), indent=2, sort_keys=True) + "\n")
 
 
 @app.command()

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -50,6 +50,7 @@ from tinysnn_dse.core.sim import (
     train_sample,
 )
 from tinysnn_dse.errors import CheckpointError, ConfigError
+from tinysnn_dse.records import DesignPoint, Memory, Outcome, PhaseEnergy, Record
 
 Progress = Callable[[str, int, int], None]
 EVAL_SEED_OFFSET = 1_000_003
@@ -409,12 +410,19 @@ def energy_fields(
     return out
 
 
+class Evaluation(NamedTuple):
+    """A tested design point: its record, and the label assignment it was read out with."""
+
+    record: Record
+    assignment: readout.Assignment
+
+
 def evaluate(
     trained: Trained,
     quant: QuantSpec,
     split: Split,
     progress: Progress = _noop,
-) -> dict[str, Any]:
+) -> Evaluation:
     """Quantize (PTQ: W and Vth once; Vmem at every step), assign labels, test; a record.
 
     ``quant`` is the design point's quantization; for ITQ it must equal the training one.
@@ -472,68 +480,82 @@ def evaluate(
         quant.vth_bits, VTH_GUARD_BITS if itq_vth else 0,
     )  # fmt: skip
     n_test = int(split.eval_x.shape[0])
-    record: dict[str, Any] = {
-        "accuracy": acc,
-        "readout": model.readout,
+    outcome = Outcome(
+        accuracy=acc,
+        readout=model.readout,
         # the same test counts read out every way (docs/model.md, Readout)
-        "accuracy_by_readout": by_readout,
-        "eval_set": split.eval_set,
-        "test_samples": n_test,
-        "silent_fraction": float((pred < 0).to(torch.float64).mean()) if n_test else 0.0,
-        "unassigned_neurons": int((assignment.labels < 0).sum()),
-        "vth_saturated_fraction": _saturated(trained.net, model, qz),
+        accuracy_by_readout=by_readout,
+        eval_set=split.eval_set,
+        test_samples=n_test,
+        silent_fraction=float((pred < 0).to(torch.float64).mean()) if n_test else 0.0,
+        unassigned_neurons=int((assignment.labels < 0).sum()),
+        vth_saturated_fraction=_saturated(trained.net, model, qz),
         # share of the test pass's Vmem roundings that clipped at the format's ends
-        "vmem_saturated_fraction": vmem_meter.saturated_fraction,
+        vmem_saturated_fraction=vmem_meter.saturated_fraction,
         # ITQ training: share of its Vmem roundings that clipped, and of its threshold
         # updates that the accumulator clipped (None for an FP32 training)
-        "train_vmem_saturated_fraction": (trained.train_quant or {}).get("vmem_saturated_fraction"),
-        "train_vth_clipped_fraction": (trained.train_quant or {}).get("vth_clipped_fraction"),
-        "ranges_source": quant.ranges_source,
+        train_vmem_saturated_fraction=(trained.train_quant or {}).get("vmem_saturated_fraction"),
+        train_vth_clipped_fraction=(trained.train_quant or {}).get("vth_clipped_fraction"),
+        ranges_source=quant.ranges_source,
+        train_seconds=trained.train_seconds,
+        train_images=trained.train_images,
+        train_images_per_s=_rate(trained.train_images, trained.train_seconds),
+        assign_seconds=assign_s,
+        infer_seconds=test_s,
+        infer_images_per_s=_rate(n_test, test_s),
+    )
+    memory = Memory(
+        bits=mem.memory_bits,
+        normalized=mem.normalized_memory,
+        reference=f"{model.topology} topology, {model.n_in}x{model.n_exc}, FP32",
+        vs_baseline_fp32=mem.vs_baseline_fp32,
+        train_bits=mem.train_memory_bits,
+        detail=mem.to_dict(),
+    )
+    energy = {
+        k: PhaseEnergy.from_dict(v)
+        for k, v in (
+            ("train", energy_fields(trained.train_ops, trained.train_measured, model,
+                                    trained.quant)),
+            ("infer", energy_fields(infer_ops.to_dict(), asdict(test_m), model, quant)),
+        )
+        if v
+    }  # fmt: skip
+    record = Record(
+        design_point=DesignPoint(
+            model.model,
+            model.n_exc,
+            quant.scheme,
+            quant.rounding,
+            quant.weight_bits,
+            quant.vmem_bits,
+            quant.vth_bits,
+        ),  # fmt: skip
+        outcome=outcome,
+        memory=memory,
+        energy=energy,
+        formats=qz.describe(),
         # the implementations that trained and tested it (core/backend.py)
-        "backend": {
-            "train": trained.train_backend,
-            "infer": choose("infer", model, qz, device).value,
-        },
-        "memory_bits": mem.memory_bits,
-        "memory_bytes": mem.memory_bytes,
-        "normalized_memory": mem.normalized_memory,
-        "normalized_memory_reference": (
-            f"{model.topology} topology, {model.n_in}x{model.n_exc}, FP32"
-        ),
-        "memory_vs_baseline_fp32": mem.vs_baseline_fp32,
-        "memory": mem.to_dict(),
-        "train_seconds": trained.train_seconds,
-        "train_images": trained.train_images,
-        "train_images_per_s": _rate(trained.train_images, trained.train_seconds),
-        "assign_seconds": assign_s,
-        "infer_seconds": test_s,
-        "infer_images_per_s": _rate(n_test, test_s),
-        "energy": {
-            "train": energy_fields(trained.train_ops, trained.train_measured, model, trained.quant),
-            "infer": energy_fields(infer_ops.to_dict(), asdict(test_m), model, quant),
-        },
-        "design_point": {
-            "model": model.model,
-            "n_exc": model.n_exc,
-            "quant": quant.label(),
-        },
-        "formats": qz.describe(),
-        "config": {
+        backend={"train": trained.train_backend, "infer": choose("infer", model, qz, device).value},
+        config={
             "model": asdict(model),
             "quant": asdict(quant),
             "trained_with": asdict(trained.quant),
-            "run": {**asdict(s), "batch_size": s.batch_size or default_batch_size(device)},
+            "run": {
+                **asdict(s),
+                "batch_size": s.batch_size or default_batch_size(device),
+                "data_source": trained.data_source,
+            },
         },
-        "environment": {
+        environment={
             "tinysnn": __version__,
             "torch": torch.__version__,
             "python": platform.python_version(),
             "device": str(device),
             "threads": torch.get_num_threads(),
         },
-    }
-    record["_assignment"] = assignment  # stripped before JSON
-    return record
+    )
+    return Evaluation(record, assignment)
 
 
 def _saturated(net: Net, model: ModelConfig, qz: Quantizers) -> float:
@@ -554,8 +576,8 @@ def train_and_evaluate(
     settings: RunSettings,
     data_dir: str | None = None,
     progress: Progress = _noop,
-) -> tuple[Trained, dict[str, Any]]:
-    """The whole design point: load data, train, evaluate; returns (trained, record)."""
+) -> tuple[Trained, Evaluation]:
+    """The whole design point: load data, train, evaluate; returns (trained, evaluation)."""
     validate_quant(quant)
     settings.validate()
     device = resolve_device(settings.device)
@@ -565,10 +587,9 @@ def train_and_evaluate(
     if ds.n_in != model.n_in:
         model = dataclasses.replace(model, n_in=ds.n_in)
     split = make_split(ds, settings, device)
-    trained = train(model, quant, settings, split, progress)
-    record = evaluate(trained, quant, split, progress)
-    record["config"]["run"]["data_source"] = ds.source
-    return trained, record
+    trained = dataclasses.replace(train(model, quant, settings, split, progress),
+                                  data_source=ds.source)  # fmt: skip
+    return trained, evaluate(trained, quant, split, progress)
 
 
 # ------------------------------------------------------------------------- checkpoints
@@ -597,10 +618,6 @@ def prepare_out_dir(out_dir: Path) -> Path:
     return out_dir
 
 
-def public_record(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in record.items() if not k.startswith("_")}
-
-
 def _payload(trained: Trained) -> dict[str, Any]:
     return {
         "format": CHECKPOINT_FORMAT,
@@ -625,19 +642,18 @@ def save_trained(path: Path, trained: Trained) -> Path:
     return path
 
 
-def save(out_dir: Path, trained: Trained, record: dict[str, Any]) -> tuple[Path, Path]:
+def save(out_dir: Path, trained: Trained, ev: Evaluation) -> tuple[Path, Path]:
     """Write ``model.pt`` (tensors + JSON strings only) and ``record.json`` atomically."""
-    assignment: readout.Assignment = record["_assignment"]
     payload = {
         **_payload(trained),
-        "assignment": assignment.labels.cpu(),
-        "proportions": assignment.proportions.cpu(),
-        "record_json": json.dumps(public_record(record)),
+        "assignment": ev.assignment.labels.cpu(),
+        "proportions": ev.assignment.proportions.cpu(),
+        "record_json": json.dumps(ev.record.to_dict()),
     }
     ckpt = out_dir / "model.pt"
     rec = out_dir / "record.json"
     _atomic_write(ckpt, lambda p: torch.save(payload, p))
-    text = json.dumps(public_record(record), indent=2, sort_keys=True)
+    text = json.dumps(ev.record.to_dict(), indent=2, sort_keys=True)
     _atomic_write(rec, lambda p: None if Path(p).write_text(text + "\n") else None)
     return ckpt, rec
 
@@ -691,7 +707,7 @@ def evaluate_checkpoint(
     test_samples: int | None = None,
     device: str = "cpu",
     progress: Progress = _noop,
-) -> dict[str, Any]:
+) -> Evaluation:
     """Re-test a saved model, optionally under a PTQ setting, without retraining."""
     if quant is None:
         quant = trained.quant

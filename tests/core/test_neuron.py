@@ -107,9 +107,7 @@ def test_compact_trains_dense_and_by_input_agree() -> None:
     assert dense.shape == (3, 30, 20)
     assert not dense[1].any() and not dense[:, :, (pix == 0).all(0)].any()
     one = tr.img == 0  # image 0, input by input, as the learning kernels read it
-    iptr, times, rows = by_input(
-        SpikeTrains(tr.img[one], tr.pix[one], tr.spikes[one], (1, 30, 20))
-    )
+    iptr, times, rows = by_input(SpikeTrains(tr.img[one], tr.pix[one], tr.spikes[one], (1, 30, 20)))
     assert rows.tolist() == (pix[0] > 0).nonzero().flatten().tolist()
     for m, row in enumerate(rows):
         want = dense[0, :, row].nonzero().flatten().tolist()

@@ -87,13 +87,13 @@ def test_explore_select_report(capsys, mini: Path, tmp_path: Path) -> None:
     ts = [t for t in trials(url) if t.state == TrialState.COMPLETE]
     recs = {t.user_attrs["design_key"]: t.user_attrs["record"] for t in ts}
     # PTQ points reused the one FP32 training of tinySNN: 3 trainings for 5 points
-    shared = {k for k, r in recs.items() if r["shared_training"]}
+    shared = {k for k, r in recs.items() if r["study"]["shared_training"]}
     assert len(shared) == 2 and all("ptq" in k for k in shared)
     assert len(list((tmp_path / "tinysnn-artifacts" / "trainings").glob("*.pt"))) == 2
     assert len(list((tmp_path / "tinysnn-artifacts" / "checkpoints").iterdir())) == 5
     for r in recs.values():
-        assert 0 <= r["accuracy"] <= 1
-        assert r["vth_saturated_fraction"] == 0.0  # integer bits from the observed range
+        assert 0 <= r["outcome"]["accuracy"] <= 1
+        assert r["outcome"]["vth_saturated_fraction"] == 0.0  # bits from the observed range
         if r["design_point"]["vth_bits"] is not None:  # ITQ: the range of the FP32 training
             assert r["config"]["quant"]["vth_range_mv"][1] > -52.0
         for phase in ("train", "infer"):
@@ -113,12 +113,16 @@ def test_explore_select_report(capsys, mini: Path, tmp_path: Path) -> None:
     rows = json.loads(out)
     expect = sorted(
         recs.values(),
-        key=lambda r: (-(r["accuracy"] - 0.5 * r["normalized_memory"]), r["memory_bits"]),
+        key=lambda r: (
+            -(r["outcome"]["accuracy"] - 0.5 * r["memory"]["normalized"]),
+            r["memory"]["bits"],
+        ),
     )
     assert [r["design_key"] for r in rows] == [r["design_point"]["key"] for r in expect]
     for r in rows:
         src = recs[r["design_key"]]
-        assert r["reward"] == pytest.approx(src["accuracy"] - 0.5 * src["normalized_memory"])
+        want = src["outcome"]["accuracy"] - 0.5 * src["memory"]["normalized"]
+        assert r["reward"] == pytest.approx(want)
     code, out, err = run(
         capsys, "select", "--storage", url, "--mu", "0.5", "--min-accuracy", "1.01"
     )
@@ -134,7 +138,7 @@ def test_explore_select_report(capsys, mini: Path, tmp_path: Path) -> None:
     assert code == 0, err
     chosen = json.loads((exp / "record.json").read_text())
     if chosen["design_point"]["scheme"] == "itq" or chosen["design_point"]["weight_bits"] is None:
-        assert json.loads(out)["accuracy"] == chosen["accuracy"]
+        assert json.loads(out)["outcome"]["accuracy"] == chosen["outcome"]["accuracy"]
 
     # report: files and non-trivial figures
     rep = tmp_path / "rep"
@@ -373,10 +377,14 @@ def test_batched_itq_points_train_once_per_group(capsys, tmp_path: Path) -> None
     recs = [t.user_attrs["record"] for t in done]
     itq = [r for r in recs if r["design_point"]["scheme"] == "itq"]
     assert len(itq) == 8
-    sizes = Counter(r["train_batch_points"] for r in itq)
+    sizes = Counter(r["study"]["train_batch_points"] for r in itq)
     assert sizes == {3: 6, 2: 2}
-    assert all(r["energy"]["train"]["measured_shared_by"] == r["train_batch_points"] for r in itq)
+    assert all(
+        r["energy"]["train"]["measured_shared_by"] == r["study"]["train_batch_points"] for r in itq
+    )
     trainings = list((tmp_path / "tinysnn-artifacts" / "trainings").glob("*.pt"))
     assert len(trainings) == 1 + 8  # the FP32 training (PTQ, neuron ranges) + each ITQ point
     w4 = [r for r in itq if r["design_point"]["weight_bits"] == 4]
-    assert all(r["memory_bits"] < min(q["memory_bits"] for q in itq if q not in w4) for r in w4)
+    assert all(
+        r["memory"]["bits"] < min(q["memory"]["bits"] for q in itq if q not in w4) for r in w4
+    )

@@ -7,10 +7,17 @@ import math
 import pytest
 
 from tinysnn_dse.errors import ConfigError
+from tinysnn_dse.records import Record
 from tinysnn_dse.report.select import Constraints, pareto, rank, row
 
 
 def rec(n: int, acc: float, mem_bits: int, m: float, e_inf: float = 1e-3, model="tinysnn"):
+    """A record, written in the flat form of tinysnn 0.1.0 (schema 1), as read back."""
+    return Record.from_dict(raw(n, acc, mem_bits, m, e_inf, model))
+
+
+def raw(n: int, acc: float, mem_bits: int, m: float, e_inf: float = 1e-3, model="tinysnn"):
+    phase = {"samples": 100, "measured_power_w": 65.0, "measured_seconds": 1.0}
     return {
         "trial_number": n,
         "accuracy": acc,
@@ -23,10 +30,10 @@ def rec(n: int, acc: float, mem_bits: int, m: float, e_inf: float = 1e-3, model=
         "energy": {
             "infer": {"modelled_j": e_inf, "modelled_j_per_sample": e_inf / 100,
                       "measured_j": 2.0, "measured_j_per_sample": 0.02,
-                      "measured_method": "time x power"},
+                      "measured_method": "time x power", **phase},
             "train": {"modelled_j": 10 * e_inf, "modelled_j_per_sample": e_inf / 10,
                       "measured_j": 20.0, "measured_j_per_sample": 0.2,
-                      "measured_method": "time x power"},
+                      "measured_method": "time x power", **phase},
         },
     }  # fmt: skip
 
@@ -42,11 +49,11 @@ RECS = [
 @pytest.mark.parametrize("mu", [0.0, 0.1, 0.5, 1.0, 2.0, 10.0])
 def test_rank_matches_reward_computed_by_hand(mu: float) -> None:
     rows = rank(RECS, mu)
-    expect = sorted(RECS, key=lambda r: -(r["accuracy"] - mu * r["normalized_memory"]))
-    assert [r["trial"] for r in rows] == [r["trial_number"] for r in expect]
+    expect = sorted(RECS, key=lambda r: -(r.accuracy - mu * r.memory.normalized))
+    assert [r["trial"] for r in rows] == [r.study["trial_number"] for r in expect]
     for r in rows:
         src = RECS[r["trial"]]
-        assert r["reward"] == pytest.approx(src["accuracy"] - mu * src["normalized_memory"])
+        assert r["reward"] == pytest.approx(src.accuracy - mu * src.memory.normalized)
 
 
 def test_higher_mu_picks_smaller_models() -> None:
@@ -77,7 +84,7 @@ def test_constraints_filter() -> None:
 
 def test_memory_reference_changes_m() -> None:
     r = rank(RECS, 1.0, reference="baseline-fp32")[0]
-    assert r["normalized_memory"] == RECS[r["trial"]]["normalized_memory"] / 4
+    assert r["normalized_memory"] == RECS[r["trial"]].memory.normalized / 4
     assert "baseline" in r["memory_reference"]
 
 
@@ -113,3 +120,68 @@ def test_bad_constraints(bad: Constraints) -> None:
         rank(RECS, 0.5, bad)
     with pytest.raises(ConfigError):
         rank(RECS, -1.0)
+
+
+def test_records_round_trip_and_read_schema_1() -> None:
+    """A record reads back what it wrote (schema 2); a flat record of tinysnn 0.1.0 reads
+    with one spelling (``neurons``), and a newer or broken one is a one-line RecordError."""
+    import json
+
+    from tinysnn_dse.records import RecordError
+
+    r = RECS[1]
+    d = json.loads(json.dumps(r.to_dict()))
+    assert d["schema_version"] == 2 and d["design_point"]["neurons"] == 10
+    assert "n_exc" not in json.dumps(d)
+    assert Record.from_dict(d) == r
+    for bad in ({**d, "schema_version": 3}, {"design_point": {}}, {"schema_version": 2}):
+        with pytest.raises(RecordError) as e:
+            Record.from_dict(bad)
+        assert "\n" not in str(e.value)
+
+
+def test_a_study_written_by_027c933_still_selects_and_reports(tmp_path, capsys) -> None:
+    """Trial records of tinysnn at commit 027c933 (a 3-point digits study, kept in
+    tests/fixtures/records_v1.json) load in `select` and `report` without re-running."""
+    import json
+    from pathlib import Path
+
+    import optuna
+
+    from tinysnn_dse.cli import main
+
+    old = json.loads((Path(__file__).parents[1] / "fixtures" / "records_v1.json").read_text())
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    study = optuna.create_study(
+        study_name="old", storage=url, directions=["maximize", "minimize", "minimize"]
+    )
+    for r in old["explore"]:
+        study.add_trial(
+            optuna.trial.create_trial(
+                values=[r["accuracy"], r["memory_bytes"] / 1024, 1.0],
+                user_attrs={"record": r, "design_key": r["design_point"]["key"]},
+            )
+        )
+    with pytest.raises(SystemExit) as e:
+        main(["select", "--storage", url, "--mu", "0.5", "--json"])
+    out, err = capsys.readouterr()
+    assert e.value.code == 0, err
+    rows = json.loads(out)
+    assert {r["design_key"] for r in rows} == {r["design_point"]["key"] for r in old["explore"]}
+    assert all("neurons" in r["design_point"] and "n_exc" not in r["design_point"] for r in rows)
+    with pytest.raises(SystemExit) as e:
+        main(["report", "--storage", url, "--out", str(tmp_path / "rep")])
+    assert e.value.code == 0, capsys.readouterr().err
+    assert (tmp_path / "rep" / "trials.csv").read_text().count("\n") == 4
+    train = Record.from_dict(old["train"])  # `train --json` of the same commit
+    assert train.design_point.neurons == 10 and train.accuracy == old["train"]["accuracy"]
+    # a record this version cannot read: one line naming the trial, exit 2
+    study.add_trial(
+        optuna.trial.create_trial(
+            values=[0.5, 1.0, 1.0], user_attrs={"record": {"junk": 1}, "design_key": "x"}
+        )
+    )
+    with pytest.raises(SystemExit) as e:
+        main(["select", "--storage", url, "--mu", "0.5"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "trial 3" in err and err.count("\n") == 1

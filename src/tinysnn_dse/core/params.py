@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from tinysnn_dse.errors import ConfigError
+from tinysnn_dse.records import quant_label
 
 Rule = Literal["pair", "sl-stdp", "tinysnn"]
 Topology = Literal["inhibitory", "lateral"]
@@ -143,14 +144,8 @@ class QuantSpec:
         )
 
     def label(self) -> str:
-        def b(x: int | None) -> str:
-            return "fp32" if x is None else str(x)
-
-        if self.is_fp32:
-            return "fp32"
-        return (
-            f"{self.scheme}-{self.rounding}-w{b(self.weight_bits)}"
-            f"-v{b(self.vmem_bits)}-t{b(self.vth_bits)}"
+        return quant_label(
+            self.scheme, self.rounding, self.weight_bits, self.vmem_bits, self.vth_bits
         )
 
 

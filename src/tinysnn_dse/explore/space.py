@@ -22,9 +22,7 @@ Every error names the file, the key and what is allowed.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -41,6 +39,7 @@ from tinysnn_dse.core.params import (
 )
 from tinysnn_dse.data import DATASETS
 from tinysnn_dse.errors import ConfigError
+from tinysnn_dse.records import DesignPoint
 
 SAMPLERS = ("grid", "tpe", "nsga2")
 TOP_KEYS = (
@@ -62,10 +61,6 @@ DESIGN_KEYS = (
 FP32_WORDS = ("fp32", "float32", "none", None)
 
 
-def _bits_label(b: int | None) -> str:
-    return "fp32" if b is None else str(b)
-
-
 @dataclass(frozen=True)
 class Budget:
     """Data set and training budget shared by every point of a space."""
@@ -78,75 +73,15 @@ class Budget:
     seed: int = 0
 
 
-@dataclass(frozen=True)
-class DesignPoint:
-    """One network, precision and quantization scheme: the unit of a trial."""
-
-    model: str
-    neurons: int
-    scheme: str = "ptq"
-    rounding: str = "nearest"
-    weight_bits: int | None = None
-    vmem_bits: int | None = None
-    vth_bits: int | None = None
-    params: tuple[tuple[str, Any], ...] = ()  # model parameter overrides, sorted
-
-    @property
-    def quant(self) -> QuantSpec:
-        return QuantSpec(
-            scheme=self.scheme,  # type: ignore[arg-type]
-            rounding=self.rounding,  # type: ignore[arg-type]
-            weight_bits=self.weight_bits,
-            vmem_bits=self.vmem_bits,
-            vth_bits=self.vth_bits,
-        )
-
-    @property
-    def is_fp32(self) -> bool:
-        return self.quant.is_fp32
-
-    @property
-    def key(self) -> str:
-        """A stable, readable identity: equal keys are the same experiment."""
-        k = f"{self.model}-n{self.neurons}-{self.quant.label()}"
-        if self.params:
-            h = hashlib.sha256(json.dumps(self.params).encode()).hexdigest()[:8]
-            k += f"-p{h}"
-        return k
-
-    @property
-    def training_key(self) -> str:
-        """Points with equal training keys share one training (PTQ and FP32 train in FP32)."""
-        if self.scheme == "itq" and not self.is_fp32:
-            return self.key
-        fp32 = DesignPoint(self.model, self.neurons, params=self.params)
-        return fp32.key
-
-    @property
-    def precision_label(self) -> str:
-        return (
-            f"W{_bits_label(self.weight_bits)}/V{_bits_label(self.vmem_bits)}"
-            f"/T{_bits_label(self.vth_bits)}"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["params"] = dict(self.params)
-        d["key"] = self.key
-        return d
-
-    @staticmethod
-    def from_dict(d: dict[str, Any]) -> DesignPoint:
-        return DesignPoint(
-            model=d["model"],
-            neurons=int(d["neurons"]),
-            scheme=d["scheme"],
-            rounding=d["rounding"],
-            weight_bits=d["weight_bits"],
-            vmem_bits=d["vmem_bits"],
-            vth_bits=d["vth_bits"],
-            params=tuple(sorted(dict(d.get("params") or {}).items())),
-        )
+def quant_of(p: DesignPoint) -> QuantSpec:
+    """``p``'s quantization (its Vmem/Vth ranges still a prior: the study observes them)."""
+    return QuantSpec(
+        scheme=p.scheme,  # type: ignore[arg-type]
+        rounding=p.rounding,  # type: ignore[arg-type]
+        weight_bits=p.weight_bits,
+        vmem_bits=p.vmem_bits,
+        vth_bits=p.vth_bits,
+    )
 
 
 def canonical(p: DesignPoint) -> DesignPoint:

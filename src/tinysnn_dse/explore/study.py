@@ -47,7 +47,8 @@ from tinysnn_dse import data as data_mod
 from tinysnn_dse import runner
 from tinysnn_dse.core.params import ModelConfig, QuantSpec, apply_overrides, preset
 from tinysnn_dse.errors import ConfigError, TinySNNError
-from tinysnn_dse.explore.space import DesignPoint, SearchSpace
+from tinysnn_dse.explore.space import DesignPoint, SearchSpace, quant_of
+from tinysnn_dse.records import Record, RecordError
 
 METRIC_NAMES = ["accuracy", "memory_kb", "infer_energy_uj_per_sample"]
 DIRECTIONS: list[Literal["maximize", "minimize"]] = ["maximize", "minimize", "minimize"]
@@ -434,12 +435,12 @@ class Worker:
             model = self.model_of(p, self._n_in)
             return runner.train(model, quant, self.settings, split), quant, False
         trained, shared = self.fp32_training(p)
-        return trained, p.quant, shared
+        return trained, quant_of(p), shared
 
     def itq_quant(self, p: DesignPoint) -> QuantSpec:
         """``p``'s ITQ formats; quantized Vmem or Vth take their integer bits from the range
         the FP32 training of the same network reached (made or loaded first)."""
-        quant = p.quant
+        quant = quant_of(p)
         if quant.needs_ranges:
             ref, _ = self.fp32_training(p)
             split, _n = self.split()
@@ -502,27 +503,31 @@ class Worker:
         try:
             trained, quant, shared = self.train_point(p)
             split, _n = self.split()
-            record = runner.evaluate(trained, quant, split)
-            record["config"]["run"]["data_source"] = self._data_source
-            record["shared_training"] = shared
-            # > 1: trained together with other ITQ points (space key itq_batch)
-            record["train_batch_points"] = (trained.train_measured or {}).get("shared_by", 1)
-            record["design_point"].update(p.to_dict())
+            trained = replace(trained, data_source=self._data_source)
+            ev = runner.evaluate(trained, quant, split)
             with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                ckpt, _rec = runner.save(Path(tmp), trained, record)
+                ckpt, _rec = runner.save(Path(tmp), trained, ev)
                 art = upload_artifact(
                     artifact_store=self.store,
                     file_path=str(ckpt),
                     study_or_trial=trial,
                     mimetype="application/octet-stream",
                 )
-            pub = runner.public_record(record)
-            pub["checkpoint_artifact"] = art
-            pub["trial_number"] = trial.number
-            trial.set_user_attr("record", json.loads(json.dumps(pub, default=_jsonable)))
-            for k in ("accuracy", "memory_bits", "normalized_memory"):
-                trial.set_user_attr(k, pub[k])
+            record = ev.record.with_study(
+                p,
+                trial_number=trial.number,
+                checkpoint_artifact=art,
+                shared_training=shared,
+                # > 1: trained together with other ITQ points (space key itq_batch)
+                train_batch_points=(trained.train_measured or {}).get("shared_by", 1),
+            )
+            trial.set_user_attr(
+                "record", json.loads(json.dumps(record.to_dict(), default=_jsonable))
+            )
+            trial.set_user_attr("accuracy", record.accuracy)
+            trial.set_user_attr("memory_bits", record.memory.bits)
+            trial.set_user_attr("normalized_memory", record.memory.normalized)
         except TinySNNError as e:
             trial.set_user_attr("error", str(e))
             raise
@@ -531,11 +536,10 @@ class Worker:
             raise
         finally:
             hb.close()
-        inf = pub["energy"]["infer"]
         return (
-            float(pub["accuracy"]),
-            float(pub["memory_bytes"]) / 1024.0,
-            float(inf["modelled_j_per_sample"]) * 1e6,
+            record.accuracy,
+            record.memory.kib,
+            record.energy["infer"].modelled_j_per_sample * 1e6,
         )
 
     def _duplicate_of(self, number: int, key: str) -> FrozenTrial | None:
@@ -645,8 +649,10 @@ def progress(url: str, study: str, total: int) -> Progress:
     )
 
 
-def load_records(url: str, study: str | None = None) -> tuple[str, list[dict[str, Any]]]:
-    """(study name, records of completed trials, one per design point, lowest number first)."""
+def load_records(url: str, study: str | None = None) -> tuple[str, list[Record]]:
+    """(study name, records of completed trials, one per design point, lowest number first);
+    a study written before records had a schema (tinysnn 0.1.0) loads too, and one that
+    cannot be read is a one-line :class:`RecordError` naming the trial."""
     _must_exist(url)
     storage = open_storage(url)
     if study is None:
@@ -666,7 +672,13 @@ def load_records(url: str, study: str | None = None) -> tuple[str, list[dict[str
         if rec is None or key in seen:
             continue
         seen.add(key)
-        out.append(rec)
+        try:
+            out.append(Record.from_dict(rec))
+        except RecordError as e:
+            raise RecordError(
+                f"study {study!r}, trial {t.number}: {e}; re-run `tinysnn explore` for it "
+                "with a new --study name"
+            ) from None
     return study, out
 
 

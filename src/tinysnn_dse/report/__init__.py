@@ -1,6 +1,7 @@
 """Reward, ranking, Pareto front, tables and figures over plain trial records.
 
-No Optuna and no torch: the CLI reads the records from the study and hands them here.
+No Optuna and no torch: the CLI reads the records (:class:`records.Record`) from the study
+and hands them here.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tinysnn_dse.errors import ConfigError
+from tinysnn_dse.records import Record
 from tinysnn_dse.report import figures
 from tinysnn_dse.report.select import (
     Constraints,
@@ -139,7 +141,7 @@ def _html_table(headers: list[str], rows: list[list[str]], mark: int | None = No
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def write_csv(path: Path, rows: list[dict[str, Any]], records: dict[str, dict[str, Any]]) -> None:
+def write_csv(path: Path, rows: list[dict[str, Any]], records: dict[str, Record]) -> None:
     with open(path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
         w.writeheader()
@@ -151,15 +153,15 @@ def write_csv(path: Path, rows: list[dict[str, Any]], records: dict[str, dict[st
                     **{k: r.get(k) for k in CSV_FIELDS if k in r},
                     **{k: dp.get(k) for k in ("model", "neurons", "scheme", "rounding")},
                     **{k: _fmt_bits(dp[k]) for k in ("weight_bits", "vmem_bits", "vth_bits")},
-                    "train_seconds": rec.get("train_seconds"),
-                    "shared_training": rec.get("shared_training"),
-                    "train_batch_points": rec.get("train_batch_points", 1),
+                    "train_seconds": rec.outcome.train_seconds,
+                    "shared_training": rec.study.get("shared_training"),
+                    "train_batch_points": rec.study.get("train_batch_points", 1),
                 }
             )
 
 
 def build(
-    records: list[dict[str, Any]],
+    records: list[Record],
     out_dir: Path,
     study: str,
     mu: float = 0.5,
@@ -176,7 +178,7 @@ def build(
     except OSError as e:
         raise ConfigError(f"cannot write report to {out_dir}: {e.strerror or e}") from None
     rows = sorted((row(r, mu, reference) for r in records), key=lambda r: r["trial"] or 0)
-    by_key = {r["design_point"]["key"]: r for r in records}
+    by_key = {r.key: r for r in records}
     ranked = rank(records, mu, constraints, reference)
     selected = ranked[0] if ranked else None
     front3 = pareto(rows, "infer_energy_modelled_uj_per_sample")

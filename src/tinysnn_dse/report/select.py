@@ -4,7 +4,7 @@
 
 Ranking is by reward, highest first; ties go to the smaller memory, then the higher
 accuracy, then the lower trial number, so that the order never depends on storage order.
-No Optuna and no torch here: a record is the dict a trial stored (see ``runner.evaluate``).
+No Optuna and no torch here: records are :class:`records.Record` (what a trial stored).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from tinysnn_dse.errors import ConfigError
+from tinysnn_dse.records import PHASES, Record
 
 MemoryReference = Literal["same-topology", "baseline-fp32"]
 MEMORY_REFERENCES = ("same-topology", "baseline-fp32")
-PHASES = ("train", "infer")
 ENERGY_SOURCES = ("modelled", "measured")
 
 
@@ -47,12 +47,12 @@ class Constraints:
         return self
 
 
-def memory_fraction(rec: dict[str, Any], reference: str = "same-topology") -> float:
+def memory_fraction(rec: Record, reference: str = "same-topology") -> float:
     """M of a record against ``reference`` (FP32, same size; same topology or the baseline)."""
     if reference == "same-topology":
-        return float(rec["normalized_memory"])
+        return float(rec.memory.normalized)
     if reference == "baseline-fp32":
-        return float(rec["memory_vs_baseline_fp32"])
+        return float(rec.memory.vs_baseline_fp32)
     raise ConfigError(f"memory reference {reference!r}; choose {' or '.join(MEMORY_REFERENCES)}")
 
 
@@ -63,11 +63,12 @@ def reference_text(reference: str) -> str:
     }[reference]
 
 
-def energy_j(rec: dict[str, Any], phase: str, source: str, per_sample: bool = False) -> float:
+def energy_j(rec: Record, phase: str, source: str, per_sample: bool = False) -> float:
     """A record's energy of ``phase`` from ``source``, total or per sample (NaN if absent)."""
-    e = rec.get("energy", {}).get(phase, {})
-    key = f"{source}_j" + ("_per_sample" if per_sample else "")
-    v = e.get(key)
+    e = rec.energy.get(phase)
+    if e is None:
+        return math.nan
+    v = getattr(e, f"{source}_j" + ("_per_sample" if per_sample else ""))
     return float(v) if v is not None else math.nan
 
 
@@ -76,20 +77,19 @@ def reward(accuracy: float, m: float, mu: float) -> float:
     return accuracy - mu * m
 
 
-def row(rec: dict[str, Any], mu: float, reference: str) -> dict[str, Any]:
+def row(rec: Record, mu: float, reference: str) -> dict[str, Any]:
     """The flat selection row of a record (the ``select --json`` schema)."""
     m = memory_fraction(rec, reference)
-    dp = rec["design_point"]
     out: dict[str, Any] = {
-        "trial": rec.get("trial_number"),
-        "design_key": dp.get("key"),
-        "design_point": dp,
-        "accuracy": float(rec["accuracy"]),
-        "memory_bits": int(rec["memory_bits"]),
-        "memory_kb": rec["memory_bits"] / 8 / 1024,
+        "trial": rec.study.get("trial_number"),
+        "design_key": rec.key,
+        "design_point": rec.design_point.to_dict(),
+        "accuracy": rec.accuracy,
+        "memory_bits": rec.memory.bits,
+        "memory_kb": rec.memory.kib,
         "normalized_memory": m,
         "memory_reference": reference_text(reference),
-        "reward": reward(float(rec["accuracy"]), m, mu),
+        "reward": reward(rec.accuracy, m, mu),
         "mu": mu,
     }
     for phase in PHASES:
@@ -98,9 +98,8 @@ def row(rec: dict[str, Any], mu: float, reference: str) -> dict[str, Any]:
             out[f"{phase}_energy_{source}_uj_per_sample"] = (
                 energy_j(rec, phase, source, per_sample=True) * 1e6
             )
-        out[f"{phase}_energy_measured_method"] = (
-            rec.get("energy", {}).get(phase, {}).get("measured_method")
-        )
+        e = rec.energy.get(phase)
+        out[f"{phase}_energy_measured_method"] = e.measured_method if e else None
     return out
 
 
@@ -122,7 +121,7 @@ def admissible(r: dict[str, Any], c: Constraints) -> bool:
 
 
 def rank(
-    records: list[dict[str, Any]],
+    records: list[Record],
     mu: float,
     constraints: Constraints | None = None,
     reference: str = "same-topology",
@@ -160,7 +159,7 @@ def pareto(rows: list[dict[str, Any]], energy_key: str) -> list[dict[str, Any]]:
 
 
 def selections(
-    records: list[dict[str, Any]],
+    records: list[Record],
     mus: list[float],
     constraints: Constraints | None = None,
     reference: str = "same-topology",

@@ -1,0 +1,300 @@
+"""The one record type: what a design point is and what it measured (issue 14).
+
+Frozen types, standard library only, so every layer may use them (the report has no
+torch): :class:`DesignPoint` (what was run), :class:`Outcome` (accuracy and what the
+quantizers did), :class:`Memory` (paper Eq. 4), :class:`PhaseEnergy` (one phase,
+measured and modelled), and :class:`Record`, which holds them with the resolved
+configuration, the backends, the environment and, in a study, the trial's own fields.
+``Record.to_dict`` is the JSON every command writes (``train --json``, ``record.json``,
+trial attributes, ``select --json`` rows' ``design_point``); ``Record.from_dict`` reads it
+back, and reads the flat records written before ``schema_version`` existed (tinysnn
+0.1.0 up to commit 027c933) as well. One spelling per field: ``neurons``, never ``n_exc``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from tinysnn_dse.errors import TinySNNError
+
+SCHEMA_VERSION = 2
+PHASES = ("train", "infer")
+
+
+class RecordError(TinySNNError):
+    """A stored record that this version cannot read."""
+
+
+def bits_label(b: int | None) -> str:
+    return "fp32" if b is None else str(b)
+
+
+def quant_label(
+    scheme: str, rounding: str, weight: int | None, vmem: int | None, vth: int | None
+) -> str:
+    """``fp32``, or ``scheme-rounding-wW-vV-tT`` (the label inside design keys)."""
+    if weight is None and vmem is None and vth is None:
+        return "fp32"
+    return f"{scheme}-{rounding}-w{bits_label(weight)}-v{bits_label(vmem)}-t{bits_label(vth)}"
+
+
+def _bits(x: Any) -> int | None:
+    return None if x in (None, "fp32") else int(x)
+
+
+@dataclass(frozen=True)
+class DesignPoint:
+    """One network, precision and quantization scheme: the unit of a trial."""
+
+    model: str
+    neurons: int
+    scheme: str = "ptq"
+    rounding: str = "nearest"
+    weight_bits: int | None = None
+    vmem_bits: int | None = None
+    vth_bits: int | None = None
+    params: tuple[tuple[str, Any], ...] = ()  # model parameter overrides, sorted
+
+    @property
+    def is_fp32(self) -> bool:
+        return self.weight_bits is None and self.vmem_bits is None and self.vth_bits is None
+
+    @property
+    def quant_label(self) -> str:
+        return quant_label(self.scheme, self.rounding, self.weight_bits, self.vmem_bits,
+                           self.vth_bits)  # fmt: skip
+
+    @property
+    def key(self) -> str:
+        """A stable, readable identity: equal keys are the same experiment."""
+        k = f"{self.model}-n{self.neurons}-{self.quant_label}"
+        if self.params:
+            h = hashlib.sha256(json.dumps([list(p) for p in self.params]).encode()).hexdigest()
+            k += f"-p{h[:8]}"
+        return k
+
+    @property
+    def training_key(self) -> str:
+        """Points with equal training keys share one training (PTQ and FP32 train in FP32)."""
+        if self.scheme == "itq" and not self.is_fp32:
+            return self.key
+        return DesignPoint(self.model, self.neurons, params=self.params).key
+
+    @property
+    def precision_label(self) -> str:
+        return (
+            f"W{bits_label(self.weight_bits)}/V{bits_label(self.vmem_bits)}"
+            f"/T{bits_label(self.vth_bits)}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["params"] = dict(self.params)
+        d["key"] = self.key
+        return d
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> DesignPoint:
+        return DesignPoint(
+            model=str(d["model"]),
+            neurons=int(d["neurons"]),
+            scheme=str(d.get("scheme", "ptq")),
+            rounding=str(d.get("rounding", "nearest")),
+            weight_bits=_bits(d.get("weight_bits")),
+            vmem_bits=_bits(d.get("vmem_bits")),
+            vth_bits=_bits(d.get("vth_bits")),
+            params=tuple(sorted(dict(d.get("params") or {}).items())),
+        )
+
+    @staticmethod
+    def from_label(model: str, neurons: int, label: str) -> DesignPoint:
+        """Inverse of :func:`quant_label` (``fp32`` or ``ptq-nearest-w8-v16-t16``)."""
+        if label == "fp32":
+            return DesignPoint(model, neurons)
+        scheme, rounding, w, v, t = label.split("-")
+        return DesignPoint(model, neurons, scheme, rounding, _bits(w[1:]), _bits(v[1:]),
+                           _bits(t[1:]))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the test pass measured, and what the quantizers did."""
+
+    accuracy: float
+    readout: str | None = None
+    accuracy_by_readout: Mapping[str, float] = field(default_factory=dict)
+    eval_set: str = ""
+    test_samples: int = 0
+    silent_fraction: float = 0.0
+    unassigned_neurons: int = 0
+    vth_saturated_fraction: float = 0.0
+    vmem_saturated_fraction: float | None = None
+    train_vmem_saturated_fraction: float | None = None
+    train_vth_clipped_fraction: float | None = None
+    ranges_source: str | None = None
+    train_seconds: float = 0.0
+    train_images: int = 0
+    train_images_per_s: float = 0.0
+    assign_seconds: float = 0.0
+    infer_seconds: float = 0.0
+    infer_images_per_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Paper Eq. 4 of the deployed model (``bits``), against FP32 references, and the
+    state training holds (``train_bits``: an ITQ threshold's accumulator included)."""
+
+    bits: int
+    normalized: float
+    reference: str
+    vs_baseline_fp32: float
+    train_bits: int | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)  # core.memory.MemoryReport
+
+    @property
+    def bytes(self) -> float:
+        return self.bits / 8
+
+    @property
+    def kib(self) -> float:
+        return self.bits / 8 / 1024
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "bytes": self.bytes}
+
+
+@dataclass(frozen=True)
+class PhaseEnergy:
+    """One phase's energy (docs/energy.md): measured over the run by ``measured_method``
+    and modelled from event counts (``ops``) with per-operation energies."""
+
+    samples: int
+    measured_j: float
+    measured_j_per_sample: float
+    measured_method: str
+    measured_power_w: float | None
+    measured_seconds: float
+    modelled_j: float
+    modelled_j_per_sample: float
+    modelled_source: str = ""
+    modelled_breakdown_j: Mapping[str, float] = field(default_factory=dict)
+    ops: Mapping[str, int] = field(default_factory=dict)
+    measured_shared_by: int = 1  # > 1: one point's even share of a batched training
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> PhaseEnergy:
+        names = {f.name for f in fields(PhaseEnergy)}
+        return PhaseEnergy(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True)
+class Record:
+    """A design point and everything measured of it (see the module docstring)."""
+
+    design_point: DesignPoint
+    outcome: Outcome
+    memory: Memory
+    energy: Mapping[str, PhaseEnergy]
+    formats: Mapping[str, str] = field(default_factory=dict)
+    backend: Mapping[str, str | None] = field(default_factory=dict)
+    config: Mapping[str, Any] = field(default_factory=dict)
+    environment: Mapping[str, Any] = field(default_factory=dict)
+    # in a study: trial_number, checkpoint_artifact, shared_training, train_batch_points
+    study: Mapping[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def accuracy(self) -> float:
+        return self.outcome.accuracy
+
+    @property
+    def key(self) -> str:
+        return self.design_point.key
+
+    def with_study(self, design_point: DesignPoint, **study: Any) -> Record:
+        return replace(self, design_point=design_point, study={**self.study, **study})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "design_point": self.design_point.to_dict(),
+            "outcome": asdict(self.outcome),
+            "memory": self.memory.to_dict(),
+            "energy": {k: asdict(v) for k, v in self.energy.items()},
+            "formats": dict(self.formats),
+            "backend": dict(self.backend),
+            "config": dict(self.config),
+            "environment": dict(self.environment),
+            "study": dict(self.study),
+        }
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> Record:
+        """Read a record of this schema, or one written before ``schema_version`` existed;
+        a :class:`RecordError` (one line) otherwise."""
+        try:
+            version = int(d.get("schema_version", 1))
+            if version == 1:
+                return _from_v1(d)
+            if version != SCHEMA_VERSION:
+                raise RecordError(
+                    f"record schema {version} is newer than this tinysnn reads "
+                    f"({SCHEMA_VERSION}); upgrade tinysnn"
+                )
+            mem = dict(d["memory"])
+            mem.pop("bytes", None)
+            return Record(
+                design_point=DesignPoint.from_dict(d["design_point"]),
+                outcome=Outcome(**d["outcome"]),
+                memory=Memory(**mem),
+                energy={k: PhaseEnergy.from_dict(v) for k, v in d.get("energy", {}).items()},
+                formats=dict(d.get("formats", {})),
+                backend=dict(d.get("backend", {})),
+                config=dict(d.get("config", {})),
+                environment=dict(d.get("environment", {})),
+                study=dict(d.get("study", {})),
+            )
+        except RecordError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise RecordError(f"not a tinysnn record ({type(e).__name__}: {e})") from None
+
+
+_STUDY_V1 = ("trial_number", "checkpoint_artifact", "shared_training", "train_batch_points")
+
+
+def _from_v1(d: Mapping[str, Any]) -> Record:
+    """A flat record of tinysnn 0.1.0 (design point as ``model``, ``n_exc``, ``quant`` label,
+    explore's fields beside them; memory fields at the top level)."""
+    dp_in = d["design_point"]
+    if "neurons" in dp_in and "scheme" in dp_in:
+        dp = DesignPoint.from_dict(dp_in)
+    else:
+        dp = DesignPoint.from_label(dp_in["model"], int(dp_in["n_exc"]), dp_in["quant"])
+    names = {f.name for f in fields(Outcome)}
+    outcome = Outcome(**{k: d[k] for k in names if k in d})
+    detail = dict(d.get("memory", {}))
+    memory = Memory(
+        bits=int(d["memory_bits"]),
+        normalized=float(d["normalized_memory"]),
+        reference=str(d.get("normalized_memory_reference", "")),
+        vs_baseline_fp32=float(d["memory_vs_baseline_fp32"]),
+        train_bits=detail.get("train_memory_bits"),
+        detail=detail,
+    )
+    energy = {k: PhaseEnergy.from_dict(v) for k, v in d.get("energy", {}).items() if v}
+    return Record(
+        design_point=dp,
+        outcome=outcome,
+        memory=memory,
+        energy=energy,
+        formats=dict(d.get("formats", {})),
+        config=dict(d.get("config", {})),
+        environment=dict(d.get("environment", {})),
+        study={k: d[k] for k in _STUDY_V1 if k in d},
+    )
