@@ -21,8 +21,6 @@ trains it under a file lock and stores it in the artifact folder; the rest load 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import json
 import math
 import os
@@ -31,7 +29,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -45,9 +43,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tinysnn_dse import data as data_mod
 from tinysnn_dse import runner
-from tinysnn_dse.core.params import ModelConfig, QuantSpec, apply_overrides, preset
 from tinysnn_dse.errors import ConfigError, TinySNNError
-from tinysnn_dse.explore.space import DesignPoint, SearchSpace, quant_of
+from tinysnn_dse.explore.policy import Trainings
+from tinysnn_dse.explore.space import DesignPoint, SearchSpace
 from tinysnn_dse.records import Record, RecordError
 
 METRIC_NAMES = ["accuracy", "memory_kb", "infer_energy_uj_per_sample"]
@@ -173,9 +171,13 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _fail(study: optuna.Study, t: FrozenTrial, why: str) -> bool:
-    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-        study._storage.set_trial_user_attr(t._trial_id, "error", why)
-        return bool(study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL))
+    """Fail another process's running trial ``t`` through Optuna's public API; the reason
+    goes to the study's user attribute ``error_<number>`` (a finished trial takes no
+    attributes from outside its own ``Trial``)."""
+    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError, ValueError):
+        study.tell(t.number, state=TrialState.FAIL)
+        study.set_user_attr(f"error_{t.number}", why)
+        return True
     return False
 
 
@@ -331,16 +333,16 @@ class WorkerConfig:
 class _Heartbeat:
     """Writes ``heartbeat_unix`` on the running trial every :data:`HEARTBEAT_S` seconds."""
 
-    def __init__(self, study: optuna.Study, trial_id: int) -> None:
+    def __init__(self, trial: optuna.Trial) -> None:
         self._stop = threading.Event()
-        self._study, self._id = study, trial_id
+        self._trial = trial
         self._beat()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _beat(self) -> None:
         with contextlib.suppress(Exception):  # a missed beat is not an error
-            self._study._storage.set_trial_user_attr(self._id, ATTR_HEARTBEAT, time.time())
+            self._trial.set_user_attr(ATTR_HEARTBEAT, time.time())
 
     def _run(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
@@ -349,17 +351,6 @@ class _Heartbeat:
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 class Worker:
@@ -371,8 +362,6 @@ class Worker:
         self.study = _load(open_storage(cfg.url), cfg.study)
         self.store = FileSystemArtifactStore(str(Path(cfg.artifacts) / "checkpoints"))
         Path(cfg.artifacts, "checkpoints").mkdir(parents=True, exist_ok=True)
-        self._split: runner.Split | None = None
-        self._data_source: str | None = None
         self.settings = runner.RunSettings(
             dataset=cfg.space.budget.dataset,
             train_samples=cfg.space.budget.train_samples,
@@ -385,93 +374,7 @@ class Worker:
             power_w=cfg.power_w,
         ).validate()
         self.points = {p.key: p for p in cfg.space.points}
-
-    # -- data
-    def split(self) -> tuple[runner.Split, int]:
-        if self._split is None:
-            ds = data_mod.load(self.settings.dataset, self.cfg.data_dir)
-            self._data_source = ds.source
-            self._split = runner.make_split(
-                ds, self.settings, runner.resolve_device(self.settings.device)
-            )
-            self._n_in = ds.n_in
-        return self._split, self._n_in
-
-    # -- one design point
-    def model_of(self, p: DesignPoint, n_in: int) -> ModelConfig:
-        """``p``'s network: its model's preset for this study's data set, then its params."""
-        return apply_overrides(
-            preset(p.model, n_in, p.neurons, self.settings.dataset), dict(p.params)
-        )
-
-    def fp32_training(self, p: DesignPoint) -> tuple[runner.Trained, bool]:
-        """The FP32 training of ``p``'s network, trained once per study and shared through
-        the artifact folder; returns (trained, loaded from the cache)."""
-        split, n_in = self.split()
-        model = self.model_of(p, n_in)
-        fp32_key = DesignPoint(p.model, p.neurons, params=p.params).key  # == PTQ training_key
-        cache = self._training_file(fp32_key)
-        with _file_lock(cache.with_suffix(".lock")):
-            if cache.is_file():
-                t = runner.load_checkpoint(cache, self.settings.device)
-                return replace(t, settings=self.settings), True
-            trained = runner.train(model, QuantSpec(), self.settings, split)
-            runner.save_trained(cache, trained)
-        return trained, False
-
-    def train_point(self, p: DesignPoint) -> tuple[runner.Trained, QuantSpec, bool]:
-        """Train ``p`` (or load the FP32 training it shares); (trained, quant, shared).
-
-        ITQ points with quantized Vmem or Vth take their integer bits from the range the
-        FP32 training of the same network reached (paper section 2.3), so the shared
-        FP32 training is made (or loaded) first.
-        """
-        if p.scheme == "itq" and not p.is_fp32:
-            quant = self.itq_quant(p)
-            group = self.cfg.space.itq_group(p)
-            if len(group) > 1:
-                return self.batched_training(p, group), quant, False
-            split, _n = self.split()
-            model = self.model_of(p, self._n_in)
-            return runner.train(model, quant, self.settings, split), quant, False
-        trained, shared = self.fp32_training(p)
-        return trained, quant_of(p), shared
-
-    def itq_quant(self, p: DesignPoint) -> QuantSpec:
-        """``p``'s ITQ formats; quantized Vmem or Vth take their integer bits from the range
-        the FP32 training of the same network reached (made or loaded first)."""
-        quant = quant_of(p)
-        if quant.needs_ranges:
-            ref, _ = self.fp32_training(p)
-            split, _n = self.split()
-            what = f"the FP32 training of the same network ({ref.train_images} images)"
-            quant = runner.observed_quant(
-                quant, ref.net, ref.model, split, self.settings.seed, what
-            )
-        return quant
-
-    def _training_file(self, key: str) -> Path:
-        budget = self.cfg.space.budget_dict()
-        name = hashlib.sha256(json.dumps([key, budget]).encode()).hexdigest()[:16]
-        return Path(self.cfg.artifacts) / "trainings" / f"{name}.pt"
-
-    def batched_training(self, p: DesignPoint, group: tuple[DesignPoint, ...]) -> runner.Trained:
-        """``p``'s ITQ training, made together with the rest of its group
-        (:func:`runner.train_batch`) by the first worker that needs any of them, under the
-        group's file lock, and shared through the artifact folder."""
-        cache = self._training_file(p.key)
-        group_lock = self._training_file("group:" + ",".join(q.key for q in group))
-        with _file_lock(group_lock.with_suffix(".lock")):
-            if not cache.is_file():
-                todo = [q for q in group if not self._training_file(q.key).is_file()]
-                quants = [self.itq_quant(q) for q in todo]
-                split, n_in = self.split()
-                model = self.model_of(p, n_in)
-                for q, t in zip(todo, runner.train_batch(model, quants, self.settings, split),
-                                strict=True):  # fmt: skip
-                    runner.save_trained(self._training_file(q.key), t)
-        t = runner.load_checkpoint(cache, self.settings.device)
-        return replace(t, settings=self.settings)
+        self.trainings = Trainings(cfg.space, self.settings, Path(cfg.artifacts), cfg.data_dir)
 
     def objective(self, trial: optuna.Trial) -> tuple[float, float, float]:
         study = self.study
@@ -499,11 +402,11 @@ class Worker:
             return tuple(dup.values)  # type: ignore[return-value]
         trial.set_user_attr("worker_host", socket.gethostname())
         trial.set_user_attr("worker_pid", os.getpid())
-        hb = _Heartbeat(study, trial._trial_id)
+        hb = _Heartbeat(trial)
         try:
-            trained, quant, shared = self.train_point(p)
-            split, _n = self.split()
-            trained = replace(trained, data_source=self._data_source)
+            trained, quant, shared = self.trainings.train_point(p)
+            split, _n = self.trainings.split()
+            trained = replace(trained, data_source=self.trainings.data_source)
             ev = runner.evaluate(trained, quant, split)
             with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

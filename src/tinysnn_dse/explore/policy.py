@@ -1,0 +1,149 @@
+"""Training policy: which trainings a search space's design points share, batch, cache
+and lock, and making them (docs/architecture.md, "Exploration"). Plain: no Optuna, so it
+runs and is tested without a study (tests/explore/test_policy.py).
+
+- PTQ and FP32 points of one network share one FP32 training (``DesignPoint.training_key``);
+  ITQ points with quantized Vmem or Vth take their ranges from it, so it comes first.
+- ITQ points of one tinySNN-rule network train together in groups of at most the space's
+  ``itq_batch`` (``SearchSpace.itq_group``: a design batch).
+- Every training is cached in ``<artifacts>/trainings/<hash of key and budget>.pt`` and
+  made under a file lock (``fcntl``) by the first process that needs it; the others wait
+  and load it, on this machine or any that shares the folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+from tinysnn_dse import data as data_mod
+from tinysnn_dse import runner
+from tinysnn_dse.core.params import ModelConfig, QuantSpec, apply_overrides, preset
+from tinysnn_dse.explore.space import DesignPoint, SearchSpace, quant_of
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class Trainings:
+    """The trainings of one space's points under one budget, made once and shared through
+    the artifact folder; data and splits are loaded once."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        settings: runner.RunSettings,
+        artifacts: Path,
+        data_dir: str | None = None,
+    ) -> None:
+        self.space, self.settings, self.artifacts, self.data_dir = (
+            space, settings, Path(artifacts), data_dir
+        )  # fmt: skip
+        self._split: runner.Split | None = None
+        self.data_source: str | None = None
+        self._n_in = 0
+
+    # -- data
+    def split(self) -> tuple[runner.Split, int]:
+        if self._split is None:
+            ds = data_mod.load(self.settings.dataset, self.data_dir)
+            self.data_source = ds.source
+            self._split = runner.make_split(
+                ds, self.settings, runner.resolve_device(self.settings.device)
+            )
+            self._n_in = ds.n_in
+        return self._split, self._n_in
+
+    # -- one design point
+    def model_of(self, p: DesignPoint, n_in: int) -> ModelConfig:
+        """``p``'s network: its model's preset for this study's data set, then its params."""
+        return apply_overrides(
+            preset(p.model, n_in, p.neurons, self.settings.dataset), dict(p.params)
+        )
+
+    def fp32_training(self, p: DesignPoint) -> tuple[runner.Trained, bool]:
+        """The FP32 training of ``p``'s network, trained once per study and shared through
+        the artifact folder; returns (trained, loaded from the cache)."""
+        fp32_key = DesignPoint(p.model, p.neurons, params=p.params).key  # == PTQ training_key
+        return self._cached(fp32_key, lambda: self._train(p, QuantSpec()))
+
+    def _train(self, p: DesignPoint, quant: QuantSpec) -> runner.Trained:
+        split, n_in = self.split()
+        return runner.train(self.model_of(p, n_in), quant, self.settings, split)
+
+    def _cached(self, key: str, make: Callable[[], runner.Trained]) -> tuple[runner.Trained, bool]:
+        """The training of ``key`` from the artifact folder, or made by ``make`` under its
+        file lock and saved there; (trained, loaded from the cache)."""
+        cache = self.training_file(key)
+        with file_lock(cache.with_suffix(".lock")):
+            if cache.is_file():
+                t = runner.load_checkpoint(cache, self.settings.device)
+                return replace(t, settings=self.settings), True
+            trained = make()
+            runner.save_trained(cache, trained)
+        return trained, False
+
+    def train_point(self, p: DesignPoint) -> tuple[runner.Trained, QuantSpec, bool]:
+        """Train ``p`` (or load the FP32 training it shares); (trained, quant, shared).
+
+        ITQ points with quantized Vmem or Vth take their integer bits from the range the
+        FP32 training of the same network reached (paper section 2.3), so the shared
+        FP32 training is made (or loaded) first.
+        """
+        if p.scheme == "itq" and not p.is_fp32:
+            quant = self.itq_quant(p)
+            group = self.space.itq_group(p)
+            if len(group) > 1:
+                return self.batched_training(p, group), quant, False
+            return self._cached(p.key, lambda: self._train(p, quant))[0], quant, False
+        trained, shared = self.fp32_training(p)
+        return trained, quant_of(p), shared
+
+    def itq_quant(self, p: DesignPoint) -> QuantSpec:
+        """``p``'s ITQ formats; quantized Vmem or Vth take their integer bits from the range
+        the FP32 training of the same network reached (made or loaded first)."""
+        quant = quant_of(p)
+        if quant.needs_ranges:
+            ref, _ = self.fp32_training(p)
+            split, _n = self.split()
+            what = f"the FP32 training of the same network ({ref.train_images} images)"
+            quant = runner.observed_quant(
+                quant, ref.net, ref.model, split, self.settings.seed, what
+            )
+        return quant
+
+    def training_file(self, key: str) -> Path:
+        budget = self.space.budget_dict()
+        name = hashlib.sha256(json.dumps([key, budget]).encode()).hexdigest()[:16]
+        return Path(self.artifacts) / "trainings" / f"{name}.pt"
+
+    def batched_training(self, p: DesignPoint, group: tuple[DesignPoint, ...]) -> runner.Trained:
+        """``p``'s ITQ training, made together with the rest of its group
+        (:func:`runner.train_batch`) by the first worker that needs any of them, under the
+        group's file lock, and shared through the artifact folder."""
+        cache = self.training_file(p.key)
+        group_lock = self.training_file("group:" + ",".join(q.key for q in group))
+        with file_lock(group_lock.with_suffix(".lock")):
+            if not cache.is_file():
+                todo = [q for q in group if not self.training_file(q.key).is_file()]
+                quants = [self.itq_quant(q) for q in todo]
+                split, n_in = self.split()
+                model = self.model_of(p, n_in)
+                for q, t in zip(todo, runner.train_batch(model, quants, self.settings, split),
+                                strict=True):  # fmt: skip
+                    runner.save_trained(self.training_file(q.key), t)
+        t = runner.load_checkpoint(cache, self.settings.device)
+        return replace(t, settings=self.settings)
