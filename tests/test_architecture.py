@@ -19,9 +19,19 @@ T = "tinysnn_dse."
 #: layer -> the third-party packages and project modules it may import
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
-    "records": {T + "errors"},  # the one record type: standard library only, for every layer
+    "axes": {T + "errors"},  # the one table of design axes: standard library, for every layer
+    "records": {T + "errors", T + "axes"},  # the one record type: likewise
     "__init__": set(),
-    "core": {"numpy", "torch", "numba", "triton", T + "core", T + "errors", T + "records"},
+    "core": {
+        "numpy",
+        "torch",
+        "numba",
+        "triton",
+        T + "core",
+        T + "errors",
+        T + "records",
+        T + "axes",
+    },  # fmt: skip
     "data": {"numpy", "sklearn", T + "errors"},
     "meter": {"pynvml", T + "errors"},
     "runner": {
@@ -47,7 +57,7 @@ ALLOWED: dict[str, set[str]] = {
         T + "explore",
         "tinysnn_dse",
     },  # fmt: skip
-    "report": {"matplotlib", T + "errors", T + "report", T + "records"},
+    "report": {"matplotlib", T + "errors", T + "report", T + "records", T + "axes"},
     "cli": {"typer", "rich", "yaml", "torch", "numpy", "tinysnn_dse"},
 }
 

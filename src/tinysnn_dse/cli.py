@@ -29,13 +29,9 @@ from rich.table import Table
 
 from tinysnn_dse import __version__
 from tinysnn_dse import data as data_mod
+from tinysnn_dse.axes import AXES, BY_NAME, MAX_BITS, MIN_BITS
 from tinysnn_dse.core.params import (
-    MAX_BITS,
-    MIN_BITS,
-    MODELS,
     READOUTS,
-    ROUNDINGS,
-    SCHEMES,
     QuantSpec,
     param_names,
     preset,
@@ -83,21 +79,8 @@ Bits = Annotated[
 
 
 def parse_bits(name: str, value: str | None) -> int | None:
-    """``fp32``/``32f``/``none`` -> None (FP32); an integer in [2, 32] -> that width."""
-    if value is None:
-        return None
-    v = value.strip().lower()
-    if v in ("fp32", "float", "float32", "none"):
-        return None
-    try:
-        b = int(v)
-    except ValueError:
-        raise ConfigError(
-            f"{name}: {value!r} is not a width; use fp32 or an integer {MIN_BITS}-{MAX_BITS}"
-        ) from None
-    if not MIN_BITS <= b <= MAX_BITS:
-        raise ConfigError(f"{name}: {b} bits is impossible; use fp32 or {MIN_BITS}-{MAX_BITS}")
-    return b
+    """``fp32``/``float32``/``none`` -> None (FP32); an integer in [2, 32] -> that width."""
+    return BY_NAME["weight_bits"].parse(value, name)  # type: ignore[no-any-return]
 
 
 def parse_params(items: list[str] | None) -> dict[str, str]:
@@ -155,8 +138,8 @@ def quant_from_options(
 ) -> QuantSpec:
     return validate_quant(
         QuantSpec(
-            scheme=choice("--scheme", scheme, SCHEMES),  # type: ignore[arg-type]
-            rounding=choice("--rounding", rounding, ROUNDINGS),  # type: ignore[arg-type]
+            scheme=BY_NAME["scheme"].parse(scheme, "--scheme"),  # type: ignore[arg-type]
+            rounding=BY_NAME["rounding"].parse(rounding, "--rounding"),  # type: ignore[arg-type]
             weight_bits=parse_bits("--weight-bits", weight_bits),
             vmem_bits=parse_bits("--vmem-bits", vmem_bits),
             vth_bits=parse_bits("--vth-bits", vth_bits),
@@ -261,7 +244,7 @@ def train(
         scheme, rounding, weight_bits, vmem_bits, vth_bits,
         weight_int_bits, vmem_int_bits, vth_int_bits,
     )  # fmt: skip
-    choice("--model", model, MODELS)
+    BY_NAME["model"].parse(model, "--model")
     n_in = 64 if dataset == "digits" else 784
     overrides: dict[str, str] = {}
     if readout is not None:
@@ -328,7 +311,7 @@ def evaluate(
         )
     quant = None
     if scheme is not None:
-        if choice("--scheme", scheme, SCHEMES) == "itq":
+        if BY_NAME["scheme"].parse(scheme, "--scheme") == "itq":
             raise ConfigError("--scheme itq needs retraining; evaluate accepts ptq only")
         quant = quant_from_options(
             scheme, rounding, weight_bits, vmem_bits, vth_bits,
@@ -414,7 +397,7 @@ def bench(
     """Measure training and inference images per second of the simulator."""
     from tinysnn_dse.bench import benchmark
 
-    choice("--model", model, MODELS)
+    BY_NAME["model"].parse(model, "--model")
     choice("--dataset", dataset, data_mod.DATASETS)
     if batch_size is not None and batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
@@ -526,10 +509,6 @@ def load_space(space: str) -> Any:
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read: {e}") from None
     return parse_space(raw, str(path))
-
-
-def _bits_txt(b: int | None) -> str:
-    return "fp32" if b is None else str(b)
 
 
 def constraints(
@@ -692,7 +671,7 @@ def _print_points(sp: Any, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps({"study": sp.study, "points": rows}, indent=2))
         return
-    t = Table("#", "model", "neurons", "scheme", "rounding", "W", "Vmem", "Vth", "trains")
+    t = Table("#", *(a.title for a in AXES), "trains")
     firsts: set[str] = set()
     groups: dict[tuple[str, ...], int] = {}
     for i, p in enumerate(sp.points):
@@ -702,11 +681,8 @@ def _print_points(sp: Any, as_json: bool) -> None:
         trains = "shared" if shared else "yes"
         if len(group) > 1:
             trains = f"batch {groups.setdefault(group, len(groups) + 1)}"
-        t.add_row(
-            str(i), p.model, str(p.neurons), "fp32" if p.is_fp32 else p.scheme,
-            "-" if p.is_fp32 else p.rounding, _bits_txt(p.weight_bits), _bits_txt(p.vmem_bits),
-            _bits_txt(p.vth_bits), trains,
-        )  # fmt: skip
+        cells = (a.display(v, p.is_fp32) for a, v in zip(AXES, p.axes.values(), strict=True))
+        t.add_row(str(i), *cells, trains)
     console_out().print(t)
     b = sp.budget
     runs = sp.trainings - sum(len(g) - 1 for g in groups)

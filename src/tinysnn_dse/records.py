@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from tinysnn_dse.axes import AXES, BITS
 from tinysnn_dse.errors import TinySNNError
 
 SCHEMA_VERSION = 2
@@ -48,7 +49,9 @@ def _bits(x: Any) -> int | None:
 
 @dataclass(frozen=True)
 class DesignPoint:
-    """One network, precision and quantization scheme: the unit of a trial."""
+    """One network, precision and quantization scheme: the unit of a trial. Its fields
+    are the axes of :data:`tinysnn_dse.axes.AXES`, in that order, then ``params``
+    (tests/test_axes.py holds the two equal)."""
 
     model: str
     neurons: int
@@ -61,7 +64,12 @@ class DesignPoint:
 
     @property
     def is_fp32(self) -> bool:
-        return self.weight_bits is None and self.vmem_bits is None and self.vth_bits is None
+        return all(getattr(self, b) is None for b in BITS)
+
+    @property
+    def axes(self) -> dict[str, Any]:
+        """The point's axis values, by axis name."""
+        return {a.name: getattr(self, a.name) for a in AXES}
 
     @property
     def quant_label(self) -> str:
@@ -99,16 +107,10 @@ class DesignPoint:
 
     @staticmethod
     def from_dict(d: Mapping[str, Any]) -> DesignPoint:
-        return DesignPoint(
-            model=str(d["model"]),
-            neurons=int(d["neurons"]),
-            scheme=str(d.get("scheme", "ptq")),
-            rounding=str(d.get("rounding", "nearest")),
-            weight_bits=_bits(d.get("weight_bits")),
-            vmem_bits=_bits(d.get("vmem_bits")),
-            vth_bits=_bits(d.get("vth_bits")),
-            params=tuple(sorted(dict(d.get("params") or {}).items())),
-        )
+        vals = {a.name: a.from_json(d[a.name]) if a.name in d else a.default for a in AXES}
+        if vals["model"] is None:
+            raise KeyError("model")
+        return DesignPoint(**vals, params=tuple(sorted(dict(d.get("params") or {}).items())))
 
     @staticmethod
     def from_label(model: str, neurons: int, label: str) -> DesignPoint:

@@ -17,11 +17,14 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
+from tinysnn_dse.axes import AXES, nearest
 from tinysnn_dse.cli import main
 from tinysnn_dse.explore.space import parse_space
 from tinysnn_dse.explore.study import open_storage
+from tinysnn_dse.records import DesignPoint
 
 MINI = """\
 study: mini
@@ -341,9 +344,45 @@ def test_tpe_sampler_runs_n_trials(capsys, tmp_path: Path) -> None:
     ts = trials(url)
     assert len(ts) == 3 and all(t.state == TrialState.COMPLETE for t in ts)
     assert all(t.user_attrs["design_key"] in MINI_KEYS for t in ts)
+    # the sampler suggests each axis (ordered bits, FP32 as 33), not one opaque design
+    for t in ts:
+        assert set(t.params) == {a.name for a in AXES}
+        assert isinstance(t.distributions["weight_bits"], IntDistribution)
+        dp = DesignPoint.from_dict(t.user_attrs["design"])
+        near = parse_space(yaml.safe_load(space.read_text()), "x").points
+        assert dp == near[nearest(t.params, [q.axes for q in near])]
     code, out, err = run(capsys, "explore", str(space), "--storage", url, "--n-trials", "2")
     assert code == 0, err
     assert len(trials(url)) == 5  # 2 more; repeats of a done point reuse its values
+    # a value added to an axis (and a new model): the study resumes and can reach them
+    space.write_text(
+        space.read_text().replace("weight_bits: [fp32, 8, 4]", "weight_bits: [fp32, 8, 6, 4]")
+        + "  - {model: sl-stdp, neurons: 10}\n"
+    )
+    code, out, err = run(capsys, "explore", str(space), "--storage", url, "--n-trials", "2")
+    assert code == 0, err
+    assert len(trials(url)) == 7 and all(t.state == TrialState.COMPLETE for t in trials(url))
+    # a grid run of the same study would mix two kinds of distribution per axis: refused
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(space.read_text().replace("sampler: tpe", "sampler: grid"))
+    code, out, err = run(capsys, "explore", str(grid), "--storage", url)
+    assert code == 2 and "was run with sampler tpe" in err and err.count("\n") == 1, err
+    assert len(trials(url)) == 7
+
+
+def test_grid_study_resumes_after_a_value_is_added(capsys, mini: Path, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    small = tmp_path / "small.yaml"
+    small.write_text(MINI.replace("weight_bits: [fp32, 8, 4]", "weight_bits: [fp32, 8]"))
+    code, out, err = run(capsys, "explore", str(small), "--storage", url)
+    assert code == 0, err
+    assert "4/4 design points complete" in out
+    code, out, err = run(capsys, "explore", str(mini), "--storage", url)  # adds W4
+    assert code == 0, err
+    assert "5/5 design points complete" in out and "1 queued now" in err
+    assert_each_point_once(url)
+    t = next(t for t in trials(url) if t.user_attrs["design_key"].endswith("w4-vfp32-tfp32"))
+    assert t.params["weight_bits"] == "4" and t.params["scheme"] == "ptq"
 
 
 BATCHED = """\

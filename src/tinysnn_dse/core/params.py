@@ -12,21 +12,25 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from tinysnn_dse.axes import (
+    MAX_BITS,
+    MIN_BITS,
+    MODELS,
+    ROUNDINGS,
+    SCHEMES,
+    ModelName,
+    Rounding,
+    Scheme,
+)
 from tinysnn_dse.errors import ConfigError
 from tinysnn_dse.records import quant_label
 
 Rule = Literal["pair", "sl-stdp", "tinysnn"]
 Topology = Literal["inhibitory", "lateral"]
-ModelName = Literal["baseline", "sl-stdp", "tinysnn"]
-Scheme = Literal["ptq", "itq"]
-Rounding = Literal["truncate", "nearest", "stochastic"]
 Readout = Literal["all", "proportion", "soft-vote"]
 
 RULES: tuple[str, ...] = get_args(Rule)
 TOPOLOGIES: tuple[str, ...] = get_args(Topology)
-MODELS: tuple[str, ...] = get_args(ModelName)
-SCHEMES: tuple[str, ...] = get_args(Scheme)
-ROUNDINGS: tuple[str, ...] = get_args(Rounding)
 READOUTS: tuple[str, ...] = get_args(Readout)
 
 #: Model presets of method.md section 1.3 / 2: (topology, learning rule).
@@ -35,8 +39,6 @@ PRESETS: dict[str, tuple[Topology, Rule]] = {
     "sl-stdp": ("inhibitory", "sl-stdp"),
     "tinysnn": ("lateral", "tinysnn"),
 }
-
-MIN_BITS, MAX_BITS = 2, 32
 
 
 @dataclass(frozen=True)

@@ -23,20 +23,11 @@ Every error names the file, the key and what is allowed.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tinysnn_dse.core.params import (
-    MAX_BITS,
-    MIN_BITS,
-    MODELS,
-    ROUNDINGS,
-    SCHEMES,
-    QuantSpec,
-    apply_overrides,
-    preset,
-)
+from tinysnn_dse.axes import ALIASES, AXES, BY_NAME
+from tinysnn_dse.core.params import QuantSpec, apply_overrides, preset
 from tinysnn_dse.data import DATASETS
 from tinysnn_dse.errors import ConfigError
 from tinysnn_dse.records import DesignPoint
@@ -47,18 +38,8 @@ TOP_KEYS = (
     "designs",
 )  # fmt: skip
 DATA_KEYS = ("dataset", "train_samples", "test_samples", "assign_samples", "epochs", "seed")
-DESIGN_KEYS = (
-    "model",
-    "neurons",
-    "scheme",
-    "rounding",
-    "weight_bits",
-    "vmem_bits",
-    "vth_bits",
-    "neuron_bits",
-    "params",
-)
-FP32_WORDS = ("fp32", "float32", "none", None)
+#: a design block's keys: the axes (tinysnn_dse.axes), their shorthands, and params
+DESIGN_KEYS = (*(a.name for a in AXES), *ALIASES, "params")
 
 
 @dataclass(frozen=True)
@@ -218,14 +199,6 @@ def _int(ctx: _Ctx, key: str, v: Any, lo: int = 1, allow_none: bool = False) -> 
     return v
 
 
-def _bits(ctx: _Ctx, key: str, v: Any) -> int | None:
-    if isinstance(v, str) and v.strip().lower() in FP32_WORDS or v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int) or not MIN_BITS <= v <= MAX_BITS:
-        raise ctx.err(key, f"{v!r} is an impossible width; use fp32 or {MIN_BITS}-{MAX_BITS}")
-    return v
-
-
 def _choice(ctx: _Ctx, key: str, v: Any, allowed: tuple[str, ...]) -> str:
     if v not in allowed:
         raise ctx.err(key, f"unknown value {v!r}; allowed: {', '.join(allowed)}")
@@ -285,32 +258,30 @@ def parse_space(raw: Any, source: str) -> SearchSpace:
         where = f"designs[{i}]"
         blk = _mapping(ctx, where, blk, DESIGN_KEYS)
         if "model" not in blk:
-            raise ctx.err(f"{where}.model", f"missing; allowed: {', '.join(MODELS)}")
-        if "neuron_bits" in blk and ("vmem_bits" in blk or "vth_bits" in blk):
-            raise ctx.err(f"{where}.neuron_bits", "give neuron_bits or vmem_bits/vth_bits")
-        nb = blk.get("neuron_bits", "fp32")
-        parsers: dict[str, tuple[Any, Callable[[str, Any], Any]]] = {
-            "model": (blk["model"], lambda k, v: _choice(ctx, k, v, MODELS)),
-            "neurons": (blk.get("neurons", 100), lambda k, v: _int(ctx, k, v)),
-            "scheme": (blk.get("scheme", "ptq"), lambda k, v: _choice(ctx, k, v, SCHEMES)),
-            "rounding": (
-                blk.get("rounding", "nearest"),
-                lambda k, v: _choice(ctx, k, v, ROUNDINGS),
-            ),
-            "weight_bits": (blk.get("weight_bits", "fp32"), lambda k, v: _bits(ctx, k, v)),
-            "vmem_bits": (blk.get("vmem_bits", nb), lambda k, v: _bits(ctx, k, v)),
-            "vth_bits": (blk.get("vth_bits", nb), lambda k, v: _bits(ctx, k, v)),
-        }
-        if "neuron_bits" in blk:  # Vmem and Vth move together: one axis
-            del parsers["vth_bits"]
+            raise ctx.err(
+                f"{where}.model", f"missing; allowed: {', '.join(BY_NAME['model'].choices)}"
+            )
+        for alias, names in ALIASES.items():
+            if alias in blk and any(n in blk for n in names):
+                raise ctx.err(f"{where}.{alias}", f"give {alias} or {'/'.join(names)}")
+        raw_axes = {a.name: blk.get(a.name, a.default) for a in AXES}
+        tied: dict[str, str] = {}  # axis -> the axis whose values it takes (an alias)
+        for alias, (first, *rest) in ALIASES.items():
+            if alias in blk:
+                raw_axes[first] = blk[alias]
+                for n in rest:
+                    del raw_axes[n]
+                    tied[n] = first
         axes = {
-            name: [parse(f"{where}.{name}", v) for v in _as_list(ctx, f"{where}.{name}", raw_v)]
-            for name, (raw_v, parse) in parsers.items()
+            name: [
+                BY_NAME[name].parse(v, f"{ctx.source}: {where}.{name}")
+                for v in _as_list(ctx, f"{where}.{name}", raw_v)
+            ]
+            for name, raw_v in raw_axes.items()
         }
         combos = [dict(zip(axes, vals, strict=True)) for vals in itertools.product(*axes.values())]
-        if "neuron_bits" in blk:
-            for c in combos:
-                c["vth_bits"] = c["vmem_bits"]
+        for c in combos:
+            c.update({n: c[first] for n, first in tied.items()})
         prm = dict(common)
         prm.update(_params(ctx, f"{where}.params", blk.get("params")))
         for c in combos:

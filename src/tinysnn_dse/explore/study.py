@@ -37,12 +37,14 @@ from typing import Any, Literal
 import optuna
 import sqlalchemy.exc
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from tinysnn_dse import data as data_mod
 from tinysnn_dse import runner
+from tinysnn_dse.axes import AXES, Axis, nearest
 from tinysnn_dse.errors import ConfigError, TinySNNError
 from tinysnn_dse.explore.policy import Trainings
 from tinysnn_dse.explore.space import DesignPoint, SearchSpace
@@ -256,6 +258,13 @@ def prepare(space: SearchSpace, url: str, study_name: str | None = None) -> Plan
             f"study {name!r} was run with another data budget ({json.dumps(budget)}); "
             "use another --study or the same data settings"
         )
+    ran = study.user_attrs.get("sampler", space.sampler)
+    if ran != space.sampler and "grid" in (ran, space.sampler):
+        # a grid study's axes are table cells, a sampler's are ordered: one kind per name
+        raise StorageError(
+            f"study {name!r} was run with sampler {ran}, not {space.sampler}; "
+            "use another --study or the same sampler"
+        )
     stale = fail_stale(study)
     if space.sampler != "grid":
         done = {t.user_attrs.get("design_key") for t in _complete(study)}
@@ -284,28 +293,38 @@ def prepare(space: SearchSpace, url: str, study_name: str | None = None) -> Plan
 
 
 def _params(p: DesignPoint) -> dict[str, Any]:
-    """The point as Optuna parameters (for the dashboard); fixed, universal distributions."""
+    """A grid point as Optuna parameters (for the dashboard): each axis's cell
+    (:meth:`Axis.display`) under :func:`_display_distribution`."""
     return {
-        "model": p.model,
-        "neurons": p.neurons,
-        "scheme": "fp32" if p.is_fp32 else p.scheme,
-        "rounding": "-" if p.is_fp32 else p.rounding,
-        "weight_bits": "fp32" if p.weight_bits is None else str(p.weight_bits),
-        "vmem_bits": "fp32" if p.vmem_bits is None else str(p.vmem_bits),
-        "vth_bits": "fp32" if p.vth_bits is None else str(p.vth_bits),
+        a.name: v if a.kind == "count" else a.display(v, p.is_fp32)
+        for a, v in zip(AXES, p.axes.values(), strict=True)
     }
 
 
-_BITS_CHOICES = ["fp32"] + [str(b) for b in range(2, 33)]
-#: Fixed choices for every study, so that resuming with a grown space stays compatible.
-_CHOICES: dict[str, list[str]] = {
-    "model": ["baseline", "sl-stdp", "tinysnn"],
-    "scheme": ["fp32", "ptq", "itq"],
-    "rounding": ["-", "truncate", "nearest", "stochastic"],
-    "weight_bits": _BITS_CHOICES,
-    "vmem_bits": _BITS_CHOICES,
-    "vth_bits": _BITS_CHOICES,
-}
+def _display_distribution(a: Axis) -> BaseDistribution:
+    """A grid study's distribution of axis ``a``: fixed by the code, whatever the space,
+    so that a study resumes after its space grows."""
+    if a.kind == "count":
+        return IntDistribution(1, 1_000_000, log=True)
+    return CategoricalDistribution(a.display_choices())
+
+
+def _search_distribution(a: Axis, points: tuple[DesignPoint, ...]) -> BaseDistribution:
+    """What a TPE or NSGA-II study suggests for axis ``a``: a ``choice`` axis over its
+    whole vocabulary (fixed, so a value added later keeps the study resumable); an
+    ordered axis as an integer over the space's range (bits with FP32 as 33; network size
+    on a log scale), which Optuna lets change between runs of a study."""
+    if a.kind == "choice":
+        return CategoricalDistribution(a.choices)
+    vals = [int(a.ordinal(getattr(p, a.name))) for p in points]
+    return IntDistribution(min(vals), max(vals), log=a.kind == "count")
+
+
+def _suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> Any:
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, log=dist.log)
+    assert isinstance(dist, CategoricalDistribution)
+    return trial.suggest_categorical(name, dist.choices)  # type: ignore[call-overload]
 
 
 def _complete(study: optuna.Study) -> list[FrozenTrial]:
@@ -374,6 +393,7 @@ class Worker:
             power_w=cfg.power_w,
         ).validate()
         self.points = {p.key: p for p in cfg.space.points}
+        self._axes = [{a.name: getattr(p, a.name) for a in AXES} for p in cfg.space.points]
         self.trainings = Trainings(cfg.space, self.settings, Path(cfg.artifacts), cfg.data_dir)
 
     def objective(self, trial: optuna.Trial) -> tuple[float, float, float]:
@@ -385,15 +405,14 @@ class Worker:
                 study.stop()
                 raise optuna.TrialPruned("queue empty")
             p = DesignPoint.from_dict(trial.user_attrs["design"])
-        else:
-            key = trial.suggest_categorical("design", [q.key for q in self.cfg.space.points])
-            p = self.points[str(key)]
+            for a in AXES:  # the queued axes, shown by optuna-dashboard
+                _suggest(trial, a.name, _display_distribution(a))
+        else:  # per axis, then the space's nearest point (a union of grids)
+            pts = self.cfg.space.points
+            s = {a.name: _suggest(trial, a.name, _search_distribution(a, pts)) for a in AXES}
+            p = pts[nearest(s, self._axes)]
             trial.set_user_attr("design_key", p.key)
             trial.set_user_attr("design", p.to_dict())
-        if self.cfg.space.sampler == "grid":  # the queued axes, shown by optuna-dashboard
-            for name in ("model", "scheme", "rounding", "weight_bits", "vmem_bits", "vth_bits"):
-                trial.suggest_categorical(name, _CHOICES[name])
-            trial.suggest_int("neurons", 1, 1_000_000, log=True)
         dup = self._duplicate_of(trial.number, p.key)
         if dup is not None:
             trial.set_user_attr("duplicate_of", dup.number)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tinysnn_dse.axes import AXES, NAMES, is_fp32
 from tinysnn_dse.errors import ConfigError
 from tinysnn_dse.records import Record
 from tinysnn_dse.report import figures
@@ -32,13 +33,7 @@ PAPER_MUS = [0.1, 0.5, 1.0, 2.0]
 CSV_FIELDS = [
     "trial",
     "design_key",
-    "model",
-    "neurons",
-    "scheme",
-    "rounding",
-    "weight_bits",
-    "vmem_bits",
-    "vth_bits",
+    *NAMES,  # the design axes (tinysnn_dse.axes)
     "accuracy",
     "memory_bits",
     "memory_kb",
@@ -76,7 +71,7 @@ def _precision(dp: dict[str, Any]) -> str:
 
 
 def _scheme(dp: dict[str, Any]) -> str:
-    if all(dp[k] is None for k in ("weight_bits", "vmem_bits", "vth_bits")):
+    if is_fp32(dp):
         return "FP32"
     return f"{dp['scheme'].upper()} {dp['rounding']}"
 
@@ -151,8 +146,7 @@ def write_csv(path: Path, rows: list[dict[str, Any]], records: dict[str, Record]
             w.writerow(
                 {
                     **{k: r.get(k) for k in CSV_FIELDS if k in r},
-                    **{k: dp.get(k) for k in ("model", "neurons", "scheme", "rounding")},
-                    **{k: _fmt_bits(dp[k]) for k in ("weight_bits", "vmem_bits", "vth_bits")},
+                    **{a.name: a.label(dp.get(a.name, a.default)) for a in AXES},
                     "train_seconds": rec.outcome.train_seconds,
                     "shared_training": rec.study.get("shared_training"),
                     "train_batch_points": rec.study.get("train_batch_points", 1),

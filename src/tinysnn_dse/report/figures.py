@@ -12,6 +12,8 @@ from typing import Any
 
 import matplotlib
 
+from tinysnn_dse.axes import BITS, is_fp32
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -36,7 +38,7 @@ def _fp32_refs(rows: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     out = []
     for r in rows:
         dp = r["design_point"]
-        if dp["weight_bits"] is None and dp["vmem_bits"] is None and dp["vth_bits"] is None:
+        if is_fp32(dp):
             out.append((f"{dp['model']} FP32 ({dp['neurons']})", r))
     return out
 
@@ -47,7 +49,7 @@ def grouped(
 ) -> Path:  # fmt: skip
     """One panel per (scheme, rounding); bars over weight bits, one colour per neuron
     precision; FP32 points as horizontal reference lines in every panel."""
-    quantized = [r for r in rows if not all(r["design_point"][k] is None for k in _BITS_KEYS)]
+    quantized = [r for r in rows if not is_fp32(r["design_point"])]
     panels: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in quantized:
         dp = r["design_point"]
@@ -98,7 +100,7 @@ def grouped(
     return _save(fig, out, name)
 
 
-_BITS_KEYS = ("weight_bits", "vmem_bits", "vth_bits")
+_BITS_KEYS = BITS
 _ROUND_ORDER = ["-", "truncate", "nearest", "stochastic"]
 
 

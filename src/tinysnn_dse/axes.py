@@ -1,0 +1,202 @@
+"""The design axes, defined once (issue 14, item 4; docs/architecture.md, "Design axes").
+
+:data:`AXES` is the one table of what a design point varies. Everything that lists axes
+derives from it: the search-space YAML's keys, parsing and errors
+(``explore/space.py``), the CLI's option checks, :class:`~tinysnn_dse.records.DesignPoint`
+(its fields, JSON and design key), the Optuna distributions of a study
+(``explore/study.py``), the dry run's columns (``cli.py``), the report's CSV columns and
+grouping (``report/``). Standard library only, so every layer may use it.
+
+Three kinds of axis:
+
+- ``choice``: a name from a fixed vocabulary (``choices``). The vocabulary, not a space's
+  subset of it, is what a study's categorical distributions use, so a space may add a
+  value the vocabulary knows and the study still resumes.
+- ``count``: a positive integer (network size); searched on a log scale.
+- ``bits``: a word length :data:`MIN_BITS`-:data:`MAX_BITS`, or ``None`` for FP32; ordered,
+  FP32 above 32 bits (:meth:`Axis.ordinal`), so that a sampler can learn that fewer bits
+  cost less memory.
+
+``quant`` axes only mean something for a quantized point: an FP32 point has one identity
+whatever scheme or rounding is named beside it.
+
+Design keys stay stable: the paper's axes make ``model-nN-fp32`` or
+``model-nN-scheme-rounding-wW-vV-tT`` (and ``-p<hash>`` for parameter overrides). An axis
+added later (issue 15) adds a key fragment only where a point leaves its default, so every
+existing point keeps its key.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from tinysnn_dse.errors import ConfigError
+
+ModelName = Literal["baseline", "sl-stdp", "tinysnn"]
+Scheme = Literal["ptq", "itq"]
+Rounding = Literal["truncate", "nearest", "stochastic"]
+
+MODELS: tuple[str, ...] = get_args(ModelName)
+SCHEMES: tuple[str, ...] = get_args(Scheme)
+ROUNDINGS: tuple[str, ...] = get_args(Rounding)
+MIN_BITS, MAX_BITS = 2, 32
+#: how a bits value says "no quantization" (case-insensitive)
+FP32_WORDS = ("fp32", "float", "float32", "none")
+#: :meth:`Axis.ordinal` of FP32 on a bits axis: above every fixed-point width
+FP32_ORDINAL = MAX_BITS + 1
+
+Kind = Literal["choice", "count", "bits"]
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One design axis: its name (YAML key, ``DesignPoint`` field, record and CSV column),
+    kind, default, column title and, for ``choice``, the vocabulary."""
+
+    name: str
+    kind: Kind
+    default: Any
+    title: str
+    doc: str
+    choices: tuple[str, ...] = ()
+    quant: bool = False  # meaningless for an FP32 point
+    minimum: int = 1  # count axes
+    fp32_label: str = "-"  # a quant choice axis's cell for an FP32 point
+
+    def parse(self, v: Any, where: str) -> Any:
+        """A YAML or CLI value checked against the axis; a one-line ``ConfigError`` naming
+        ``where`` (``file: key`` or ``--option``) and what is allowed otherwise."""
+        if self.kind == "choice":
+            if not isinstance(v, str) or v not in self.choices:
+                raise ConfigError(
+                    f"{where}: unknown value {v!r}; allowed: {', '.join(self.choices)}"
+                )
+            return v
+        if self.kind == "count":
+            if isinstance(v, bool) or not isinstance(v, int) or v < self.minimum:
+                raise ConfigError(
+                    f"{where}: {v!r} is not allowed; expected an integer >= {self.minimum}"
+                )
+            return v
+        if v is None or isinstance(v, str) and v.strip().lower() in FP32_WORDS:
+            return None
+        if isinstance(v, str):
+            try:
+                v = int(v.strip())
+            except ValueError:
+                raise ConfigError(
+                    f"{where}: {v!r} is not a width; use fp32 or an integer {MIN_BITS}-{MAX_BITS}"
+                ) from None
+        if isinstance(v, bool) or not isinstance(v, int) or not MIN_BITS <= v <= MAX_BITS:
+            raise ConfigError(
+                f"{where}: {v!r} is an impossible width; use fp32 or {MIN_BITS}-{MAX_BITS}"
+            )
+        return v
+
+    def from_json(self, v: Any) -> Any:
+        """A stored value back (records of every schema version)."""
+        if self.kind == "bits":
+            return None if v in (None, "fp32") else int(v)
+        if self.kind == "count":
+            return int(v)
+        return str(v)
+
+    def label(self, v: Any) -> str:
+        """The value as a table cell."""
+        return "fp32" if self.kind == "bits" and v is None else str(v)
+
+    def display(self, v: Any, fp32_point: bool) -> str:
+        """The cell of a point's value in tables and in a grid study's trial parameters
+        (an FP32 point names no scheme or rounding)."""
+        if fp32_point and self.quant and self.kind == "choice":
+            return self.fp32_label
+        return self.label(v)
+
+    def display_choices(self) -> tuple[str, ...]:
+        """Every cell :meth:`display` can give a ``choice`` or ``bits`` axis, fixed by the
+        code (a grid study's categorical distributions)."""
+        if self.kind == "bits":
+            return ("fp32", *(str(b) for b in range(MIN_BITS, MAX_BITS + 1)))
+        return ((self.fp32_label,) if self.quant else ()) + self.choices
+
+    def ordinal(self, v: Any) -> int | str:
+        """The value as a sampler sees it: bits as an integer with FP32 above 32."""
+        if self.kind == "bits":
+            return FP32_ORDINAL if v is None else int(v)
+        return v  # type: ignore[no-any-return]
+
+
+AXES: tuple[Axis, ...] = (
+    Axis("model", "choice", None, "model", "network and learning rule", choices=MODELS),
+    Axis("neurons", "count", 100, "neurons", "excitatory neurons"),
+    Axis(
+        "scheme",
+        "choice",
+        "ptq",
+        "scheme",
+        "PTQ or ITQ",
+        choices=SCHEMES,
+        quant=True,
+        fp32_label="fp32",
+    ),  # fmt: skip
+    Axis(
+        "rounding",
+        "choice",
+        "nearest",
+        "rounding",
+        "rounding of every quantizer",
+        choices=ROUNDINGS,
+        quant=True,
+    ),  # fmt: skip
+    Axis("weight_bits", "bits", None, "W", "weight word length", quant=True),
+    Axis("vmem_bits", "bits", None, "Vmem", "membrane-potential word length", quant=True),
+    Axis("vth_bits", "bits", None, "Vth", "threshold word length", quant=True),
+)
+BY_NAME: dict[str, Axis] = {a.name: a for a in AXES}
+NAMES: tuple[str, ...] = tuple(a.name for a in AXES)
+#: the word-length axes (a point with all of them FP32 is an FP32 point)
+BITS: tuple[str, ...] = tuple(a.name for a in AXES if a.kind == "bits")
+#: YAML shorthands: one key that sets several axes to the same values (one axis, not a
+#: product of two)
+ALIASES: dict[str, tuple[str, ...]] = {"neuron_bits": ("vmem_bits", "vth_bits")}
+
+
+def is_fp32(values: Mapping[str, Any]) -> bool:
+    return all(values.get(b) is None for b in BITS)
+
+
+def distance(suggested: Mapping[str, Any], point: Mapping[str, Any],
+             spans: Mapping[str, float]) -> float:  # fmt: skip
+    """How far a point is from a sampler's suggestion (in :meth:`Axis.ordinal` terms):
+    1 per differing ``choice`` axis (none for a ``quant`` axis when the point is FP32),
+    and for ordered axes the difference over the space's span of that axis (log2 for
+    ``count``). :func:`nearest` takes the closest point of a space."""
+    fp32 = is_fp32(point)
+    d = 0.0
+    for a in AXES:
+        s, p = suggested[a.name], a.ordinal(point[a.name])
+        if a.kind == "choice":
+            d += 0.0 if (fp32 and a.quant) or s == p else 1.0
+        elif a.kind == "count":
+            d += abs(math.log2(float(s)) - math.log2(float(p))) / spans.get(a.name, 1.0)
+        else:
+            d += abs(float(s) - float(p)) / spans.get(a.name, 1.0)
+    return d
+
+
+def nearest(suggested: Mapping[str, Any], points: Sequence[Mapping[str, Any]]) -> int:
+    """Index of the point of ``points`` (axis values) closest to ``suggested``; ties go to
+    the earlier point. The space is a union of grids, so a suggestion per axis need not be
+    one of its points; the sampler learns the value of the point it is mapped to."""
+    spans = {}
+    for a in AXES:
+        if a.kind == "choice":
+            continue
+        vals = [float(a.ordinal(p[a.name])) for p in points]
+        if a.kind == "count":
+            vals = [math.log2(v) for v in vals]
+        spans[a.name] = max(max(vals) - min(vals), 1.0)
+    return min(range(len(points)), key=lambda i: (distance(suggested, points[i], spans), i))

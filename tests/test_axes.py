@@ -1,0 +1,134 @@
+"""The one table of design axes (tinysnn_dse.axes): what derives from it, key stability,
+the distributions stored studies hold, and the nearest-point map of per-axis samplers."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from tinysnn_dse.axes import AXES, BY_NAME, FP32_ORDINAL, NAMES, nearest
+from tinysnn_dse.errors import ConfigError
+from tinysnn_dse.explore.space import DESIGN_KEYS, parse_space
+from tinysnn_dse.explore.study import _display_distribution, _params, _search_distribution
+from tinysnn_dse.records import DesignPoint
+from tinysnn_dse.report import CSV_FIELDS
+
+
+def test_design_point_fields_are_the_axes_in_order() -> None:
+    fields = dataclasses.fields(DesignPoint)
+    assert tuple(f.name for f in fields) == (*NAMES, "params")
+    for f, a in zip(fields, AXES, strict=False):
+        if f.default is not dataclasses.MISSING:  # model and neurons are required
+            assert f.default == a.default, a.name
+
+
+def test_every_list_of_axes_derives_from_the_table() -> None:
+    assert set(NAMES) <= set(DESIGN_KEYS)
+    assert CSV_FIELDS[2 : 2 + len(NAMES)] == list(NAMES)
+    assert set(DesignPoint("tinysnn", 10).to_dict()) == {*NAMES, "params", "key"}
+
+
+def test_design_keys_of_existing_points_are_stable() -> None:
+    """Keys written by every earlier version (studies resume and de-duplicate by key)."""
+    assert DesignPoint("baseline", 400).key == "baseline-n400-fp32"
+    assert (
+        DesignPoint("tinysnn", 400, "itq", "stochastic", 8, 16, 16).key
+        == "tinysnn-n400-itq-stochastic-w8-v16-t16"
+    )
+    assert DesignPoint("sl-stdp", 100, "ptq", "truncate", 4).key == (
+        "sl-stdp-n100-ptq-truncate-w4-vfp32-tfp32"
+    )
+    p = DesignPoint("tinysnn", 10, params=(("theta_plus_mv", 1.0),))
+    assert p.key.startswith("tinysnn-n10-fp32-p") and len(p.key) == len("tinysnn-n10-fp32-p") + 8
+
+
+def test_grid_distributions_are_those_stored_studies_hold() -> None:
+    """A grid study written by commit 027c933 resumes only if every axis keeps the
+    distribution it was stored with (Optuna refuses a changed categorical)."""
+    bits = ["fp32", *(str(b) for b in range(2, 33))]
+    want = {
+        "model": ["baseline", "sl-stdp", "tinysnn"],
+        "scheme": ["fp32", "ptq", "itq"],
+        "rounding": ["-", "truncate", "nearest", "stochastic"],
+        "weight_bits": bits,
+        "vmem_bits": bits,
+        "vth_bits": bits,
+    }
+    for a in AXES:
+        d = _display_distribution(a)
+        if a.name == "neurons":
+            assert (d.low, d.high, d.log) == (1, 1_000_000, True)  # type: ignore[attr-defined]
+        else:
+            assert list(d.choices) == want[a.name], a.name  # type: ignore[attr-defined]
+    fp32 = _params(DesignPoint("tinysnn", 100, "itq", "stochastic"))
+    assert fp32 == {"model": "tinysnn", "neurons": 100, "scheme": "fp32", "rounding": "-",
+                    "weight_bits": "fp32", "vmem_bits": "fp32", "vth_bits": "fp32"}  # fmt: skip
+    q = _params(DesignPoint("tinysnn", 100, "itq", "stochastic", 8, 16, None))
+    assert (q["scheme"], q["rounding"], q["weight_bits"], q["vth_bits"]) == (
+        "itq", "stochastic", "8", "fp32"
+    )  # fmt: skip
+
+
+def test_search_distributions_are_ordered_where_the_axis_is() -> None:
+    pts = (DesignPoint("tinysnn", 100, "ptq", "nearest", 4), DesignPoint("tinysnn", 400),
+           DesignPoint("baseline", 900, "itq", "nearest", 8, 16, 16))  # fmt: skip
+    w = _search_distribution(BY_NAME["weight_bits"], pts)
+    n = _search_distribution(BY_NAME["neurons"], pts)
+    assert (w.low, w.high) == (4, FP32_ORDINAL)  # type: ignore[attr-defined]
+    assert (n.low, n.high, n.log) == (100, 900, True)  # type: ignore[attr-defined]
+    # the whole vocabulary, whatever the space names: a value added later is no new choice
+    assert _search_distribution(BY_NAME["model"], pts).choices == BY_NAME["model"].choices  # type: ignore[attr-defined]  # noqa: E501
+
+
+def test_nearest_point_by_hand() -> None:
+    a = DesignPoint("tinysnn", 100, "ptq", "nearest", 8).axes
+    b = DesignPoint("tinysnn", 100, "itq", "stochastic", 4, 16, 16).axes
+    c = DesignPoint("tinysnn", 400).axes  # FP32: its scheme and rounding do not count
+    pts = [a, b, c]
+    s = {"model": "tinysnn", "neurons": 100, "scheme": "itq", "rounding": "stochastic",
+         "weight_bits": 8, "vmem_bits": 16, "vth_bits": 16}  # fmt: skip
+    # spans: neurons log2(400/100) = 2, weight 33-4 = 29, vmem/vth 33-16 = 17.
+    # a: scheme and rounding differ (2) + vmem, vth 17/17 each (2) = 4.0
+    # b: weight 4/29 = 0.138;  c: neurons 2/2 + weight 25/29 + 17/17 + 17/17 = 3.86
+    assert nearest(s, pts) == 1
+    s.update(scheme="ptq", rounding="nearest", vmem_bits=FP32_ORDINAL, vth_bits=FP32_ORDINAL)
+    assert nearest(s, pts) == 0  # exact
+    s.update(neurons=400, weight_bits=FP32_ORDINAL, scheme="itq")
+    assert nearest(s, pts) == 2  # FP32 whatever the scheme
+    assert nearest(s, [a, a]) == 0  # ties go to the earlier point
+
+
+@pytest.mark.parametrize(
+    ("axis", "value", "msg"),
+    [
+        ("model", "lenet", "unknown value 'lenet'; allowed: baseline, sl-stdp, tinysnn"),
+        ("rounding", "up", "unknown value 'up'"),
+        ("neurons", 0, "0 is not allowed; expected an integer >= 1"),
+        ("neurons", True, "expected an integer"),
+        ("weight_bits", 1, "1 is an impossible width; use fp32 or 2-32"),
+        ("weight_bits", 33, "impossible width"),
+        ("weight_bits", "eight", "'eight' is not a width"),
+    ],
+)
+def test_axis_parse_errors_name_the_place(axis: str, value: object, msg: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        BY_NAME[axis].parse(value, "f.yaml: designs[0]." + axis)
+    assert str(e.value).startswith(f"f.yaml: designs[0].{axis}: ") and msg in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_axis_values_parse() -> None:
+    w = BY_NAME["weight_bits"]
+    assert [w.parse(v, "x") for v in ("fp32", "FP32", None, "none", 8, "16")] == [
+        None, None, None, None, 8, 16
+    ]  # fmt: skip
+    sp = parse_space(
+        {"designs": [{"model": "tinysnn", "neurons": [10, 20], "weight_bits": [8, "fp32"],
+                      "neuron_bits": [16]}]}, "s.yaml"
+    )  # fmt: skip
+    keys = sorted(p.key for p in sp.points)
+    assert keys == [
+        "tinysnn-n10-ptq-nearest-w8-v16-t16", "tinysnn-n10-ptq-nearest-wfp32-v16-t16",
+        "tinysnn-n20-ptq-nearest-w8-v16-t16", "tinysnn-n20-ptq-nearest-wfp32-v16-t16",
+    ]  # fmt: skip
