@@ -210,10 +210,9 @@ class DesignBatch:
         st[:, K.S_THETA] = self.theta.numpy()
         m = np.stack([new_meter() for _ in range(k)])
         with kernel_threads():
-            kernels.learn_tinysnn_multi(
-                self.w.numpy(), active, spk, t_steps, self.window, st, self.acc, self.nc,
-                self.lr, self.fq, un, keys, self.theta_decay, self.n_cols, m,
-            )  # fmt: skip
+            pts = K.Point(st, self.acc, self.nc, self.fq, keys, m)
+            kernels.learn_tinysnn_multi(self.w.numpy(), active, spk, t_steps, self.window, pts,
+                                        self.lr, un, self.theta_decay, self.n_cols)  # fmt: skip
         self.theta[torch.from_numpy(active)] = torch.from_numpy(st[active, K.S_THETA])
         for i in np.flatnonzero(active):
             self.meters[i].add_kernel(m[i], roundings(self.cfg, self.qzs[i], 1, t_steps))

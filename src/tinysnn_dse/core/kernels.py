@@ -44,6 +44,8 @@ numbers) or computed in place.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 try:  # numba is a declared dependency; the reference path works without it
@@ -95,6 +97,35 @@ K_LEN = 3
 # how many clipped
 M_SAT, M_LO, M_HI, M_TUPD, M_TCLIP, M_TRACK = range(6)
 M_LEN = 6
+
+
+class Point(NamedTuple):
+    """A design point as the learning and neuron kernels read it (one typed record, so no
+    kernel takes more than about ten arguments): state ``st`` [S_LEN, N] float32,
+    threshold accumulators ``acc`` [N] float64, neuron constants ``nc`` [C_LEN] float32,
+    formats ``fq`` [F_LEN, QP_LEN] float64, hash keys ``keys`` [K_LEN] int64 and the
+    ``meter`` [M_LEN] float64 that counts what its quantizers did. A design batch passes
+    one ``Point`` whose arrays have a leading K axis (``keys`` shared);
+    :func:`learn_tinysnn_multi` takes point ``k`` out of it."""
+
+    st: np.ndarray
+    acc: np.ndarray
+    nc: np.ndarray
+    fq: np.ndarray
+    keys: np.ndarray
+    meter: np.ndarray
+
+
+class Images(NamedTuple):
+    """A batch of inference images' own arrays (:func:`infer_batch`): initial potentials
+    ``v0`` / ``iv0`` [B, N] in; spike ``counts`` [B, N], input spikes ``n_in_spikes`` [B]
+    and ``meters`` [B, M_LEN] out."""
+
+    v0: np.ndarray
+    iv0: np.ndarray
+    counts: np.ndarray
+    n_in_spikes: np.ndarray
+    meters: np.ndarray
 
 
 def set_threads(n: int) -> None:
@@ -215,13 +246,16 @@ def hash_row(key, a, n):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def theta_set(j, x, t, theta, acc, v_th, fq, key, meter):  # type: ignore[no-untyped-def]
+def theta_set(j, x, t, pt):  # type: ignore[no-untyped-def]
     """Threshold of neuron ``j`` learns the new value ``x`` (mV, ``v_th + theta``
     before rounding). FP32: ``theta = x - v_th``. Quantized: the accumulator takes ``x`` on
     its grid (``F_A``) and the neuron's threshold is the accumulator on the threshold's
     grid (``F_T``), both with the run's rounding; stochastic uniforms are
-    :func:`hash_uniform` (key, t, 2j) and (key, t, 2j + 1). ``meter`` counts the
-    quantized updates and those the accumulator clipped (M_TUPD, M_TCLIP)."""
+    :func:`hash_uniform` (key, t, 2j) and (key, t, 2j + 1) under ``keys[K_VTH]``. The
+    point's meter counts the quantized updates and those the accumulator clipped (M_TUPD,
+    M_TCLIP)."""
+    theta, acc, v_th, fq, meter = pt.st[S_THETA], pt.acc, pt.nc[C_V_TH], pt.fq, pt.meter
+    key = pt.keys[K_VTH]
     tq = fq[F_T]
     if tq[QP_ON] == 0:
         theta[j] = F32(x - v_th)
@@ -239,14 +273,16 @@ def theta_set(j, x, t, theta, acc, v_th, fq, key, meter):  # type: ignore[no-unt
 
 
 @njit(cache=True, nogil=True)
-def theta_decay(theta, acc, v_th, fq, decay, key, t, meter):  # type: ignore[no-untyped-def]
-    """The threshold decay of one presentation, for every neuron: ``theta <- theta *
-    decay`` (``decay`` = exp(-T dt / tau_theta), float64), through :func:`theta_set` at
-    counter ``t`` (the presentation's length, past every step's counter)."""
-    quantized = fq[F_T, QP_ON] != 0
+def theta_decay(pt, decay, t):  # type: ignore[no-untyped-def]
+    """The threshold decay of one presentation of point ``pt``, for every neuron: ``theta
+    <- theta * decay`` (``decay`` = exp(-T dt / tau_theta), float64), through
+    :func:`theta_set` at counter ``t`` (the presentation's length, past every step's
+    counter)."""
+    theta, acc, v_th = pt.st[S_THETA], pt.acc, pt.nc[C_V_TH]
+    quantized = pt.fq[F_T, QP_ON] != 0
     for j in range(theta.shape[0]):
         if quantized:
-            theta_set(j, v_th + (acc[j] - v_th) * decay, t, theta, acc, v_th, fq, key, meter)
+            theta_set(j, v_th + (acc[j] - v_th) * decay, t, pt)
         else:
             theta[j] = F32(np.float64(theta[j]) * decay)
 
@@ -300,10 +336,10 @@ def _track(v, meter):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def exc_step(i_in, t, st, acc, nc, fq, u, keys, s, si, meter):  # type: ignore[no-untyped-def]
+def exc_step(i_in, t, pt, u, s, si):  # type: ignore[no-untyped-def]
     """One step ``t`` of the excitatory layer (and the inhibitory one, ``nc[C_INHIB]``) of
-    state ``st`` [S_LEN, N] driven by the input current ``i_in`` [N]; fills the spikes
-    ``s`` (``si``: inhibitory) and returns the number of excitatory spikes.
+    point ``pt`` (:class:`Point`) driven by the input current ``i_in`` [N]; fills the
+    spikes ``s`` (``si``: inhibitory) and returns the number of excitatory spikes.
 
     ``u`` [2, N]: uniforms for stochastic Vmem rounding (excitatory, inhibitory). The
     one-spike rule (``nc[C_ONE_SPIKE]``) keeps, of the neurons that fire, the one with the
@@ -312,6 +348,7 @@ def exc_step(i_in, t, st, acc, nc, fq, u, keys, s, si, meter):  # type: ignore[n
     (:func:`theta_set`; 0 at inference, where thresholds are frozen). ``meter`` [M_LEN]
     counts clipped Vmem roundings and, in FP32, the lowest and highest potential.
     """
+    st, nc, fq, keys, meter = pt.st, pt.nc, pt.fq, pt.keys, pt.meter
     v, refr, theta, counts, i_rec = st[S_V], st[S_REFR], st[S_THETA], st[S_COUNTS], st[S_IREC]
     n = v.shape[0]
     v_th = nc[C_V_TH]
@@ -396,27 +433,29 @@ def exc_step(i_in, t, st, acc, nc, fq, u, keys, s, si, meter):  # type: ignore[n
         for j in range(n):
             i_rec[j] = (s[j] - tot) * w_lat
     if nc[C_THETA_PLUS] != 0:
-        _theta_spikes(s, t, theta, acc, nc, fq, keys, meter)
+        _theta_spikes(s, t, pt)
     return n_spk
 
 
 @njit(cache=True, nogil=True)
-def _theta_spikes(s, t, theta, acc, nc, fq, keys, meter):  # type: ignore[no-untyped-def]
+def _theta_spikes(s, t, pt):  # type: ignore[no-untyped-def]
     """Each neuron that spiked (``s``) raises its threshold by theta_plus."""
-    v_th, theta_plus = nc[C_V_TH], nc[C_THETA_PLUS]
+    theta, acc = pt.st[S_THETA], pt.acc
+    v_th, theta_plus = pt.nc[C_V_TH], pt.nc[C_THETA_PLUS]
+    quantized = pt.fq[F_T, QP_ON] != 0
     for j in range(s.shape[0]):
         if s[j] > 0:
             x = np.float64(theta[j]) + v_th + theta_plus
-            if fq[F_T, QP_ON] != 0:
+            if quantized:
                 x = acc[j] + theta_plus
-            theta_set(j, x, t, theta, acc, v_th, fq, keys[K_VTH], meter)
+            theta_set(j, x, t, pt)
 
 
 # ---------------------------------------------------------------------- learning: tinySNN
 
 
 @njit(cache=True, nogil=True)
-def tinysnn_steps(w, spk, pos, t0, t1, last, st, acc, nc, fq, u, keys, meter):  # type: ignore[no-untyped-def]  # noqa: E501
+def tinysnn_steps(w, spk, pos, t0, t1, last, pt, u):  # type: ignore[no-untyped-def]
     """Steps ``t0 .. t1-1`` of a tinySNN-rule learning presentation (W unchanged inside).
 
     ``spk`` = (iptr [M+1], times, rows [M]): input ``m`` is row ``rows[m]`` of W
@@ -428,7 +467,7 @@ def tinysnn_steps(w, spk, pos, t0, t1, last, st, acc, nc, fq, u, keys, meter):  
     ascending input order, the same floats as a sum step by step. ``last`` [n_in] (int64,
     -1 = none yet) records each input's last spike step, for the traces. ``u``
     [t1-t0, 2, N] holds the Vmem rounding uniforms of these steps, or is [1, 2, N] when
-    rounding is deterministic. ``meter`` [M_LEN] as in :func:`exc_step`.
+    rounding is deterministic. ``pt`` as in :func:`exc_step`.
     """
     iptr, times, rows = spk
     n = w.shape[1]
@@ -448,9 +487,7 @@ def tinysnn_steps(w, spk, pos, t0, t1, last, st, acc, nc, fq, u, keys, meter):  
             a += 1
         pos[m] = a
     for t in range(t0, t1):
-        exc_step(
-            cur[t - t0], t, st, acc, nc, fq, u[t - t0] if per_step else u[0], keys, s, si, meter
-        )
+        exc_step(cur[t - t0], t, pt, u[t - t0] if per_step else u[0], s, si)
 
 
 @njit(cache=True, nogil=True)
@@ -500,67 +537,50 @@ def spikes_by_input(spikes):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def learn_tinysnn(w, spk, n_steps, window, st, acc, nc, lr, fq, u, keys, decay, meter):  # type: ignore[no-untyped-def]  # noqa: E501
+def learn_tinysnn(w, spk, n_steps, window, pt, lr, u, decay):  # type: ignore[no-untyped-def]
     """A whole tinySNN-rule learning presentation in one call, updating ``w`` [n_in, N]
     and the state in place: :func:`tinysnn_steps` over each window of ``window`` steps,
     :func:`tinysnn_rule` at its last step, then :func:`theta_decay` (``decay``).
     ``u`` [T, 2, N] or [1, 2, N] as there. Stochastic weight rounding takes
     :func:`hash_uniform` numbers under ``keys[K_W]`` (the single-point path rounds W
-    stochastically window by window instead). ``meter`` [M_LEN] accumulates what the
+    stochastically window by window instead). The point's meter accumulates what the
     quantizers did (:func:`exc_step`). Returns the number of columns updated."""
     n_in, n = w.shape
     last = np.full(n_in, -1, dtype=np.int64)
     pos = spk[0][:-1].copy()
-    counts = st[S_COUNTS]
+    counts = pt.st[S_COUNTS]
     at_update = counts.copy()
     per_step = u.shape[0] > 1
     uw = np.zeros((1, 1), dtype=np.float32)
-    wq = fq[F_W]
+    wq = pt.fq[F_W]
     n_cols = 0
     for t0 in range(0, n_steps, window):
         t1 = min(t0 + window, n_steps)
-        tinysnn_steps(
-            w, spk, pos, t0, t1, last, st, acc, nc, fq, u[t0:t1] if per_step else u, keys, meter
-        )
+        tinysnn_steps(w, spk, pos, t0, t1, last, pt, u[t0:t1] if per_step else u)
         s_max = counts.max()
         if s_max > 0:
             cols = np.nonzero(counts - at_update > 0)[0]
             n_cols += cols.shape[0]
-            tinysnn_rule(w, t1 - 1, last, cols, s_max, lr, wq, uw, keys[K_W])
+            tinysnn_rule(w, t1 - 1, last, cols, s_max, lr, wq, uw, pt.keys[K_W])
         at_update[:] = counts
-    theta_decay(st[S_THETA], acc, nc[C_V_TH], fq, decay, keys[K_VTH], n_steps, meter)
+    theta_decay(pt, decay, n_steps)
     return n_cols
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def learn_tinysnn_multi(
-    w, active, spk, n_steps, window, st, acc, nc, lr, fq, u, keys, decay, n_cols, meters
-):  # type: ignore[no-untyped-def]  # noqa: E501
+def learn_tinysnn_multi(w, active, spk, n_steps, window, pts, lr, u, decay, n_cols):  # type: ignore[no-untyped-def]  # noqa: E501
     """One presentation of shared input spikes to K design points at once, in parallel
     threads: :func:`learn_tinysnn` for every point ``k`` with ``active[k]``. Arrays with a
-    leading K axis hold each point's own weights [K, n_in, N], state [K, S_LEN, N],
-    accumulators [K, N], constants ``nc`` [K, C_LEN] (the learning parameters a batch may
-    vary among them), ``lr`` [K, 4] and formats ``fq`` [K, F_LEN, QP_LEN]; the spikes,
-    keys and Vmem rounding uniforms are common to all points. ``n_cols`` [K]
-    accumulates the updated columns, ``meters`` [K, M_LEN] what each point's quantizers
-    did."""
+    leading K axis hold each point's own weights ``w`` [K, n_in, N], learning parameters
+    ``lr`` [K, 4] and, in ``pts`` (:class:`Point`), state [K, S_LEN, N], accumulators
+    [K, N], constants [K, C_LEN] (the learning parameters a batch may vary among them),
+    formats [K, F_LEN, QP_LEN] and meters [K, M_LEN] (what each point's quantizers did);
+    the spikes, ``pts.keys`` and the Vmem rounding uniforms are common to all points.
+    ``n_cols`` [K] accumulates the updated columns."""
     for k in prange(w.shape[0]):
         if active[k]:
-            n_cols[k] += learn_tinysnn(
-                w[k],
-                spk,
-                n_steps,
-                window,
-                st[k],
-                acc[k],
-                nc[k],
-                lr[k],
-                fq[k],
-                u,
-                keys,
-                decay,
-                meters[k],
-            )
+            pt = Point(pts.st[k], pts.acc[k], pts.nc[k], pts.fq[k], pts.keys, pts.meter[k])
+            n_cols[k] += learn_tinysnn(w[k], spk, n_steps, window, pt, lr[k], u, decay)
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -615,9 +635,7 @@ def normalize_multi(w, norm, w_max, wq, key):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def learn_stepwise(
-    w, csr, x_pre_all, rule, lr, st, acc, nc, fq, u, keys, trace_decay, decay, meter
-):  # type: ignore[no-untyped-def]  # noqa: E501
+def learn_stepwise(w, csr, x_pre_all, rule, lr, pt, u, trace_decay, decay):  # type: ignore[no-untyped-def]  # noqa: E501
     """A whole learning presentation for the per-step rules ``pair`` (rule 1) and
     ``sl-stdp`` (rule 2), updating ``w`` [n_in, N] and the state in place, then
     :func:`theta_decay`.
@@ -631,7 +649,7 @@ def learn_stepwise(
     ptr, idx = csr
     n_in, n = w.shape
     eta_pre, eta_post, eta_sl, x_tar, w_max = lr[0], lr[1], lr[2], lr[3], lr[4]
-    wq = fq[F_W]
+    wq = pt.fq[F_W]
     s = np.zeros(n, dtype=np.float32)
     si = np.zeros(n, dtype=np.float32)
     i_in = np.zeros(n, dtype=np.float32)
@@ -647,7 +665,7 @@ def learn_stepwise(
             row = idx[a]
             for j in range(n):
                 i_in[j] += w[row, j]
-        n_spk = exc_step(i_in, t, st, acc, nc, fq, u[t] if per_step else u[0], keys, s, si, meter)
+        n_spk = exc_step(i_in, t, pt, u[t] if per_step else u[0], s, si)
         for j in range(n):
             x_post[j] = F32(1.0) if s[j] > 0 else x_post[j] * trace_decay
         x_pre = x_pre_all[t]
@@ -677,7 +695,7 @@ def learn_stepwise(
                         wij = w[i, j]
                         bound = (w_max - wij) if d >= 0 else wij
                         w[i, j] = _clip_q(wij + eta_sl * d * bound, w_max, wq)
-    theta_decay(st[S_THETA], acc, nc[C_V_TH], fq, decay, keys[K_VTH], n_steps, meter)
+    theta_decay(pt, decay, n_steps)
 
 
 @njit(cache=True, nogil=True)
@@ -692,14 +710,16 @@ def _clip_q(x, w_max, wq, u=F32(0.0)):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def _infer_lateral(cur, v, thr, cnt, refr, i_rec, s, nc, vq, ukey, b, meter):  # type: ignore[no-untyped-def]
+def _infer_lateral(cur, st, thr, s, nc, vq, ukey, b, meter):  # type: ignore[no-untyped-def]
     """One image's inference steps with direct lateral inhibition (theta frozen, no
     one-spike rule): what :func:`exc_step` computes for this case, the same floats,
     with integration, Vmem rounding, the refractory count, clearing the recurrent and
     input currents and the threshold test fused into one pass per step. ``cur`` [T, N]
     holds the input current of each step (cleared as it is read); ``thr`` = theta + v_th;
-    ``cnt`` receives the spike counts; ``ukey`` as in :func:`infer_batch` (image ``b``);
-    ``meter`` [M_LEN] as in :func:`exc_step`."""
+    the state ``st`` [S_LEN, N] holds the potentials (row ``S_V``, initial values in) and
+    receives the spike counts (``S_COUNTS``); ``ukey`` as in :func:`infer_batch` (image
+    ``b``); ``meter`` [M_LEN] as in :func:`exc_step`."""
+    v, cnt, refr, i_rec = st[S_V], st[S_COUNTS], st[S_REFR], st[S_IREC]
     n = v.shape[0]
     n_steps = cur.shape[0]
     v_rest, v_reset, decay, ref_steps = nc[C_V_REST], nc[C_V_RESET], nc[C_DECAY], nc[C_REF]
@@ -800,9 +820,7 @@ def _infer_lateral(cur, v, thr, cnt, refr, i_rec, s, nc, vq, ukey, b, meter):  #
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def infer_batch(
-    w, trains, keys, n_steps, theta, counts, n_in_spikes, v0, iv0, nc, fq, n_threads, meters
-):  # type: ignore[no-untyped-def]  # noqa: E501
+def infer_batch(w, trains, keys, n_steps, theta, images, nc, fq, n_threads):  # type: ignore[no-untyped-def]  # noqa: E501
     """Inference (learning off, theta frozen, no one-spike rule) of a batch of images.
 
     Input spikes come as compact trains, ``trains`` = (img_ptr [B+1], pix [M], spikes
@@ -810,25 +828,27 @@ def infer_batch(
     img_ptr[b+1]-1`` of ``pix`` (input index) and ``spikes``. With ``spikes`` of shape
     [0, 0] they are drawn here instead by :func:`geometric_times` from ``p`` and
     ``keys[0]``, as :func:`geometric_spikes` draws them (the same trains, without storing
-    them); ``n_in_spikes`` [B] receives each image's number of input spikes either way.
+    them); ``images.n_in_spikes`` [B] receives each image's number of input spikes either
+    way (``images``: :class:`Images`).
 
     W is fixed at inference, so the input current of every step is known before the
     neurons run: it is summed first, pixel by pixel, into a [T, N] buffer (each active
     row of W read once per image instead of once per spike; the buffer stays in the
     core's cache, W does not), adding rows in input order as the step-by-step sum does,
-    so the currents are the same floats. ``counts`` [B, N] is filled with each image's
+    so the currents are the same floats. ``images.counts`` [B, N] is filled with each image's
     spike counts. Images run in parallel threads, each thread reusing its buffers
     (``n_threads``: the number of threads to spread images over). With lateral
     inhibition the neuron step runs as one fused pass (:func:`_infer_lateral`); with the
-    inhibitory layer as in learning (:func:`exc_step`). ``v0``/``iv0`` [B, N] are the
+    inhibitory layer as in learning (:func:`exc_step`). ``images.v0``/``iv0`` [B, N] are the
     initial (quantized) potentials. Stochastic Vmem rounding (``fq[F_V]``) takes its
     uniforms from :func:`hash_uniform` under ``keys[1]``: at step t, image b, neuron j,
     (key, t, b * N + j) for the excitatory layer and (key, t, (B + b) * N + j) for the
     inhibitory one, the elements of the [T, 2, B, N] block that :func:`hash_block` gives
-    the reference path. ``meters`` [B, M_LEN] (lowest/highest initialised by the caller)
+    the reference path. ``images.meters`` [B, M_LEN] (lowest/highest initialised by the caller)
     receives each image's clipped Vmem roundings and range.
     """
     img_ptr, pix, spikes, p = trains
+    v0, iv0, counts, n_in_spikes, meters = images
     key, ukey = keys[0], keys[1]
     n_img = counts.shape[0]
     n = w.shape[1]
@@ -871,10 +891,7 @@ def infer_batch(
             v = st[S_V]
             v[:] = v0[b]
             if not inhibitory:  # the common case: one fused pass per step
-                _infer_lateral(
-                    cur, v, thr, st[S_COUNTS], st[S_REFR], st[S_IREC], s, nc, vq, ukey, b,
-                    meters[b],
-                )  # fmt: skip
+                _infer_lateral(cur, st, thr, s, nc, vq, ukey, b, meters[b])
                 counts[b] = st[S_COUNTS]
                 continue
             st[S_INHV] = iv0[b]
@@ -882,13 +899,14 @@ def infer_batch(
             for r in (S_REFR, S_INHREFR, S_IREC, S_SPREV, S_COUNTS):
                 st[r] = F32(0.0)
             mt = meters[b].copy()
+            pt = Point(st, acc, nc, fq, no_keys, mt)
             for t in range(n_steps):
                 if stochastic:
                     for j in range(n):
                         ub[0, j] = hash_uniform(ukey, t, b * n + j)
                         ub[1, j] = hash_uniform(ukey, t, (n_img + b) * n + j)
                 i_in = cur[t]
-                exc_step(i_in, t, st, acc, nc, fq, ub, no_keys, s, si, mt)
+                exc_step(i_in, t, pt, ub, s, si)
                 for j in range(n):
                     i_in[j] = F32(0.0)  # ready for the next image
             meters[b] = mt

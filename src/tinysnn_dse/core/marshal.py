@@ -79,6 +79,10 @@ class FastState(NamedTuple):
     fq: np.ndarray
     keys: np.ndarray
 
+    def point(self, meter: np.ndarray) -> kernels.Point:
+        """The state as the kernels' :class:`kernels.Point`, counting into ``meter``."""
+        return K.Point(self.st, self.acc, self.nc, self.fq, self.keys, meter)
+
 
 def fast_state(net: Net, cfg: ModelConfig, qz: Quantizers, g: torch.Generator) -> FastState:
     """Initial state and constants, drawing random numbers as the reference does."""
@@ -163,10 +167,8 @@ def learn_presentation(
         u = np.zeros((t_steps if rows else 1, 2, n), dtype=np.float32)
         if rows:  # one block equals the reference's per-step draws, in its order
             u[:, rows] = torch.rand(t_steps, len(rows), n, generator=g).numpy()
-        n_cols = kernels.learn_tinysnn(
-            wn, spk, t_steps, c.window, fs.st, fs.acc, fs.nc, lr, fs.fq, u, fs.keys,
-            c.theta_decay, m,
-        )  # fmt: skip
+        n_cols = kernels.learn_tinysnn(wn, spk, t_steps, c.window, fs.point(m), lr, u,
+                                       c.theta_decay)  # fmt: skip
     else:
         n_cols = 0
         counts = fs.st[K.S_COUNTS]
@@ -181,9 +183,7 @@ def learn_presentation(
             if rows:  # the window's Vmem uniforms, then (at its end) W's
                 uw_steps = u_win[: t1 - t0]
                 uw_steps[:, rows] = torch.rand(t1 - t0, len(rows), n, generator=g).numpy()
-            kernels.tinysnn_steps(
-                wn, spk, pos, t0, t1, last, fs.st, fs.acc, fs.nc, fs.fq, uw_steps, fs.keys, m
-            )
+            kernels.tinysnn_steps(wn, spk, pos, t0, t1, last, fs.point(m), uw_steps)
             s_max = float(counts.max())
             if s_max > 0:
                 cols = np.nonzero(counts - at_update > 0)[0]
@@ -192,10 +192,7 @@ def learn_presentation(
                     kernels.tinysnn_rule(wn, t1 - 1, last, cols, f32(s_max), lr, wq, uw, 0)
                     n_cols += int(cols.size)
             at_update[:] = counts
-        kernels.theta_decay(
-            fs.st[K.S_THETA], fs.acc, fs.nc[K.C_V_TH], fs.fq, c.theta_decay,
-            fs.keys[K.K_VTH], t_steps, m,
-        )  # fmt: skip
+        kernels.theta_decay(fs.point(m), c.theta_decay, t_steps)
     if stats is not None:
         stats.synapse_updates += int(n_cols) * n_in
     if meter is not None:
@@ -230,10 +227,8 @@ def learn_stepwise_presentation(
     if rows:  # one block equals the reference's per-step draws, in its order
         u[:, rows] = torch.rand(t_steps, len(rows), n, generator=g).numpy()
     m = new_meter()
-    kernels.learn_stepwise(
-        w.numpy(), csr_one(spikes), x_pre_all.numpy(), rule, lr, fs.st, fs.acc, fs.nc, fs.fq,
-        u, fs.keys, np.float32(c.trace_decay), c.theta_decay, m,
-    )  # fmt: skip
+    kernels.learn_stepwise(w.numpy(), csr_one(spikes), x_pre_all.numpy(), rule, lr,
+                           fs.point(m), u, np.float32(c.trace_decay), c.theta_decay)  # fmt: skip
     if meter is not None:
         meter.add_kernel(m, roundings(cfg, qz, 1, t_steps))
     return fast_net(w, fs, qz), fs.counts_t.clone().unsqueeze(0)
@@ -333,8 +328,8 @@ def _infer_kernel(
     with kernel_threads():
         kernels.infer_batch(
             net.w.contiguous().numpy(), (img_ptr, pix, spikes, p), np.array([key, ukey]),
-            t_steps, theta.contiguous().numpy(), counts, n_in, v0, iv0,
-            neuron_consts(cfg, qz, False), formats(qz), torch.get_num_threads(), meters,
+            t_steps, theta.contiguous().numpy(), K.Images(v0, iv0, counts, n_in, meters),
+            neuron_consts(cfg, qz, False), formats(qz), torch.get_num_threads(),
         )  # fmt: skip
     if meter is not None:
         layers = 2 if inhibitory else 1
