@@ -65,6 +65,12 @@ class Axis:
     quant: bool = False  # meaningless for an FP32 point
     minimum: int = 1  # count axes
     fp32_label: str = "-"  # a quant choice axis's cell for an FP32 point
+    #: the model parameter (``tinysnn params``) the axis sets, if it is one; the paper's
+    #: axes are not (they choose the preset, its size and the quantization)
+    param: str = ""
+    #: design-key fragment of an axis added after the paper's: ``-<tag><value>``, written
+    #: only where a point leaves the axis's default (the paper's axes make the base key)
+    tag: str = ""
 
     def parse(self, v: Any, where: str) -> Any:
         """A YAML or CLI value checked against the axis; a one-line ``ConfigError`` naming

@@ -72,6 +72,14 @@ class DesignPoint:
         return {a.name: getattr(self, a.name) for a in AXES}
 
     @property
+    def model_params(self) -> dict[str, Any]:
+        """The model parameters the point sets (``apply_overrides`` on its model's preset):
+        the axes that are model parameters, then its ``params``."""
+        out = {a.param: getattr(self, a.name) for a in AXES if a.param}
+        out.update(self.params)
+        return out
+
+    @property
     def quant_label(self) -> str:
         return quant_label(self.scheme, self.rounding, self.weight_bits, self.vmem_bits,
                            self.vth_bits)  # fmt: skip
@@ -80,17 +88,26 @@ class DesignPoint:
     def key(self) -> str:
         """A stable, readable identity: equal keys are the same experiment."""
         k = f"{self.model}-n{self.neurons}-{self.quant_label}"
+        for a in AXES:  # axes added after the paper's, where a point leaves the default
+            v = getattr(self, a.name)
+            if a.tag and v != a.default:
+                k += f"-{a.tag}{a.label(v)}"
         if self.params:
             h = hashlib.sha256(json.dumps([list(p) for p in self.params]).encode()).hexdigest()
             k += f"-p{h[:8]}"
         return k
 
     @property
+    def fp32(self) -> DesignPoint:
+        """The FP32 point of the same network: every quantization axis at its default."""
+        return replace(self, **{a.name: a.default for a in AXES if a.quant})
+
+    @property
     def training_key(self) -> str:
         """Points with equal training keys share one training (PTQ and FP32 train in FP32)."""
         if self.scheme == "itq" and not self.is_fp32:
             return self.key
-        return DesignPoint(self.model, self.neurons, params=self.params).key
+        return self.fp32.key
 
     @property
     def precision_label(self) -> str:

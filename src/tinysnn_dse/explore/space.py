@@ -68,7 +68,7 @@ def quant_of(p: DesignPoint) -> QuantSpec:
 def canonical(p: DesignPoint) -> DesignPoint:
     """FP32 is one point whatever scheme or rounding is named beside it."""
     if p.is_fp32:
-        return DesignPoint(p.model, p.neurons, params=p.params)
+        return p.fp32
     return p
 
 
@@ -145,24 +145,24 @@ def _trainings_needed(p: DesignPoint) -> tuple[str, ...]:
     """Training keys ``p`` needs: its own, and for an ITQ point with quantized Vmem or Vth
     the FP32 training of its network (the range of its formats)."""
     if p.scheme == "itq" and (p.vmem_bits is not None or p.vth_bits is not None):
-        return (p.training_key, DesignPoint(p.model, p.neurons, params=p.params).key)
+        return (p.training_key, p.fp32.key)
     return (p.training_key,)
 
 
 def _batchable(p: DesignPoint) -> bool:
     if p.scheme != "itq" or p.is_fp32:
         return False
-    return apply_overrides(preset(p.model, 1, p.neurons), dict(p.params)).rule == "tinysnn"
+    return apply_overrides(preset(p.model, 1, p.neurons), p.model_params).rule == "tinysnn"
 
 
 def _itq_groups(points: tuple[DesignPoint, ...], size: int) -> dict[str, tuple[DesignPoint, ...]]:
     """Point key -> its ITQ training group (see :meth:`SearchSpace.itq_group`)."""
     if size <= 1:
         return {}
-    nets: dict[tuple[Any, ...], list[DesignPoint]] = {}
+    nets: dict[str, list[DesignPoint]] = {}
     for p in points:
         if _batchable(p):
-            nets.setdefault((p.model, p.neurons, p.params), []).append(p)
+            nets.setdefault(p.fp32.key, []).append(p)
     out: dict[str, tuple[DesignPoint, ...]] = {}
     for members in nets.values():
         members.sort(key=lambda q: q.key)  # the same groups whatever order points come in
