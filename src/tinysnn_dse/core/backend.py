@@ -49,7 +49,8 @@ def supported(
         out = []
         # the per-step rules round W stochastically only in the reference loop
         stochastic_w = qz.weight is not None and qz.rounding == "stochastic"
-        if numba and (cfg.rule == "tinysnn" or not stochastic_w):
+        compiled = cfg.rule == "tinysnn" or cfg.rule in kernels.STEP_RULES and not stochastic_w
+        if numba and compiled:
             out.append(Backend.NUMBA)
         if triton and cfg.rule == "tinysnn":
             out.append(Backend.TRITON)

@@ -88,6 +88,10 @@ S_LEN = 8
  C_INHIB) = range(15)  # fmt: skip
 C_LEN = 15
 
+# the per-step learning rules :func:`learn_stepwise` runs, by ``ModelConfig.rule``; a rule
+# not named here (nor ``tinysnn``, :func:`learn_tinysnn`) runs in the reference loop only
+STEP_RULES = {"pair": 1, "sl-stdp": 2}
+
 # hash keys of a presentation: tie-breaks, threshold rounding, weight rounding
 K_TIE, K_VTH, K_W = range(3)
 K_LEN = 3
@@ -669,7 +673,7 @@ def learn_stepwise(w, csr, x_pre_all, rule, lr, pt, u, trace_decay, decay):  # t
         for j in range(n):
             x_post[j] = F32(1.0) if s[j] > 0 else x_post[j] * trace_decay
         x_pre = x_pre_all[t]
-        if rule == 1:  # pair: rows of active inputs, columns of spiking neurons
+        if rule == 1:  # pair (STEP_RULES): rows of active inputs, columns of spiking neurons
             for j in range(n):
                 b0[j] = x_post[j] * -eta_pre
             for a in range(ptr[t], ptr[t + 1]):

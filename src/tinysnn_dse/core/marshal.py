@@ -220,7 +220,7 @@ def learn_stepwise_presentation(
     x_pre_all = presyn_traces(spikes, cfg.encoding.dt_ms, lp.tau_trace_ms)[0].contiguous()
     w = net.w.clone().contiguous()
     lr = np.array([lp.eta_pre, lp.eta_post, lp.eta_sl, lp.x_tar, lp.w_max], np.float32)
-    rule = 1 if cfg.rule == "pair" else 2
+    rule = K.STEP_RULES[cfg.rule]
     rows = uniform_rows(cfg, qz)
     t_steps, n = spikes.shape[1], cfg.n_exc
     u = np.zeros((t_steps if rows else 1, 2, n), dtype=np.float32)
