@@ -225,13 +225,15 @@ def train(
     ] = None,
     readout: Annotated[
         str | None,
-        typer.Option(help="proportion, all or soft-vote [default: the model's, docs/model.md]."),
+        typer.Option(
+            help="proportion, all or soft-vote (default: the model's, soft-vote; docs/model.md)."
+        ),
     ] = None,
     seed: int = 0,
     device: Device = "auto",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
     batch_size: Annotated[
-        int | None, typer.Option(help="Inference batch size [default: 256 CPU, 4096 CUDA].")
+        int | None, typer.Option(help="Inference batch size (default: 256 CPU, 4096 CUDA).")
     ] = None,
     data_dir: DataDir = None,
     out: Annotated[Path, typer.Option(help="Folder for model.pt and record.json.")] = Path(
@@ -373,7 +375,7 @@ def bench(
     train_images: int = 200,
     infer_images: int = 2000,
     batch_size: Annotated[
-        int | None, typer.Option(help="Inference batch size [default: 256 CPU, 4096 CUDA].")
+        int | None, typer.Option(help="Inference batch size (default: 256 CPU, 4096 CUDA).")
     ] = None,
     device: Device = "cpu",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
