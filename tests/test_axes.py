@@ -54,16 +54,18 @@ def test_grid_distributions_are_those_stored_studies_hold() -> None:
         "weight_bits": bits,
         "vmem_bits": bits,
         "vth_bits": bits,
+        "leak": ["lif", "if"],  # issue 15 (a new study's parameter)
     }
     for a in AXES:
         d = _display_distribution(a)
-        if a.name == "neurons":
+        if a.kind == "count":  # neurons, t_present_ms
             assert (d.low, d.high, d.log) == (1, 1_000_000, True)  # type: ignore[attr-defined]
         else:
             assert list(d.choices) == want[a.name], a.name  # type: ignore[attr-defined]
     fp32 = _params(DesignPoint("tinysnn", 100, "itq", "stochastic"))
     assert fp32 == {"model": "tinysnn", "neurons": 100, "scheme": "fp32", "rounding": "-",
-                    "weight_bits": "fp32", "vmem_bits": "fp32", "vth_bits": "fp32"}  # fmt: skip
+                    "weight_bits": "fp32", "vmem_bits": "fp32", "vth_bits": "fp32",
+                    "t_present_ms": 250, "leak": "lif"}  # fmt: skip
     q = _params(DesignPoint("tinysnn", 100, "itq", "stochastic", 8, 16, None))
     assert (q["scheme"], q["rounding"], q["weight_bits"], q["vth_bits"]) == (
         "itq", "stochastic", "8", "fp32"
@@ -87,7 +89,8 @@ def test_nearest_point_by_hand() -> None:
     c = DesignPoint("tinysnn", 400).axes  # FP32: its scheme and rounding do not count
     pts = [a, b, c]
     s = {"model": "tinysnn", "neurons": 100, "scheme": "itq", "rounding": "stochastic",
-         "weight_bits": 8, "vmem_bits": 16, "vth_bits": 16}  # fmt: skip
+         "weight_bits": 8, "vmem_bits": 16, "vth_bits": 16, "t_present_ms": 250,
+         "leak": "lif"}  # fmt: skip
     # spans: neurons log2(400/100) = 2, weight 33-4 = 29, vmem/vth 33-16 = 17.
     # a: scheme and rounding differ (2) + vmem, vth 17/17 each (2) = 4.0
     # b: weight 4/29 = 0.138;  c: neurons 2/2 + weight 25/29 + 17/17 + 17/17 = 3.86
@@ -116,6 +119,28 @@ def test_axis_parse_errors_name_the_place(axis: str, value: object, msg: str) ->
         BY_NAME[axis].parse(value, "f.yaml: designs[0]." + axis)
     assert str(e.value).startswith(f"f.yaml: designs[0].{axis}: ") and msg in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_axes_beyond_the_papers_key_off_their_default_and_set_the_model() -> None:
+    """Issue 15's axes: a point at their defaults keeps the key it always had; off them
+    the key gains a fragment, and the axis sets its model parameter."""
+    p = DesignPoint("tinysnn", 400, "ptq", "nearest", 8)
+    assert p.key == "tinysnn-n400-ptq-nearest-w8-vfp32-tfp32"
+    q = DesignPoint("tinysnn", 400, "ptq", "nearest", 8, t_present_ms=100, leak="if")
+    assert q.key == "tinysnn-n400-ptq-nearest-w8-vfp32-tfp32-t100-leak-if"
+    assert q.model_params == {"t_present_ms": 100, "leak": "if"}
+    assert q.fp32.key == "tinysnn-n400-fp32-t100-leak-if"  # its own FP32 network
+    assert q.training_key == q.fp32.key != p.training_key
+    sp = parse_space({"designs": [{"model": "tinysnn", "neurons": 10, "t_present_ms": [250, 50],
+                                   "leak": ["lif", "if"]}]}, "s.yaml")  # fmt: skip
+    assert sorted(p.key for p in sp.points) == [
+        "tinysnn-n10-fp32", "tinysnn-n10-fp32-leak-if", "tinysnn-n10-fp32-t50",
+        "tinysnn-n10-fp32-t50-leak-if",
+    ]  # fmt: skip
+    with pytest.raises(ConfigError, match=r"s.yaml: designs\[0\].t_present_ms: 0 is not allowed"):
+        parse_space({"designs": [{"model": "tinysnn", "t_present_ms": 0}]}, "s.yaml")
+    with pytest.raises(ConfigError, match=r"designs\[0\].leak: unknown value 'lf'; allowed: lif"):
+        parse_space({"designs": [{"model": "tinysnn", "leak": "lf"}]}, "s.yaml")
 
 
 def test_axis_values_parse() -> None:

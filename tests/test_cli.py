@@ -59,6 +59,18 @@ def test_train_writes_checkpoint_and_record(capsys, tmp_path: Path) -> None:
     assert ckpt["w"].shape == (64, 20)
 
 
+def test_latency_is_presentation_time_per_test_image(capsys, tmp_path: Path) -> None:
+    """latency_ms = t_present_ms x presentations per test image (boosts included): exactly
+    t_present_ms when boosting is off, more when faint images are re-presented."""
+    r = train_json(capsys, tmp_path, "-p", "t_present_ms=50", "-p", "min_spikes=0", name="a")
+    assert r["outcome"]["latency_ms"] == 50.0
+    r = train_json(capsys, tmp_path, "-p", "t_present_ms=50", "-p", "min_spikes=200", name="b")
+    ops = r["energy"]["infer"]["ops"]
+    assert ops["presentations"] > ops["samples"]  # 200 spikes: most images are boosted
+    assert r["outcome"]["latency_ms"] == pytest.approx(50.0 * ops["presentations"] / 60)
+    assert ops["steps"] == 50 * ops["presentations"]  # 50 steps of 1 ms per presentation
+
+
 def test_same_seed_same_record(capsys, tmp_path: Path) -> None:
     a = train_json(capsys, tmp_path, "--seed", "3", name="a")
     b = train_json(capsys, tmp_path, "--seed", "3", name="b")

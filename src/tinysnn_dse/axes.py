@@ -38,10 +38,12 @@ from tinysnn_dse.errors import ConfigError
 ModelName = Literal["baseline", "sl-stdp", "tinysnn"]
 Scheme = Literal["ptq", "itq"]
 Rounding = Literal["truncate", "nearest", "stochastic"]
+Leak = Literal["lif", "if"]
 
 MODELS: tuple[str, ...] = get_args(ModelName)
 SCHEMES: tuple[str, ...] = get_args(Scheme)
 ROUNDINGS: tuple[str, ...] = get_args(Rounding)
+LEAKS: tuple[str, ...] = get_args(Leak)
 MIN_BITS, MAX_BITS = 2, 32
 #: how a bits value says "no quantization" (case-insensitive)
 FP32_WORDS = ("fp32", "float", "float32", "none")
@@ -160,6 +162,26 @@ AXES: tuple[Axis, ...] = (
     Axis("weight_bits", "bits", None, "W", "weight word length", quant=True),
     Axis("vmem_bits", "bits", None, "Vmem", "membrane-potential word length", quant=True),
     Axis("vth_bits", "bits", None, "Vth", "threshold word length", quant=True),
+    # issue 15: axes beyond the paper's, each a model parameter, in the key only off default
+    Axis(
+        "t_present_ms",
+        "count",
+        250,
+        "T ms",
+        "presentation time per sample, ms (training and inference)",
+        param="t_present_ms",
+        tag="t",
+    ),  # fmt: skip
+    Axis(
+        "leak",
+        "choice",
+        "lif",
+        "leak",
+        "lif, or if: integrate-and-fire (no leak)",
+        choices=LEAKS,
+        param="leak",
+        tag="leak-",
+    ),  # fmt: skip
 )
 BY_NAME: dict[str, Axis] = {a.name: a for a in AXES}
 NAMES: tuple[str, ...] = tuple(a.name for a in AXES)

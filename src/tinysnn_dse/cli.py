@@ -465,6 +465,10 @@ MaxEnergy = Annotated[
     float | None,
     typer.Option("--max-energy-mj", help="Maximum energy (mJ, whole phase; see --energy-*)."),
 ]
+MaxLatency = Annotated[
+    float | None,
+    typer.Option("--max-latency-ms", help="Maximum mean presentation time per test image (ms)."),
+]
 EnergyPhase = Annotated[
     str, typer.Option("--energy-phase", help="Phase --max-energy-mj limits: infer or train.")
 ]
@@ -519,11 +523,12 @@ def constraints(
     max_energy_mj: float | None,
     energy_phase: str,
     energy_source: str,
+    max_latency_ms: float | None = None,
 ) -> Any:
     from tinysnn_dse.report.select import Constraints
 
     return Constraints(
-        min_accuracy, max_memory_kb, max_energy_mj, energy_phase, energy_source
+        min_accuracy, max_memory_kb, max_energy_mj, energy_phase, energy_source, max_latency_ms
     ).validate()
 
 
@@ -705,6 +710,7 @@ def select(
     min_accuracy: MinAcc = None,
     max_memory_kb: MaxMem = None,
     max_energy_mj: MaxEnergy = None,
+    max_latency_ms: MaxLatency = None,
     energy_phase: EnergyPhase = "infer",
     energy_source: EnergySource = "modelled",
     memory_reference: MemRef = "same-topology",
@@ -722,7 +728,9 @@ def select(
 
     if top < 1:
         raise ConfigError(f"--top must be at least 1, got {top}")
-    cons = constraints(min_accuracy, max_memory_kb, max_energy_mj, energy_phase, energy_source)
+    cons = constraints(
+        min_accuracy, max_memory_kb, max_energy_mj, energy_phase, energy_source, max_latency_ms
+    )
     name, records = load_records(storage, study)
     rows = rank(records, mu, cons, memory_reference)
     if export is not None:
@@ -788,6 +796,7 @@ def report(
     min_accuracy: MinAcc = None,
     max_memory_kb: MaxMem = None,
     max_energy_mj: MaxEnergy = None,
+    max_latency_ms: MaxLatency = None,
     energy_phase: EnergyPhase = "infer",
     energy_source: EnergySource = "modelled",
     memory_reference: MemRef = "same-topology",
@@ -796,7 +805,9 @@ def report(
     from tinysnn_dse.explore import load_records
     from tinysnn_dse.report import build
 
-    cons = constraints(min_accuracy, max_memory_kb, max_energy_mj, energy_phase, energy_source)
+    cons = constraints(
+        min_accuracy, max_memory_kb, max_energy_mj, energy_phase, energy_source, max_latency_ms
+    )
     name, records = load_records(storage, study)
     rep = build(records, out or Path("reports") / name, name, mu, cons, memory_reference)
     console_out().print(

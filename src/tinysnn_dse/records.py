@@ -60,6 +60,8 @@ class DesignPoint:
     weight_bits: int | None = None
     vmem_bits: int | None = None
     vth_bits: int | None = None
+    t_present_ms: int = 250
+    leak: str = "lif"
     params: tuple[tuple[str, Any], ...] = ()  # model parameter overrides, sorted
 
     @property
@@ -161,6 +163,7 @@ class Outcome:
     assign_seconds: float = 0.0
     infer_seconds: float = 0.0
     infer_images_per_s: float = 0.0
+    latency_ms: float = 0.0  # mean presentation time per test image, boosts included
 
 
 @dataclass(frozen=True)

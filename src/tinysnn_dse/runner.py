@@ -394,6 +394,7 @@ def energy_fields(
         quant.vmem_bits,
         quant.vth_bits,
         learn_bits,
+        leak=model.exc.leak,
     )
     n = counts.samples
     out = {
@@ -503,6 +504,12 @@ def evaluate(
         assign_seconds=assign_s,
         infer_seconds=test_s,
         infer_images_per_s=_rate(n_test, test_s),
+        # mean presentation time per test image, boosted re-presentations included
+        latency_ms=(
+            model.encoding.t_present_ms * infer_ops.presentations / infer_ops.samples
+            if infer_ops.samples
+            else 0.0
+        ),
     )
     memory = Memory(
         bits=mem.memory_bits,

@@ -41,6 +41,21 @@ def test_inference_price_by_hand() -> None:
     assert "learning" not in e.breakdown_j
 
 
+def test_if_neurons_drop_the_leak_by_hand() -> None:
+    """IF: every excitatory update loses its leak multiply and add (8 bits: 0.2 + 0.03 pJ);
+    the baseline's inhibitory layer keeps its own."""
+    c = OpCounts(samples=1, presentations=1, steps=10, input_spikes=4, exc_spikes=2)
+    kw = dict(n_in=2, n_exc=3, weight_bits=8, vmem_bits=8, vth_bits=8)
+    lif = modelled_energy(c, topology="lateral", **kw)  # type: ignore[arg-type]
+    iff = modelled_energy(c, topology="lateral", leak="if", **kw)  # type: ignore[arg-type]
+    leak = 10 * 3 * (en.mul_pj(8) + en.add_pj(8))
+    assert leak == pytest.approx(10 * 3 * 0.23)
+    assert (lif.breakdown_j["neuron"] - iff.breakdown_j["neuron"]) * 1e12 == pytest.approx(leak)
+    inh_lif = modelled_energy(c, topology="inhibitory", **kw)  # type: ignore[arg-type]
+    inh_if = modelled_energy(c, topology="inhibitory", leak="if", **kw)  # type: ignore[arg-type]
+    assert (inh_lif.total_j - inh_if.total_j) * 1e12 == pytest.approx(leak)  # one layer's
+
+
 def test_inhibitory_layer_costs_more_than_lateral_inhibition() -> None:
     c = OpCounts(samples=1, presentations=1, steps=250, input_spikes=2000, exc_spikes=20)
     lat = modelled_energy(c, 784, 400, "lateral", None, None, None)

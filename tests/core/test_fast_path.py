@@ -25,6 +25,8 @@ CASES = [
         QuantSpec(scheme="itq", rounding="stochastic", weight_bits=8, vmem_bits=16, vth_bits=16),
     ),  # fmt: skip
     ({}, QuantSpec(scheme="itq", rounding="stochastic", vmem_bits=12)),
+    ({"leak": "if"}, QuantSpec()),  # integrate-and-fire: decay 1
+    ({"leak": "if"}, QuantSpec(scheme="itq", rounding="nearest", weight_bits=8, vmem_bits=16)),
 ]
 
 

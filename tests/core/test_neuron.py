@@ -58,6 +58,27 @@ def test_lif_steps_match_hand_computation() -> None:
     assert float(v) == pytest.approx(-65 + (v_before + 65) * D + 5, abs=1e-9)
 
 
+def test_if_neurons_integrate_without_leak_by_hand() -> None:
+    """IF (leak "if"): the potential holds between inputs and rises by exactly the input
+    each step: -65, -62, -59, -56, -53, then -50 >= -52 fires; a silent step changes
+    nothing. The inhibitory layer's neurons keep their leak."""
+    from tinysnn_dse.core.params import InhParams
+
+    c = lif_consts(ExcParams(leak="if"), dt_ms=1.0)
+    assert c.decay == 1.0 and lif_consts(InhParams(), 1.0).decay == math.exp(-1.0 / 10.0)
+    st = LIFState(v=torch.tensor([[-65.0]]), refr=torch.zeros(1, 1))
+    i_in = torch.tensor([[3.0]])
+    vs = []
+    for _ in range(5):
+        v = lif_integrate(st, i_in, c, ident)
+        vs.append(float(v))
+        st = lif_fire(v, st.refr, v >= -52.0, c)
+    assert vs == [-62.0, -59.0, -56.0, -53.0, -50.0]
+    assert float(st.v) == -60.0 and float(st.refr) == 5.0  # fired on the fifth
+    held = LIFState(v=torch.tensor([[-57.25]]), refr=torch.zeros(1, 1))
+    assert float(lif_integrate(held, torch.zeros(1, 1), c, ident)) == -57.25
+
+
 def test_one_spike_keeps_only_largest_tiebreak() -> None:
     s = torch.tensor([[True, False, True, True], [False, False, False, False]])
     tb = torch.tensor([[0.1, 0.9, 0.7, 0.3], [0.5, 0.5, 0.5, 0.5]])

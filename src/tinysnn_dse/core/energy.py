@@ -129,10 +129,13 @@ def modelled_energy(
     vmem_bits: int | None,
     vth_bits: int | None,
     vth_learn_bits: int | None = None,
+    leak: str = "lif",
 ) -> EnergyEstimate:
     """Price the events in ``counts`` for a network and its precisions (see module doc);
     ``vth_learn_bits``: the width thresholds learn in, when it differs from ``vth_bits``
-    (an ITQ threshold's accumulator)."""
+    (an ITQ threshold's accumulator); ``leak`` "if": the excitatory neurons integrate
+    without a leak, so their updates drop its multiply and add (the baseline's
+    inhibitory layer keeps them)."""
     bw, bv, bt = weight_bits, vmem_bits, vth_bits
     bl = vth_learn_bits if vth_learn_bits is not None else bt
     inhibitory = topology == "inhibitory"
@@ -141,9 +144,10 @@ def modelled_energy(
     neuron_updates = counts.steps * n_exc * layers
     pj: dict[str, float] = {}
     pj["synaptic"] = syn_events * (mem_pj(bw) + add_pj(_wider(bw, bv)))
-    pj["neuron"] = neuron_updates * (
-        mem_pj(bv, 2) + mem_pj(bt) + mul_pj(bv) + add_pj(bv) + add_pj(_wider(bv, bt))
-    )
+    update = mem_pj(bv, 2) + mem_pj(bt) + add_pj(_wider(bv, bt))  # read, write, compare
+    leak_pj = mul_pj(bv) + add_pj(bv)
+    leaky_updates = neuron_updates if leak == "lif" else neuron_updates - counts.steps * n_exc
+    pj["neuron"] = neuron_updates * update + leaky_updates * leak_pj
     if inhibitory:  # exc -> inh (one weight each) and inh -> exc (n - 1 weights each)
         rec_reads = counts.exc_spikes * (1 + (n_exc - 1))
         pj["recurrent"] = rec_reads * (mem_pj(bw) + add_pj(_wider(bw, bv)))

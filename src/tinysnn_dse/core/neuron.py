@@ -61,10 +61,13 @@ class LIFConsts(NamedTuple):
 
 
 def lif_consts(p: ExcParams | InhParams, dt_ms: float) -> LIFConsts:
+    """The per-step constants of a layer; an IF layer (``leak`` "if", excitatory neurons
+    only) keeps its potential between inputs: decay 1, ``(v - v_rest) * 1 + v_rest``."""
+    leaky = not isinstance(p, ExcParams) or p.leak == "lif"
     return LIFConsts(
         v_rest=p.v_rest_mv,
         v_reset=p.v_reset_mv,
-        decay=math.exp(-dt_ms / p.tau_m_ms),
+        decay=math.exp(-dt_ms / p.tau_m_ms) if leaky else 1.0,
         ref_steps=float(round(p.t_ref_ms / dt_ms)),
     )
 

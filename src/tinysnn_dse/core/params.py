@@ -18,6 +18,7 @@ from tinysnn_dse.axes import (
     MODELS,
     ROUNDINGS,
     SCHEMES,
+    Leak,
     ModelName,
     Rounding,
     Scheme,
@@ -32,6 +33,7 @@ Readout = Literal["all", "proportion", "soft-vote"]
 RULES: tuple[str, ...] = get_args(Rule)
 TOPOLOGIES: tuple[str, ...] = get_args(Topology)
 READOUTS: tuple[str, ...] = get_args(Readout)
+LEAKS: tuple[str, ...] = get_args(Leak)  # (tinysnn_dse.axes)
 
 #: Model presets of method.md section 1.3 / 2: (topology, learning rule).
 PRESETS: dict[str, tuple[Topology, Rule]] = {
@@ -72,6 +74,7 @@ class ExcParams:
     theta_plus_mv: float = 2.0  # method.md starts at 0.05 (DC15); tuned: docs/results.md
     tau_theta_ms: float = 1e7
     one_spike: bool = True  # at most one excitatory spike per step during learning
+    leak: Leak = "lif"  # "if": integrate-and-fire, no leak (decay 1; issue 15)
 
 
 @dataclass(frozen=True)
@@ -230,6 +233,8 @@ def validate_model(cfg: ModelConfig) -> ModelConfig:
         raise ConfigError(f"unknown topology {cfg.topology!r}; choose one of {TOPOLOGIES}")
     if cfg.rule not in RULES:
         raise ConfigError(f"unknown rule {cfg.rule!r}; choose one of {', '.join(RULES)}")
+    if cfg.exc.leak not in LEAKS:
+        raise ConfigError(f"unknown leak {cfg.exc.leak!r}; choose one of {', '.join(LEAKS)}")
     if cfg.readout not in READOUTS:
         raise ConfigError(f"unknown readout {cfg.readout!r}; choose one of {READOUTS}")
     if cfg.n_exc < 1 or cfg.n_in < 1:

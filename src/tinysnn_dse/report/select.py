@@ -30,6 +30,7 @@ class Constraints:
     max_energy_mj: float | None = None
     energy_phase: str = "infer"  # which phase max_energy_mj limits
     energy_source: str = "modelled"  # which energy figure
+    max_latency_ms: float | None = None  # mean presentation time per test image
 
     def validate(self) -> Constraints:
         if self.energy_phase not in PHASES:
@@ -40,7 +41,7 @@ class Constraints:
             )
         if self.min_accuracy is not None and not 0 <= self.min_accuracy <= 1:
             raise ConfigError(f"min accuracy {self.min_accuracy} is not a fraction in [0, 1]")
-        for name in ("max_memory_kb", "max_energy_mj"):
+        for name in ("max_memory_kb", "max_energy_mj", "max_latency_ms"):
             v = getattr(self, name)
             if v is not None and not v > 0:
                 raise ConfigError(f"{name} must be positive, got {v}")
@@ -91,6 +92,7 @@ def row(rec: Record, mu: float, reference: str) -> dict[str, Any]:
         "memory_reference": reference_text(reference),
         "reward": reward(rec.accuracy, m, mu),
         "mu": mu,
+        "latency_ms": rec.outcome.latency_ms or None,  # None: a record from before issue 15
     }
     for phase in PHASES:
         for source in ENERGY_SOURCES:
@@ -112,6 +114,8 @@ def admissible(r: dict[str, Any], c: Constraints) -> bool:
     if c.min_accuracy is not None and r["accuracy"] < c.min_accuracy:
         return False
     if c.max_memory_kb is not None and r["memory_kb"] > c.max_memory_kb:
+        return False
+    if c.max_latency_ms is not None and not (r["latency_ms"] or math.inf) <= c.max_latency_ms:
         return False
     if c.max_energy_mj is not None:
         e = r[f"{c.energy_phase}_energy_{c.energy_source}_mj"]
