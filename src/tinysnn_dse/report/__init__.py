@@ -77,7 +77,7 @@ def _scheme(dp: dict[str, Any]) -> str:
     return f"{dp['scheme'].upper()} {dp['rounding']}"
 
 
-def _e(x: float, digits: int = 3) -> str:
+def _e(x: float | None, digits: int = 3) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}g}"
 
 
