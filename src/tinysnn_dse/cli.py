@@ -517,6 +517,21 @@ def load_space(space: str) -> Any:
     return parse_space(raw, str(path))
 
 
+def _hv_reference(text: str | None, records: list[Any]) -> tuple[float, float, float]:
+    """``--hv-reference A,KIB,UJ``, or 0 and 1.1 x the largest memory and energy."""
+    if text is None:
+        mem = max((r.memory.kib for r in records), default=1.0)
+        e = [r.energy["infer"].modelled_j_per_sample * 1e6 for r in records if "infer" in r.energy]
+        return (0.0, 1.1 * mem, 1.1 * max(e, default=1.0))
+    try:
+        a, m, u = (float(x) for x in text.split(","))
+    except ValueError:
+        raise ConfigError(
+            f"--hv-reference {text!r}: expected three numbers ACCURACY,KIB,UJ"
+        ) from None
+    return (a, m, u)
+
+
 def constraints(
     min_accuracy: float | None,
     max_memory_kb: float | None,
@@ -800,16 +815,27 @@ def report(
     energy_phase: EnergyPhase = "infer",
     energy_source: EnergySource = "modelled",
     memory_reference: MemRef = "same-topology",
+    hv_reference: Annotated[
+        str | None,
+        typer.Option(
+            "--hv-reference",
+            help="Hypervolume reference point ACCURACY,KIB,UJ (default: 0, and 1.1 x the "
+            "study's largest memory and modelled inference energy per image).",
+        ),
+    ] = None,
 ) -> None:
     """Write report.md, index.html, trials.csv and the figures (paper Figs. 6-9, Pareto)."""
-    from tinysnn_dse.explore import load_records
+    from tinysnn_dse.explore import hypervolume_history, load_records
     from tinysnn_dse.report import build
 
     cons = constraints(
         min_accuracy, max_memory_kb, max_energy_mj, energy_phase, energy_source, max_latency_ms
     )
     name, records = load_records(storage, study)
-    rep = build(records, out or Path("reports") / name, name, mu, cons, memory_reference)
+    ref = _hv_reference(hv_reference, records)
+    hv = (ref, hypervolume_history(storage, name, ref)) if records else None
+    rep = build(records, out or Path("reports") / name, name, mu, cons, memory_reference,
+                hypervolume=hv)  # fmt: skip
     console_out().print(
         f"report of study [bold]{name}[/] ({len(records)} design points): "
         f"{rep.html.resolve()} (and report.md, trials.csv, {len(rep.figures)} figures)"

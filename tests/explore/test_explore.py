@@ -429,3 +429,21 @@ def test_batched_itq_points_train_once_per_group(capsys, tmp_path: Path) -> None
     assert all(
         r["memory"]["bits"] < min(q["memory"]["bits"] for q in itq if q not in w4) for r in w4
     )
+
+
+def test_hypervolume_history_by_hand(tmp_path: Path) -> None:
+    """Optuna's hypervolume of (accuracy up, memory down, energy down) against reference
+    (0, 4, 5): one point (0.5, 2, 3) spans 0.5 x 2 x 2 = 2; adding (0.8, 3, 4) adds its box
+    0.8 x 1 x 1 less the overlap 0.5 x 1 x 1: 2.3; a dominated point adds nothing."""
+    from optuna.trial import create_trial
+
+    from tinysnn_dse.explore import hypervolume_history
+
+    url = f"sqlite:///{tmp_path / 'hv.db'}"
+    s = optuna.create_study(study_name="hv", storage=open_storage(url),
+                            directions=["maximize", "minimize", "minimize"])  # fmt: skip
+    for v in ((0.5, 2.0, 3.0), (0.8, 3.0, 4.0), (0.4, 3.5, 4.5)):
+        s.add_trial(create_trial(values=list(v)))
+    hist = hypervolume_history(url, "hv", (0.0, 4.0, 5.0))
+    assert [t for t, _ in hist] == [0, 1, 2]
+    assert [h for _, h in hist] == pytest.approx([2.0, 2.3, 2.3])

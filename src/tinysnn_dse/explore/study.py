@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import optuna
 import sqlalchemy.exc
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
@@ -569,6 +570,33 @@ def progress(url: str, study: str, total: int) -> Progress:
         points=points,
         errors=errors,
     )
+
+
+def hypervolume_history(
+    url: str, study: str, reference: tuple[float, float, float]
+) -> list[tuple[int, float]]:
+    """(trial number, hypervolume of the completed trials up to it) for the study's three
+    objectives (accuracy up; memory KiB and modelled inference uJ per image down) against
+    ``reference`` (accuracy, memory, energy: a point every design beats). Computed by
+    Optuna's own hypervolume history (``plot_hypervolume_history``, whose plotted line is
+    the data), so no hypervolume code of ours."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization.matplotlib import plot_hypervolume_history
+
+    s = _load(open_storage(url), study)
+    if not _complete(s):
+        return []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        ax = plot_hypervolume_history(s, list(reference))
+    line = ax.lines[0]
+    xs = [int(x) for x in np.asarray(line.get_xdata(), dtype=float)]
+    ys = [float(y) for y in np.asarray(line.get_ydata(), dtype=float)]
+    plt.close(ax.get_figure(root=True))
+    return list(zip(xs, ys, strict=True))
 
 
 def load_records(url: str, study: str | None = None) -> tuple[str, list[Record]]:

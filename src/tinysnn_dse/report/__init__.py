@@ -165,8 +165,10 @@ def build(
     constraints: Constraints | None = None,
     reference: str = "same-topology",
     source: str = "",
+    hypervolume: tuple[tuple[float, float, float], list[tuple[int, float]]] | None = None,
 ) -> Report:
-    """Write ``report.md``, ``index.html``, ``trials.csv`` and the figures into ``out_dir``."""
+    """Write ``report.md``, ``index.html``, ``trials.csv`` and the figures into ``out_dir``;
+    ``hypervolume``: (reference point, the study's hypervolume after each trial)."""
     if not records:
         raise ConfigError(f"study {study!r} has no completed trials to report")
     try:
@@ -193,6 +195,32 @@ def build(
         figures.reward_vs_mu(rows, PAPER_MUS, mu, out_dir),
         figures.pareto_front(rows, front2, out_dir),
     ]  # fmt: skip
+    hv_md: list[str] = []
+    if hypervolume and hypervolume[1]:
+        ref, hist = hypervolume
+        figs.append(figures.hypervolume(hist, ref, out_dir))
+        n = len(hist)
+        marks = sorted({max(1, round(n * f)) for f in (0.1, 0.25, 0.5, 1.0)})
+        hv_md = [
+            "## Hypervolume (accuracy up; memory and modelled inference energy down)",
+            "",
+            f"Reference point: accuracy {ref[0]:g}, memory {ref[1]:,.1f} KiB, inference "
+            f"energy {ref[2]:,.4g} uJ per image (modelled). Computed by Optuna over the "
+            "study's completed trials, repeats of a point included, in trial order.",
+            "",
+            _md_table(
+                ["trials", "hypervolume", "of the final"],
+                [
+                    [
+                        str(k),
+                        f"{hist[k - 1][1]:.6g}",
+                        f"{hist[k - 1][1] / hist[-1][1]:.1%}" if hist[-1][1] else "n/a",
+                    ]
+                    for k in marks
+                ],
+            ),  # fmt: skip
+            "",
+        ]
     csv_path = out_dir / "trials.csv"
     write_csv(csv_path, rows, by_key)
     sels = selections(records, PAPER_MUS, constraints, reference)
@@ -247,6 +275,7 @@ def build(
         "",
         _md_table(HEADERS, table_rows(front3)),
         "",
+        *hv_md,
         "## All design points",
         "",
         _md_table(HEADERS, summary),

@@ -176,6 +176,18 @@ def reward_vs_mu(rows: list[dict[str, Any]], mus: list[float], chosen_mu: float,
     return _save(fig, out, "fig9_reward")
 
 
+def hypervolume(history: list[tuple[int, float]], ref: tuple[float, ...], out: Path) -> Path:
+    """Hypervolume of the completed trials against the number of trials run."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(range(1, len(history) + 1), [h for _, h in history], "-", color="#1f77b4")
+    ax.set_xlabel("completed trials")
+    ax.set_ylabel("hypervolume (accuracy x KiB x uJ)")
+    ax.set_title(f"Hypervolume; reference point accuracy {ref[0]:g}, {ref[1]:,.1f} KiB, "
+                 f"{ref[2]:,.3g} uJ/image", fontsize=9)  # fmt: skip
+    ax.grid(alpha=0.3)
+    return _save(fig, out, "hypervolume")
+
+
 def pareto_front(rows: list[dict[str, Any]], front: list[dict[str, Any]], out: Path) -> Path:
     """Accuracy against memory for every point, the accuracy-memory Pareto front joined."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
