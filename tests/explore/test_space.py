@@ -30,6 +30,23 @@ def test_paper_spaces_have_the_papers_points() -> None:
         assert {p.neurons for p in sp.points} == {400}
 
 
+def test_seeds_spaces_vary_the_new_axes() -> None:
+    """Issue 15: neurons, presentation time and leak beside PTQ precision; >= 300 grid
+    points on 2,000 images, the NSGA-II twin the same points in a quarter of the trials."""
+    grid, nsga, full = (
+        parse_space(yaml.safe_load((SPACES / f"{n}.yaml").read_text()), n)
+        for n in ("seeds-mnist-2k", "seeds-mnist-2k-nsga2", "seeds-mnist")
+    )
+    # per network: 2 roundings x (5 x 3 precisions - the FP32 one) + the FP32 point = 29
+    assert len(grid.points) == 2 * 5 * 2 * 29 == 580 and grid.trainings == 20
+    assert {p.key for p in nsga.points} == {p.key for p in grid.points}
+    assert nsga.sampler == "nsga2" and nsga.n_trials == 145 == len(grid.points) // 4
+    assert {p.t_present_ms for p in grid.points} == {250, 150, 100, 50, 25}
+    assert {p.leak for p in grid.points} == {"lif", "if"}
+    assert {p.neurons for p in grid.points} == {100, 400}
+    assert full.budget.train_samples is None and len(full.points) == 290
+
+
 def test_smoke_space_is_about_a_dozen_points_on_digits() -> None:
     sp = parse_space(yaml.safe_load((SPACES / "smoke.yaml").read_text()), "smoke")
     assert sp.budget.dataset == "digits"
