@@ -714,16 +714,18 @@ def _clip_q(x, w_max, wq, u=F32(0.0)):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def _infer_lateral(cur, st, thr, s, nc, vq, ukey, b, meter):  # type: ignore[no-untyped-def]
+def _infer_lateral(cur, rows, thr, s, nc, vq, ukey, b, meter):  # type: ignore[no-untyped-def]
     """One image's inference steps with direct lateral inhibition (theta frozen, no
     one-spike rule): what :func:`exc_step` computes for this case, the same floats,
     with integration, Vmem rounding, the refractory count, clearing the recurrent and
     input currents and the threshold test fused into one pass per step. ``cur`` [T, N]
     holds the input current of each step (cleared as it is read); ``thr`` = theta + v_th;
-    the state ``st`` [S_LEN, N] holds the potentials (row ``S_V``, initial values in) and
-    receives the spike counts (``S_COUNTS``); ``ukey`` as in :func:`infer_batch` (image
-    ``b``); ``meter`` [M_LEN] as in :func:`exc_step`."""
-    v, cnt, refr, i_rec = st[S_V], st[S_COUNTS], st[S_REFR], st[S_IREC]
+    ``rows`` = (v, cnt, refr, i_rec), rows of the state (potentials in, initial values;
+    ``cnt`` receives the spike counts), passed as separate arrays: taken from the 2-D state
+    inside, the loops below lose their vectorization (inference 0.63x, measured);
+    ``ukey`` as in :func:`infer_batch` (image ``b``); ``meter`` [M_LEN] as in
+    :func:`exc_step`."""
+    v, cnt, refr, i_rec = rows
     n = v.shape[0]
     n_steps = cur.shape[0]
     v_rest, v_reset, decay, ref_steps = nc[C_V_REST], nc[C_V_RESET], nc[C_DECAY], nc[C_REF]
@@ -895,7 +897,8 @@ def infer_batch(w, trains, keys, n_steps, theta, images, nc, fq, n_threads):  # 
             v = st[S_V]
             v[:] = v0[b]
             if not inhibitory:  # the common case: one fused pass per step
-                _infer_lateral(cur, st, thr, s, nc, vq, ukey, b, meters[b])
+                rows = (v, st[S_COUNTS], st[S_REFR], st[S_IREC])
+                _infer_lateral(cur, rows, thr, s, nc, vq, ukey, b, meters[b])
                 counts[b] = st[S_COUNTS]
                 continue
             st[S_INHV] = iv0[b]
