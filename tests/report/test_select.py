@@ -185,3 +185,18 @@ def test_a_study_written_by_027c933_still_selects_and_reports(tmp_path, capsys) 
         main(["select", "--storage", url, "--mu", "0.5"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "trial 3" in err and err.count("\n") == 1
+
+
+def test_accuracy_against_an_axis_figure(tmp_path) -> None:
+    """One line per precision and network, points at each presentation time."""
+    from tinysnn_dse.records import DesignPoint
+    from tinysnn_dse.report import figures
+
+    rows = [
+        {"design_point": DesignPoint("tinysnn", 100, "ptq", "nearest", w, t_present_ms=t).to_dict(),
+         "accuracy": a}
+        for w, t, a in ((8, 250, 0.8), (8, 50, 0.7), (None, 250, 0.82), (None, 50, 0.75))
+    ]  # fmt: skip
+    png = figures.accuracy_against(rows, "t_present_ms", "presentation time (ms)", tmp_path)
+    assert png.name == "accuracy_vs_t_present_ms.png" and png.stat().st_size > 1000
+    assert (tmp_path / "accuracy_vs_t_present_ms.svg").is_file()

@@ -195,6 +195,9 @@ def build(
         figures.reward_vs_mu(rows, PAPER_MUS, mu, out_dir),
         figures.pareto_front(rows, front2, out_dir),
     ]  # fmt: skip
+    if len({r["design_point"].get("t_present_ms", 250) for r in rows}) > 1:
+        figs.append(figures.accuracy_against(rows, "t_present_ms", "presentation time (ms)",
+                                             out_dir))  # fmt: skip
     hv_md: list[str] = []
     if hypervolume and hypervolume[1]:
         ref, hist = hypervolume

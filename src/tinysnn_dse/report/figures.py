@@ -176,6 +176,33 @@ def reward_vs_mu(rows: list[dict[str, Any]], mus: list[float], chosen_mu: float,
     return _save(fig, out, "fig9_reward")
 
 
+def accuracy_against(rows: list[dict[str, Any]], axis: str, label: str, out: Path) -> Path:
+    """Accuracy against one ordered design axis (e.g. presentation time), one line per
+    precision (W/Vmem/Vth) and the other axes' values; the best of repeats per x."""
+    lines: dict[str, dict[Any, float]] = defaultdict(dict)
+    for r in rows:
+        dp = r["design_point"]
+        others = [f"{k}={dp[k]}" for k in ("model", "neurons", "leak") if k in dp and k != axis]
+        prec = "FP32" if is_fp32(dp) else (
+            f"{dp['scheme']} {dp['rounding']} W{_bits(dp['weight_bits'])}/"
+            f"V{_bits(dp['vmem_bits'])}/T{_bits(dp['vth_bits'])}"
+        )  # fmt: skip
+        key = f"{prec}, {', '.join(others)}"
+        x = dp[axis]
+        lines[key][x] = max(lines[key].get(x, 0.0), r["accuracy"] * 100)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    best = sorted(lines, key=lambda k: -max(lines[k].values()))
+    for k in best[:12]:  # the twelve best lines; the CSV has them all
+        xs = sorted(lines[k])
+        ax.plot(xs, [lines[k][x] for x in xs], "-o", ms=3, lw=1, label=k)
+    ax.set_xlabel(label)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"Accuracy against {label} (the 12 best precision/network lines)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    return _save(fig, out, f"accuracy_vs_{axis}")
+
+
 def hypervolume(history: list[tuple[int, float]], ref: tuple[float, ...], out: Path) -> Path:
     """Hypervolume of the completed trials against the number of trials run."""
     fig, ax = plt.subplots(figsize=(7, 4))
