@@ -370,6 +370,16 @@ def test_tpe_sampler_runs_n_trials(capsys, tmp_path: Path) -> None:
     assert len(trials(url)) == 7
 
 
+def test_a_spaces_n_trials_is_shared_among_workers(capsys, tmp_path: Path) -> None:
+    """n_trials in the space counts the run's trials in all, however many workers."""
+    space = tmp_path / "tpe.yaml"
+    space.write_text(MINI.replace("study: mini", "study: mini\nsampler: nsga2\nn_trials: 3"))
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    code, out, err = run(capsys, "explore", str(space), "--storage", url, "--workers", "2")
+    assert code == 0, err
+    assert len(trials(url)) == 3
+
+
 def test_grid_study_resumes_after_a_value_is_added(capsys, mini: Path, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     small = tmp_path / "small.yaml"

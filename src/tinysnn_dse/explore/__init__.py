@@ -90,6 +90,11 @@ def explore(
         on_plan(plan)
     t0 = time.perf_counter()
     per_worker = threads or max(1, (os.cpu_count() or 1) // workers)
+    # tpe / nsga2: the trials of this run in all (--n-trials, else the space's n_trials,
+    # else one per point), shared among the workers
+    total = None
+    if space.sampler != "grid":
+        total = n_trials or space.n_trials or len(space.points)
     cfgs = [
         WorkerConfig(
             url=url,
@@ -100,7 +105,7 @@ def explore(
             threads=per_worker,
             power_w=power_w,
             data_dir=data_dir,
-            n_trials=_share(n_trials, workers, i) if n_trials else None,
+            n_trials=_share(total, workers, i) if total else None,
         )
         for i in range(workers)
     ]

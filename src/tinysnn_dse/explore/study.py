@@ -496,7 +496,11 @@ class Worker:
             n = None
         else:
             self.study.sampler = _sampler(self.cfg.space)
-            n = self.cfg.n_trials or self.cfg.space.n_trials or len(self.cfg.space.points)
+            n = self.cfg.n_trials
+            if n is None:  # a worker on its own (explore shares the run's trials out)
+                n = self.cfg.space.n_trials or len(self.cfg.space.points)
+            if n == 0:
+                return
         self.study.optimize(self.objective, n_trials=n, callbacks=[after], catch=(Exception,))
 
 
