@@ -327,7 +327,7 @@ def _infer_kernel(
     v0 = qz.v(torch.full((b, n), c.exc.v_rest), g).contiguous().numpy()
     iv0_t = torch.full((b, n), c.inh.v_rest)
     iv0 = (qz.v(iv0_t, g) if inhibitory else iv0_t).contiguous().numpy()
-    meters = np.stack([new_meter(meter is not None and meter.track) for _ in range(b)])
+    meters = np.repeat(new_meter(meter is not None and meter.track)[None], b, axis=0)
     with kernel_threads():
         kernels.infer_batch(
             net.w.contiguous().numpy(), (img_ptr, pix, spikes, p), np.array([key, ukey]),
