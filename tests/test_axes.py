@@ -58,14 +58,15 @@ def test_grid_distributions_are_those_stored_studies_hold() -> None:
     }
     for a in AXES:
         d = _display_distribution(a)
-        if a.kind == "count":  # neurons, t_present_ms
-            assert (d.low, d.high, d.log) == (1, 1_000_000, True)  # type: ignore[attr-defined]
+        if a.kind == "count":  # neurons, t_present_ms (t_present_infer_ms from 0, linear)
+            want_c = (1, 1_000_000, True) if a.log else (0, 1_000_000, False)
+            assert (d.low, d.high, d.log) == want_c  # type: ignore[attr-defined]
         else:
             assert list(d.choices) == want[a.name], a.name  # type: ignore[attr-defined]
     fp32 = _params(DesignPoint("tinysnn", 100, "itq", "stochastic"))
     assert fp32 == {"model": "tinysnn", "neurons": 100, "scheme": "fp32", "rounding": "-",
                     "weight_bits": "fp32", "vmem_bits": "fp32", "vth_bits": "fp32",
-                    "t_present_ms": 250, "leak": "lif"}  # fmt: skip
+                    "t_present_ms": 250, "leak": "lif", "t_present_infer_ms": 0}  # fmt: skip
     q = _params(DesignPoint("tinysnn", 100, "itq", "stochastic", 8, 16, None))
     assert (q["scheme"], q["rounding"], q["weight_bits"], q["vth_bits"]) == (
         "itq", "stochastic", "8", "fp32"
@@ -90,7 +91,7 @@ def test_nearest_point_by_hand() -> None:
     pts = [a, b, c]
     s = {"model": "tinysnn", "neurons": 100, "scheme": "itq", "rounding": "stochastic",
          "weight_bits": 8, "vmem_bits": 16, "vth_bits": 16, "t_present_ms": 250,
-         "leak": "lif"}  # fmt: skip
+         "leak": "lif", "t_present_infer_ms": 0}  # fmt: skip
     # spans: neurons log2(400/100) = 2, weight 33-4 = 29, vmem/vth 33-16 = 17.
     # a: scheme and rounding differ (2) + vmem, vth 17/17 each (2) = 4.0
     # b: weight 4/29 = 0.138;  c: neurons 2/2 + weight 25/29 + 17/17 + 17/17 = 3.86
@@ -128,7 +129,14 @@ def test_axes_beyond_the_papers_key_off_their_default_and_set_the_model() -> Non
     assert p.key == "tinysnn-n400-ptq-nearest-w8-vfp32-tfp32"
     q = DesignPoint("tinysnn", 400, "ptq", "nearest", 8, t_present_ms=100, leak="if")
     assert q.key == "tinysnn-n400-ptq-nearest-w8-vfp32-tfp32-t100-leak-if"
-    assert q.model_params == {"t_present_ms": 100, "leak": "if"}
+    assert q.model_params == {"t_present_ms": 100, "leak": "if", "t_infer_ms": 0}
+    # an inference-only axis: its own key, the training of the point without it
+    r = DesignPoint("tinysnn", 400, "ptq", "nearest", 8, t_present_infer_ms=50)
+    assert r.key == "tinysnn-n400-ptq-nearest-w8-vfp32-tfp32-ti50"
+    assert r.training_key == p.training_key == "tinysnn-n400-fp32"
+    assert r.inference_params == {"t_infer_ms": 50}
+    i = DesignPoint("tinysnn", 400, "itq", "nearest", 8, t_present_infer_ms=50)
+    assert i.training_key == "tinysnn-n400-itq-nearest-w8-vfp32-tfp32"
     assert q.fp32.key == "tinysnn-n400-fp32-t100-leak-if"  # its own FP32 network
     assert q.training_key == q.fp32.key != p.training_key
     sp = parse_space({"designs": [{"model": "tinysnn", "neurons": 10, "t_present_ms": [250, 50],

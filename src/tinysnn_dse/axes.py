@@ -73,6 +73,13 @@ class Axis:
     #: design-key fragment of an axis added after the paper's: ``-<tag><value>``, written
     #: only where a point leaves the axis's default (the paper's axes make the base key)
     tag: str = ""
+    #: applies at inference only: points that differ only here share one training
+    infer_only: bool = False
+
+    @property
+    def log(self) -> bool:
+        """A ``count`` axis is searched and compared on a log scale unless 0 is allowed."""
+        return self.kind == "count" and self.minimum >= 1
 
     def parse(self, v: Any, where: str) -> Any:
         """A YAML or CLI value checked against the axis; a one-line ``ConfigError`` naming
@@ -182,6 +189,17 @@ AXES: tuple[Axis, ...] = (
         param="leak",
         tag="leak-",
     ),  # fmt: skip
+    Axis(
+        "t_present_infer_ms",
+        "count",
+        0,
+        "T inf ms",
+        "presentation time at inference, ms (0: as in training)",
+        minimum=0,
+        param="t_infer_ms",
+        tag="ti",
+        infer_only=True,
+    ),  # fmt: skip
 )
 BY_NAME: dict[str, Axis] = {a.name: a for a in AXES}
 NAMES: tuple[str, ...] = tuple(a.name for a in AXES)
@@ -208,7 +226,7 @@ def distance(suggested: Mapping[str, Any], point: Mapping[str, Any],
         s, p = suggested[a.name], a.ordinal(point[a.name])
         if a.kind == "choice":
             d += 0.0 if (fp32 and a.quant) or s == p else 1.0
-        elif a.kind == "count":
+        elif a.log:
             d += abs(math.log2(float(s)) - math.log2(float(p))) / spans.get(a.name, 1.0)
         else:
             d += abs(float(s) - float(p)) / spans.get(a.name, 1.0)
@@ -224,7 +242,7 @@ def nearest(suggested: Mapping[str, Any], points: Sequence[Mapping[str, Any]]) -
         if a.kind == "choice":
             continue
         vals = [float(a.ordinal(p[a.name])) for p in points]
-        if a.kind == "count":
+        if a.log:
             vals = [math.log2(v) for v in vals]
         spans[a.name] = max(max(vals) - min(vals), 1.0)
     return min(range(len(points)), key=lambda i: (distance(suggested, points[i], spans), i))

@@ -62,6 +62,7 @@ class DesignPoint:
     vth_bits: int | None = None
     t_present_ms: int = 250
     leak: str = "lif"
+    t_present_infer_ms: int = 0
     params: tuple[tuple[str, Any], ...] = ()  # model parameter overrides, sorted
 
     @property
@@ -80,6 +81,12 @@ class DesignPoint:
         out = {a.param: getattr(self, a.name) for a in AXES if a.param}
         out.update(self.params)
         return out
+
+    @property
+    def inference_params(self) -> dict[str, Any]:
+        """The model parameters of the inference-only axes (set on a shared training
+        before it is tested)."""
+        return {a.param: getattr(self, a.name) for a in AXES if a.param and a.infer_only}
 
     @property
     def quant_label(self) -> str:
@@ -105,11 +112,18 @@ class DesignPoint:
         return replace(self, **{a.name: a.default for a in AXES if a.quant})
 
     @property
+    def trained(self) -> DesignPoint:
+        """The point as its training sees it: the inference-only axes at their defaults."""
+        return replace(self, **{a.name: a.default for a in AXES if a.infer_only})
+
+    @property
     def training_key(self) -> str:
-        """Points with equal training keys share one training (PTQ and FP32 train in FP32)."""
-        if self.scheme == "itq" and not self.is_fp32:
-            return self.key
-        return self.fp32.key
+        """Points with equal training keys share one training (PTQ and FP32 train in FP32;
+        the inference-only axes do not count)."""
+        p = self.trained
+        if p.scheme == "itq" and not p.is_fp32:
+            return p.key
+        return p.fp32.key
 
     @property
     def precision_label(self) -> str:

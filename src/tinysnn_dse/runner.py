@@ -431,10 +431,14 @@ def evaluate(
     on the trained network (:func:`observed_quant`), unless integer bits are given.
     """
     model, s = trained.model, trained.settings
+    # the inference passes present each image for t_infer_ms where it is set (issue 15)
+    infer_model = dataclasses.replace(model, encoding=model.encoding.for_inference())
     device = split.eval_x.device
     gen = torch.Generator(device=device).manual_seed(s.seed + EVAL_SEED_OFFSET)
     if quant.scheme == "ptq":
-        quant = observed_quant(quant, trained.net, model, split, s.seed, "the trained network")
+        quant = observed_quant(
+            quant, trained.net, infer_model, split, s.seed, "the trained network"
+        )
     elif quant.needs_ranges:  # ITQ: the formats the network was trained with
         quant = dataclasses.replace(
             quant,
@@ -456,7 +460,7 @@ def evaluate(
         with meter.measure(str(device), s.power_w, _sync(device)) as m:
             for i in range(0, x.shape[0], bs):
                 xb = x[i : i + bs]
-                out.append(infer(net, xb, model, qz, gen, batch_size=bs, stats=ops, meter=vm))
+                out.append(infer(net, xb, infer_model, qz, gen, batch_size=bs, stats=ops, meter=vm))
                 progress(phase, min(i + bs, x.shape[0]), x.shape[0])
         counts = torch.cat(out) if out else torch.zeros(0, model.n_exc, device=device)
         return counts.cpu(), m
@@ -506,7 +510,7 @@ def evaluate(
         infer_images_per_s=_rate(n_test, test_s),
         # mean presentation time per test image, boosted re-presentations included
         latency_ms=(
-            model.encoding.t_present_ms * infer_ops.presentations / infer_ops.samples
+            infer_model.encoding.t_present_ms * infer_ops.presentations / infer_ops.samples
             if infer_ops.samples
             else 0.0
         ),

@@ -457,3 +457,26 @@ def test_hypervolume_history_by_hand(tmp_path: Path) -> None:
     hist = hypervolume_history(url, "hv", (0.0, 4.0, 5.0))
     assert [t for t, _ in hist] == [0, 1, 2]
     assert [h for _, h in hist] == pytest.approx([2.0, 2.3, 2.3])
+
+
+def test_inference_time_is_an_axis_that_shares_the_training(capsys, tmp_path: Path) -> None:
+    """t_present_infer_ms changes only the test passes: its points share one training,
+    and their latency is the inference time x presentations per test image."""
+    space = tmp_path / "ti.yaml"
+    space.write_text(
+        "study: ti\ndata: {dataset: digits, train_samples: 60, test_samples: 40, epochs: 1}\n"
+        "designs:\n  - {model: tinysnn, neurons: 10, t_present_infer_ms: [0, 50],"
+        " weight_bits: [fp32, 8]}\n"
+    )
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    code, out, err = run(capsys, "explore", str(space), "--storage", url)
+    assert code == 0, err
+    assert "(1 trainings)" in " ".join(err.split())
+    assert len(list((tmp_path / "tinysnn-artifacts" / "trainings").glob("*.pt"))) == 1
+    recs = {t.user_attrs["design_key"]: t.user_attrs["record"] for t in trials(url, "ti")}
+    fast = recs["tinysnn-n10-ptq-nearest-w8-vfp32-tfp32-ti50"]
+    ops = fast["energy"]["infer"]["ops"]
+    assert ops["steps"] == 50 * ops["presentations"]
+    assert fast["outcome"]["latency_ms"] == pytest.approx(50 * ops["presentations"] / 40)
+    slow = recs["tinysnn-n10-ptq-nearest-w8-vfp32-tfp32"]["energy"]["infer"]["ops"]
+    assert slow["steps"] == 250 * slow["presentations"]

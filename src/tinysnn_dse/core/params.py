@@ -56,10 +56,18 @@ class EncodingParams:
     min_spikes: float = 5.0
     rate_boost_hz: float = 32.0
     max_boosts: float = 8.0
+    # presentation time at inference (assignment and test); 0: t_present_ms (issue 15)
+    t_infer_ms: float = 0.0
 
     @property
     def steps(self) -> int:
         return int(round(self.t_present_ms / self.dt_ms))
+
+    def for_inference(self) -> EncodingParams:
+        """The encoding of the inference passes: ``t_infer_ms`` when it is set."""
+        if self.t_infer_ms <= 0:
+            return self
+        return dataclasses.replace(self, t_present_ms=self.t_infer_ms, t_infer_ms=0.0)
 
 
 @dataclass(frozen=True)
@@ -242,6 +250,8 @@ def validate_model(cfg: ModelConfig) -> ModelConfig:
     enc = cfg.encoding
     if enc.dt_ms <= 0 or enc.t_present_ms < enc.dt_ms or enc.max_rate_hz < 0:
         raise ConfigError("encoding needs dt_ms > 0, t_present_ms >= dt_ms, max_rate_hz >= 0")
+    if enc.t_infer_ms != 0 and enc.t_infer_ms < enc.dt_ms:
+        raise ConfigError(f"t_infer_ms must be 0 (as training) or >= dt_ms, got {enc.t_infer_ms}")
     if enc.max_rate_hz * enc.dt_ms / 1000.0 > 1.0:
         raise ConfigError("max_rate_hz * dt_ms exceeds one spike per step")
     if enc.min_spikes < 0 or enc.rate_boost_hz < 0 or enc.max_boosts < 0:

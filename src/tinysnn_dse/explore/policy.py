@@ -71,13 +71,13 @@ class Trainings:
     def model_of(self, p: DesignPoint, n_in: int) -> ModelConfig:
         """``p``'s network: its model's preset for this study's data set, then its params."""
         return apply_overrides(
-            preset(p.model, n_in, p.neurons, self.settings.dataset), p.model_params
+            preset(p.model, n_in, p.neurons, self.settings.dataset), p.trained.model_params
         )
 
     def fp32_training(self, p: DesignPoint) -> tuple[runner.Trained, bool]:
         """The FP32 training of ``p``'s network, trained once per study and shared through
         the artifact folder; returns (trained, loaded from the cache)."""
-        fp32_key = p.fp32.key  # == PTQ training_key
+        fp32_key = p.fp32.training_key  # == PTQ training_key
         return self._cached(fp32_key, lambda: self._train(p, QuantSpec()))
 
     def _train(self, p: DesignPoint, quant: QuantSpec) -> runner.Trained:

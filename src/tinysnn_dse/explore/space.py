@@ -145,7 +145,7 @@ def _trainings_needed(p: DesignPoint) -> tuple[str, ...]:
     """Training keys ``p`` needs: its own, and for an ITQ point with quantized Vmem or Vth
     the FP32 training of its network (the range of its formats)."""
     if p.scheme == "itq" and (p.vmem_bits is not None or p.vth_bits is not None):
-        return (p.training_key, p.fp32.key)
+        return (p.training_key, p.fp32.training_key)
     return (p.training_key,)
 
 
@@ -162,7 +162,7 @@ def _itq_groups(points: tuple[DesignPoint, ...], size: int) -> dict[str, tuple[D
     nets: dict[str, list[DesignPoint]] = {}
     for p in points:
         if _batchable(p):
-            nets.setdefault(p.fp32.key, []).append(p)
+            nets.setdefault(p.fp32.training_key, []).append(p)
     out: dict[str, tuple[DesignPoint, ...]] = {}
     for members in nets.values():
         members.sort(key=lambda q: q.key)  # the same groups whatever order points come in

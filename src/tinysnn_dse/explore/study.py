@@ -46,6 +46,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tinysnn_dse import data as data_mod
 from tinysnn_dse import runner
 from tinysnn_dse.axes import AXES, Axis, nearest
+from tinysnn_dse.core.params import apply_overrides
 from tinysnn_dse.errors import ConfigError, TinySNNError
 from tinysnn_dse.explore.policy import Trainings
 from tinysnn_dse.explore.space import DesignPoint, SearchSpace
@@ -306,7 +307,7 @@ def _display_distribution(a: Axis) -> BaseDistribution:
     """A grid study's distribution of axis ``a``: fixed by the code, whatever the space,
     so that a study resumes after its space grows."""
     if a.kind == "count":
-        return IntDistribution(1, 1_000_000, log=True)
+        return IntDistribution(1 if a.log else 0, 1_000_000, log=a.log)
     return CategoricalDistribution(a.display_choices())
 
 
@@ -318,7 +319,7 @@ def _search_distribution(a: Axis, points: tuple[DesignPoint, ...]) -> BaseDistri
     if a.kind == "choice":
         return CategoricalDistribution(a.choices)
     vals = [int(a.ordinal(getattr(p, a.name))) for p in points]
-    return IntDistribution(min(vals), max(vals), log=a.kind == "count")
+    return IntDistribution(min(vals), max(vals), log=a.log)
 
 
 def _suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> Any:
@@ -427,6 +428,8 @@ class Worker:
             trained, quant, shared = self.trainings.train_point(p)
             split, _n = self.trainings.split()
             trained = replace(trained, data_source=self.trainings.data_source)
+            if p.inference_params:  # inference-only axes, on a training they do not change
+                trained = replace(trained, model=apply_overrides(trained.model, p.inference_params))
             ev = runner.evaluate(trained, quant, split)
             with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
