@@ -42,15 +42,25 @@ def test_each_point_of_a_batch_equals_its_single_run(topology: str) -> None:
     got = batch.nets()
     for i, qz in enumerate(qzs):
         g1 = torch.Generator().manual_seed(1)
-        net, ref_counts, one = start(cfg, qz), [], OpCounts()
+        net, ref_counts, one, m1 = start(cfg, qz), [], OpCounts(), sim.QuantMeter()
         for p in pix:
-            net, c = sim.train_sample(net, p, cfg, qz, g1, stats=one)
+            net, c = sim.train_sample(net, p, cfg, qz, g1, stats=one, meter=m1)
             ref_counts.append(c)
         assert one.presentations == len(pix)  # no boosts: the premise of the comparison
         assert torch.equal(counts[:, i], torch.stack(ref_counts))
         assert torch.equal(got[i].theta, net.theta)
         torch.testing.assert_close(got[i].w, net.w, rtol=0, atol=1e-6)
         assert stats[i].to_dict() == one.to_dict()
+        # the batch's meter, accumulated by the kernel over every presentation: one Vmem
+        # rounding per neuron, layer and step of each presentation (none in FP32), and
+        # what clipped, as the single run counts it
+        bm = batch.meters[i]
+        layers = 2 if topology == "inhibitory" else 1
+        want = one.presentations * cfg.encoding.steps * 40 * layers if qz.vmem else 0
+        assert (bm.roundings, m1.roundings) == (want, want)
+        assert (bm.saturated, bm.vth_updates, bm.vth_clipped) == (
+            m1.saturated, m1.vth_updates, m1.vth_clipped
+        )  # fmt: skip
     assert counts.sum() > 0
 
 

@@ -370,6 +370,7 @@ def _exc_body(i_in, t, rows, pt, u, s, si):  # type: ignore[no-untyped-def]
     """One step ``t`` of the excitatory layer (and the inhibitory one, ``nc[C_INHIB]``) of
     point ``pt`` (:class:`Point`) driven by the input current ``i_in`` [N]; fills the
     spikes ``s`` (``si``: inhibitory) and returns the number of excitatory spikes.
+    ``rows`` = :func:`state_rows` of ``pt.st``, taken by the caller outside its loop.
 
     ``u`` [2, N]: uniforms for stochastic Vmem rounding (excitatory, inhibitory). The
     one-spike rule (``nc[C_ONE_SPIKE]``) keeps, of the neurons that fire, the one with the
