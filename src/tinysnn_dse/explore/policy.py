@@ -103,12 +103,19 @@ class Trainings:
         FP32 training of the same network reached (paper section 2.3), so the shared
         FP32 training is made (or loaded) first.
         """
+        trained, quant, shared = self._training_of(p)
+        if p.inference_params:  # inference-only axes: set on the training they share
+            model = apply_overrides(trained.model, p.inference_params)
+            trained = replace(trained, model=model)
+        return trained, quant, shared
+
+    def _training_of(self, p: DesignPoint) -> tuple[runner.Trained, QuantSpec, bool]:
         if p.scheme == "itq" and not p.is_fp32:
             quant = self.itq_quant(p)
             group = self.space.itq_group(p)
             if len(group) > 1:
                 return self.batched_training(p, group), quant, False
-            return self._cached(p.key, lambda: self._train(p, quant))[0], quant, False
+            return self._cached(p.training_key, lambda: self._train(p, quant))[0], quant, False
         trained, shared = self.fp32_training(p)
         return trained, quant_of(p), shared
 

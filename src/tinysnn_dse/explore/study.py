@@ -46,7 +46,6 @@ from optuna.trial import FrozenTrial, TrialState
 from tinysnn_dse import data as data_mod
 from tinysnn_dse import runner
 from tinysnn_dse.axes import AXES, Axis, nearest
-from tinysnn_dse.core.params import apply_overrides
 from tinysnn_dse.errors import ConfigError, TinySNNError
 from tinysnn_dse.explore.policy import Trainings
 from tinysnn_dse.explore.space import DesignPoint, SearchSpace
@@ -428,8 +427,6 @@ class Worker:
             trained, quant, shared = self.trainings.train_point(p)
             split, _n = self.trainings.split()
             trained = replace(trained, data_source=self.trainings.data_source)
-            if p.inference_params:  # inference-only axes, on a training they do not change
-                trained = replace(trained, model=apply_overrides(trained.model, p.inference_params))
             ev = runner.evaluate(trained, quant, split)
             with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
