@@ -55,18 +55,22 @@ def test_grid_distributions_are_those_stored_studies_hold() -> None:
         "vmem_bits": bits,
         "vth_bits": bits,
         "leak": ["lif", "if"],  # issue 15 (a new study's parameter)
+        "prune_method": ["-", "stdp", "magnitude"],
     }
     for a in AXES:
         d = _display_distribution(a)
         if a.kind == "count":  # neurons, t_present_ms (t_present_infer_ms from 0, linear)
             want_c = (1, 1_000_000, True) if a.log else (0, 1_000_000, False)
             assert (d.low, d.high, d.log) == want_c  # type: ignore[attr-defined]
+        elif a.kind == "fraction":  # prune
+            assert (d.low, d.high) == (0.0, 1.0)  # type: ignore[attr-defined]
         else:
             assert list(d.choices) == want[a.name], a.name  # type: ignore[attr-defined]
     fp32 = _params(DesignPoint("tinysnn", 100, "itq", "stochastic"))
     assert fp32 == {"model": "tinysnn", "neurons": 100, "scheme": "fp32", "rounding": "-",
                     "weight_bits": "fp32", "vmem_bits": "fp32", "vth_bits": "fp32",
-                    "t_present_ms": 250, "leak": "lif", "t_present_infer_ms": 0}  # fmt: skip
+                    "t_present_ms": 250, "leak": "lif", "t_present_infer_ms": 0,
+                    "prune": 0.0, "prune_method": "-"}  # fmt: skip
     q = _params(DesignPoint("tinysnn", 100, "itq", "stochastic", 8, 16, None))
     assert (q["scheme"], q["rounding"], q["weight_bits"], q["vth_bits"]) == (
         "itq", "stochastic", "8", "fp32"
@@ -91,7 +95,8 @@ def test_nearest_point_by_hand() -> None:
     pts = [a, b, c]
     s = {"model": "tinysnn", "neurons": 100, "scheme": "itq", "rounding": "stochastic",
          "weight_bits": 8, "vmem_bits": 16, "vth_bits": 16, "t_present_ms": 250,
-         "leak": "lif", "t_present_infer_ms": 0}  # fmt: skip
+         "leak": "lif", "t_present_infer_ms": 0, "prune": 0.0,
+         "prune_method": "stdp"}  # fmt: skip
     # spans: neurons log2(400/100) = 2, weight 33-4 = 29, vmem/vth 33-16 = 17.
     # a: scheme and rounding differ (2) + vmem, vth 17/17 each (2) = 4.0
     # b: weight 4/29 = 0.138;  c: neurons 2/2 + weight 25/29 + 17/17 + 17/17 = 3.86
@@ -129,7 +134,8 @@ def test_axes_beyond_the_papers_key_off_their_default_and_set_the_model() -> Non
     assert p.key == "tinysnn-n400-ptq-nearest-w8-vfp32-tfp32"
     q = DesignPoint("tinysnn", 400, "ptq", "nearest", 8, t_present_ms=100, leak="if")
     assert q.key == "tinysnn-n400-ptq-nearest-w8-vfp32-tfp32-t100-leak-if"
-    assert q.model_params == {"t_present_ms": 100, "leak": "if", "t_infer_ms": 0}
+    assert q.model_params == {"t_present_ms": 100, "leak": "if", "t_infer_ms": 0,
+                              "prune": 0.0, "prune_method": "stdp"}  # fmt: skip
     # an inference-only axis: its own key, the training of the point without it
     r = DesignPoint("tinysnn", 400, "ptq", "nearest", 8, t_present_infer_ms=50)
     assert r.key == "tinysnn-n400-ptq-nearest-w8-vfp32-tfp32-ti50"
@@ -165,3 +171,43 @@ def test_axis_values_parse() -> None:
         "tinysnn-n10-ptq-nearest-w8-v16-t16", "tinysnn-n10-ptq-nearest-wfp32-v16-t16",
         "tinysnn-n20-ptq-nearest-w8-v16-t16", "tinysnn-n20-ptq-nearest-wfp32-v16-t16",
     ]  # fmt: skip
+
+
+def test_prune_axes_key_dedupe_and_share_trainings() -> None:
+    """``prune`` and ``prune_method``: an unpruned point names no method (one point for
+    both), a pruned one keys its fraction and, off the default, its method; magnitude
+    pruning shares the unpruned FP32 training (as PTQ does), STDP pruning trains its own."""
+    sp = parse_space({"designs": [{"model": "tinysnn", "neurons": 10, "weight_bits": 8,
+                                   "prune": [0, 0.5], "prune_method": ["stdp", "magnitude"]}]},
+                     "s.yaml")  # fmt: skip
+    keys = sorted(p.key for p in sp.points)
+    assert keys == [
+        "tinysnn-n10-ptq-nearest-w8-vfp32-tfp32",
+        "tinysnn-n10-ptq-nearest-w8-vfp32-tfp32-prune0.5",
+        "tinysnn-n10-ptq-nearest-w8-vfp32-tfp32-prune0.5-pm-magnitude",
+    ]
+    by = {p.key: p for p in sp.points}
+    plain, stdp, mag = (by[k] for k in keys)
+    assert mag.training_key == plain.training_key == "tinysnn-n10-fp32"
+    assert stdp.training_key == "tinysnn-n10-fp32-prune0.5"
+    assert mag.inference_params == {"t_infer_ms": 0, "prune": 0.5, "prune_method": "magnitude"}
+    assert stdp.model_params["prune"] == 0.5
+    assert sp.trainings == 2
+    assert _params(plain)["prune_method"] == "-" and _params(mag)["prune"] == 0.5
+
+
+@pytest.mark.parametrize(
+    ("blk", "msg"),
+    [
+        ({"prune": 1.0},
+         "s.yaml: designs[0].prune: 1.0 is not allowed; expected a fraction in [0, 1)"),
+        ({"prune": -0.1}, "expected a fraction in [0, 1)"),
+        ({"prune": "half"}, "'half' is not allowed"),
+        ({"prune_method": "random"},
+         "designs[0].prune_method: unknown value 'random'; allowed: stdp, magnitude"),
+    ],
+)  # fmt: skip
+def test_bad_prune_values_name_file_and_key(blk: dict, msg: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_space({"designs": [{"model": "tinysnn", **blk}]}, "s.yaml")
+    assert msg in str(e.value) and "\n" not in str(e.value)

@@ -16,9 +16,11 @@ Three kinds of axis:
 - ``bits``: a word length :data:`MIN_BITS`-:data:`MAX_BITS`, or ``None`` for FP32; ordered,
   FP32 above 32 bits (:meth:`Axis.ordinal`), so that a sampler can learn that fewer bits
   cost less memory.
+- ``fraction``: a number in [0, 1) (the share of synapses pruned).
 
 ``quant`` axes only mean something for a quantized point: an FP32 point has one identity
-whatever scheme or rounding is named beside it.
+whatever scheme or rounding is named beside it. ``pruned`` axes only mean something for a
+pruned point (``prune`` > 0): an unpruned point names no pruning method.
 
 Design keys stay stable: the paper's axes make ``model-nN-fp32`` or
 ``model-nN-scheme-rounding-wW-vV-tT`` (and ``-p<hash>`` for parameter overrides). An axis
@@ -39,18 +41,20 @@ ModelName = Literal["baseline", "sl-stdp", "tinysnn"]
 Scheme = Literal["ptq", "itq"]
 Rounding = Literal["truncate", "nearest", "stochastic"]
 Leak = Literal["lif", "if"]
+PruneMethod = Literal["stdp", "magnitude"]
 
 MODELS: tuple[str, ...] = get_args(ModelName)
 SCHEMES: tuple[str, ...] = get_args(Scheme)
 ROUNDINGS: tuple[str, ...] = get_args(Rounding)
 LEAKS: tuple[str, ...] = get_args(Leak)
+PRUNE_METHODS: tuple[str, ...] = get_args(PruneMethod)
 MIN_BITS, MAX_BITS = 2, 32
 #: how a bits value says "no quantization" (case-insensitive)
 FP32_WORDS = ("fp32", "float", "float32", "none")
 #: :meth:`Axis.ordinal` of FP32 on a bits axis: above every fixed-point width
 FP32_ORDINAL = MAX_BITS + 1
 
-Kind = Literal["choice", "count", "bits"]
+Kind = Literal["choice", "count", "bits", "fraction"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,8 @@ class Axis:
     tag: str = ""
     #: applies at inference only: points that differ only here share one training
     infer_only: bool = False
+    #: meaningless for an unpruned point (``prune`` 0)
+    pruned: bool = False
 
     @property
     def log(self) -> bool:
@@ -96,6 +102,10 @@ class Axis:
                     f"{where}: {v!r} is not allowed; expected an integer >= {self.minimum}"
                 )
             return v
+        if self.kind == "fraction":
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+                raise ConfigError(f"{where}: {v!r} is not allowed; expected a fraction in [0, 1)")
+            return float(v)
         if v is None or isinstance(v, str) and v.strip().lower() in FP32_WORDS:
             return None
         if isinstance(v, str):
@@ -117,16 +127,22 @@ class Axis:
             return None if v in (None, "fp32") else int(v)
         if self.kind == "count":
             return int(v)
+        if self.kind == "fraction":
+            return float(v)
         return str(v)
 
     def label(self, v: Any) -> str:
         """The value as a table cell."""
+        if self.kind == "fraction":
+            return f"{float(v):g}"
         return "fp32" if self.kind == "bits" and v is None else str(v)
 
-    def display(self, v: Any, fp32_point: bool) -> str:
+    def display(self, v: Any, fp32_point: bool, unpruned: bool = False) -> str:
         """The cell of a point's value in tables and in a grid study's trial parameters
-        (an FP32 point names no scheme or rounding)."""
+        (an FP32 point names no scheme or rounding, an unpruned one no pruning method)."""
         if fp32_point and self.quant and self.kind == "choice":
+            return self.fp32_label
+        if unpruned and self.pruned:
             return self.fp32_label
         return self.label(v)
 
@@ -135,7 +151,7 @@ class Axis:
         code (a grid study's categorical distributions)."""
         if self.kind == "bits":
             return ("fp32", *(str(b) for b in range(MIN_BITS, MAX_BITS + 1)))
-        return ((self.fp32_label,) if self.quant else ()) + self.choices
+        return ((self.fp32_label,) if self.quant or self.pruned else ()) + self.choices
 
     def ordinal(self, v: Any) -> int | str:
         """The value as a sampler sees it: bits as an integer with FP32 above 32."""
@@ -200,6 +216,26 @@ AXES: tuple[Axis, ...] = (
         tag="ti",
         infer_only=True,
     ),  # fmt: skip
+    Axis(
+        "prune",
+        "fraction",
+        0.0,
+        "prune",
+        "fraction of each excitatory neuron's input synapses removed",
+        param="prune",
+        tag="prune",
+    ),  # fmt: skip
+    Axis(
+        "prune_method",
+        "choice",
+        "stdp",
+        "pruning",
+        "stdp (during training, Rathi 2019) or magnitude (once, after training)",
+        choices=PRUNE_METHODS,
+        param="prune_method",
+        tag="pm-",
+        pruned=True,
+    ),  # fmt: skip
 )
 BY_NAME: dict[str, Axis] = {a.name: a for a in AXES}
 NAMES: tuple[str, ...] = tuple(a.name for a in AXES)
@@ -214,18 +250,22 @@ def is_fp32(values: Mapping[str, Any]) -> bool:
     return all(values.get(b) is None for b in BITS)
 
 
+def is_unpruned(values: Mapping[str, Any]) -> bool:
+    return not values.get("prune")
+
+
 def distance(suggested: Mapping[str, Any], point: Mapping[str, Any],
              spans: Mapping[str, float]) -> float:  # fmt: skip
     """How far a point is from a sampler's suggestion (in :meth:`Axis.ordinal` terms):
     1 per differing ``choice`` axis (none for a ``quant`` axis when the point is FP32),
     and for ordered axes the difference over the space's span of that axis (log2 for
     ``count``). :func:`nearest` takes the closest point of a space."""
-    fp32 = is_fp32(point)
+    fp32, unpruned = is_fp32(point), is_unpruned(point)
     d = 0.0
     for a in AXES:
         s, p = suggested[a.name], a.ordinal(point[a.name])
         if a.kind == "choice":
-            d += 0.0 if (fp32 and a.quant) or s == p else 1.0
+            d += 0.0 if (fp32 and a.quant) or (unpruned and a.pruned) or s == p else 1.0
         elif a.log:
             d += abs(math.log2(float(s)) - math.log2(float(p))) / spans.get(a.name, 1.0)
         else:
@@ -244,5 +284,5 @@ def nearest(suggested: Mapping[str, Any], points: Sequence[Mapping[str, Any]]) -
         vals = [float(a.ordinal(p[a.name])) for p in points]
         if a.log:
             vals = [math.log2(v) for v in vals]
-        spans[a.name] = max(max(vals) - min(vals), 1.0)
+        spans[a.name] = max(max(vals) - min(vals), 1.0 if a.kind != "fraction" else 0.1)
     return min(range(len(points)), key=lambda i: (distance(suggested, points[i], spans), i))

@@ -703,7 +703,10 @@ def _print_points(sp: Any, as_json: bool) -> None:
         trains = "shared" if shared else "yes"
         if len(group) > 1:
             trains = f"batch {groups.setdefault(group, len(groups) + 1)}"
-        cells = (a.display(v, p.is_fp32) for a, v in zip(AXES, p.axes.values(), strict=True))
+        cells = (
+            a.display(v, p.is_fp32, not p.is_pruned)
+            for a, v in zip(AXES, p.axes.values(), strict=True)
+        )
         t.add_row(str(i), *cells, trains)
     console_out().print(t)
     b = sp.budget

@@ -63,11 +63,26 @@ class DesignPoint:
     t_present_ms: int = 250
     leak: str = "lif"
     t_present_infer_ms: int = 0
+    prune: float = 0.0
+    prune_method: str = "stdp"
     params: tuple[tuple[str, Any], ...] = ()  # model parameter overrides, sorted
 
     @property
     def is_fp32(self) -> bool:
         return all(getattr(self, b) is None for b in BITS)
+
+    @property
+    def is_pruned(self) -> bool:
+        return bool(self.prune)
+
+    @property
+    def post_training(self) -> tuple[str, ...]:
+        """The axes applied after training: the inference-only ones and, for magnitude
+        pruning, the pruning axes (it prunes a trained network, as PTQ quantizes one)."""
+        out = tuple(a.name for a in AXES if a.infer_only)
+        if self.is_pruned and self.prune_method == "magnitude":
+            out += tuple(a.name for a in AXES if a.name == "prune" or a.pruned)
+        return out
 
     @property
     def axes(self) -> dict[str, Any]:
@@ -84,9 +99,10 @@ class DesignPoint:
 
     @property
     def inference_params(self) -> dict[str, Any]:
-        """The model parameters of the inference-only axes (set on a shared training
-        before it is tested)."""
-        return {a.param: getattr(self, a.name) for a in AXES if a.param and a.infer_only}
+        """The model parameters of the axes applied after training (set on a shared
+        training before it is tested): :attr:`post_training`."""
+        post = self.post_training
+        return {a.param: getattr(self, a.name) for a in AXES if a.param and a.name in post}
 
     @property
     def quant_label(self) -> str:
@@ -99,7 +115,7 @@ class DesignPoint:
         k = f"{self.model}-n{self.neurons}-{self.quant_label}"
         for a in AXES:  # axes added after the paper's, where a point leaves the default
             v = getattr(self, a.name)
-            if a.tag and v != a.default:
+            if a.tag and v != a.default and not (a.pruned and not self.is_pruned):
                 k += f"-{a.tag}{a.label(v)}"
         if self.params:
             h = hashlib.sha256(json.dumps([list(p) for p in self.params]).encode()).hexdigest()
@@ -113,8 +129,10 @@ class DesignPoint:
 
     @property
     def trained(self) -> DesignPoint:
-        """The point as its training sees it: the inference-only axes at their defaults."""
-        return replace(self, **{a.name: a.default for a in AXES if a.infer_only})
+        """The point as its training sees it: the axes applied after training
+        (:attr:`post_training`) at their defaults."""
+        post = self.post_training
+        return replace(self, **{a.name: a.default for a in AXES if a.name in post})
 
     @property
     def training_key(self) -> str:

@@ -26,7 +26,7 @@ import torch
 
 from tinysnn_dse import __version__, meter
 from tinysnn_dse import data as data_mod
-from tinysnn_dse.core import readout
+from tinysnn_dse.core import prune, readout
 from tinysnn_dse.core.backend import Backend, choose
 from tinysnn_dse.core.energy import OpCounts, modelled_energy
 from tinysnn_dse.core.memory import memory_report
@@ -45,6 +45,7 @@ from tinysnn_dse.core.sim import (
     QuantMeter,
     infer,
     init_net,
+    normalize_q,
     observe_ranges,
     quantize_net,
     train_sample,
@@ -247,12 +248,15 @@ def train(
     done = 0
     ops = OpCounts()
     qm = QuantMeter()
+    rounds = prune.schedule(total, model)  # STDP pruning (docs/model.md, "Pruning")
     with meter.measure(str(device), settings.power_w, _sync(device)) as m:
         for _ in range(settings.epochs):
             for i in range(n):
                 x = split.train_x[i]
                 net, _counts = train_sample(net, x, model, qz, gen, backend, stats=ops, meter=qm)
                 done += 1
+                if done in rounds:
+                    net = _prune_round(net, model, qz, gen, backend, rounds[done], ops)
                 if done % step == 0 or done == total:
                     progress("train", done, total)
     return Trained(
@@ -267,6 +271,35 @@ def train(
         train_quant=_quant_summary(qm),
         train_backend=backend.value,
     )
+
+
+def _prune_round(
+    net: Net,
+    model: ModelConfig,
+    qz: Quantizers,
+    gen: torch.Generator,
+    backend: Backend,
+    fraction: float,
+    ops: OpCounts,
+) -> Net:
+    """One STDP pruning round: each neuron's weakest retained synapses go until
+    ``fraction`` of its inputs are pruned, then the normalisation (and, under ITQ, the
+    rounding) of a training sample gives each neuron its total drive back."""
+    keep = prune.prune_to(net.w, net.keep, prune.n_removed(model.n_in, fraction))
+    w = normalize_q(prune.apply_mask(net.w, keep), model, qz, gen, backend == Backend.NUMBA)
+    ops.normalisations += 1
+    ops.pruned_normalised += int((~keep).sum())
+    return net._replace(w=w * keep.to(w.dtype), keep=keep)
+
+
+def magnitude_pruned(trained: Trained) -> Trained:
+    """``trained`` pruned by magnitude if its model asks for it and it is not pruned yet
+    (the post-training method shares an unpruned training, as PTQ shares FP32's)."""
+    ln = trained.model.learning
+    if ln.prune <= 0 or ln.prune_method != "magnitude" or trained.net.keep is not None:
+        return trained
+    w, keep = prune.prune_trained(trained.net.w, trained.model)
+    return dataclasses.replace(trained, net=trained.net._replace(w=w, keep=keep))
 
 
 def observed_quant(
@@ -430,6 +463,7 @@ def evaluate(
     Under PTQ the Vmem and Vth formats take their integer bits from the ranges observed
     on the trained network (:func:`observed_quant`), unless integer bits are given.
     """
+    trained = magnitude_pruned(trained)
     model, s = trained.model, trained.settings
     # the inference passes present each image for t_infer_ms where it is set (issue 15)
     infer_model = dataclasses.replace(model, encoding=model.encoding.for_inference())
@@ -483,6 +517,7 @@ def evaluate(
     mem = memory_report(
         model.n_in, model.n_exc, model.topology, quant.weight_bits, quant.vmem_bits,
         quant.vth_bits, VTH_GUARD_BITS if itq_vth else 0,
+        None if net.keep is None else int(net.keep.sum()),
     )  # fmt: skip
     n_test = int(split.eval_x.shape[0])
     outcome = Outcome(
@@ -533,15 +568,7 @@ def evaluate(
         if v
     }  # fmt: skip
     record = Record(
-        design_point=DesignPoint(
-            model.model,
-            model.n_exc,
-            quant.scheme,
-            quant.rounding,
-            quant.weight_bits,
-            quant.vmem_bits,
-            quant.vth_bits,
-        ),  # fmt: skip
+        design_point=design_point_of(model, quant),
         outcome=outcome,
         memory=memory,
         energy=energy,
@@ -567,6 +594,21 @@ def evaluate(
         },
     )
     return Evaluation(record, assignment)
+
+
+def design_point_of(model: ModelConfig, quant: QuantSpec) -> DesignPoint:
+    """The design point a model and a quantization make (the axes that are model
+    parameters read from ``model``)."""
+    enc, ln = model.encoding, model.learning
+    p = DesignPoint(
+        model.model, model.n_exc, quant.scheme, quant.rounding, quant.weight_bits,
+        quant.vmem_bits, quant.vth_bits, t_present_ms=int(round(enc.t_present_ms)),
+        leak=model.exc.leak, t_present_infer_ms=int(round(enc.t_infer_ms)),
+        prune=float(ln.prune), prune_method=ln.prune_method,
+    )  # fmt: skip
+    if not p.is_pruned:
+        p = dataclasses.replace(p, prune_method="stdp")
+    return p.fp32 if p.is_fp32 else p
 
 
 def _saturated(net: Net, model: ModelConfig, qz: Quantizers) -> float:
@@ -634,6 +676,7 @@ def _payload(trained: Trained) -> dict[str, Any]:
         "format": CHECKPOINT_FORMAT,
         "w": trained.net.w.detach().cpu(),
         "theta": trained.net.theta.detach().cpu(),
+        **({} if trained.net.keep is None else {"keep": trained.net.keep.detach().cpu()}),
         "model_json": json.dumps(asdict(trained.model)),
         "trained_with_json": json.dumps(asdict(trained.quant)),
         "settings_json": json.dumps(asdict(trained.settings)),
@@ -687,7 +730,11 @@ def load_checkpoint(path: Path, device: str = "cpu") -> Trained:
         quant = quant_from_dict(json.loads(p["trained_with_json"]))
         settings = RunSettings(**json.loads(p["settings_json"]))
         dev = resolve_device(device)
-        net = Net(w=p["w"].to(dev), theta=p["theta"].to(dev))
+        keep = p.get("keep")
+        if keep is not None and tuple(keep.shape) != tuple(p["w"].shape):
+            raise ValueError("pruning mask shape differs from the weights'")
+        net = Net(w=p["w"].to(dev), theta=p["theta"].to(dev),
+                  keep=None if keep is None else keep.to(dev).bool())  # fmt: skip
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: incomplete checkpoint ({e})") from None
     if tuple(net.w.shape) != (model.n_in, model.n_exc):

@@ -161,10 +161,11 @@ def test_kernel_drawn_trains_equal_stored_trains(model: str, q: QuantSpec) -> No
     stored = sim.infer_fast(net, trains, cfg, qz, g)
     after = g.get_state()
     g.set_state(state)
-    drawn, n_in = sim.infer_drawn(net, pix, scale, cfg, qz, g)
+    drawn, (n_in, n_pruned) = sim.infer_drawn(net, pix, scale, cfg, qz, g)
     assert stored.sum() > 100
     assert torch.equal(stored, drawn)
     assert n_in == int(trains.spikes.sum())
+    assert n_pruned == 0  # nothing pruned
     assert torch.equal(g.get_state(), after)
 
 

@@ -9,8 +9,9 @@ the host that simulated it, so designs can be compared across precisions.
 Operations per event (``b_w``, ``b_v``, ``b_t``: weight, Vmem and Vth word lengths; FP32 is
 priced as floating point, any fixed-point width as integer arithmetic of that width):
 
-- synaptic event (an input spike reaching one excitatory neuron): read one weight
-  (``b_w`` bits) and add it to the neuron's input (an add at ``max(b_w, b_v)``);
+- synaptic event (an input spike reaching one excitatory neuron through a retained
+  synapse: a pruned one is neither read nor added): read one weight (``b_w`` bits) and
+  add it to the neuron's input (an add at ``max(b_w, b_v)``);
 - neuron update (every neuron of every layer, every step): read and write Vmem
   (``2 b_v`` bits), read Vth (``b_t``), leak (one multiply and one add at ``b_v``) and
   compare with the threshold (one add at ``max(b_v, b_t)``);
@@ -26,7 +27,7 @@ priced as floating point, any fixed-point width as integer arithmetic of that wi
   write of its threshold, and each presentation's decay one multiply, one add, a read
   and a write per excitatory neuron, all at the width the threshold learns in (``b_t``,
   or its accumulator's ``b_t + 16`` under ITQ); the per-sample normalisation reads,
-  sums, scales and writes every weight of the input matrix.
+  sums, scales and writes every retained weight of the input matrix.
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ class OpCounts:
     synapse_updates: int = 0  # individual weight updates by the learning rule
     trace_updates: int = 0
     normalisations: int = 0  # per-sample renormalisations of the whole input matrix
+    # pruning (core/prune.py): input spikes onto a pruned synapse (synaptic events not
+    # performed) and pruned weights the normalisations skipped
+    pruned_events: int = 0
+    pruned_normalised: int = 0
 
     def add(self, other: OpCounts) -> None:
         for k, v in asdict(other).items():
@@ -140,7 +145,7 @@ def modelled_energy(
     bl = vth_learn_bits if vth_learn_bits is not None else bt
     inhibitory = topology == "inhibitory"
     layers = 2 if inhibitory else 1
-    syn_events = counts.input_spikes * n_exc
+    syn_events = counts.input_spikes * n_exc - counts.pruned_events  # retained synapses
     neuron_updates = counts.steps * n_exc * layers
     pj: dict[str, float] = {}
     pj["synaptic"] = syn_events * (mem_pj(bw) + add_pj(_wider(bw, bv)))
@@ -159,8 +164,8 @@ def modelled_energy(
         pj["threshold"] = counts.exc_spikes * (add_pj(bl) + mem_pj(bl, 2)) + (
             counts.presentations * n_exc * (mul_pj(bl) + add_pj(bl) + mem_pj(bl, 2))
         )
-        pj["normalisation"] = (
-            counts.normalisations * n_in * n_exc * (mem_pj(bw, 2) + add_pj(bw) + mul_pj(bw))
+        pj["normalisation"] = (counts.normalisations * n_in * n_exc - counts.pruned_normalised) * (
+            mem_pj(bw, 2) + add_pj(bw) + mul_pj(bw)
         )
     total_j = sum(pj.values()) * 1e-12
     ops = counts.to_dict()

@@ -8,10 +8,20 @@ from tinysnn_dse.core.params import ModelConfig
 from tinysnn_dse.core.rules import update_points
 
 
-def count_learning(stats: list[OpCounts], n_pre: int, n_post: list[int], cfg: ModelConfig) -> None:
+def count_learning(
+    stats: list[OpCounts],
+    n_pre: int,
+    n_post: list[int],
+    cfg: ModelConfig,
+    n_pruned: int = 0,
+    fan_in: int | None = None,
+) -> None:
     """Add one learning presentation's events to each of ``stats`` (points that saw the
     same ``n_pre`` input spikes and fired ``n_post`` excitatory spikes each); the tinySNN
-    rule counts its own synapse updates."""
+    rule counts its own synapse updates. A pruned network (core/prune.py): ``n_pruned``
+    of the input spikes' synapses are pruned, and each neuron retains ``fan_in`` inputs;
+    pruned synapses are neither read nor updated."""
+    fan_in = cfg.n_in if fan_in is None else fan_in
     t_steps = cfg.encoding.steps
     if cfg.rule == "pair":
         traces = t_steps * (cfg.n_in + cfg.n_exc)
@@ -23,9 +33,10 @@ def count_learning(stats: list[OpCounts], n_pre: int, n_post: list[int], cfg: Mo
         st.presentations += 1
         st.steps += t_steps
         st.input_spikes += n_pre
+        st.pruned_events += n_pruned
         st.exc_spikes += post
         st.trace_updates += traces
         if cfg.rule == "pair":  # depression row per input spike, potentiation column per output
-            st.synapse_updates += n_pre * cfg.n_exc + post * cfg.n_in
+            st.synapse_updates += n_pre * cfg.n_exc - n_pruned + post * fan_in
         elif cfg.rule == "sl-stdp":
-            st.synapse_updates += post * cfg.n_in
+            st.synapse_updates += post * fan_in

@@ -122,14 +122,18 @@ class Point(NamedTuple):
 
 class Images(NamedTuple):
     """A batch of inference images' own arrays (:func:`infer_batch`): initial potentials
-    ``v0`` / ``iv0`` [B, N] in; spike ``counts`` [B, N], input spikes ``n_in_spikes`` [B]
-    and ``meters`` [B, M_LEN] out."""
+    ``v0`` / ``iv0`` [B, N] and the pruned synapses of each input ``pruned`` [n_in]
+    (int64; [0] when nothing is pruned) in; spike ``counts`` [B, N], input spikes
+    ``n_in_spikes`` [B], the synaptic events not performed (input spikes onto a pruned
+    synapse) ``pruned_events`` [B] and ``meters`` [B, M_LEN] out."""
 
     v0: np.ndarray
     iv0: np.ndarray
     counts: np.ndarray
     n_in_spikes: np.ndarray
     meters: np.ndarray
+    pruned: np.ndarray
+    pruned_events: np.ndarray
 
 
 def set_threads(n: int) -> None:
@@ -519,14 +523,15 @@ def tinysnn_steps(w, spk, pos, t0, t1, last, pt, u):  # type: ignore[no-untyped-
 
 
 @njit(cache=True, nogil=True)
-def tinysnn_rule(w, t, last, cols, s_max, lr, wq, uw, key):  # type: ignore[no-untyped-def]
+def tinysnn_rule(w, t, last, cols, s_max, lr, wq, uw, key, keep):  # type: ignore[no-untyped-def]
     """The tinySNN rule at update point ``t``: the columns ``cols`` (ascending; neurons
     that fired since the previous update point) move by ``k * eta * x_pre * (w_max - w)``
     with ``k = s_max / s_th`` and ``x_pre = exp(-(t - last) dt / tau)`` (0 for inputs
     that have not spiked), then are clipped and put on the weight grid ``wq``. ``lr`` =
     (eta, s_th, w_max, dt/tau); ``uw`` [n_in, len(cols)] the uniforms of stochastic
     weight rounding, in the reference's order, or (a [1, 1] array) take them from
-    :func:`hash_uniform` with ``key`` (batched design points)."""
+    :func:`hash_uniform` with ``key`` (batched design points). ``keep`` [n_in, N]
+    (float32 0/1) re-zeroes the pruned synapses of each updated column, or is [0, 0]."""
     n_in, n = w.shape
     eta, s_th, w_max, dt_tau = lr[0], lr[1], lr[2], lr[3]
     coef = F32((float(s_max) / s_th) * eta)
@@ -544,6 +549,9 @@ def tinysnn_rule(w, t, last, cols, s_max, lr, wq, uw, key):  # type: ignore[no-u
             if stochastic:
                 r = hash_uniform(key, t, i * n + j) if hashed else uw[i, c]
             w[i, j] = _clip_q(wc + coef * x_pre[i] * (w_max - wc), w_max, wq, r)
+        if keep.shape[0] == n_in:
+            for i in range(n_in):
+                w[i, j] *= keep[i, j]
 
 
 @njit(cache=True, nogil=True)
@@ -565,14 +573,15 @@ def spikes_by_input(spikes):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def learn_tinysnn(w, spk, n_steps, window, pt, lr, u, decay):  # type: ignore[no-untyped-def]
+def learn_tinysnn(w, spk, n_steps, window, pt, lr, u, decay, keep):  # type: ignore[no-untyped-def]
     """A whole tinySNN-rule learning presentation in one call, updating ``w`` [n_in, N]
     and the state in place: :func:`tinysnn_steps` over each window of ``window`` steps,
     :func:`tinysnn_rule` at its last step, then :func:`theta_decay` (``decay``).
     ``u`` [T, 2, N] or [1, 2, N] as there. Stochastic weight rounding takes
     :func:`hash_uniform` numbers under ``keys[K_W]`` (the single-point path rounds W
     stochastically window by window instead). The point's meter accumulates what the
-    quantizers did (:func:`exc_step`). Returns the number of columns updated."""
+    quantizers did (:func:`exc_step`). ``keep``: as :func:`tinysnn_rule`. Returns the
+    number of columns updated."""
     n_in, n = w.shape
     last = np.full(n_in, -1, dtype=np.int64)
     pos = spk[0][:-1].copy()
@@ -589,7 +598,7 @@ def learn_tinysnn(w, spk, n_steps, window, pt, lr, u, decay):  # type: ignore[no
         if s_max > 0:
             cols = np.nonzero(counts - at_update > 0)[0]
             n_cols += cols.shape[0]
-            tinysnn_rule(w, t1 - 1, last, cols, s_max, lr, wq, uw, pt.keys[K_W])
+            tinysnn_rule(w, t1 - 1, last, cols, s_max, lr, wq, uw, pt.keys[K_W], keep)
         at_update[:] = counts
     theta_decay(pt, decay, n_steps)
     return n_cols
@@ -604,11 +613,12 @@ def learn_tinysnn_multi(w, active, spk, n_steps, window, pts, lr, u, decay, n_co
     [K, N], constants [K, C_LEN] (the learning parameters a batch may vary among them),
     formats [K, F_LEN, QP_LEN] and meters [K, M_LEN] (what each point's quantizers did);
     the spikes, ``pts.keys`` and the Vmem rounding uniforms are common to all points.
-    ``n_cols`` [K] accumulates the updated columns."""
+    ``n_cols`` [K] accumulates the updated columns. Design batches do not prune."""
+    keep = np.zeros((0, 0), dtype=np.float32)
     for k in prange(w.shape[0]):
         if active[k]:
             pt = Point(pts.st[k], pts.acc[k], pts.nc[k], pts.fq[k], pts.keys, pts.meter[k])
-            n_cols[k] += learn_tinysnn(w[k], spk, n_steps, window, pt, lr[k], u, decay)
+            n_cols[k] += learn_tinysnn(w[k], spk, n_steps, window, pt, lr[k], u, decay, keep)
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -663,7 +673,7 @@ def normalize_multi(w, norm, w_max, wq, key):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def learn_stepwise(w, csr, x_pre_all, rule, lr, pt, u, trace_decay, decay):  # type: ignore[no-untyped-def]  # noqa: E501
+def learn_stepwise(w, csr, x_pre_all, rule, lr, pt, u, trace_decay, decay, keep):  # type: ignore[no-untyped-def]  # noqa: E501
     """A whole learning presentation for the per-step rules ``pair`` (rule 1) and
     ``sl-stdp`` (rule 2), updating ``w`` [n_in, N] and the state in place, then
     :func:`theta_decay`.
@@ -673,8 +683,11 @@ def learn_stepwise(w, csr, x_pre_all, rule, lr, pt, u, trace_decay, decay):  # t
     the presynaptic traces (shared with the reference path). ``lr`` = (eta_pre, eta_post,
     eta_sl, x_tar, w_max); weights are rounded deterministically (``fq[F_W]``). ``u``
     [T, 2, N] or [1, 2, N]: Vmem rounding uniforms, as in :func:`tinysnn_steps`.
+    ``keep`` [n_in, N] (float32 0/1, or [0, 0]): the step's updated rows and columns
+    have their pruned synapses re-zeroed before the next step reads W.
     """
     ptr, idx = csr
+    masked = keep.shape[0] == w.shape[0]
     n_in, n = w.shape
     eta_pre, eta_post, eta_sl, x_tar, w_max = lr[0], lr[1], lr[2], lr[3], lr[4]
     wq = pt.fq[F_W]
@@ -716,6 +729,16 @@ def learn_stepwise(w, csr, x_pre_all, rule, lr, pt, u, trace_decay, decay):  # t
                                 a += 1  # already updated with its row
                                 continue
                             w[i, j] = _clip_q(w[i, j] + x_pre[i] * post, w_max, wq)
+            if masked:
+                for a in range(ptr[t], ptr[t + 1]):
+                    i = idx[a]
+                    for j in range(n):
+                        w[i, j] *= keep[i, j]
+                if n_spk > 0:
+                    for j in range(n):
+                        if s[j] > 0:
+                            for i in range(n_in):
+                                w[i, j] *= keep[i, j]
         elif rule == 2 and n_spk > 0:  # sl-stdp: columns of spiking neurons
             for j in range(n):
                 if s[j] > 0:
@@ -724,6 +747,9 @@ def learn_stepwise(w, csr, x_pre_all, rule, lr, pt, u, trace_decay, decay):  # t
                         wij = w[i, j]
                         bound = (w_max - wij) if d >= 0 else wij
                         w[i, j] = _clip_q(wij + eta_sl * d * bound, w_max, wq)
+                    if masked:
+                        for i in range(n_in):
+                            w[i, j] *= keep[i, j]
     theta_decay(pt, decay, n_steps)
 
 
@@ -860,7 +886,8 @@ def infer_batch(w, trains, keys, n_steps, theta, images, nc, fq, n_threads):  # 
     [0, 0] they are drawn here instead by :func:`geometric_times` from ``p`` and
     ``keys[0]``, as :func:`geometric_spikes` draws them (the same trains, without storing
     them); ``images.n_in_spikes`` [B] receives each image's number of input spikes either
-    way (``images``: :class:`Images`).
+    way, and ``images.pruned_events`` [B] the input spikes onto pruned synapses
+    (``images``: :class:`Images`).
 
     W is fixed at inference, so the input current of every step is known before the
     neurons run: it is summed first, pixel by pixel, into a [T, N] buffer (each active
@@ -879,7 +906,8 @@ def infer_batch(w, trains, keys, n_steps, theta, images, nc, fq, n_threads):  # 
     receives each image's clipped Vmem roundings and range.
     """
     img_ptr, pix, spikes, p = trains
-    v0, iv0, counts, n_in_spikes, meters = images
+    v0, iv0, counts, n_in_spikes, meters, pruned, pruned_events = images
+    has_pruned = pruned.shape[0] > 0
     key, ukey = keys[0], keys[1]
     n_img = counts.shape[0]
     n = w.shape[1]
@@ -902,23 +930,31 @@ def infer_batch(w, trains, keys, n_steps, theta, images, nc, fq, n_threads):  # 
             thr[j] = theta[j] + nc[C_V_TH]
         for b in range(c, n_img, n_par):
             n_sp = 0
+            n_pr = 0
             for m in range(img_ptr[b], img_ptr[b + 1]):
                 row = pix[m]
                 if not draw:
+                    n_m = 0
                     for t in range(n_steps):
                         if spikes[m, t]:
-                            n_sp += 1
+                            n_m += 1
                             for j in range(n):
                                 cur[t, j] += w[row, j]
+                    n_sp += n_m
+                    if has_pruned:
+                        n_pr += n_m * pruned[row]
                     continue
                 # the spike times first, then the rows: two tight loops
                 n_t = geometric_times(float(p[m]), key, m, times)
                 n_sp += n_t
+                if has_pruned:
+                    n_pr += n_t * pruned[row]
                 for a in range(n_t):
                     ta = times[a]
                     for j in range(n):
                         cur[ta, j] += w[row, j]
             n_in_spikes[b] = n_sp
+            pruned_events[b] = n_pr
             v = st[S_V]
             v[:] = v0[b]
             if not inhibitory:  # the common case: one fused pass per step

@@ -24,6 +24,7 @@ from tinysnn_dse.core.neuron import (
     uniform_rows,
 )
 from tinysnn_dse.core.params import ModelConfig
+from tinysnn_dse.core.prune import fan_in, pruned_per_input
 from tinysnn_dse.core.quant import Quantizers, qparams, quantize
 from tinysnn_dse.core.rules import normalize, presyn_traces
 
@@ -105,9 +106,17 @@ def fast_state(net: Net, cfg: ModelConfig, qz: Quantizers, g: torch.Generator) -
     )
 
 
-def fast_net(w: Tensor, fs: FastState, qz: Quantizers) -> Net:
+def fast_net(w: Tensor, fs: FastState, qz: Quantizers, keep: Tensor | None = None) -> Net:
     acc = torch.from_numpy(fs.acc) if qz.vth is not None else None
-    return Net(w=w, theta=fs.theta_t.clone(), vth_acc=acc)
+    return Net(w=w, theta=fs.theta_t.clone(), vth_acc=acc, keep=keep)
+
+
+def keep_mask(net: Net) -> np.ndarray:
+    """``net.keep`` as the learning kernels read it: float32 [n_in, N] of 0 and 1, or
+    [0, 0] (nothing pruned)."""
+    if net.keep is None:
+        return np.zeros((0, 0), dtype=np.float32)
+    return net.keep.to(torch.float32).contiguous().numpy()
 
 
 def by_input(spikes: Tensor | SpikeTrains) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -163,12 +172,13 @@ def learn_presentation(
     f32 = np.float32
     lr = np.array([lp.eta, lp.s_th, lp.w_max, cfg.encoding.dt_ms / lp.tau_trace_ms], f32)
     m = new_meter()
+    keep = keep_mask(net)
     if qz.weight is None or qz.rounding != "stochastic":
         u = np.zeros((t_steps if rows else 1, 2, n), dtype=np.float32)
         if rows:  # one block equals the reference's per-step draws, in its order
             u[:, rows] = torch.rand(t_steps, len(rows), n, generator=g).numpy()
         n_cols = kernels.learn_tinysnn(wn, spk, t_steps, c.window, fs.point(m), lr, u,
-                                       c.theta_decay)  # fmt: skip
+                                       c.theta_decay, keep)  # fmt: skip
     else:
         n_cols = 0
         counts = fs.st[K.S_COUNTS]
@@ -189,15 +199,16 @@ def learn_presentation(
                 cols = np.nonzero(counts - at_update > 0)[0]
                 if cols.size:
                     uw = torch.rand(n_in, cols.size, generator=g).numpy()
-                    kernels.tinysnn_rule(wn, t1 - 1, last, cols, f32(s_max), lr, wq, uw, 0)
+                    kernels.tinysnn_rule(wn, t1 - 1, last, cols, f32(s_max), lr, wq, uw, 0,
+                                         keep)  # fmt: skip
                     n_cols += int(cols.size)
             at_update[:] = counts
         kernels.theta_decay(fs.point(m), c.theta_decay, t_steps)
     if stats is not None:
-        stats.synapse_updates += int(n_cols) * n_in
+        stats.synapse_updates += int(n_cols) * fan_in(net.keep, n_in)
     if meter is not None:
         meter.add_kernel(m, roundings(cfg, qz, 1, t_steps))
-    return fast_net(w, fs, qz), fs.counts_t.clone().unsqueeze(0)
+    return fast_net(w, fs, qz, net.keep), fs.counts_t.clone().unsqueeze(0)
 
 
 def learn_stepwise_presentation(
@@ -228,10 +239,11 @@ def learn_stepwise_presentation(
         u[:, rows] = torch.rand(t_steps, len(rows), n, generator=g).numpy()
     m = new_meter()
     kernels.learn_stepwise(w.numpy(), csr_one(spikes), x_pre_all.numpy(), rule, lr,
-                           fs.point(m), u, np.float32(c.trace_decay), c.theta_decay)  # fmt: skip
+                           fs.point(m), u, np.float32(c.trace_decay), c.theta_decay,
+                           keep_mask(net))  # fmt: skip
     if meter is not None:
         meter.add_kernel(m, roundings(cfg, qz, 1, t_steps))
-    return fast_net(w, fs, qz), fs.counts_t.clone().unsqueeze(0)
+    return fast_net(w, fs, qz, net.keep), fs.counts_t.clone().unsqueeze(0)
 
 
 def normalize_q(
@@ -284,10 +296,11 @@ def infer_drawn(
     qz: Quantizers,
     g: torch.Generator,
     meter: QuantMeter | None = None,
-) -> tuple[Tensor, int]:
+) -> tuple[Tensor, tuple[int, int]]:
     """:func:`skip_trains` and :func:`infer_fast` in one kernel call: the same trains (the
     same key drawn from ``g``), summed into the input current as they are drawn, never
-    stored. Returns the counts and the number of input spikes."""
+    stored. Returns the counts and (the number of input spikes, the input spikes onto
+    pruned synapses)."""
     return _infer_kernel(net, None, (pixels, scale), cfg, qz, g, meter)
 
 
@@ -299,7 +312,7 @@ def _infer_kernel(
     qz: Quantizers,
     g: torch.Generator,
     meter: QuantMeter | None = None,
-) -> tuple[Tensor, int]:
+) -> tuple[Tensor, tuple[int, int]]:
     if trains is not None:
         b, t_steps, _ = trains.shape
         img, pix, spikes = trains.img, trains.pix.numpy(), trains.spikes.numpy()
@@ -328,10 +341,12 @@ def _infer_kernel(
     iv0_t = torch.full((b, n), c.inh.v_rest)
     iv0 = (qz.v(iv0_t, g) if inhibitory else iv0_t).contiguous().numpy()
     meters = np.repeat(new_meter(meter is not None and meter.track)[None], b, axis=0)
+    pruned_ev = np.zeros(b, dtype=np.int64)
+    images = K.Images(v0, iv0, counts, n_in, meters, pruned_per_input(net.keep), pruned_ev)
     with kernel_threads():
         kernels.infer_batch(
             net.w.contiguous().numpy(), (img_ptr, pix, spikes, p), np.array([key, ukey]),
-            t_steps, theta.contiguous().numpy(), K.Images(v0, iv0, counts, n_in, meters),
+            t_steps, theta.contiguous().numpy(), images,
             neuron_consts(cfg, qz, False), formats(qz), torch.get_num_threads(),
         )  # fmt: skip
     if meter is not None:
@@ -340,4 +355,4 @@ def _infer_kernel(
             b * t_steps * n * layers if qz.vmem is not None else 0,
             meters[:, K.M_SAT].sum(), meters[:, K.M_LO].min(), meters[:, K.M_HI].max(),
         )  # fmt: skip
-    return torch.from_numpy(counts), int(n_in.sum())
+    return torch.from_numpy(counts), (int(n_in.sum()), int(pruned_ev.sum()))

@@ -37,11 +37,13 @@ class Net(NamedTuple):
     """The learned parameters: input weights ``w`` [n_in, n_exc] and thresholds ``theta``
     [n_exc] (``v_th + theta`` is on the Vth grid when Vth is quantized). ``vth_acc``
     [n_exc] (float64, mV): while thresholds learn under ITQ, the accumulator each one is
-    read from (None: start it from ``v_th + theta``)."""
+    read from (None: start it from ``v_th + theta``). ``keep`` [n_in, n_exc] (bool): the
+    synapses a pruned network retains (None: all; :mod:`prune`); W is 0 elsewhere."""
 
     w: Tensor
     theta: Tensor
     vth_acc: Tensor | None = None
+    keep: Tensor | None = None
 
 
 class LIFState(NamedTuple):
@@ -141,9 +143,11 @@ def consts(cfg: ModelConfig) -> Consts:
 def quantize_net(net: Net, cfg: ModelConfig, qz: Quantizers, g: torch.Generator | None) -> Net:
     """Put W and Vth = v_th + theta on their fixed-point grids (PTQ, or ITQ start)."""
     w = qz.w(net.w, g)
+    if net.keep is not None:  # 0 is on every grid; kept exact whatever the rounding
+        w = w * net.keep.to(w.dtype)
     v_th = cfg.exc.v_th_mv
     theta = qz.th(net.theta + v_th, g) - v_th
-    return Net(w=w, theta=theta)
+    return Net(w=w, theta=theta, keep=net.keep)
 
 
 def inference_thresholds(theta: Tensor, cfg: ModelConfig, qz: Quantizers) -> Tensor:

@@ -16,10 +16,12 @@ from tinysnn_dse.axes import (
     MAX_BITS,
     MIN_BITS,
     MODELS,
+    PRUNE_METHODS,
     ROUNDINGS,
     SCHEMES,
     Leak,
     ModelName,
+    PruneMethod,
     Rounding,
     Scheme,
 )
@@ -117,6 +119,14 @@ class LearningParams:
     eta: float = 1e-2
     s_th: float = 3.0
     update_every_ms: float = 25.0
+    # pruning (issue 15; docs/model.md, "Pruning"): the fraction of each excitatory
+    # neuron's input synapses removed, by ``stdp`` (during training, in ``prune_rounds``
+    # equal steps spread over the first ``prune_until`` of the training images) or by
+    # ``magnitude`` (once, after training)
+    prune: float = 0.0
+    prune_method: PruneMethod = "stdp"
+    prune_rounds: float = 10.0
+    prune_until: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -267,6 +277,16 @@ def validate_model(cfg: ModelConfig) -> ModelConfig:
     ln = cfg.learning
     if ln.w_max <= 0 or ln.update_every_ms < enc.dt_ms or ln.s_th <= 0:
         raise ConfigError("learning needs w_max > 0, s_th > 0, update_every_ms >= dt_ms")
+    if not 0.0 <= ln.prune < 1.0:
+        raise ConfigError(f"prune must be a fraction in [0, 1), got {ln.prune!r}")
+    if ln.prune_method not in PRUNE_METHODS:
+        raise ConfigError(
+            f"unknown prune_method {ln.prune_method!r}; choose one of {', '.join(PRUNE_METHODS)}"
+        )
+    if ln.prune_rounds < 1 or ln.prune_rounds != int(ln.prune_rounds):
+        raise ConfigError(f"prune_rounds must be an integer >= 1, got {ln.prune_rounds!r}")
+    if not 0.0 < ln.prune_until <= 1.0:
+        raise ConfigError(f"prune_until must be in (0, 1], got {ln.prune_until!r}")
     return cfg
 
 

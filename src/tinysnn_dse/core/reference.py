@@ -37,6 +37,7 @@ from tinysnn_dse.core.neuron import (
     uniform_rows,
 )
 from tinysnn_dse.core.params import ModelConfig
+from tinysnn_dse.core.prune import fan_in as fan_in_of
 from tinysnn_dse.core.quant import Quantizers, quantize, quantize_counted
 from tinysnn_dse.core.rules import (
     pair_update_,
@@ -104,6 +105,9 @@ def simulate_reference(
         return lambda x: quant_v(x, u)
 
     w = net.w.clone() if learn else net.w
+    keep = net.keep
+    keepf = keep.to(w.dtype) if keep is not None else None
+    fan_in = fan_in_of(keep, n_in)
     v_th = cfg.exc.v_th_mv
     theta = (net.theta.clone() if learn else inference_thresholds(net.theta, cfg, qz)).to(dev)
     acc = acc_on(net, cfg, qz) if learn else None
@@ -177,8 +181,10 @@ def simulate_reference(
                     x_t = x_upd[t // c.window]
                     if cols.numel():
                         w[:, cols] = qz.w(tinysnn_cols(w[:, cols], x_t, s_max, lp), g)
+                        if keepf is not None:  # a pruned synapse is never moved
+                            w[:, cols] *= keepf[:, cols]
                         if stats is not None:
-                            stats.synapse_updates += int(cols.numel()) * n_in
+                            stats.synapse_updates += int(cols.numel()) * fan_in
                 counts_at_update = counts
             continue
         x_post = torch.where(s[0], torch.ones_like(x_post), x_post * c.trace_decay)
@@ -186,17 +192,21 @@ def simulate_reference(
             pair_update_(w, spikes[0, t], s[0], x_pre_all[t], x_post, lp)
             if qz.weight is not None:
                 w.copy_(qz.w(w, g))
+            if keepf is not None:
+                w.mul_(keepf)
         elif bool(s.any()):  # sl-stdp: only at postsynaptic spikes
             x_t = x_pre_all[t]
             cols = s[0].nonzero().flatten()
             w[:, cols] = qz.w(sl_stdp_cols(w[:, cols], x_t, lp), g)
+            if keepf is not None:
+                w[:, cols] *= keepf[:, cols]
     if meter is not None:
         meter.add(roundings(cfg, qz, b, t_steps), 0, v_lo, v_hi)
     if not learn:
         return net, counts
     assert acc is not None
     theta_decay_(theta, acc, cfg, qz, vth_key, t_steps, meter)
-    return Net(w=w, theta=theta, vth_acc=acc if qz.vth is not None else None), counts
+    return Net(w=w, theta=theta, vth_acc=acc if qz.vth is not None else None, keep=keep), counts
 
 
 def infer_reference(

@@ -60,6 +60,7 @@ from tinysnn_dse.core.neuron import (
     theta_set,
 )
 from tinysnn_dse.core.params import ModelConfig
+from tinysnn_dse.core.prune import fan_in, pruned_events
 from tinysnn_dse.core.quant import ObservedRanges, Quantizers
 from tinysnn_dse.core.reference import infer_reference, simulate_reference
 from tinysnn_dse.core.rules import (
@@ -164,12 +165,17 @@ def train_sample(
             net, spikes, cfg, qz, generator, learn=True, backend=b, stats=stats, meter=meter
         )
         if stats is not None:
-            count_learning([stats], int(spikes.spikes.sum()), [int(counts.sum())], cfg)
+            per_input = spikes.spikes.sum(dim=1).cpu()
+            n_pruned = pruned_events(per_input.numpy(), spikes.pix.cpu().numpy(), net.keep)
+            count_learning([stats], int(per_input.sum()), [int(counts.sum())], cfg,
+                           n_pruned, fan_in(net.keep, cfg.n_in))  # fmt: skip
         if enc.min_spikes <= 0 or float(counts.sum()) >= enc.min_spikes:
             break
     if stats is not None:
         stats.samples += 1
         stats.normalisations += 1
+        if net.keep is not None:
+            stats.pruned_normalised += int((~net.keep).sum())
     fast = b == Backend.NUMBA
     return net._replace(w=normalize_q(net.w, cfg, qz, generator, fast)), counts[0]
 
@@ -206,16 +212,21 @@ def infer(
 
     def present(x: Tensor, scale: float) -> Tensor:
         if use_fast and skip:  # the kernel draws the trains itself, as skip_trains would
-            counts, n_in = infer_drawn(net, x, scale, cfg, qz, generator, meter)
+            counts, (n_in, n_pruned) = infer_drawn(net, x, scale, cfg, qz, generator, meter)
         else:
             trains = encode(x, enc.steps, scale, generator)
             sim = infer_fast if use_fast else infer_reference
             counts = sim(net, trains, cfg, qz, generator, meter)
-            n_in = int(trains.spikes.sum()) if stats is not None else 0
+            n_in, n_pruned = 0, 0
+            if stats is not None:
+                per_input = trains.spikes.sum(dim=1).cpu()
+                n_in = int(per_input.sum())
+                n_pruned = pruned_events(per_input.numpy(), trains.pix.cpu().numpy(), net.keep)
         if stats is not None:
             stats.presentations += x.shape[0]
             stats.steps += x.shape[0] * enc.steps
             stats.input_spikes += n_in
+            stats.pruned_events += n_pruned
             stats.exc_spikes += int(counts.sum())
         return counts
 

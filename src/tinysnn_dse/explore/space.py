@@ -23,7 +23,7 @@ Every error names the file, the key and what is allowed.
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from tinysnn_dse.axes import ALIASES, AXES, BY_NAME
@@ -66,7 +66,10 @@ def quant_of(p: DesignPoint) -> QuantSpec:
 
 
 def canonical(p: DesignPoint) -> DesignPoint:
-    """FP32 is one point whatever scheme or rounding is named beside it."""
+    """FP32 is one point whatever scheme or rounding is named beside it, and an unpruned
+    point one whatever pruning method."""
+    if not p.is_pruned:
+        p = replace(p, **{a.name: a.default for a in AXES if a.pruned})
     if p.is_fp32:
         return p.fp32
     return p
@@ -150,7 +153,7 @@ def _trainings_needed(p: DesignPoint) -> tuple[str, ...]:
 
 
 def _batchable(p: DesignPoint) -> bool:
-    if p.scheme != "itq" or p.is_fp32:
+    if p.scheme != "itq" or p.is_fp32 or p.trained.is_pruned:  # design batches do not prune
         return False
     return apply_overrides(preset(p.model, 1, p.neurons), p.model_params).rule == "tinysnn"
 

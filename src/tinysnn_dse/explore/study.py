@@ -38,7 +38,12 @@ import numpy as np
 import optuna
 import sqlalchemy.exc
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
-from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
@@ -297,7 +302,7 @@ def _params(p: DesignPoint) -> dict[str, Any]:
     """A grid point as Optuna parameters (for the dashboard): each axis's cell
     (:meth:`Axis.display`) under :func:`_display_distribution`."""
     return {
-        a.name: v if a.kind == "count" else a.display(v, p.is_fp32)
+        a.name: v if a.kind in ("count", "fraction") else a.display(v, p.is_fp32, not p.is_pruned)
         for a, v in zip(AXES, p.axes.values(), strict=True)
     }
 
@@ -307,6 +312,8 @@ def _display_distribution(a: Axis) -> BaseDistribution:
     so that a study resumes after its space grows."""
     if a.kind == "count":
         return IntDistribution(1 if a.log else 0, 1_000_000, log=a.log)
+    if a.kind == "fraction":
+        return FloatDistribution(0.0, 1.0)
     return CategoricalDistribution(a.display_choices())
 
 
@@ -317,6 +324,9 @@ def _search_distribution(a: Axis, points: tuple[DesignPoint, ...]) -> BaseDistri
     on a log scale), which Optuna lets change between runs of a study."""
     if a.kind == "choice":
         return CategoricalDistribution(a.choices)
+    if a.kind == "fraction":
+        fr = [float(getattr(p, a.name)) for p in points]
+        return FloatDistribution(min(fr), max(fr))
     vals = [int(a.ordinal(getattr(p, a.name))) for p in points]
     return IntDistribution(min(vals), max(vals), log=a.log)
 
@@ -324,6 +334,8 @@ def _search_distribution(a: Axis, points: tuple[DesignPoint, ...]) -> BaseDistri
 def _suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> Any:
     if isinstance(dist, IntDistribution):
         return trial.suggest_int(name, dist.low, dist.high, log=dist.log)
+    if isinstance(dist, FloatDistribution):
+        return trial.suggest_float(name, dist.low, dist.high)
     assert isinstance(dist, CategoricalDistribution)
     return trial.suggest_categorical(name, dist.choices)  # type: ignore[call-overload]
 

@@ -40,6 +40,8 @@ CSV_FIELDS = [
     "normalized_memory",
     "reward",
     "latency_ms",
+    "sparsity",
+    "memory_format",
     "train_energy_modelled_mj",
     "infer_energy_modelled_mj",
     "train_energy_measured_mj",
@@ -198,6 +200,9 @@ def build(
     if len({r["design_point"].get("t_present_ms", 250) for r in rows}) > 1:
         figs.append(figures.accuracy_against(rows, "t_present_ms", "presentation time (ms)",
                                              out_dir))  # fmt: skip
+    if len({r["design_point"].get("prune", 0.0) for r in rows}) > 1:
+        figs.append(figures.accuracy_against(rows, "prune", "sparsity (pruned share of "
+                                             "input synapses)", out_dir))  # fmt: skip
     hv_md: list[str] = []
     if hypervolume and hypervolume[1]:
         ref, hist = hypervolume

@@ -180,16 +180,29 @@ def accuracy_against(rows: list[dict[str, Any]], axis: str, label: str, out: Pat
     """Accuracy against one ordered design axis (e.g. presentation time), one line per
     precision (W/Vmem/Vth) and the other axes' values; the best of repeats per x."""
     lines: dict[str, dict[Any, float]] = defaultdict(dict)
+    unpruned: dict[str, dict[Any, float]] = defaultdict(dict)  # axis "prune": x = 0
     for r in rows:
         dp = r["design_point"]
-        others = [f"{k}={dp[k]}" for k in ("model", "neurons", "leak") if k in dp and k != axis]
+        others = [
+            f"{k}={dp[k]}" for k in ("model", "neurons", "leak", "t_present_ms")
+            if k in dp and k != axis
+        ]  # fmt: skip
         prec = "FP32" if is_fp32(dp) else (
             f"{dp['scheme']} {dp['rounding']} W{_bits(dp['weight_bits'])}/"
             f"V{_bits(dp['vmem_bits'])}/T{_bits(dp['vth_bits'])}"
         )  # fmt: skip
         key = f"{prec}, {', '.join(others)}"
         x = dp[axis]
+        if axis == "prune":  # one line per pruning method, each starting at the unpruned point
+            if not x:
+                unpruned[key][x] = max(unpruned[key].get(x, 0.0), r["accuracy"] * 100)
+                continue
+            key += f", {dp.get('prune_method', 'stdp')}"
         lines[key][x] = max(lines[key].get(x, 0.0), r["accuracy"] * 100)
+    for key, vals in lines.items():
+        base = key.rsplit(", ", 1)[0]
+        if axis == "prune" and base in unpruned:
+            vals.update(unpruned[base])
     fig, ax = plt.subplots(figsize=(8, 5))
     best = sorted(lines, key=lambda k: -max(lines[k].values()))
     for k in best[:12]:  # the twelve best lines; the CSV has them all
@@ -197,9 +210,9 @@ def accuracy_against(rows: list[dict[str, Any]], axis: str, label: str, out: Pat
         ax.plot(xs, [lines[k][x] for x in xs], "-o", ms=3, lw=1, label=k)
     ax.set_xlabel(label)
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(f"Accuracy against {label} (the 12 best precision/network lines)")
+    ax.set_title(f"Accuracy against {label}\n(the 12 best precision/network lines)", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, ncol=2)
+    ax.legend(fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.12))
     return _save(fig, out, f"accuracy_vs_{axis}")
 
 

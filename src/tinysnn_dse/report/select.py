@@ -93,6 +93,9 @@ def row(rec: Record, mu: float, reference: str) -> dict[str, Any]:
         "reward": reward(rec.accuracy, m, mu),
         "mu": mu,
         "latency_ms": rec.outcome.latency_ms or None,  # None: a record from before issue 15
+        # pruned share of the input synapses and how the input matrix is stored
+        "sparsity": float(rec.memory.detail.get("sparsity", 0.0)),
+        "memory_format": rec.memory.detail.get("memory_format", "dense"),
     }
     for phase in PHASES:
         for source in ENERGY_SOURCES:
