@@ -44,7 +44,18 @@ def test_seeds_spaces_vary_the_new_axes() -> None:
     assert {p.t_present_ms for p in grid.points} == {250, 150, 100, 50, 25}
     assert {p.leak for p in grid.points} == {"lif", "if"}
     assert {p.neurons for p in grid.points} == {100, 400}
-    assert full.budget.train_samples is None and len(full.points) == 290
+    # full data: 3 presentation times x 7 pruning settings x (4 x 2 precisions) = 168
+    assert full.budget.train_samples is None and len(full.points) == 168
+    assert full.trainings == 3 * 4  # unpruned + 3 STDP fractions; magnitude shares
+    assert {p.prune for p in full.points} == {0.0, 0.5, 0.75, 0.9}
+
+
+def test_prune_space_counts_its_points_and_trainings_by_hand() -> None:
+    sp = parse_space(yaml.safe_load((SPACES / "seeds-prune-mnist-2k.yaml").read_text()), "p")
+    # 2 presentation times x 2 leaks x (1 unpruned + 3 fractions x 2 methods) x 8 precisions
+    assert len(sp.points) == 2 * 2 * 7 * 8 == 224
+    assert sp.trainings == 2 * 2 * 4
+    assert {p.prune_method for p in sp.points if not p.is_pruned} == {"stdp"}
 
 
 def test_smoke_space_is_about_a_dozen_points_on_digits() -> None:

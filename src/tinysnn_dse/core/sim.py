@@ -164,7 +164,9 @@ def train_sample(
         net, counts = simulate(
             net, spikes, cfg, qz, generator, learn=True, backend=b, stats=stats, meter=meter
         )
-        if stats is not None:
+        if stats is not None and net.keep is None:
+            count_learning([stats], int(spikes.spikes.sum()), [int(counts.sum())], cfg)
+        elif stats is not None:  # a pruned network: the spikes onto pruned synapses too
             per_input = spikes.spikes.sum(dim=1).cpu()
             n_pruned = pruned_events(per_input.numpy(), spikes.pix.cpu().numpy(), net.keep)
             count_learning([stats], int(per_input.sum()), [int(counts.sum())], cfg,
