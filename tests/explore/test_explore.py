@@ -208,18 +208,24 @@ def test_bad_input_leaves_the_study_intact(capsys, mini: Path, tmp_path: Path) -
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before
 
 
-def _wait_for(pred, timeout: float = 300.0) -> None:
+def _wait_for(pred, timeout: float = 300.0, proc: subprocess.Popen | None = None) -> None:
     t0 = time.time()
     while time.time() - t0 < timeout:
         if pred():
             return
-        time.sleep(0.2)
+        if proc is not None and proc.poll() is not None:  # it ended before pred held
+            raise AssertionError(f"the run ended first (exit {proc.returncode})")
+        time.sleep(0.05)
     raise AssertionError("timed out")
 
 
 def test_killed_run_resumes_without_repeats(mini: Path, tmp_path: Path) -> None:
-    # trials long enough (a few seconds) to kill one mid-way
-    mini.write_text(MINI.replace("train_samples: 60", "train_samples: 600"))
+    # trials long enough (several seconds each) to kill one mid-way: with 600 images a
+    # 5-point run could finish between two reads of a busy SQLite file, and the wait
+    # then timed out after 300 s (a flaky run of this test, 2026-12-04)
+    mini.write_text(
+        MINI.replace("train_samples: 60", "train_samples: 1200").replace("epochs: 1", "epochs: 2")
+    )
     db = tmp_path / "s.db"
     url = f"sqlite:///{db}"
     cmd = [sys.executable, "-m", "tinysnn_dse.cli", "explore", str(mini), "--storage", url]
@@ -239,7 +245,7 @@ def test_killed_run_resumes_without_repeats(mini: Path, tmp_path: Path) -> None:
         running = any(t.state == TrialState.RUNNING and "worker_pid" in t.user_attrs for t in ts)
         return done >= 1 and running
 
-    _wait_for(one_done_one_running)
+    _wait_for(one_done_one_running, proc=proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     states = Counter(t.state for t in trials(url))

@@ -79,6 +79,16 @@ def _scheme(dp: dict[str, Any]) -> str:
     return f"{dp['scheme'].upper()} {dp['rounding']}"
 
 
+def _seeds_axes(dp: dict[str, Any]) -> str:
+    """Issue 15's axes in one cell: ``250 lif``, ``100 if, 0.5 stdp``."""
+    out = f"{dp.get('t_present_ms', 250)} {dp.get('leak', 'lif')}"
+    if dp.get("t_present_infer_ms"):
+        out += f" (inf {dp['t_present_infer_ms']})"
+    if dp.get("prune"):
+        out += f", {dp['prune']:g} {dp.get('prune_method', 'stdp')}"
+    return out
+
+
 def _e(x: float | None, digits: int = 3) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}g}"
 
@@ -94,6 +104,7 @@ def table_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
                 str(dp["neurons"]),
                 _scheme(dp),
                 _precision(dp),
+                _seeds_axes(dp),
                 f"{r['accuracy'] * 100:.2f}",
                 f"{r['memory_kb']:,.1f}",
                 f"{r['normalized_memory']:.4f}",
@@ -114,6 +125,7 @@ HEADERS = [
     "neurons",
     "scheme",
     "precision",
+    "T ms, leak, pruning",
     "accuracy %",
     "memory KiB",
     "M",
