@@ -128,6 +128,15 @@ class DesignPoint:
         return replace(self, **{a.name: a.default for a in AXES if a.quant})
 
     @property
+    def canonical(self) -> DesignPoint:
+        """The point's one identity: an unpruned point names no pruning method, an FP32
+        point no scheme or rounding (both at their defaults)."""
+        p = self
+        if not p.is_pruned:
+            p = replace(p, **{a.name: a.default for a in AXES if a.pruned})
+        return p.fp32 if p.is_fp32 else p
+
+    @property
     def trained(self) -> DesignPoint:
         """The point as its training sees it: the axes applied after training
         (:attr:`post_training`) at their defaults."""

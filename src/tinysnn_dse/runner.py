@@ -606,9 +606,7 @@ def design_point_of(model: ModelConfig, quant: QuantSpec) -> DesignPoint:
         leak=model.exc.leak, t_present_infer_ms=int(round(enc.t_infer_ms)),
         prune=float(ln.prune), prune_method=ln.prune_method,
     )  # fmt: skip
-    if not p.is_pruned:
-        p = dataclasses.replace(p, prune_method="stdp")
-    return p.fp32 if p.is_fp32 else p
+    return p.canonical
 
 
 def _saturated(net: Net, model: ModelConfig, qz: Quantizers) -> float:

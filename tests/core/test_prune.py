@@ -205,7 +205,7 @@ def test_inference_counts_pruned_events_by_hand() -> None:
     want = sum(int(per_input[m]) * int((~keep[trains.pix[m]]).sum())
                for m in range(len(trains.pix)))  # fmt: skip
     assert want > 0
-    assert prune.pruned_events(per_input.numpy(), trains.pix.numpy(), keep) == want
+    assert prune.pruned_events(trains, keep) == want
     if sim.kernels.HAVE_NUMBA:
         counts, (n_in, n_pr) = sim.infer_drawn(net, pix, sim.rate_scale(cfg, 0), cfg, qz,
                                                torch.Generator().manual_seed(5))  # fmt: skip

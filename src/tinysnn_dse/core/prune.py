@@ -22,6 +22,7 @@ import math
 import numpy as np
 import torch
 
+from tinysnn_dse.core.encoding import SpikeTrains
 from tinysnn_dse.core.params import ModelConfig
 from tinysnn_dse.core.rules import normalize
 
@@ -90,12 +91,11 @@ def pruned_per_input(keep: Tensor | None) -> np.ndarray:
     return (~keep).sum(dim=1).cpu().numpy().astype(np.int64)
 
 
-def pruned_events(per_input_spikes: Tensor | np.ndarray, rows: Tensor | np.ndarray,
-                  keep: Tensor | None) -> int:  # fmt: skip
-    """Synaptic events not performed: input spikes that reach a pruned synapse.
-    ``per_input_spikes`` [M] spikes of input ``rows[m]``."""
+def pruned_events(trains: SpikeTrains, keep: Tensor | None) -> int:
+    """Synaptic events not performed: the spikes of ``trains`` that reach a pruned
+    synapse (each spike of input i meets ``pruned_per_input(keep)[i]`` of them)."""
     if keep is None:
         return 0
-    pr = pruned_per_input(keep)
-    sp = np.asarray(per_input_spikes, dtype=np.int64)
-    return int((sp * pr[np.asarray(rows, dtype=np.int64)]).sum())
+    per_input = trains.spikes.sum(dim=1).cpu().numpy().astype(np.int64)
+    rows = trains.pix.cpu().numpy().astype(np.int64)
+    return int((per_input * pruned_per_input(keep)[rows]).sum())

@@ -164,13 +164,9 @@ def train_sample(
         net, counts = simulate(
             net, spikes, cfg, qz, generator, learn=True, backend=b, stats=stats, meter=meter
         )
-        if stats is not None and net.keep is None:
-            count_learning([stats], int(spikes.spikes.sum()), [int(counts.sum())], cfg)
-        elif stats is not None:  # a pruned network: the spikes onto pruned synapses too
-            per_input = spikes.spikes.sum(dim=1).cpu()
-            n_pruned = pruned_events(per_input.numpy(), spikes.pix.cpu().numpy(), net.keep)
-            count_learning([stats], int(per_input.sum()), [int(counts.sum())], cfg,
-                           n_pruned, fan_in(net.keep, cfg.n_in))  # fmt: skip
+        if stats is not None:
+            count_learning([stats], int(spikes.spikes.sum()), [int(counts.sum())], cfg,
+                           pruned_events(spikes, net.keep), fan_in(net.keep, cfg.n_in))  # fmt: skip
         if enc.min_spikes <= 0 or float(counts.sum()) >= enc.min_spikes:
             break
     if stats is not None:
@@ -219,11 +215,8 @@ def infer(
             trains = encode(x, enc.steps, scale, generator)
             sim = infer_fast if use_fast else infer_reference
             counts = sim(net, trains, cfg, qz, generator, meter)
-            n_in, n_pruned = 0, 0
-            if stats is not None:
-                per_input = trains.spikes.sum(dim=1).cpu()
-                n_in = int(per_input.sum())
-                n_pruned = pruned_events(per_input.numpy(), trains.pix.cpu().numpy(), net.keep)
+            n_in = int(trains.spikes.sum()) if stats is not None else 0
+            n_pruned = pruned_events(trains, net.keep) if stats is not None else 0
         if stats is not None:
             stats.presentations += x.shape[0]
             stats.steps += x.shape[0] * enc.steps

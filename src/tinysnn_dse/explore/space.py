@@ -23,7 +23,7 @@ Every error names the file, the key and what is allowed.
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tinysnn_dse.axes import ALIASES, AXES, BY_NAME
@@ -67,12 +67,8 @@ def quant_of(p: DesignPoint) -> QuantSpec:
 
 def canonical(p: DesignPoint) -> DesignPoint:
     """FP32 is one point whatever scheme or rounding is named beside it, and an unpruned
-    point one whatever pruning method."""
-    if not p.is_pruned:
-        p = replace(p, **{a.name: a.default for a in AXES if a.pruned})
-    if p.is_fp32:
-        return p.fp32
-    return p
+    point one whatever pruning method (:attr:`DesignPoint.canonical`)."""
+    return p.canonical
 
 
 @dataclass(frozen=True)
