@@ -29,6 +29,7 @@ from tinysnn_dse import data as data_mod
 from tinysnn_dse.core import prune, readout
 from tinysnn_dse.core.backend import Backend, choose
 from tinysnn_dse.core.energy import OpCounts, modelled_energy
+from tinysnn_dse.core.integer import design_of
 from tinysnn_dse.core.memory import memory_report
 from tinysnn_dse.core.params import (
     READOUTS,
@@ -40,6 +41,7 @@ from tinysnn_dse.core.params import (
 )
 from tinysnn_dse.core.quant import VTH_GUARD_BITS, Quantizers, with_ranges
 from tinysnn_dse.core.sim import (
+    Capture,
     DesignBatch,
     Net,
     QuantMeter,
@@ -444,11 +446,25 @@ def energy_fields(
     return out
 
 
+class Deployed(NamedTuple):
+    """What a tested design point runs at inference: its quantized network, the model
+    configuration of the inference passes and its formats (what ``tinysnn export``
+    writes out)."""
+
+    net: Net
+    model: ModelConfig
+    qz: Quantizers
+
+
 class Evaluation(NamedTuple):
-    """A tested design point: its record, and the label assignment it was read out with."""
+    """A tested design point: its record, the label assignment it was read out with, the
+    test pass's spike counts [S, N] (of each image's last presentation) and the network
+    as deployed."""
 
     record: Record
     assignment: readout.Assignment
+    test_counts: torch.Tensor | None = None
+    deployed: Deployed | None = None
 
 
 def evaluate(
@@ -456,12 +472,15 @@ def evaluate(
     quant: QuantSpec,
     split: Split,
     progress: Progress = _noop,
+    capture: Capture | None = None,
 ) -> Evaluation:
     """Quantize (PTQ: W and Vth once; Vmem at every step), assign labels, test; a record.
 
     ``quant`` is the design point's quantization; for ITQ it must equal the training one.
     Under PTQ the Vmem and Vth formats take their integer bits from the ranges observed
     on the trained network (:func:`observed_quant`), unless integer bits are given.
+    ``capture`` receives the input of every presentation of the test pass
+    (:data:`sim.Capture`, image indices into ``split.eval_x``).
     """
     trained = magnitude_pruned(trained)
     model, s = trained.model, trained.settings
@@ -488,13 +507,16 @@ def evaluate(
         phase: str,
         ops: OpCounts | None = None,
         vm: QuantMeter | None = None,
+        cap: Capture | None = None,
     ) -> tuple[torch.Tensor, meter.Measurement]:
         out = []
         bs = s.batch_size or default_batch_size(device)
         with meter.measure(str(device), s.power_w, _sync(device)) as m:
             for i in range(0, x.shape[0], bs):
                 xb = x[i : i + bs]
-                out.append(infer(net, xb, infer_model, qz, gen, batch_size=bs, stats=ops, meter=vm))
+                c = None if cap is None else _offset(cap, i)
+                out.append(infer(net, xb, infer_model, qz, gen, batch_size=bs, stats=ops,
+                                 meter=vm, capture=c))  # fmt: skip
                 progress(phase, min(i + bs, x.shape[0]), x.shape[0])
         counts = torch.cat(out) if out else torch.zeros(0, model.n_exc, device=device)
         return counts.cpu(), m
@@ -504,7 +526,7 @@ def evaluate(
     assignment = readout.assign_labels(assign_counts, split.assign_y.cpu(), split.n_classes)
     infer_ops = OpCounts()
     vmem_meter = QuantMeter()
-    test_counts, test_m = run(split.eval_x, "test", infer_ops, vmem_meter)
+    test_counts, test_m = run(split.eval_x, "test", infer_ops, vmem_meter, capture)
     test_s = test_m.seconds
     pred = readout.predict(test_counts, assignment, split.n_classes, model.readout)
     acc = readout.accuracy(pred, split.eval_y.cpu())
@@ -573,8 +595,13 @@ def evaluate(
         memory=memory,
         energy=energy,
         formats=qz.describe(),
-        # the implementations that trained and tested it (core/backend.py)
-        backend={"train": trained.train_backend, "infer": choose("infer", model, qz, device).value},
+        # the implementations that trained and tested it (core/backend.py), and whether
+        # inference ran the integer datapath (core/integer.py) or float32 with rounding
+        backend={
+            "train": trained.train_backend,
+            "infer": choose("infer", model, qz, device).value,
+            "infer_datapath": "integer" if design_of(infer_model, qz) else "float32",
+        },
         config={
             "model": asdict(model),
             "quant": asdict(quant),
@@ -593,7 +620,12 @@ def evaluate(
             "threads": torch.get_num_threads(),
         },
     )
-    return Evaluation(record, assignment)
+    return Evaluation(record, assignment, test_counts, Deployed(net, infer_model, qz))
+
+
+def _offset(cap: Capture, i: int) -> Capture:
+    """``cap`` for a batch that starts at image ``i``."""
+    return lambda idx, boost, trains, keys: cap(idx + i, boost, trains, keys)
 
 
 def design_point_of(model: ModelConfig, quant: QuantSpec) -> DesignPoint:

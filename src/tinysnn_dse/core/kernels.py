@@ -215,18 +215,46 @@ _GOLD = np.uint64(0x9E3779B97F4A7C15)
 
 
 @njit(cache=True, nogil=True)
-def hash_uniform(key, a, b):  # type: ignore[no-untyped-def]
-    """A uniform float32 in [0, 1) that depends only on (``key``, ``a``, ``b``): SplitMix64's
-    finaliser over the combined counter, top 24 bits. Counter-based, so parallel threads
-    draw the same numbers in any order. ``key`` comes from the run's torch generator."""
+def hash_bits(key, a, b):  # type: ignore[no-untyped-def]
+    """64 random bits (uint64) that depend only on (``key``, ``a``, ``b``): SplitMix64's
+    finaliser over the combined counter ``key + (a * 2654435761 + b + 1) * 0x9E3779B97F4A7C15``
+    (arithmetic mod 2**64). Counter-based, so parallel threads draw the same numbers in
+    any order; the exported C (``tsnn_hash``) computes the same."""
     z = (
         np.uint64(key)
         + (np.uint64(a) * np.uint64(2654435761) + np.uint64(b) + np.uint64(1)) * _GOLD
     )
     z = (z ^ (z >> np.uint64(30))) * _M1
     z = (z ^ (z >> np.uint64(27))) * _M2
-    z = z ^ (z >> np.uint64(31))
-    return F32(z >> np.uint64(40)) * F32(5.9604645e-08)  # 2**-24
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, nogil=True)
+def hash_uniform(key, a, b):  # type: ignore[no-untyped-def]
+    """A uniform float32 in [0, 1): the top 24 bits of :func:`hash_bits` (``key``, ``a``,
+    ``b``) times 2**-24. ``key`` comes from the run's torch generator."""
+    return F32(hash_bits(key, a, b) >> np.uint64(40)) * F32(5.9604645e-08)  # 2**-24
+
+
+@njit(cache=True, nogil=True)
+def image_key(ukey, b):  # type: ignore[no-untyped-def]
+    """The stochastic-rounding key of image ``b`` of an inference batch presented under
+    ``ukey``: :func:`hash_bits` (ukey, 0, b), as int64 (docs/model.md, "Integer
+    inference")."""
+    return np.int64(hash_bits(ukey, 0, b))
+
+
+@njit(cache=True, nogil=True)
+def u24_block(keys, n_steps, rows, n):  # type: ignore[no-untyped-def]
+    """int64 [T, rows, B, N]: element (t, l, b, j) = the top 24 bits of :func:`hash_bits`
+    (keys[b], t, l * n + j), the uniforms of the integer datapath's stochastic rounding."""
+    out = np.empty((n_steps, rows, keys.shape[0], n), dtype=np.int64)
+    for t in range(n_steps):
+        for r in range(rows):
+            for b in range(keys.shape[0]):
+                for j in range(n):
+                    out[t, r, b, j] = np.int64(hash_bits(keys[b], t, r * n + j) >> np.uint64(40))
+    return out
 
 
 @njit(cache=True, nogil=True)
@@ -876,6 +904,47 @@ def _infer_lateral(cur, rows, thr, s, nc, vq, ukey, b, meter):  # type: ignore[n
     meter[M_SAT] += sat
 
 
+@njit(cache=True, nogil=True, inline="always")
+def image_current(b, trains, key, w, cur, times, pruned):  # type: ignore[no-untyped-def]
+    """Image ``b``'s input current of every step into ``cur`` [T, N] (zero on entry):
+    the rows of W of its input spikes, added input by input in ascending order (the same
+    sums as the step-by-step product), from the stored ``trains`` (:func:`infer_batch`)
+    or, where they hold no spikes, drawn by :func:`geometric_times` under ``key``.
+    Returns (input spikes, input spikes onto the pruned synapses counted in ``pruned``
+    [n_in], which is empty when nothing is pruned). Generic over the dtypes of ``w`` and
+    ``cur`` (float32, or the integer datapath's codes)."""
+    img_ptr, pix, spikes, p = trains
+    n = w.shape[1]
+    n_steps = cur.shape[0]
+    has_pruned = pruned.shape[0] > 0
+    draw = spikes.shape[1] == 0
+    n_sp = 0
+    n_pr = 0
+    for m in range(img_ptr[b], img_ptr[b + 1]):
+        row = pix[m]
+        if not draw:
+            n_m = 0
+            for t in range(n_steps):
+                if spikes[m, t]:
+                    n_m += 1
+                    for j in range(n):
+                        cur[t, j] += w[row, j]
+            n_sp += n_m
+            if has_pruned:
+                n_pr += n_m * pruned[row]
+            continue
+        # the spike times first, then the rows: two tight loops
+        n_t = geometric_times(float(p[m]), key, m, times)
+        n_sp += n_t
+        if has_pruned:
+            n_pr += n_t * pruned[row]
+        for a in range(n_t):
+            ta = times[a]
+            for j in range(n):
+                cur[ta, j] += w[row, j]
+    return n_sp, n_pr
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def infer_batch(w, trains, keys, n_steps, theta, images, nc, fq, n_threads):  # type: ignore[no-untyped-def]  # noqa: E501
     """Inference (learning off, theta frozen, no one-spike rule) of a batch of images.
@@ -905,16 +974,13 @@ def infer_batch(w, trains, keys, n_steps, theta, images, nc, fq, n_threads):  # 
     the reference path. ``images.meters`` [B, M_LEN] (lowest/highest initialised by the caller)
     receives each image's clipped Vmem roundings and range.
     """
-    img_ptr, pix, spikes, p = trains
     v0, iv0, counts, n_in_spikes, meters, pruned, pruned_events = images
-    has_pruned = pruned.shape[0] > 0
     key, ukey = keys[0], keys[1]
     n_img = counts.shape[0]
     n = w.shape[1]
     vq = fq[F_V]
     stochastic = vq[QP_ON] != 0 and vq[QP_STOCH] != 0
     n_par = min(n_img, 4 * n_threads)
-    draw = spikes.shape[1] == 0
     inhibitory = nc[C_INHIB] != 0
     no_keys = np.zeros(K_LEN, dtype=np.int64)
     for c in prange(n_par):
@@ -929,30 +995,7 @@ def infer_batch(w, trains, keys, n_steps, theta, images, nc, fq, n_threads):  # 
         for j in range(n):
             thr[j] = theta[j] + nc[C_V_TH]
         for b in range(c, n_img, n_par):
-            n_sp = 0
-            n_pr = 0
-            for m in range(img_ptr[b], img_ptr[b + 1]):
-                row = pix[m]
-                if not draw:
-                    n_m = 0
-                    for t in range(n_steps):
-                        if spikes[m, t]:
-                            n_m += 1
-                            for j in range(n):
-                                cur[t, j] += w[row, j]
-                    n_sp += n_m
-                    if has_pruned:
-                        n_pr += n_m * pruned[row]
-                    continue
-                # the spike times first, then the rows: two tight loops
-                n_t = geometric_times(float(p[m]), key, m, times)
-                n_sp += n_t
-                if has_pruned:
-                    n_pr += n_t * pruned[row]
-                for a in range(n_t):
-                    ta = times[a]
-                    for j in range(n):
-                        cur[ta, j] += w[row, j]
+            n_sp, n_pr = image_current(b, trains, key, w, cur, times, pruned)
             n_in_spikes[b] = n_sp
             pruned_events[b] = n_pr
             v = st[S_V]

@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from tinysnn_dse.core import kernels
+from tinysnn_dse.core import int_kernels, integer, kernels
 from tinysnn_dse.core.encoding import SpikeTrains, draw_key, kernel_threads
 from tinysnn_dse.core.energy import OpCounts
 from tinysnn_dse.core.neuron import (
@@ -331,24 +331,28 @@ def _infer_kernel(
     ukey = draw_key(g) if rows else 0  # Vmem rounding uniforms, as infer_reference
     img_ptr = np.zeros(b + 1, dtype=np.int64)
     np.cumsum(torch.bincount(img, minlength=b).numpy(), out=img_ptr[1:])
-    theta = inference_thresholds(net.theta, cfg, qz)
-    counts = np.zeros((b, n), dtype=np.float32)
-    n_in = np.zeros(b, dtype=np.int64)
-    c = consts(cfg)
     inhibitory = cfg.topology == "inhibitory"
-    # initial potentials, drawn as the reference draws them
-    v0 = qz.v(torch.full((b, n), c.exc.v_rest), g).contiguous().numpy()
-    iv0_t = torch.full((b, n), c.inh.v_rest)
-    iv0 = (qz.v(iv0_t, g) if inhibitory else iv0_t).contiguous().numpy()
+    n_in = np.zeros(b, dtype=np.int64)
     meters = np.repeat(new_meter(meter is not None and meter.track)[None], b, axis=0)
     pruned_ev = np.zeros(b, dtype=np.int64)
-    images = K.Images(v0, iv0, counts, n_in, meters, pruned_per_input(net.keep), pruned_ev)
-    with kernel_threads():
-        kernels.infer_batch(
-            net.w.contiguous().numpy(), (img_ptr, pix, spikes, p), np.array([key, ukey]),
-            t_steps, theta.contiguous().numpy(), images,
-            neuron_consts(cfg, qz, False), formats(qz), torch.get_num_threads(),
-        )  # fmt: skip
+    counts = np.zeros((b, n), dtype=np.float32)
+    d = integer.design_of(cfg, qz)
+    if d is not None:  # the integer datapath: every potential starts at rest, no draw
+        none = np.zeros((0, 0), dtype=np.float32)
+        images = K.Images(none, none, counts, n_in, meters, pruned_per_input(net.keep),
+                          pruned_ev)  # fmt: skip
+        wc = integer.weight_codes(net.w, d)
+        thr = d.vmem_thresholds(integer.threshold_codes(net.theta, cfg, qz))
+        with kernel_threads():
+            int_kernels.infer_batch_int(
+                wc, (img_ptr, pix, spikes, p), np.array([key, ukey]), t_steps, thr, images,
+                d.consts(), torch.get_num_threads(),
+            )  # fmt: skip
+    else:
+        none = np.zeros((0, 0), dtype=np.float32)  # v0, iv0: drawn by _infer_float
+        _infer_float(net, (img_ptr, pix, spikes, p), (key, ukey), t_steps, cfg, qz, g,
+                     K.Images(none, none, counts, n_in, meters, pruned_per_input(net.keep),
+                              pruned_ev))  # fmt: skip
     if meter is not None:
         layers = 2 if inhibitory else 1
         meter.add(
@@ -356,3 +360,29 @@ def _infer_kernel(
             meters[:, K.M_SAT].sum(), meters[:, K.M_LO].min(), meters[:, K.M_HI].max(),
         )  # fmt: skip
     return torch.from_numpy(counts), (int(n_in.sum()), int(pruned_ev.sum()))
+
+
+def _infer_float(
+    net: Net,
+    trains: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    keys: tuple[int, int],
+    t_steps: int,
+    cfg: ModelConfig,
+    qz: Quantizers,
+    g: torch.Generator,
+    out: kernels.Images,
+) -> None:
+    """:func:`kernels.infer_batch` into ``out`` (its ``v0`` and ``iv0`` drawn here)."""
+    b, n = out.counts.shape
+    theta = inference_thresholds(net.theta, cfg, qz)
+    c = consts(cfg)
+    # initial potentials, drawn as the reference draws them
+    v0 = qz.v(torch.full((b, n), c.exc.v_rest), g).contiguous().numpy()
+    iv0_t = torch.full((b, n), c.inh.v_rest)
+    iv0 = (qz.v(iv0_t, g) if cfg.topology == "inhibitory" else iv0_t).contiguous().numpy()
+    with kernel_threads():
+        kernels.infer_batch(
+            net.w.contiguous().numpy(), trains, np.array(keys), t_steps,
+            theta.contiguous().numpy(), out._replace(v0=v0, iv0=iv0),
+            neuron_consts(cfg, qz, False), formats(qz), torch.get_num_threads(),
+        )  # fmt: skip

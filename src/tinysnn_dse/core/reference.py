@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import torch
 
+from tinysnn_dse.core import integer
 from tinysnn_dse.core.encoding import SpikeTrains, draw_key, hashed_uniforms
 from tinysnn_dse.core.energy import OpCounts
 from tinysnn_dse.core.neuron import (
@@ -218,9 +219,19 @@ def infer_reference(
     meter: QuantMeter | None = None,
 ) -> Tensor:
     """The reference of :func:`infer_fast`: stochastic Vmem rounding with the uniforms
-    that the kernel hashes in place (one key, drawn first)."""
+    that the kernel hashes in place (one key, drawn first); a design with an integer
+    datapath runs :func:`integer.infer_reference`."""
     rows = uniform_rows(cfg, qz)
     b, t_steps, _ = trains.shape
+    d = integer.design_of(cfg, qz)
+    if d is not None:  # the integer datapath (docs/model.md, "Integer inference")
+        keys = integer.image_keys(draw_key(g), b) if rows else None
+        wc = torch.from_numpy(integer.weight_codes(net.w, d))
+        thr = d.vmem_thresholds(integer.threshold_codes(net.theta, cfg, qz))
+        counts, n_sat, _ = integer.infer_reference(wc, thr, trains.dense(), d, keys)
+        if meter is not None:
+            meter.add(roundings(cfg, qz, b, t_steps), n_sat, math.inf, -math.inf)
+        return counts.to(trains.spikes.device)
     u = hashed_uniforms(g, (t_steps, len(rows), b, cfg.n_exc)) if rows else None
     dense = trains.dense()
     return simulate_reference(net, dense, cfg, qz, g, learn=False, vmem_u=u, meter=meter)[1]

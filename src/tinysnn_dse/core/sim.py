@@ -11,9 +11,12 @@ compiled kernels and calling them), :mod:`batch` (design batches), :mod:`events`
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import torch
 
-from tinysnn_dse.core import gpu_kernels, kernels
+from tinysnn_dse.core import gpu_kernels, integer, kernels
 from tinysnn_dse.core.backend import Backend, choose, supported
 from tinysnn_dse.core.batch import BATCH_PARAMS, DesignBatch, check_batch_configs
 from tinysnn_dse.core.encoding import (
@@ -58,6 +61,7 @@ from tinysnn_dse.core.neuron import (
     start_acc,
     store32,
     theta_set,
+    uniform_rows,
 )
 from tinysnn_dse.core.params import ModelConfig
 from tinysnn_dse.core.prune import fan_in, pruned_events
@@ -188,6 +192,7 @@ def infer(
     backend: Backend | str | None = None,
     stats: OpCounts | None = None,
     meter: QuantMeter | None = None,
+    capture: Capture | None = None,
 ) -> Tensor:
     """Spike counts [S, N] for ``pixels`` [S, n_in] with learning off, in batches.
 
@@ -201,15 +206,27 @@ def infer(
     rate (as in training) and their counts replaced by the new presentation's.
     ``stats`` accumulates the events of every presentation; ``meter`` what the Vmem
     quantizer did (clipped roundings) and, in FP32, the range of the potentials.
+    ``capture``, if given, receives every presentation's input (:data:`Capture`): the
+    trains are then drawn and stored (the same trains the kernel draws in place).
     """
     enc = cfg.encoding
     use_fast = choose("infer", cfg, qz, pixels.device, backend) == Backend.NUMBA
     # CPU: spike trains by geometric skipping (both paths, so they see the same spikes)
     skip = pixels.device.type == "cpu" and kernels.HAVE_NUMBA
     encode = skip_trains if skip else poisson_trains
+    stochastic = bool(uniform_rows(cfg, qz))
 
-    def present(x: Tensor, scale: float) -> Tensor:
-        if use_fast and skip:  # the kernel draws the trains itself, as skip_trains would
+    def present(x: Tensor, scale: float, idx: Tensor, boost: int) -> Tensor:
+        if capture is not None:
+            trains = encode(x, enc.steps, scale, generator)
+            # the batch's rounding key, as the simulation below draws it next
+            ukey = draw_key(_copy(generator)) if stochastic else 0
+            capture(idx, boost, trains, integer.image_keys(ukey, x.shape[0]) if ukey else None)
+            sim = infer_fast if use_fast else infer_reference
+            counts = sim(net, trains, cfg, qz, generator, meter)
+            n_in = int(trains.spikes.sum()) if stats is not None else 0
+            n_pruned = pruned_events(trains, net.keep) if stats is not None else 0
+        elif use_fast and skip:  # the kernel draws the trains itself, as skip_trains would
             counts, (n_in, n_pruned) = infer_drawn(net, x, scale, cfg, qz, generator, meter)
         else:
             trains = encode(x, enc.steps, scale, generator)
@@ -230,18 +247,33 @@ def infer(
     out = []
     for i in range(0, pixels.shape[0], batch_size):
         x = pixels[i : i + batch_size]
-        counts = present(x, rate_scale(cfg, 0))
+        idx = torch.arange(i, i + x.shape[0])
+        counts = present(x, rate_scale(cfg, 0), idx, 0)
         for boost in range(1, int(enc.max_boosts) + 1):
             if enc.min_spikes <= 0:
                 break
             weak = (counts.sum(dim=1) < enc.min_spikes).nonzero().flatten()
             if weak.numel() == 0:
                 break
-            counts[weak] = present(x[weak], rate_scale(cfg, boost))
+            counts[weak] = present(x[weak], rate_scale(cfg, boost), idx[weak], boost)
         out.append(counts)
     if not out:
         return torch.zeros(0, cfg.n_exc, device=pixels.device)
     return torch.cat(out)
+
+
+#: What :func:`infer` hands a capture for each presentation: the indices of its images
+#: in ``pixels`` [B], the boost (0 for the first presentation), their spike trains, and
+#: each image's stochastic-rounding key [B] (:func:`integer.image_keys`; None unless
+#: Vmem rounds stochastically).
+Capture = Callable[[Tensor, int, SpikeTrains, "np.ndarray | None"], None]
+
+
+def _copy(g: torch.Generator) -> torch.Generator:
+    """A generator in ``g``'s state (to read a draw ahead without consuming it)."""
+    c = torch.Generator(device=g.device)
+    c.set_state(g.get_state())
+    return c
 
 
 def observe_ranges(

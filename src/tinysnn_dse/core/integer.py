@@ -1,0 +1,349 @@
+"""The integer datapath of a fully quantized design at inference (method.md section 4,
+"Integer semantics"; docs/model.md, "Integer inference").
+
+A design whose weights, Vmem and Vth are all fixed point runs its inference as integer
+arithmetic on the formats' codes, so that an exported integer-only implementation
+(``tinysnn export``, ``DIR/c/``) reproduces the simulator bit for bit. With the codes
+``W`` (weights, ``fw`` fractional bits), ``V`` (Vmem, ``fv``) and ``T`` (Vth, ``ft``),
+``L`` = :data:`LEAK_BITS`, ``F = max(fv + L, fw)`` and ``k = F - fv``, one step of a
+neuron is::
+
+    A  = (V - REST) * D * 2**(F - fv - L) + REST * 2**k                  (leak)
+       + [not refractory] * (sum_{i spiked} W_i * 2**(F - fw) + IREC * 2**k)
+    V' = clamp(round_k(A), lo, hi)                                         (one rounding)
+    spike where V' >= THR,   THR = ceil(T * 2**(fv - ft));   then V' = RESET
+
+with ``D = round(exp(-dt / tau_m) * 2**L)`` (``2**L`` for IF neurons), ``REST``, ``RESET``
+and the recurrent weights the constants on the Vmem grid (round to nearest), and
+``round_k`` the design's rounding of ``A / 2**k`` to an integer: truncation ``A >> k``,
+nearest ``(A + 2**(k-1)) >> k`` (a tie rounds up), stochastic ``(A >> k) + [r * 2**24 >
+u * 2**k]`` with ``r = A mod 2**k`` and ``u`` the top 24 bits of
+:func:`kernels.hash_bits` (key of the image's presentation, step t, ``layer * N + j``)
+(the same decision as :func:`kernels.fxp_code` with the same uniform). ``IREC`` is the
+recurrent input of the previous step: ``-WREC * (spikes of the others)`` (tinySNN's
+lateral inhibition ``WREC = w_lateral``; the baseline's inhibitory layer ``WREC =
+w_inh_exc``, whose own neurons take ``WEI = w_exc_inh`` from their excitatory partner
+and compare against the inhibitory threshold on the Vth grid). Every quantity is an
+integer below 2**62 (checked, :func:`why_not`), so int64 arithmetic, in the Numba
+kernel, the torch reference and C alike, is exact.
+
+Designs with a float part (an FP32 weight, Vmem or Vth) keep the float32 datapath with
+Vmem rounded after every step (:mod:`reference`, :mod:`kernels`); ITQ training does too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from tinysnn_dse.core import kernels
+from tinysnn_dse.core.params import ModelConfig
+from tinysnn_dse.core.quant import FixedPoint, Quantizers, RoundMode, quantize
+
+Tensor = torch.Tensor
+
+#: Fractional bits of the leak factor ``D`` (exp(-1/100) -> 64,884 / 2**16).
+LEAK_BITS = 16
+#: Every accumulator of the datapath stays below 2**ACC_LIMIT_BITS (int64 with margin).
+ACC_LIMIT_BITS = 62
+#: Bits of the uniform a stochastic rounding compares with (:func:`kernels.hash_uniform`).
+UNIFORM_BITS = 24
+
+# the constants as the integer kernels read them (int64 [IC_LEN])
+(IC_REST, IC_RESET, IC_DSH, IC_REF, IC_IREST, IC_IRESET, IC_IDSH, IC_IREF, IC_WREC,
+ IC_WEI, IC_ITHR, IC_SHW, IC_K, IC_MODE, IC_LO, IC_HI, IC_INHIB) = range(17)  # fmt: skip
+IC_LEN = 17
+
+
+def code_nearest(x: float, frac_bits: int) -> int:
+    """``floor(x * 2**frac_bits + 1/2)``, exactly (``x`` a float; a tie rounds up)."""
+    num, den = float(x).as_integer_ratio()  # den is a power of two
+    if frac_bits >= 0:
+        num <<= frac_bits
+    else:
+        den <<= -frac_bits
+    return (2 * num + den) // (2 * den)
+
+
+def ceil_shift(x: int, s: int) -> int:
+    """``ceil(x * 2**s)`` for an integer ``x`` and any integer ``s``."""
+    return x << s if s >= 0 else -((-x) >> -s)
+
+
+@dataclass(frozen=True)
+class IntLayer:
+    """One population's constants: resting and reset potentials (Vmem codes), the leak
+    factor ``decay`` (``D``, :data:`LEAK_BITS` fractional bits) and the refractory steps."""
+
+    rest: int
+    reset: int
+    decay: int
+    ref_steps: int
+
+
+@dataclass(frozen=True)
+class IntDesign:
+    """The integer datapath of one design point (module docstring)."""
+
+    topology: str
+    rounding: str
+    weight: FixedPoint
+    vmem: FixedPoint
+    vth: FixedPoint
+    exc: IntLayer
+    inh: IntLayer
+    w_rec: int  # Vmem codes: lateral inhibition, or inhibitory -> excitatory
+    w_exc_inh: int  # Vmem codes: excitatory -> inhibitory (baseline)
+    inh_thr: int  # Vth code of the inhibitory threshold (baseline)
+    n_in: int
+    n_exc: int
+
+    @property
+    def acc_frac(self) -> int:
+        """``F``: fractional bits of the accumulator."""
+        return max(self.vmem.frac_bits + LEAK_BITS, self.weight.frac_bits)
+
+    @property
+    def k(self) -> int:
+        """Bits a step's rounding discards (``F - fv``, at least :data:`LEAK_BITS`)."""
+        return self.acc_frac - self.vmem.frac_bits
+
+    @property
+    def sh_w(self) -> int:
+        return self.acc_frac - self.weight.frac_bits
+
+    @property
+    def sh_leak(self) -> int:
+        return self.k - LEAK_BITS
+
+    @property
+    def mode(self) -> int:
+        return int(RoundMode.of(self.rounding))
+
+    def vmem_thresholds(self, vth_codes: np.ndarray) -> np.ndarray:
+        """``THR = ceil(T * 2**(fv - ft))`` [N] (int64): a potential code ``V`` fires where
+        ``V >= THR``, i.e. where ``V * 2**-fv >= T * 2**-ft``."""
+        s = self.vmem.frac_bits - self.vth.frac_bits
+        return np.array([ceil_shift(int(t), s) for t in vth_codes], dtype=np.int64)
+
+    @property
+    def inh_thr_v(self) -> int:
+        return ceil_shift(self.inh_thr, self.vmem.frac_bits - self.vth.frac_bits)
+
+    def acc_bound_bits(self) -> int:
+        """Bits (with sign) that bound every accumulator of a step."""
+        v, k = self.vmem, self.k
+        span = 2**v.bits  # |V - REST| for codes and constants inside the format
+        leak = span * max(self.exc.decay, self.inh.decay) << self.sh_leak
+        rest = max(abs(self.exc.rest), abs(self.inh.rest), 2 ** (v.bits - 1)) << k
+        inp = self.n_in * self.weight.hi_code << self.sh_w
+        rec = (self.n_exc * abs(self.w_rec) + abs(self.w_exc_inh)) << k
+        return (leak + rest + inp + rec + (1 << k)).bit_length() + 1
+
+    def consts(self) -> np.ndarray:
+        """The constants as the integer kernels read them (int64 [IC_LEN])."""
+        c = np.zeros(IC_LEN, dtype=np.int64)
+        k = self.k
+        c[IC_REST], c[IC_RESET] = self.exc.rest, self.exc.reset
+        c[IC_DSH], c[IC_REF] = self.exc.decay << self.sh_leak, self.exc.ref_steps
+        c[IC_IREST], c[IC_IRESET] = self.inh.rest, self.inh.reset
+        c[IC_IDSH], c[IC_IREF] = self.inh.decay << self.sh_leak, self.inh.ref_steps
+        c[IC_WREC], c[IC_WEI] = self.w_rec << k, self.w_exc_inh << k
+        c[IC_ITHR] = self.inh_thr_v
+        c[IC_SHW], c[IC_K], c[IC_MODE] = self.sh_w, k, self.mode
+        c[IC_LO], c[IC_HI] = self.vmem.lo_code, self.vmem.hi_code
+        c[IC_INHIB] = 1 if self.topology == "inhibitory" else 0
+        return c
+
+    def describe(self) -> dict[str, object]:
+        """The datapath's constants, for records and the exported README."""
+        return {
+            "leak_bits": LEAK_BITS,
+            "acc_frac_bits": self.acc_frac,
+            "round_shift": self.k,
+            "acc_bound_bits": self.acc_bound_bits(),
+            "exc": vars(self.exc),
+            "inh": vars(self.inh) if self.topology == "inhibitory" else None,
+            "w_rec": self.w_rec,
+            "w_exc_inh": self.w_exc_inh if self.topology == "inhibitory" else None,
+            "inh_thr": self.inh_thr if self.topology == "inhibitory" else None,
+        }
+
+
+def _layer(rest_mv: float, reset_mv: float, decay: float, ref: float, v: FixedPoint) -> IntLayer:
+    fv = v.frac_bits
+
+    def clamp(c: int) -> int:  # a potential the register holds
+        return min(max(c, v.lo_code), v.hi_code)
+
+    d = code_nearest(decay, LEAK_BITS)
+    return IntLayer(clamp(code_nearest(rest_mv, fv)), clamp(code_nearest(reset_mv, fv)), d,
+                    int(ref))  # fmt: skip
+
+
+def why_not(cfg: ModelConfig, qz: Quantizers) -> str | None:
+    """Why ``qz`` has no integer datapath (None: it has one, :func:`design_of`)."""
+    missing = [n for n, f in (("weights", qz.weight), ("Vmem", qz.vmem), ("Vth", qz.vth))
+               if f is None]  # fmt: skip
+    if missing:
+        return f"{' and '.join(missing)} in FP32 (an integer datapath needs all three fixed point)"
+    d = _design(cfg, qz)
+    if d.acc_bound_bits() > ACC_LIMIT_BITS:
+        return (
+            f"a step's accumulator needs {d.acc_bound_bits()} bits with these formats "
+            f"({qz.describe()}); at most {ACC_LIMIT_BITS} fit int64"
+        )
+    return None
+
+
+def design_of(cfg: ModelConfig, qz: Quantizers) -> IntDesign | None:
+    """The integer datapath of ``qz`` on ``cfg``, or None where it has none (:func:`why_not`)."""
+    return None if why_not(cfg, qz) is not None else _design(cfg, qz)
+
+
+def _design(cfg: ModelConfig, qz: Quantizers) -> IntDesign:
+    from tinysnn_dse.core.neuron import consts  # neuron imports this module's users
+
+    assert qz.weight is not None and qz.vmem is not None and qz.vth is not None
+    c = consts(cfg)
+    v, fv = qz.vmem, qz.vmem.frac_bits
+    inhibitory = cfg.topology == "inhibitory"
+    w_rec = cfg.inh.w_inh_exc if inhibitory else cfg.inh.w_lateral
+    inh_thr = float(quantize(torch.tensor(cfg.inh.v_th_mv, dtype=torch.float64), qz.vth,
+                             "nearest"))  # fmt: skip
+    return IntDesign(
+        topology=cfg.topology,
+        rounding=qz.rounding,
+        weight=qz.weight,
+        vmem=v,
+        vth=qz.vth,
+        exc=_layer(c.exc.v_rest, c.exc.v_reset, c.exc.decay, c.exc.ref_steps, v),
+        inh=_layer(c.inh.v_rest, c.inh.v_reset, c.inh.decay, c.inh.ref_steps, v),
+        w_rec=code_nearest(w_rec, fv),
+        w_exc_inh=code_nearest(cfg.inh.w_exc_inh, fv),
+        inh_thr=code_nearest(inh_thr, qz.vth.frac_bits),
+        n_in=cfg.n_in,
+        n_exc=cfg.n_exc,
+    )
+
+
+def codes(x: Tensor, fmt: FixedPoint) -> np.ndarray:
+    """The integer codes (int64) of values ``x`` that lie on ``fmt``'s grid; raises if one
+    does not."""
+    y = x.detach().cpu().to(torch.float64).numpy() * fmt.inv  # exact: a power of two
+    c = np.rint(y)
+    if not np.array_equal(c, y):
+        raise ValueError(f"values off the {fmt.describe()} grid")
+    return c.astype(np.int64)
+
+
+def weight_codes(w: Tensor, d: IntDesign) -> np.ndarray:
+    """W [n_in, N] as codes, in the narrowest integer type that holds any input's sum:
+    int32 where ``n_in * max code`` fits, else int64."""
+    c = codes(w, d.weight)
+    wide = d.n_in * d.weight.hi_code >= 2**31
+    return np.ascontiguousarray(c.astype(np.int64 if wide else np.int32))
+
+
+def threshold_codes(theta: Tensor, cfg: ModelConfig, qz: Quantizers) -> np.ndarray:
+    """The Vth codes [N] (int64) of ``v_th + theta``, put on the Vth grid by round to
+    nearest (as :func:`neuron.inference_thresholds`: a no-op for quantized networks)."""
+    assert qz.vth is not None
+    x = theta.detach().cpu().to(torch.float64) + cfg.exc.v_th_mv
+    return codes(quantize(x, qz.vth, "nearest"), qz.vth)
+
+
+def image_keys(ukey: int, n: int) -> np.ndarray:
+    """The stochastic-rounding key of each of ``n`` images presented under the key
+    ``ukey``: :func:`kernels.hash_bits` (ukey, 0, b) as int64 (two's complement of the
+    uint64; the exported spike file stores it as uint64)."""
+    return np.array([kernels.image_key(ukey, b) for b in range(n)], dtype=np.int64)
+
+
+def uniforms24(keys: np.ndarray, t_steps: int, rows: int, n: int) -> np.ndarray:
+    """The 24-bit uniforms of stochastic rounding, int64 [T, rows, B, N]: element (t, l,
+    b, j) = top 24 bits of :func:`kernels.hash_bits` (keys[b], t, l * n + j)."""
+    return kernels.u24_block(keys, t_steps, rows, n)
+
+
+def round_shift(a: Tensor, k: int, mode: int, u24: Tensor | None) -> Tensor:
+    """``round_k(a)`` (module docstring) of int64 ``a``; ``u24`` the stochastic uniforms."""
+    if mode == RoundMode.NEAREST:
+        return (a + (1 << (k - 1))) >> k
+    q = a >> k
+    if mode == RoundMode.STOCHASTIC:
+        assert u24 is not None
+        r = a - (q << k)
+        up = (r << (UNIFORM_BITS - k)) > u24 if k <= UNIFORM_BITS else r > (u24 << (k - 24))
+        q = q + up.to(torch.int64)
+    return q
+
+
+def infer_reference(
+    w: Tensor,
+    thr: np.ndarray,
+    spikes: Tensor,
+    d: IntDesign,
+    keys: np.ndarray | None,
+) -> tuple[Tensor, int, Tensor]:
+    """The plain per-step torch loop of the integer datapath over a batch: input spikes
+    [B, T, n_in] (bool), weight codes ``w`` [n_in, N], Vmem-unit thresholds ``thr`` [N]
+    (:meth:`IntDesign.vmem_thresholds`), ``keys`` [B] the images' stochastic-rounding
+    keys (None otherwise). Returns (spike counts [B, N] float32, clipped roundings, the
+    excitatory potentials' codes at the end [B, N] int64)."""
+    dev = spikes.device
+    b, t_steps, _ = spikes.shape
+    n = d.n_exc
+    c = d.consts()
+    k, mode, lo, hi = int(c[IC_K]), int(c[IC_MODE]), int(c[IC_LO]), int(c[IC_HI])
+    inhibitory = d.topology == "inhibitory"
+    u = None
+    if mode == RoundMode.STOCHASTIC:
+        assert keys is not None
+        u = torch.from_numpy(uniforms24(keys, t_steps, 2 if inhibitory else 1, n)).to(dev)
+    wf = w.to(dev, torch.float64)  # codes: float64 sums of them are exact below 2**53
+    thr_t = torch.from_numpy(thr).to(dev)
+    i64 = torch.int64
+
+    def full(x: int) -> Tensor:
+        return torch.full((b, n), int(x), dtype=i64, device=dev)
+
+    v, refr, irec = full(c[IC_REST]), full(0), full(0)
+    vi, irefr = full(c[IC_IREST]), full(0)
+    s_prev = torch.zeros(b, n, dtype=i64, device=dev)
+    counts = torch.zeros(b, n, dtype=i64, device=dev)
+    n_sat = 0
+
+    def integrate(
+        x: Tensor, rest: int, dsh: int, r: Tensor, inp: Tensor, uu: Tensor | None
+    ) -> tuple[Tensor, int]:
+        a = (x - rest) * dsh + (rest << k) + torch.where(r <= 0, inp, torch.zeros_like(inp))
+        q = round_shift(a, k, mode, uu)
+        cl = q.clamp(lo, hi)
+        return cl, int((cl != q).sum())
+
+    for t in range(t_steps):
+        cur = (spikes[:, t].to(torch.float64) @ wf).to(i64) << int(c[IC_SHW])
+        v, sat = integrate(v, int(c[IC_REST]), int(c[IC_DSH]), refr, cur + irec,
+                           None if u is None else u[t, 0])  # fmt: skip
+        n_sat += sat
+        s = (v >= thr_t).to(i64)
+        v = torch.where(s > 0, torch.full_like(v, int(c[IC_RESET])), v)
+        refr = torch.where(s > 0, torch.full_like(refr, int(c[IC_REF])), refr - 1)
+        counts += s
+        if inhibitory:
+            ui = None if u is None else u[t, 1]
+            ui = None if u is None else u[t, 1]
+            vi, sat = integrate(vi, int(c[IC_IREST]), int(c[IC_IDSH]), irefr,
+                                s_prev * int(c[IC_WEI]), ui)  # fmt: skip
+            n_sat += sat
+            si = (vi >= int(c[IC_ITHR])).to(i64)
+            vi = torch.where(si > 0, torch.full_like(vi, int(c[IC_IRESET])), vi)
+            irefr = torch.where(si > 0, torch.full_like(irefr, int(c[IC_IREF])), irefr - 1)
+            irec = (si - si.sum(dim=1, keepdim=True)) * int(c[IC_WREC])
+            s_prev = s
+        else:
+            irec = (s - s.sum(dim=1, keepdim=True)) * int(c[IC_WREC])
+    return counts.to(torch.float32), n_sat, v
