@@ -330,6 +330,61 @@ def evaluate(
 
 
 @app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="A model.pt written by `tinysnn train`.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the export into.")],
+    scheme: Annotated[
+        str | None, typer.Option(help="ptq to export under a new PTQ (default: as trained).")
+    ] = None,
+    rounding: str = "nearest",
+    weight_bits: Bits = "fp32",
+    vmem_bits: Bits = "fp32",
+    vth_bits: Bits = "fp32",
+    weight_int_bits: int | None = None,
+    vmem_int_bits: int | None = None,
+    vth_int_bits: int | None = None,
+    test_samples: Annotated[
+        int, typer.Option(help="Test images whose spikes and expected labels are written.")
+    ] = 1000,
+    readout: Annotated[
+        str | None, typer.Option(help="proportion, all or soft-vote (default: as trained).")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Write a design as a NIR graph and bit-exact integer C, with test spikes (README in OUT)."""
+    from tinysnn_dse.export import export_design
+
+    trained = load_checkpoint(checkpoint, "cpu")
+    if readout is not None:
+        choice("--readout", readout, READOUTS)
+        trained = dataclasses.replace(
+            trained,
+            model=dataclasses.replace(trained.model, readout=readout),  # type: ignore[arg-type]
+        )
+    quant = None
+    if scheme is not None:
+        if BY_NAME["scheme"].parse(scheme, "--scheme") == "itq":
+            raise ConfigError("--scheme itq needs retraining; export accepts ptq only")
+        quant = quant_from_options(
+            scheme, rounding, weight_bits, vmem_bits, vth_bits,
+            weight_int_bits, vmem_int_bits, vth_int_bits,
+        )  # fmt: skip
+    with progress_bar(True) as cb:
+        res = export_design(trained, quant, out, str(data_dir) if data_dir else None,
+                            test_samples, cb)  # fmt: skip
+    _export_summary(res)
+
+
+def _export_summary(res: Any) -> None:
+    console_out().print(
+        f"exported to [bold]{res.out_dir}[/]: {', '.join(res.files)}\n"
+        f"accuracy on the first {res.test_samples:,} test images {res.accuracy * 100:.2f} %; "
+        f"C parameters and Vmem {res.parameter_bytes:,} bytes, Eq. 4 {res.eq4_bytes:,.1f} bytes "
+        f"(README.md: the memory map, how to build and run)"
+    )
+
+
+@app.command()
 def datasets(
     data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -736,8 +791,15 @@ def select(
     artifacts: Artifacts = None,
     export: Annotated[
         Path | None,
-        typer.Option("--export", help="Write the selected model.pt and record.json here."),
+        typer.Option(
+            "--export",
+            help="Write the selected model.pt and record.json here, and (a fixed-point "
+            "design) its NIR graph and integer C, as `tinysnn export`.",
+        ),
     ] = None,
+    export_test_samples: Annotated[
+        int, typer.Option(help="With --export: test images written with the C.")
+    ] = 1000,
     as_json: Annotated[bool, typer.Option("--json", help="Rows as JSON, best first.")] = False,
 ) -> None:
     """Rank completed design points by R = A - mu * M under constraints; show the Pareto set."""
@@ -754,7 +816,8 @@ def select(
     if export is not None:
         if not rows:
             raise ConfigError("no design point meets the constraints; nothing to export")
-        _export(rows[0], records, artifacts or default_artifacts(storage), export)
+        _export(rows[0], records, artifacts or default_artifacts(storage), export,
+                export_test_samples)  # fmt: skip
     if as_json:
         typer.echo(json.dumps(rows[:top], indent=2, default=str))
         return
@@ -791,18 +854,39 @@ def _rows_table(rows: list[dict[str, Any]], title: str, mark_first: bool = False
     console_out().print(t)
 
 
-def _export(best: dict[str, Any], records: list[Record], art: Path, dest: Path) -> None:
+def _export(
+    best: dict[str, Any], records: list[Record], art: Path, dest: Path, test_samples: int
+) -> None:
+    """The selected point's checkpoint and record into ``dest``; for a fixed-point design
+    also its NIR graph and integer C (``tinysnn export``), else a note why not."""
     import shutil
 
-    rec = next(r for r in records if r.key == best["design_key"])
+    from tinysnn_dse.core.params import quant_from_dict
     from tinysnn_dse.explore.study import artifact_path
+    from tinysnn_dse.export import ExportError, check_expressible, export_design
 
+    rec = next(r for r in records if r.key == best["design_key"])
     src = artifact_path(art, str(rec.study.get("checkpoint_artifact")))
     if not src.is_file():
         raise ConfigError(f"checkpoint of trial {best['trial']} not found at {src} (--artifacts?)")
+    trained = load_checkpoint(src, "cpu")  # a bad checkpoint fails before anything is written
+    quant = quant_from_dict(dict(rec.config["quant"])) if rec.config.get("quant") else None
+    try:
+        check_expressible(quant or trained.quant)
+        expressible = True
+    except ExportError as e:
+        expressible, why = False, str(e)
     prepare_out_dir(dest)
     shutil.copyfile(src, dest / "model.pt")
     (dest / "record.json").write_text(json.dumps(rec.to_dict(), indent=2, sort_keys=True) + "\n")
+    if not expressible:
+        err.print(f"note: no NIR or C export: {why}", markup=False, highlight=False)
+        return
+    itq = (quant or trained.quant).scheme == "itq"
+    with progress_bar(True) as cb:
+        res = export_design(trained, None if itq else quant, dest, None, test_samples, cb,
+                            title=rec.key)  # fmt: skip
+    _export_summary(res)
 
 
 @app.command()

@@ -458,12 +458,13 @@ class Deployed(NamedTuple):
 
 class Evaluation(NamedTuple):
     """A tested design point: its record, the label assignment it was read out with, the
-    test pass's spike counts [S, N] (of each image's last presentation) and the network
-    as deployed."""
+    test pass's spike counts [S, N] (of each image's last presentation) and true labels
+    [S], and the network as deployed."""
 
     record: Record
     assignment: readout.Assignment
     test_counts: torch.Tensor | None = None
+    test_labels: torch.Tensor | None = None
     deployed: Deployed | None = None
 
 
@@ -620,7 +621,8 @@ def evaluate(
             "threads": torch.get_num_threads(),
         },
     )
-    return Evaluation(record, assignment, test_counts, Deployed(net, infer_model, qz))
+    return Evaluation(record, assignment, test_counts, split.eval_y.cpu(),
+                      Deployed(net, infer_model, qz))  # fmt: skip
 
 
 def _offset(cap: Capture, i: int) -> Capture:
@@ -795,8 +797,10 @@ def evaluate_checkpoint(
     test_samples: int | None = None,
     device: str = "cpu",
     progress: Progress = _noop,
+    capture: Capture | None = None,
 ) -> Evaluation:
-    """Re-test a saved model, optionally under a PTQ setting, without retraining."""
+    """Re-test a saved model, optionally under a PTQ setting, without retraining
+    (``capture``: as :func:`evaluate`)."""
     if quant is None:
         quant = trained.quant
     validate_quant(quant)  # PTQ on an ITQ-trained model re-applies the new formats
@@ -810,4 +814,4 @@ def evaluate_checkpoint(
         data_dir = str(root) if root.is_dir() else None
     ds = data_mod.load(s.dataset, data_dir)
     split = make_split(ds, s, resolve_device(device))
-    return evaluate(trained, quant, split, progress)
+    return evaluate(trained, quant, split, progress, capture)

@@ -192,7 +192,12 @@ CASES = [  # fmt: skip
             vth_int_bits=8,
         ),
     ),  # fmt: skip
+    # accumulators over 2**52: the kernel holds its state in int64, not float64
     ("tinysnn", QuantSpec(rounding="stochastic", weight_bits=16, vmem_bits=32, vth_bits=24)),
+    (
+        "baseline",
+        QuantSpec(rounding="nearest", weight_bits=32, vmem_bits=32, vth_bits=32, vmem_int_bits=8),
+    ),  # fmt: skip
 ]
 
 
@@ -227,9 +232,10 @@ def test_reference_equals_exact_rational_physics(model: str, q: QuantSpec) -> No
 @needs_numba
 @pytest.mark.parametrize(("model", "q"), CASES)
 def test_kernel_equals_reference_bit_for_bit(model: str, q: QuantSpec) -> None:
-    """The Numba kernel (what ``infer`` runs on the CPU) and the torch reference (CUDA's
-    and the tests'), same trains and keys: identical counts, and identical clipped
-    roundings, on a 196 x 50 network and 40 images."""
+    """The Numba kernel (what ``infer`` runs on the CPU; its state in float64 where exact,
+    else int64) and the torch reference (CUDA's and the tests'), same trains and keys:
+    identical counts, and identical clipped roundings, on a 196 x 50 network and 40
+    images."""
     cfg, qz, d, net, _ = _net_and_spikes(model, q, 2, 196, 50)
     g = torch.Generator().manual_seed(2)
     pix = torch.rand(40, 196, generator=torch.Generator().manual_seed(3)) ** 2

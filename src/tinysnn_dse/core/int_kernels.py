@@ -1,34 +1,24 @@
 """The compiled inference of the integer datapath (:mod:`integer`; docs/model.md,
-"Integer inference"): a batch of images in parallel threads, in int64 arithmetic on the
-formats' codes. The input current of each image is summed first, as in
-:func:`kernels.infer_batch` (:func:`kernels.image_current`, here over weight codes),
-then the neurons run. The exported C (``tinysnn export``) computes the same numbers.
+"Integer inference"): a batch of images in parallel threads, exact integer arithmetic on
+the formats' codes. The input current of each image is summed first, as in
+:func:`kernels.infer_batch` (:func:`kernels.image_current`, here over weight codes), then
+the neurons run. The exported C (``tinysnn export``) computes the same numbers.
+
+The state and constants are integers held either in int64 or, where every value of a
+step stays below 2**53 (:meth:`integer.IntDesign.acc_bound_bits`, nearly every design),
+in float64, where each operation on them is exact as well: the same numbers, but AVX2
+multiplies 4 float64 lanes natively and int64 ones only in three instructions (measured:
+the int64 form ran nearest-rounding inference at 0.78x the float32 datapath). The one
+operation that differs between the two, the floor of a division by ``2**k``, is
+:func:`floor_shift`; everything else is written once.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from tinysnn_dse.core.integer import (
-    IC_DSH,
-    IC_HI,
-    IC_IDSH,
-    IC_INHIB,
-    IC_IREF,
-    IC_IRESET,
-    IC_IREST,
-    IC_ITHR,
-    IC_K,
-    IC_LO,
-    IC_MODE,
-    IC_REF,
-    IC_RESET,
-    IC_REST,
-    IC_SHW,
-    IC_WEI,
-    IC_WREC,
-)
 from tinysnn_dse.core.kernels import (
+    HAVE_NUMBA,
     M_SAT,
     hash_bits,
     image_current,
@@ -37,75 +27,98 @@ from tinysnn_dse.core.kernels import (
     prange,
 )
 
+# the constants as :func:`infer_batch_int` reads them, in the state's dtype ([KC_LEN]):
+# resting, reset and leak (DSH) of each layer, refractory steps, the recurrent weights in
+# accumulator units, the inhibitory threshold (Vmem units), 2**SH_W, rest * 2**k of each
+# layer, the nearest-rounding offset (2**(k-1) or 0), 2**-k, the stochastic comparison's
+# factors (remainder * P2A > u * P2B), the Vmem format's lowest and highest code, the
+# mode (0 truncate, 1 nearest, 2 stochastic), whether there is an inhibitory layer, k and
+# 2**k
+(KC_REST, KC_RESET, KC_DSH, KC_REF, KC_IREST, KC_IRESET, KC_IDSH, KC_IREF, KC_WREC,
+ KC_WEI, KC_ITHR, KC_SCALE_W, KC_REST_K, KC_IREST_K, KC_HALF, KC_INV_K, KC_P2A, KC_P2B,
+ KC_LO, KC_HI, KC_MODE, KC_INHIB, KC_K, KC_P2K) = range(24)  # fmt: skip
+KC_LEN = 24
+
 _SH24 = np.uint64(40)  # a uniform is the top 24 bits of hash_bits
 
 
+def floor_shift(a, k, inv):  # type: ignore[no-untyped-def]
+    """``floor(a / 2**k)``: ``a >> k`` for an int64, ``floor(a * inv)`` (``inv`` =
+    2**-k, exact) for a float64 holding an integer."""
+    return np.floor(a * inv) if isinstance(a, float) else a >> k
+
+
+if HAVE_NUMBA:
+    from numba import types
+    from numba.extending import overload
+
+    @overload(floor_shift)
+    def _floor_shift(a, k, inv):  # type: ignore[no-untyped-def]
+        if isinstance(a, types.Float):
+            return lambda a, k, inv: np.floor(a * inv)
+        return lambda a, k, inv: a >> k
+
+
 @njit(cache=True, nogil=True, inline="always")
-def _stoch_up(a, q, k, u24):  # type: ignore[no-untyped-def]
-    """Whether stochastic rounding steps ``q = a >> k`` up: the remainder ``a - q 2**k``
-    over ``2**k`` against the uniform ``u24 / 2**24``, compared exactly in integers."""
-    r = a - (q << k)
-    if k <= 24:
-        return (r << (24 - k)) > u24
-    return r > (u24 << (k - 24))
-
-
-@njit(cache=True, nogil=True)
-def _layer_step(v, refr, inp, t, thr, c, rest, dsh, ukey, row, s):  # type: ignore[no-untyped-def]
-    """One step of a population: leak and integrate ``inp`` (accumulator units; only
-    where not refractory), round onto the Vmem grid, clamp, fire where ``v >= thr``
-    (reset, refractory), clear ``inp``. ``s`` receives the spikes (0/1); returns (spikes,
-    clipped roundings)."""
+def _layer_step(v, refr, inp, cur, scale_w, t, thr, cs, rest, dsh, rest_k, ukey, row, s):  # type: ignore[no-untyped-def]  # noqa: E501
+    """One step of a population: leak, then (where not refractory) add ``inp``
+    (accumulator units) and ``cur`` (weight codes) times ``scale_w`` (2**SH_W), round
+    onto the Vmem grid, clamp, fire where ``v >= thr`` (reset, refractory), clear ``inp``
+    and ``cur``. ``s`` receives the spikes (0/1); returns (spikes, clipped roundings)."""
     n = v.shape[0]
-    k, mode, lo, hi = c[IC_K], c[IC_MODE], c[IC_LO], c[IC_HI]
-    rest_k = rest << k
-    half = (np.int64(1) << (k - 1)) if mode == 1 else np.int64(0)
+    mode, k = cs[KC_MODE], np.int64(cs[KC_K])
+    half, inv, lo, hi = cs[KC_HALF], cs[KC_INV_K], cs[KC_LO], cs[KC_HI]
     sat = 0
     n_fire = 0
     if mode == 2:
+        p2a, p2b, p2k = cs[KC_P2A], cs[KC_P2B], cs[KC_P2K]
         for j in range(n):
             a = (v[j] - rest) * dsh + rest_k
-            a = a + inp[j] if refr[j] <= 0 else a
-            q = a >> k
+            a = a + (inp[j] + cur[j] * scale_w) if refr[j] <= 0 else a
+            q = floor_shift(a, k, inv)
             u = np.int64(hash_bits(ukey, t, row * n + j) >> _SH24)
-            q = q + 1 if _stoch_up(a, q, k, u) else q
+            q = q + 1 if (a - q * p2k) * p2a > u * p2b else q
             x = min(max(q, lo), hi)
             sat += x != q
             v[j] = x
             n_fire += x >= thr[j]
             inp[j] = 0
+            cur[j] = 0
+            refr[j] -= 1
+            s[j] = 0
     else:  # truncation (half 0) or nearest: branch-free, vectorizes
         for j in range(n):
             a = (v[j] - rest) * dsh + rest_k
-            a = a + inp[j] if refr[j] <= 0 else a
-            q = (a + half) >> k
+            a = a + (inp[j] + cur[j] * scale_w) if refr[j] <= 0 else a
+            q = floor_shift(a + half, k, inv)
             x = min(max(q, lo), hi)
             sat += x != q
             v[j] = x
             n_fire += x >= thr[j]
             inp[j] = 0
-    if n_fire == 0:
-        for j in range(n):
+            cur[j] = 0
+            refr[j] -= 1  # set again below where the neuron fires
             s[j] = 0
-            refr[j] -= 1
+    if n_fire == 0:  # most steps
         return 0, sat
-    reset, ref = c[IC_RESET], c[IC_REF]
+    reset, ref = cs[KC_RESET], cs[KC_REF]
     if row == 1:
-        reset, ref = c[IC_IRESET], c[IC_IREF]
+        reset, ref = cs[KC_IRESET], cs[KC_IREF]
     for j in range(n):
-        fire = v[j] >= thr[j]
-        s[j] = 1 if fire else 0
-        v[j] = reset if fire else v[j]
-        refr[j] = ref if fire else refr[j] - 1
+        if v[j] >= thr[j]:
+            s[j] = 1
+            v[j] = reset
+            refr[j] = ref
     return n_fire, sat
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def infer_batch_int(w, trains, keys, n_steps, thr, images, c, n_threads):  # type: ignore[no-untyped-def]  # noqa: E501
-    """Inference of a batch of images on the integer datapath of a design (constants
-    ``c``, :meth:`integer.IntDesign.consts`): weight codes ``w`` [n_in, N] (int32 or
-    int64; the current buffer takes its type), Vmem-unit thresholds ``thr`` [N] (int64).
-    ``trains`` and ``keys[0]`` as in :func:`kernels.infer_batch`; ``keys[1]`` the batch's
+def infer_batch_int(w, trains, keys, n_steps, thr, images, cs, n_threads):  # type: ignore[no-untyped-def]  # noqa: E501
+    """Inference of a batch of images on the integer datapath of a design: weight codes
+    ``w`` [n_in, N] (int32 or int64; the current buffer takes its type), Vmem-unit
+    thresholds ``thr`` [N] and the constants ``cs`` [KC_LEN], both in the state's dtype
+    (int64, or float64 where exact; :func:`integer.kernel_consts`). ``trains`` and
+    ``keys[0]`` as in :func:`kernels.infer_batch`; ``keys[1]`` the batch's
     stochastic-rounding key, image b's being :func:`kernels.image_key` (keys[1], b), whose
     uniform for step t, layer l (0 excitatory, 1 inhibitory) and neuron j is the top 24
     bits of :func:`kernels.hash_bits` (image key, t, l * N + j). ``images``
@@ -116,20 +129,23 @@ def infer_batch_int(w, trains, keys, n_steps, thr, images, c, n_threads):  # typ
     n_img = counts.shape[0]
     n = w.shape[1]
     n_par = min(n_img, 4 * n_threads)
-    inhibitory = c[IC_INHIB] != 0
-    shw, wrec, wei, ithr = c[IC_SHW], c[IC_WREC], c[IC_WEI], c[IC_ITHR]
+    inhibitory = cs[KC_INHIB] != 0
+    scale_w, wrec, wei = cs[KC_SCALE_W], cs[KC_WREC], cs[KC_WEI]
+    rest, dsh, rest_k = cs[KC_REST], cs[KC_DSH], cs[KC_REST_K]
+    irest, idsh, irest_k = cs[KC_IREST], cs[KC_IDSH], cs[KC_IREST_K]
     for p in prange(n_par):
         cur = np.zeros((n_steps, n), dtype=w.dtype)
         times = np.zeros(n_steps, dtype=np.int64)
-        v = np.empty(n, dtype=np.int64)
-        refr = np.empty(n, dtype=np.int64)
-        inp = np.zeros(n, dtype=np.int64)
-        s = np.zeros(n, dtype=np.int64)
-        vi = np.empty(n, dtype=np.int64)
-        irefr = np.empty(n, dtype=np.int64)
-        iinp = np.zeros(n, dtype=np.int64)
-        si = np.zeros(n, dtype=np.int64)
-        ithr_v = np.full(n, ithr, dtype=np.int64)
+        v = np.empty(n, dtype=thr.dtype)
+        refr = np.empty(n, dtype=thr.dtype)
+        inp = np.zeros(n, dtype=thr.dtype)
+        s = np.zeros(n, dtype=thr.dtype)
+        vi = np.empty(n, dtype=thr.dtype)
+        irefr = np.empty(n, dtype=thr.dtype)
+        iinp = np.zeros(n, dtype=thr.dtype)
+        si = np.zeros(n, dtype=thr.dtype)
+        ithr_v = np.full(n, cs[KC_ITHR], dtype=thr.dtype)
+        no_cur = np.zeros(n, dtype=w.dtype)  # the inhibitory layer has no input current
         cnt = np.zeros(n, dtype=np.int64)
         for b in range(p, n_img, n_par):
             n_sp, n_pr = image_current(b, trains, key, w, cur, times, pruned)
@@ -138,33 +154,30 @@ def infer_batch_int(w, trains, keys, n_steps, thr, images, c, n_threads):  # typ
             bkey = image_key(ukey, b)
             sat = 0
             for j in range(n):
-                v[j] = c[IC_REST]
+                v[j] = rest
                 refr[j] = 0
                 inp[j] = 0
-                vi[j] = c[IC_IREST]
+                vi[j] = irest
                 irefr[j] = 0
                 iinp[j] = 0
                 s[j] = 0
                 cnt[j] = 0
-            for t in range(n_steps):
-                for j in range(n):  # inp holds the recurrent input of the previous step
-                    inp[j] += np.int64(cur[t, j]) << shw
-                    cur[t, j] = 0
-                n_fire, st = _layer_step(v, refr, inp, t, thr, c, c[IC_REST], c[IC_DSH],
-                                         bkey, 0, s)  # fmt: skip
+            for t in range(n_steps):  # inp: the recurrent input of the previous step
+                n_fire, st = _layer_step(v, refr, inp, cur[t], scale_w, t, thr, cs, rest, dsh,
+                                         rest_k, bkey, 0, s)  # fmt: skip
                 sat += st
                 if inhibitory:
-                    n_inh, st = _layer_step(vi, irefr, iinp, t, ithr_v, c, c[IC_IREST],
-                                            c[IC_IDSH], bkey, 1, si)  # fmt: skip
+                    n_inh, st = _layer_step(vi, irefr, iinp, no_cur, scale_w, t, ithr_v, cs,
+                                            irest, idsh, irest_k, bkey, 1, si)  # fmt: skip
                     sat += st
                     for j in range(n):  # for the next step
                         inp[j] = (si[j] - n_inh) * wrec
                         iinp[j] = s[j] * wei
-                        cnt[j] += s[j]
+                        cnt[j] += np.int64(s[j])
                 elif n_fire:
                     for j in range(n):
                         inp[j] = (s[j] - n_fire) * wrec
-                        cnt[j] += s[j]
+                        cnt[j] += np.int64(s[j])
             for j in range(n):
                 counts[b, j] = cnt[j]
             meters[b, M_SAT] += sat

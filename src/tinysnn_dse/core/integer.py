@@ -183,6 +183,38 @@ def _layer(rest_mv: float, reset_mv: float, decay: float, ref: float, v: FixedPo
                     int(ref))  # fmt: skip
 
 
+def kernel_dtype(d: IntDesign) -> type:
+    """The dtype :func:`int_kernels.infer_batch_int` holds the state in: float64 where
+    every value of a step stays below 2**52 (exact there), else int64."""
+    return np.float64 if d.acc_bound_bits() <= 53 else np.int64
+
+
+def kernel_consts(d: IntDesign, dtype: type) -> np.ndarray:
+    """The constants as :func:`int_kernels.infer_batch_int` reads them ([KC_LEN], in the
+    state's ``dtype``)."""
+    from tinysnn_dse.core import int_kernels as ik
+
+    c = d.consts()
+    k = int(c[IC_K])
+    out = {
+        ik.KC_REST: c[IC_REST], ik.KC_RESET: c[IC_RESET], ik.KC_DSH: c[IC_DSH],
+        ik.KC_REF: c[IC_REF], ik.KC_IREST: c[IC_IREST], ik.KC_IRESET: c[IC_IRESET],
+        ik.KC_IDSH: c[IC_IDSH], ik.KC_IREF: c[IC_IREF], ik.KC_WREC: c[IC_WREC],
+        ik.KC_WEI: c[IC_WEI], ik.KC_ITHR: c[IC_ITHR], ik.KC_SCALE_W: 1 << int(c[IC_SHW]),
+        ik.KC_REST_K: int(c[IC_REST]) << k, ik.KC_IREST_K: int(c[IC_IREST]) << k,
+        ik.KC_HALF: (1 << (k - 1)) if c[IC_MODE] == RoundMode.NEAREST else 0,
+        ik.KC_INV_K: 0, ik.KC_P2A: 1 << max(0, UNIFORM_BITS - k),
+        ik.KC_P2B: 1 << max(0, k - UNIFORM_BITS), ik.KC_LO: c[IC_LO], ik.KC_HI: c[IC_HI],
+        ik.KC_MODE: c[IC_MODE], ik.KC_INHIB: c[IC_INHIB], ik.KC_K: k, ik.KC_P2K: 1 << k,
+    }  # fmt: skip
+    arr: np.ndarray = np.zeros(ik.KC_LEN, dtype=dtype)
+    for i, x in out.items():
+        arr[i] = int(x)
+    if dtype == np.float64:
+        arr[ik.KC_INV_K] = 2.0**-k
+    return arr
+
+
 def why_not(cfg: ModelConfig, qz: Quantizers) -> str | None:
     """Why ``qz`` has no integer datapath (None: it has one, :func:`design_of`)."""
     missing = [n for n, f in (("weights", qz.weight), ("Vmem", qz.vmem), ("Vth", qz.vth))

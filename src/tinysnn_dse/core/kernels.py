@@ -214,7 +214,7 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _GOLD = np.uint64(0x9E3779B97F4A7C15)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def hash_bits(key, a, b):  # type: ignore[no-untyped-def]
     """64 random bits (uint64) that depend only on (``key``, ``a``, ``b``): SplitMix64's
     finaliser over the combined counter ``key + (a * 2654435761 + b + 1) * 0x9E3779B97F4A7C15``

@@ -342,11 +342,12 @@ def _infer_kernel(
         images = K.Images(none, none, counts, n_in, meters, pruned_per_input(net.keep),
                           pruned_ev)  # fmt: skip
         wc = integer.weight_codes(net.w, d)
-        thr = d.vmem_thresholds(integer.threshold_codes(net.theta, cfg, qz))
+        dt = integer.kernel_dtype(d)
+        thr: np.ndarray = d.vmem_thresholds(integer.threshold_codes(net.theta, cfg, qz)).astype(dt)
         with kernel_threads():
             int_kernels.infer_batch_int(
                 wc, (img_ptr, pix, spikes, p), np.array([key, ukey]), t_steps, thr, images,
-                d.consts(), torch.get_num_threads(),
+                integer.kernel_consts(d, dt), torch.get_num_threads(),
             )  # fmt: skip
     else:
         none = np.zeros((0, 0), dtype=np.float32)  # v0, iv0: drawn by _infer_float

@@ -1,0 +1,112 @@
+/* Classify the images of a spike-train file (README.md in the export folder documents
+ * the format) with the exported network: one predicted label per line (-1: no class
+ * scored), with --counts followed by the spike count of every excitatory neuron.
+ *
+ *   ./tinysnn test_spikes.bin [--counts]
+ *
+ * An image is presented again (the file's next presentation of it, drawn at a boosted
+ * rate) while it draws fewer than TSNN_MIN_SPIKES spikes, at most TSNN_MAX_BOOSTS times,
+ * as the simulator does; its counts are the last presentation's. Exit status: 0, 1 for a
+ * file that cannot be read, 3 where an image needs a presentation the file lacks. */
+#include <stdio.h>
+#include <string.h>
+
+#include "model.h"
+#include "tinysnn.h"
+
+static uint16_t step_spikes[TSNN_STEPS];
+static uint16_t inputs[(uint32_t)TSNN_STEPS * TSNN_N_IN];
+static int32_t counts[TSNN_N];
+
+static int read_u(FILE *f, unsigned bytes, uint64_t *out)
+{
+    unsigned char b[8];
+    unsigned i;
+    *out = 0;
+    if (fread(b, 1, bytes, f) != bytes)
+        return 0;
+    for (i = 0; i < bytes; i++)
+        *out |= (uint64_t)b[i] << (8u * i);
+    return 1;
+}
+
+static int fail(const char *path, const char *what)
+{
+    fprintf(stderr, "error: %s: %s\n", path, what);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    FILE *f;
+    char magic[8];
+    uint64_t version, n_images, n_in, n_steps, max_pres, x;
+    uint64_t img;
+    int with_counts = argc > 2 && strcmp(argv[2], "--counts") == 0;
+    if (argc < 2 || (argc > 2 && !with_counts)) {
+        fprintf(stderr, "usage: %s SPIKES.bin [--counts]\n", argv[0]);
+        return 2;
+    }
+    f = fopen(argv[1], "rb");
+    if (f == NULL)
+        return fail(argv[1], "cannot open");
+    if (fread(magic, 1, 8, f) != 8 || memcmp(magic, "TSNNSPK1", 8) != 0)
+        return fail(argv[1], "not a tinysnn spike file (magic TSNNSPK1)");
+    if (!read_u(f, 4, &version) || !read_u(f, 4, &n_images) || !read_u(f, 4, &n_in) ||
+        !read_u(f, 4, &n_steps) || !read_u(f, 4, &max_pres))
+        return fail(argv[1], "truncated header");
+    if (version != 1 || n_in != TSNN_N_IN || n_steps != TSNN_STEPS)
+        return fail(argv[1], "version, inputs or steps differ from this network's");
+    tsnn_init();
+    for (img = 0; img < n_images; img++) {
+        uint64_t label, n_pres, p;
+        int needed = 1, j;
+        if (!read_u(f, 4, &label) || !read_u(f, 4, &n_pres))
+            return fail(argv[1], "truncated image header");
+        if (n_pres > max_pres)
+            return fail(argv[1], "more presentations than the header allows");
+        for (p = 0; p < n_pres; p++) {
+            tsnn_presentation pr;
+            uint64_t key, n_spk, t;
+            if (!read_u(f, 8, &key) || !read_u(f, 4, &n_spk))
+                return fail(argv[1], "truncated presentation header");
+            if (n_spk > (uint64_t)TSNN_STEPS * TSNN_N_IN)
+                return fail(argv[1], "more input spikes than steps x inputs");
+            for (t = 0, x = 0; t < TSNN_STEPS; t++) {
+                uint64_t c;
+                if (!read_u(f, 2, &c) || c > TSNN_N_IN)
+                    return fail(argv[1], "truncated or impossible spike counts");
+                step_spikes[t] = (uint16_t)c;
+                x += c;
+            }
+            if (x != n_spk)
+                return fail(argv[1], "spike counts of the steps do not add up");
+            for (t = 0; t < n_spk; t++) {
+                if (!read_u(f, 2, &x) || x >= TSNN_N_IN)
+                    return fail(argv[1], "truncated or out-of-range input index");
+                inputs[t] = (uint16_t)x;
+            }
+            if (!needed)
+                continue; /* a presentation this run does not need */
+            pr.step_spikes = step_spikes;
+            pr.inputs = inputs;
+            pr.key = key;
+            if (tsnn_present(&pr, counts) >= TSNN_MIN_SPIKES || TSNN_MIN_SPIKES <= 0 ||
+                p >= TSNN_MAX_BOOSTS)
+                needed = 0;
+        }
+        if (needed) {
+            fprintf(stderr, "error: image %lu needs presentation %lu; the file stores %lu\n",
+                    (unsigned long)img, (unsigned long)(n_pres + 1), (unsigned long)n_pres);
+            return 3;
+        }
+        printf("%d", tsnn_classify(counts));
+        if (with_counts)
+            for (j = 0; j < TSNN_N; j++)
+                printf(" %ld", (long)counts[j]);
+        printf("\n");
+        (void)label;
+    }
+    fclose(f);
+    return 0;
+}

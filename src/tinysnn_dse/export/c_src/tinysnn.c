@@ -1,0 +1,336 @@
+/* tinysnn integer inference (C99): integer arithmetic only, no dynamic memory.
+ *
+ * One step of a population, in integers on the formats' codes (docs/model.md, "Integer
+ * inference"; model.h holds the constants of this design):
+ *
+ *   A  = (V - REST) * DSH + REST * 2**K                       leak (DSH = D * 2**(K - 16))
+ *      + [not refractory] * (I * 2**SH_W + IREC)              input and recurrent input
+ *   V' = clamp(round_K(A), V_LO, V_HI)                        the design's one rounding
+ *   spike where V' >= THR (THR = ceil(T * 2**(FV - FT))), then V' = RESET, refractory
+ *
+ * I is the sum of the weight codes of the inputs spiking at this step, IREC the
+ * recurrent input of the previous step's spikes (tinySNN: lateral inhibition; baseline:
+ * the inhibitory layer), both in accumulator units (2**-(FV + K) mV). round_K: floor
+ * (truncation), floor(A / 2**K + 1/2) (nearest), or floor + [remainder > uniform]
+ * (stochastic; the uniform is the top 24 bits of tsnn_hash(key, t, layer * N + j)).
+ * Shifts of signed values are written as multiplications and floor divisions by powers
+ * of two, which C99 defines for negative values too. */
+#include "tinysnn.h"
+
+#include "model.h"
+#include "model_data.h"
+
+#define P2(k) ((int64_t)1 << (k)) /* 2**k, 0 <= k < 63 */
+
+/* floor(a / 2**k) for any a of magnitude below 2**62 */
+static int64_t floor_div2(int64_t a, int k)
+{
+    return a >= 0 ? a / P2(k) : -((-a + P2(k) - 1) / P2(k));
+}
+
+uint64_t tsnn_hash(uint64_t key, uint64_t a, uint64_t b)
+{
+    uint64_t z = key + (a * UINT64_C(2654435761) + b + 1u) * UINT64_C(0x9E3779B97F4A7C15);
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+/* ------------------------------------------------------------------ packed arrays */
+
+/* Reads consecutive fields of `width` bits (1-32) from a little-endian bit stream that
+ * starts at bit `bit` of `a`; bytes are read only when needed. */
+typedef struct {
+    const uint8_t *p;
+    uint64_t buf;
+    unsigned have;
+    unsigned skip;
+} bitreader;
+
+static void br_start(bitreader *r, const uint8_t *a, uint64_t bit)
+{
+    r->p = a + (bit >> 3);
+    r->skip = (unsigned)(bit & 7u);
+    r->buf = 0;
+    r->have = 0;
+}
+
+static uint32_t br_read(bitreader *r, unsigned width)
+{
+    uint32_t x;
+    while (r->have < width + r->skip) {
+        r->buf |= (uint64_t)(*r->p++) << r->have;
+        r->have += 8u;
+    }
+    x = (uint32_t)((r->buf >> r->skip) & ((UINT64_C(1) << width) - 1u));
+    r->buf >>= width + r->skip;
+    r->have -= width + r->skip;
+    r->skip = 0;
+    return x;
+}
+
+static int64_t sign_extend(uint32_t x, unsigned width)
+{
+    return (x >> (width - 1u)) & 1u ? (int64_t)x - P2(width) : (int64_t)x;
+}
+
+/* ------------------------------------------------------------------ state */
+
+static int64_t thr[TSNN_N];   /* thresholds in Vmem codes */
+static tsnn_vmem_t v[TSNN_N]; /* potentials (codes) */
+static int16_t refr[TSNN_N];  /* refractory steps left */
+static int64_t irec[TSNN_N];  /* recurrent input of the next step (accumulator units) */
+static int64_t cur[TSNN_N];   /* input current of this step (weight codes) */
+static uint8_t s_exc[TSNN_N]; /* spikes of this step */
+#if TSNN_INHIBITORY
+static int64_t ithr[TSNN_N];
+static tsnn_vmem_t vi[TSNN_N];
+static int16_t irefr[TSNN_N];
+static int64_t iinp[TSNN_N]; /* the inhibitory layer's input of the next step */
+static uint8_t s_inh[TSNN_N];
+#endif
+#if TSNN_W_STORAGE == 1
+static uint32_t row_start[TSNN_N_IN + 1]; /* first retained weight of each input row */
+#endif
+#if TSNN_W_STORAGE == 2
+static uint8_t active[TSNN_N_IN]; /* inputs spiking at this step */
+#endif
+#if TSNN_READOUT != 2
+static int64_t n_assigned[TSNN_N_CLASSES];
+#endif
+
+static int64_t vmem_units(int64_t t)
+{
+#if TSNN_FV_MINUS_FT >= 0
+    return t * P2(TSNN_FV_MINUS_FT);
+#else
+    return -floor_div2(-t, -(TSNN_FV_MINUS_FT)); /* ceil(t / 2**(FT - FV)) */
+#endif
+}
+
+void tsnn_init(void)
+{
+    bitreader r;
+    int j;
+    br_start(&r, tsnn_vth, 0);
+    for (j = 0; j < TSNN_N; j++) {
+        uint32_t x = br_read(&r, TSNN_T_BITS);
+        thr[j] = vmem_units(TSNN_T_SIGNED ? sign_extend(x, TSNN_T_BITS) : (int64_t)x);
+    }
+#if TSNN_INHIBITORY
+    br_start(&r, tsnn_vth_inh, 0);
+    for (j = 0; j < TSNN_N; j++) {
+        uint32_t x = br_read(&r, TSNN_T_BITS);
+        ithr[j] = vmem_units(TSNN_T_SIGNED ? sign_extend(x, TSNN_T_BITS) : (int64_t)x);
+    }
+#endif
+#if TSNN_W_STORAGE == 1
+    {
+        uint32_t n = 0;
+        int i;
+        br_start(&r, tsnn_w_map, 0);
+        for (i = 0; i < TSNN_N_IN; i++) {
+            row_start[i] = n;
+            for (j = 0; j < TSNN_N; j++)
+                n += br_read(&r, 1);
+        }
+        row_start[TSNN_N_IN] = n;
+    }
+#endif
+#if TSNN_READOUT != 2
+    for (j = 0; j < TSNN_N_CLASSES; j++)
+        n_assigned[j] = 0;
+    for (j = 0; j < TSNN_N; j++)
+        if (tsnn_label[j] >= 0)
+            n_assigned[tsnn_label[j]] += 1;
+    for (j = 0; j < TSNN_N_CLASSES; j++)
+        if (n_assigned[j] == 0)
+            n_assigned[j] = 1; /* its score is 0 */
+#endif
+}
+
+/* ------------------------------------------------------------------ one step */
+
+static int64_t round_k(int64_t a, uint64_t key, int32_t t, int32_t idx)
+{
+    int64_t q;
+#if TSNN_ROUNDING == 2
+    uint64_t rem, u;
+    q = floor_div2(a, TSNN_K);
+    rem = (uint64_t)(a - q * P2(TSNN_K));
+    u = tsnn_hash(key, (uint64_t)t, (uint64_t)idx) >> 40;
+#if TSNN_K <= 24
+    q += (rem << (24 - TSNN_K)) > u;
+#else
+    q += rem > (u << (TSNN_K - 24));
+#endif
+#else
+    (void)key;
+    (void)t;
+    (void)idx;
+#if TSNN_ROUNDING == 1
+    q = floor_div2(a + P2(TSNN_K - 1), TSNN_K);
+#else
+    q = floor_div2(a, TSNN_K);
+#endif
+#endif
+    if (q < TSNN_V_LO)
+        return TSNN_V_LO;
+    if (q > TSNN_V_HI)
+        return TSNN_V_HI;
+    return q;
+}
+
+/* The input current of step t into cur[] (weight codes). */
+static void input_current(const uint16_t *in, int n_in)
+{
+    int e, j;
+#if TSNN_W_STORAGE == 2
+    bitreader rp, ri, rw;
+    uint32_t lo, hi, m;
+    for (e = 0; e < n_in; e++)
+        active[in[e]] = 1;
+    br_start(&rp, tsnn_csr_ptr, 0);
+    br_start(&ri, tsnn_csr_idx, 0);
+    br_start(&rw, tsnn_w, 0);
+    lo = br_read(&rp, TSNN_PTR_BITS);
+    for (j = 0; j < TSNN_N; j++) {
+        hi = br_read(&rp, TSNN_PTR_BITS);
+        for (m = lo; m < hi; m++) {
+            uint32_t i = br_read(&ri, TSNN_IDX_BITS);
+            uint32_t w = br_read(&rw, TSNN_W_BITS);
+            if (active[i])
+                cur[j] += (int64_t)w;
+        }
+        lo = hi;
+    }
+    for (e = 0; e < n_in; e++)
+        active[in[e]] = 0;
+#else
+    for (e = 0; e < n_in; e++) {
+        bitreader rw;
+        uint32_t i = in[e];
+#if TSNN_W_STORAGE == 1
+        bitreader rm;
+        br_start(&rm, tsnn_w_map, (uint64_t)i * TSNN_N);
+        br_start(&rw, tsnn_w, (uint64_t)row_start[i] * TSNN_W_BITS);
+        for (j = 0; j < TSNN_N; j++)
+            if (br_read(&rm, 1))
+                cur[j] += (int64_t)br_read(&rw, TSNN_W_BITS);
+#else
+        br_start(&rw, tsnn_w, (uint64_t)i * TSNN_N * TSNN_W_BITS);
+        for (j = 0; j < TSNN_N; j++)
+            cur[j] += (int64_t)br_read(&rw, TSNN_W_BITS);
+#endif
+    }
+#endif
+}
+
+int32_t tsnn_present(const tsnn_presentation *p, int32_t *counts)
+{
+    int32_t t, total = 0;
+    int j;
+    const uint16_t *in = p->inputs;
+    for (j = 0; j < TSNN_N; j++) {
+        v[j] = (tsnn_vmem_t)TSNN_REST;
+        refr[j] = 0;
+        irec[j] = 0;
+        cur[j] = 0;
+        counts[j] = 0;
+#if TSNN_INHIBITORY
+        vi[j] = (tsnn_vmem_t)TSNN_IREST;
+        irefr[j] = 0;
+        iinp[j] = 0;
+#endif
+    }
+    for (t = 0; t < TSNN_STEPS; t++) {
+        int32_t n_fire = 0;
+        input_current(in, p->step_spikes[t]);
+        in += p->step_spikes[t];
+        for (j = 0; j < TSNN_N; j++) { /* excitatory layer */
+            int64_t a = ((int64_t)v[j] - TSNN_REST) * TSNN_DSH + TSNN_REST * P2(TSNN_K);
+            int64_t x;
+            if (refr[j] <= 0)
+                a += cur[j] * P2(TSNN_SH_W) + irec[j];
+            x = round_k(a, p->key, t, j);
+            cur[j] = 0;
+            s_exc[j] = x >= thr[j];
+            if (s_exc[j]) {
+                v[j] = (tsnn_vmem_t)TSNN_RESET;
+                refr[j] = TSNN_REF;
+                counts[j] += 1;
+                n_fire += 1;
+            } else {
+                v[j] = (tsnn_vmem_t)x;
+                if (refr[j] > 0)
+                    refr[j] -= 1;
+            }
+        }
+        total += n_fire;
+#if TSNN_INHIBITORY
+        {
+            int32_t n_inh = 0;
+            for (j = 0; j < TSNN_N; j++) { /* inhibitory layer: the previous step's spikes */
+                int64_t a = ((int64_t)vi[j] - TSNN_IREST) * TSNN_IDSH + TSNN_IREST * P2(TSNN_K);
+                int64_t x;
+                if (irefr[j] <= 0)
+                    a += iinp[j];
+                x = round_k(a, p->key, t, TSNN_N + j);
+                s_inh[j] = x >= ithr[j];
+                if (s_inh[j]) {
+                    vi[j] = (tsnn_vmem_t)TSNN_IRESET;
+                    irefr[j] = TSNN_IREF;
+                    n_inh += 1;
+                } else {
+                    vi[j] = (tsnn_vmem_t)x;
+                    if (irefr[j] > 0)
+                        irefr[j] -= 1;
+                }
+            }
+            for (j = 0; j < TSNN_N; j++) {
+                irec[j] = -(int64_t)(n_inh - s_inh[j]) * TSNN_WREC * P2(TSNN_K);
+                iinp[j] = (int64_t)s_exc[j] * TSNN_WEI * P2(TSNN_K);
+            }
+        }
+#else
+        for (j = 0; j < TSNN_N; j++) /* lateral inhibition of the others, next step */
+            irec[j] = -(int64_t)(n_fire - s_exc[j]) * TSNN_WREC * P2(TSNN_K);
+#endif
+    }
+    return total;
+}
+
+/* ------------------------------------------------------------------ readout */
+
+int tsnn_classify(const int32_t *counts)
+{
+    int64_t best_n = 0, best_d = 1;
+    int k, j, best = 0;
+    for (k = 0; k < TSNN_N_CLASSES; k++) {
+        int64_t num = 0, d = 1;
+        for (j = 0; j < TSNN_N; j++) {
+#if TSNN_READOUT == 0 /* all activity: mean count of the neurons assigned k */
+            num += tsnn_label[j] == k ? (int64_t)counts[j] : 0;
+#elif TSNN_READOUT == 1 /* proportion weighting, over the neurons assigned k */
+            num += tsnn_label[j] == k ? (int64_t)tsnn_prop[j * TSNN_N_CLASSES + k] * counts[j] : 0;
+#else /* soft vote: every neuron, its proportion for k */
+            num += (int64_t)tsnn_prop[j * TSNN_N_CLASSES + k] * counts[j];
+#endif
+        }
+#if TSNN_READOUT != 2
+        d = n_assigned[k];
+#endif
+        if (k == 0 || num * best_d > best_n * d) { /* ties: the lower class */
+            best_n = num;
+            best_d = d;
+            best = k;
+        }
+    }
+    return best_n > 0 ? best : -1;
+}
+
+int tsnn_n_inputs(void) { return TSNN_N_IN; }
+int tsnn_n_neurons(void) { return TSNN_N; }
+int tsnn_n_steps(void) { return TSNN_STEPS; }
+int tsnn_min_spikes(void) { return TSNN_MIN_SPIKES; }
+int tsnn_max_boosts(void) { return TSNN_MAX_BOOSTS; }

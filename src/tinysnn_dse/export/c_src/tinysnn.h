@@ -1,0 +1,39 @@
+/* tinysnn integer inference: the API of tinysnn.c (C99, integer arithmetic only, no
+ * dynamic memory). The network, its formats and its constants are in model.h, which
+ * `tinysnn export` writes; docs/model.md ("Integer inference") defines every step. */
+#ifndef TSNN_TINYSNN_H
+#define TSNN_TINYSNN_H
+
+#include <stdint.h>
+
+/* One presentation of one image: the input spikes of each step as an event list, and
+ * the key of its stochastic rounding (unused by truncation and nearest rounding). */
+typedef struct {
+    const uint16_t *step_spikes; /* [TSNN_STEPS]: how many inputs spike at each step */
+    const uint16_t *inputs;      /* their indices, step after step (sum of step_spikes) */
+    uint64_t key;                /* stochastic-rounding key of this presentation */
+} tsnn_presentation;
+
+/* Derive the Vmem-unit thresholds (and the bitmap's row offsets) once, before the first
+ * presentation. */
+void tsnn_init(void);
+
+/* Run one presentation from rest; counts[j] receives the spikes of excitatory neuron j.
+ * Returns their sum. */
+int32_t tsnn_present(const tsnn_presentation *p, int32_t *counts);
+
+/* The class of the highest score for the spike counts of an image (its last
+ * presentation), or -1 where no class scores above 0. */
+int tsnn_classify(const int32_t *counts);
+
+/* The 64 counter-based random bits of (key, a, b): SplitMix64's finaliser over
+ * key + (a * 2654435761 + b + 1) * 0x9E3779B97F4A7C15, arithmetic mod 2**64. */
+uint64_t tsnn_hash(uint64_t key, uint64_t a, uint64_t b);
+
+int tsnn_n_inputs(void);
+int tsnn_n_neurons(void);
+int tsnn_n_steps(void);
+int tsnn_min_spikes(void);
+int tsnn_max_boosts(void);
+
+#endif

@@ -1,0 +1,215 @@
+"""``tinysnn export`` (issue 16): the exported integer C is bit-exact with the simulator
+on 1,000 MNIST test images at several formats and both topologies, its accuracy is
+``tinysnn evaluate``'s, its parameter bits are Eq. 4's, and bad input is one line."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tinysnn_dse.cli import main
+from tinysnn_dse.core.params import QuantSpec, preset
+from tinysnn_dse.export import c as c_mod
+from tinysnn_dse.export import export_design, spikes
+from tinysnn_dse.runner import (
+    RunSettings,
+    evaluate_checkpoint,
+    load_checkpoint,
+    save,
+    train_and_evaluate,
+)
+
+CC = shutil.which("cc")
+needs_cc = pytest.mark.skipif(CC is None, reason="no C compiler (cc)")
+CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"]
+
+
+def test_pack_bits_by_hand() -> None:
+    """Values 1, 2, 3 at 2 bits: bits 10 01 11 from the least significant end, the byte
+    0b111001 = 57; 5 values of 3 bits span two bytes."""
+    assert c_mod.pack_bits(np.array([1, 2, 3]), 2) == bytes([0b111001])
+    v = np.array([7, 0, 5, 1, 6])
+    data = c_mod.pack_bits(v, 3)
+    assert len(data) == 2 and data[0] == 0b01_000_111  # 7, 0, then 5's low two bits
+    assert c_mod.unpack_bits(data, 3, 5).tolist() == v.tolist()
+    assert c_mod.twos(np.array([-1, -128, 127]), 8).tolist() == [255, 128, 127]
+    with pytest.raises(ValueError):
+        c_mod.pack_bits(np.array([4]), 2)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tinySNN network (100 neurons, 1,000 MNIST images) and a baseline one (100
+    neurons, 300 images), FP32-trained, saved as `tinysnn train` saves them."""
+    out: dict[str, Path] = {}
+    for model, n_train in (("tinysnn", 1000), ("baseline", 300)):
+        cfg = preset(model, 784, 100, "mnist")
+        s = RunSettings(dataset="mnist", train_samples=n_train, test_samples=100, seed=1,
+                        threads=2).validate()  # fmt: skip
+        trained, ev = train_and_evaluate(cfg, QuantSpec(), s, str(data_dir))
+        d = tmp_path_factory.mktemp(model)
+        out[model] = save(d, trained, ev)[0]
+    return out
+
+
+def _compile(cdir: Path) -> Path:
+    exe = cdir / "tinysnn"
+    src = [str(cdir / "tinysnn.c"), str(cdir / "main.c")]
+    r = subprocess.run([CC, *CFLAGS, "-o", str(exe), *src], capture_output=True, text=True)  # type: ignore[list-item]
+    assert r.returncode == 0, r.stderr
+    return exe
+
+
+def _no_float(cdir: Path) -> None:
+    for f in cdir.glob("*.[ch]"):
+        text = re.sub(r"/\*.*?\*/", "", f.read_text(), flags=re.S)
+        assert not re.search(r"\b(float|double|malloc|calloc|realloc)\b", text), f.name
+
+
+def _run_c(exe: Path, spikes_bin: Path) -> tuple[list[int], np.ndarray]:
+    r = subprocess.run([str(exe), str(spikes_bin), "--counts"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rows = [list(map(int, line.split())) for line in r.stdout.splitlines()]
+    return [x[0] for x in rows], np.array([x[1:] for x in rows])
+
+
+FORMATS = [
+    ("tinysnn", QuantSpec(rounding="nearest", weight_bits=8, vmem_bits=16, vth_bits=16)),
+    ("tinysnn", QuantSpec(rounding="nearest", weight_bits=8, vmem_bits=8, vth_bits=8)),
+    ("tinysnn", QuantSpec(rounding="stochastic", weight_bits=4, vmem_bits=12, vth_bits=12)),
+    ("baseline", QuantSpec(rounding="nearest", weight_bits=8, vmem_bits=16, vth_bits=16)),
+    ("baseline", QuantSpec(rounding="truncate", weight_bits=4, vmem_bits=8, vth_bits=8)),
+]
+
+
+@needs_cc
+@pytest.mark.slow
+@pytest.mark.parametrize(("model", "q"), FORMATS)
+def test_c_is_bit_exact_with_the_simulator(
+    model: str, q: QuantSpec, checkpoints: dict[str, Path], data_dir: Path, tmp_path: Path
+) -> None:
+    """Compiled with -std=c99 -O2 -Wall -Wextra -Werror, no float or malloc anywhere, on
+    the exported spikes of 1,000 MNIST test images: every image's spike count of every
+    neuron and its predicted label equal the simulator's; the accuracy of expected.txt
+    equals `tinysnn evaluate` under the same options; the parameter arrays and Vmem hold
+    exactly Eq. 4's bits (tinySNN; the baseline less its two inhibitory matrices), up to
+    the byte padding the README states."""
+    trained = load_checkpoint(checkpoints[model])
+    q = dataclasses.replace(q, scheme="ptq")
+    res = export_design(trained, q, tmp_path / "out", str(data_dir), 1000)
+    cdir = tmp_path / "out" / "c"
+    _no_float(cdir)
+    exe = _compile(cdir)
+    pred, counts = _run_c(exe, cdir / "test_spikes.bin")
+    expected = [
+        tuple(map(int, x.split())) for x in (cdir / "expected.txt").read_text().split("\n") if x
+    ]
+    assert len(expected) == 1000 and pred == [e[0] for e in expected]
+    # the simulator's counts of each image's last presentation, from the same evaluation
+    ev = evaluate_checkpoint(trained, q, str(data_dir), 1000)
+    assert ev.test_counts is not None
+    assert counts.shape == (1000, 100) and counts.sum() > 1000
+    assert np.array_equal(counts, ev.test_counts.numpy().astype(np.int64))
+    acc = float(np.mean([p == y for p, y in expected]))
+    assert acc == pytest.approx(ev.record.outcome.accuracy, abs=0) == res.accuracy
+    assert ev.record.backend["infer_datapath"] == "integer"
+    # memory map: the exported bits against Eq. 4
+    readme = (tmp_path / "out" / "README.md").read_text()
+    eq4 = ev.record.memory.bits
+    m = re.search(r"\| \*\*total\*\* \| \| \| \*\*([\d,]+)\*\* \| \*\*([\d,]+)\*\* \|", readme)
+    assert m is not None
+    bits, nbytes = int(m.group(1).replace(",", "")), int(m.group(2).replace(",", ""))
+    inh = 2 * 100 * 100 * q.weight_bits if model == "baseline" else 0  # type: ignore[operator]
+    assert bits == eq4 - inh
+    assert res.parameter_bytes == nbytes and 0 <= nbytes * 8 - bits < 8 * 8 + 100 * 2 * 16
+
+
+@needs_cc
+@pytest.mark.slow
+@pytest.mark.parametrize(("prune", "storage"), [(0.5, "bitmap"), (0.95, "csr")])
+def test_pruned_storage_is_bit_exact(
+    prune: float, storage: str, checkpoints: dict[str, Path], data_dir: Path, tmp_path: Path
+) -> None:
+    """A magnitude-pruned network exports its weights in the record's sparse form (bitmap
+    at 0.5, CSR at 0.95 of 784 inputs), with exactly Eq. 4's bits, and stays bit-exact."""
+    trained = load_checkpoint(checkpoints["tinysnn"])
+    ln = dataclasses.replace(trained.model.learning, prune=prune, prune_method="magnitude")
+    trained = dataclasses.replace(trained, model=dataclasses.replace(trained.model, learning=ln))
+    q = QuantSpec(rounding="nearest", weight_bits=8, vmem_bits=16, vth_bits=16)
+    export_design(trained, q, tmp_path / "out", str(data_dir), 300)
+    rec = json.loads((tmp_path / "out" / "evaluation.json").read_text())
+    assert rec["memory"]["detail"]["memory_format"] == storage
+    cdir = tmp_path / "out" / "c"
+    assert f"TSNN_W_STORAGE {c_mod.STORAGE_CODES[storage]}" in (cdir / "model.h").read_text()
+    pred, _ = _run_c(_compile(cdir), cdir / "test_spikes.bin")
+    expected = [int(x.split()[0]) for x in (cdir / "expected.txt").read_text().split("\n") if x]
+    assert pred == expected
+    readme = (tmp_path / "out" / "README.md").read_text()
+    m = re.search(r"\| \*\*total\*\* \| \| \| \*\*([\d,]+)\*\*", readme)
+    assert m is not None and int(m.group(1).replace(",", "")) == rec["memory"]["bits"]
+
+
+def test_spike_file_roundtrip(tmp_path: Path) -> None:
+    from tinysnn_dse.core.encoding import SpikeTrains
+
+    cap = spikes.CapturedImages(2, 4)
+    img = torch.tensor([0, 0, 1])
+    pix = torch.tensor([3, 5, 1])
+    sp = torch.tensor([[1, 0, 1, 0], [1, 1, 0, 0], [0, 0, 0, 1]], dtype=torch.bool)
+    cap(torch.tensor([0, 1]), 0, SpikeTrains(img, pix, sp, (2, 4, 6)), None)
+    cap(torch.tensor([1]), 1, SpikeTrains(torch.tensor([0]), torch.tensor([2]),
+                                          torch.ones(1, 4, dtype=torch.bool), (1, 4, 6)),
+        np.array([-3]))  # fmt: skip
+    spikes.write(tmp_path / "s.bin", cap, np.array([7, 9]), 6, 3)
+    sf = spikes.read(tmp_path / "s.bin")
+    assert sf.labels == [7, 9] and [len(p) for p in sf.images] == [1, 2]
+    p0 = sf.images[0][0]
+    assert p0.step_spikes.tolist() == [2, 1, 1, 0] and p0.inputs.tolist() == [3, 5, 5, 3]
+    assert sf.images[1][1].key == 2**64 - 3  # the int64 key's two's complement
+    assert sf.images[1][0].dense(6)[3].tolist() == [False, True, False, False, False, False]
+    (tmp_path / "bad.bin").write_bytes(b"TSNNSPK1" + bytes(7))
+    with pytest.raises(spikes.SpikeFileError, match="truncated header"):
+        spikes.read(tmp_path / "bad.bin")
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    return int(e.value.code or 0), capsys.readouterr().err
+
+
+def test_export_bad_input_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], checkpoints: dict[str, Path]
+) -> None:
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    out = tmp_path / "out"
+    code, err = _cli(["export", str(junk), "--out", str(out)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "not a readable tinysnn checkpoint" in err
+    assert not out.exists()
+    ck = str(checkpoints["tinysnn"])
+    code, err = _cli(["export", ck, "--out", str(out), "--scheme", "ptq", "--weight-bits", "8"],
+                     capsys)  # fmt: skip
+    assert code == 2 and err.count("\n") == 1 and "--vmem-bits, --vth-bits FP32" in err
+    assert not out.exists()
+    code, err = _cli(["export", ck, "--out", str(out), "--scheme", "ptq", "--weight-bits", "40",
+                      "--vmem-bits", "16", "--vth-bits", "16"], capsys)  # fmt: skip
+    assert code == 2 and err.count("\n") == 1 and "weight" in err
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, err = _cli(["export", ck, "--out", str(blocker / "x"), "--scheme", "ptq",
+                      "--weight-bits", "8", "--vmem-bits", "16", "--vth-bits", "16"],
+                     capsys)  # fmt: skip
+    assert code == 2 and err.count("\n") == 1 and "cannot write" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "junk.pt"]
