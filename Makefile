@@ -13,6 +13,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[dev]"
+	# the NIR consumer of the export tests (optional; no deps: norse asks for torchvision)
+	$(PY) -m pip install -q --no-deps "norse==1.1.0" "nirtorch==2.6"
 	touch $@
 
 install: $(VENV)/.installed

@@ -334,7 +334,8 @@ def export(
     checkpoint: Annotated[Path, typer.Argument(help="A model.pt written by `tinysnn train`.")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write the export into.")],
     scheme: Annotated[
-        str | None, typer.Option(help="ptq to export under a new PTQ (default: as trained).")
+        str | None,
+        typer.Option(help="ptq to export under a new PTQ (default: the checkpoint's design)."),
     ] = None,
     rounding: str = "nearest",
     weight_bits: Bits = "fp32",
@@ -344,7 +345,10 @@ def export(
     vmem_int_bits: int | None = None,
     vth_int_bits: int | None = None,
     test_samples: Annotated[
-        int, typer.Option(help="Test images whose spikes and expected labels are written.")
+        int,
+        typer.Option(
+            help="Test images whose spikes and expected labels are written (at most all)."
+        ),
     ] = 1000,
     readout: Annotated[
         str | None, typer.Option(help="proportion, all or soft-vote (default: as trained).")

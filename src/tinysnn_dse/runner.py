@@ -207,6 +207,9 @@ class Trained:
     train_measured: dict[str, Any] | None = None  # meter.Measurement of the training run
     train_quant: dict[str, float] | None = None  # what the quantizers did in training (ITQ)
     train_backend: str | None = None  # backend.Backend that trained it (None: unknown, old)
+    # the design point's quantization, where the checkpoint's record holds one (a PTQ
+    # point trains in FP32: its formats are the record's, not the training's)
+    design_quant: QuantSpec | None = None
 
 
 def _quant_summary(m: QuantMeter) -> dict[str, float]:
@@ -775,6 +778,10 @@ def load_checkpoint(path: Path, device: str = "cpu") -> Trained:
         source = json.loads(p.get("record_json", "{}"))["config"]["run"].get("data_source")
     except (KeyError, TypeError, ValueError):
         source = None
+    try:
+        design_quant = quant_from_dict(json.loads(p["record_json"])["config"]["quant"])
+    except (KeyError, TypeError, ValueError, ConfigError):
+        design_quant = None
     return Trained(
         net,
         model,
@@ -787,6 +794,7 @@ def load_checkpoint(path: Path, device: str = "cpu") -> Trained:
         train_measured=json.loads(p.get("train_measured_json", "null")),
         train_quant=json.loads(p.get("train_quant_json", "null")),
         train_backend=p.get("train_backend") or None,
+        design_quant=design_quant,
     )
 
 
@@ -798,20 +806,24 @@ def evaluate_checkpoint(
     device: str = "cpu",
     progress: Progress = _noop,
     capture: Capture | None = None,
+    at_most: bool = False,
 ) -> Evaluation:
     """Re-test a saved model, optionally under a PTQ setting, without retraining
-    (``capture``: as :func:`evaluate`)."""
+    (``capture``: as :func:`evaluate`; ``at_most``: ``test_samples`` or as many as the
+    evaluation set has, if fewer)."""
     if quant is None:
         quant = trained.quant
     validate_quant(quant)  # PTQ on an ITQ-trained model re-applies the new formats
     s = trained.settings
-    if test_samples is not None:
-        s = dataclasses.replace(s, test_samples=test_samples)
-    s = dataclasses.replace(s, device=device).validate()
-    trained = dataclasses.replace(trained, settings=s)
     if data_dir is None and trained.data_source:  # where the model was trained from
         root = Path(trained.data_source).parent
         data_dir = str(root) if root.is_dir() else None
     ds = data_mod.load(s.dataset, data_dir)
+    if test_samples is not None:
+        if at_most:
+            test_samples = min(test_samples, s.holdout or len(ds.test_images))
+        s = dataclasses.replace(s, test_samples=test_samples)
+    s = dataclasses.replace(s, device=device).validate()
+    trained = dataclasses.replace(trained, settings=s)
     split = make_split(ds, s, resolve_device(device))
     return evaluate(trained, quant, split, progress, capture)

@@ -16,15 +16,12 @@ import pytest
 import torch
 
 from tinysnn_dse.cli import main
-from tinysnn_dse.core.params import QuantSpec, preset
+from tinysnn_dse.core.params import QuantSpec
 from tinysnn_dse.export import c as c_mod
 from tinysnn_dse.export import export_design, spikes
 from tinysnn_dse.runner import (
-    RunSettings,
     evaluate_checkpoint,
     load_checkpoint,
-    save,
-    train_and_evaluate,
 )
 
 CC = shutil.which("cc")
@@ -43,21 +40,6 @@ def test_pack_bits_by_hand() -> None:
     assert c_mod.twos(np.array([-1, -128, 127]), 8).tolist() == [255, 128, 127]
     with pytest.raises(ValueError):
         c_mod.pack_bits(np.array([4]), 2)
-
-
-@pytest.fixture(scope="module")
-def checkpoints(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A tinySNN network (100 neurons, 1,000 MNIST images) and a baseline one (100
-    neurons, 300 images), FP32-trained, saved as `tinysnn train` saves them."""
-    out: dict[str, Path] = {}
-    for model, n_train in (("tinysnn", 1000), ("baseline", 300)):
-        cfg = preset(model, 784, 100, "mnist")
-        s = RunSettings(dataset="mnist", train_samples=n_train, test_samples=100, seed=1,
-                        threads=2).validate()  # fmt: skip
-        trained, ev = train_and_evaluate(cfg, QuantSpec(), s, str(data_dir))
-        d = tmp_path_factory.mktemp(model)
-        out[model] = save(d, trained, ev)[0]
-    return out
 
 
 def _compile(cdir: Path) -> Path:
@@ -213,3 +195,72 @@ def test_export_bad_input_is_one_line(
                      capsys)  # fmt: skip
     assert code == 2 and err.count("\n") == 1 and "cannot write" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "junk.pt"]
+
+
+# ------------------------------------------------------------------ the commands
+
+
+@needs_cc
+def test_train_then_export_on_digits(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`tinysnn train` a fixed-point design on the embedded digits set, `tinysnn export` it
+    as trained (the default 1,000 test images, clamped to digits' 360): the files the
+    README lists, the C bit-exact with expected.txt, the accuracy `tinysnn evaluate`
+    gives."""
+    out = tmp_path / "run"
+    q = ["--scheme", "ptq", "--weight-bits", "8", "--vmem-bits", "16", "--vth-bits", "16"]
+    code, _ = _cli(["train", "--dataset", "digits", "--neurons", "30", "--train-samples",
+                    "600", "--out", str(out), *q], capsys)  # fmt: skip
+    assert code == 0
+    capsys.readouterr()
+    exp = tmp_path / "exp"
+    with pytest.raises(SystemExit) as e:
+        main(["export", str(out / "model.pt"), "--out", str(exp)])
+    assert e.value.code == 0
+    said = capsys.readouterr().out
+    assert "accuracy on the first 360 test images" in said
+    for f in ("model.nir", "README.md", "evaluation.json", "c/model.h", "c/model_data.h",
+              "c/tinysnn.c", "c/tinysnn.h", "c/main.c", "c/test_spikes.bin", "c/expected.txt"):  # fmt: skip
+        assert (exp / f).is_file(), f
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
+    cdir = exp / "c"
+    pred, _ = _run_c(_compile(cdir), cdir / "test_spikes.bin")
+    expected = [
+        tuple(map(int, x.split())) for x in (cdir / "expected.txt").read_text().splitlines()
+    ]
+    assert pred == [p for p, _ in expected] and len(pred) == 360
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(out / "model.pt"), "--json", *q])
+    rec = json.loads(capsys.readouterr().out)
+    acc = np.mean([p == y for p, y in expected])
+    assert rec["outcome"]["accuracy"] == pytest.approx(acc, abs=1e-12)
+    trained_rec = json.loads((out / "record.json").read_text())  # train's own evaluation
+    assert trained_rec["outcome"]["accuracy"] == pytest.approx(acc, abs=1e-12)
+    readme = (exp / "README.md").read_text()
+    for needle in ("## Memory map", "Eq. 4", "cc -std=c99", "uQ1.7", "TSNNSPK1", "nir.read"):
+        assert needle in readme
+
+
+@needs_cc
+def test_select_export_writes_nir_and_c(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`tinysnn select --export DIR` of a fixed-point design writes the study's checkpoint
+    and record and, beside them, what `tinysnn export` writes."""
+    space = tmp_path / "one.yaml"
+    space.write_text(
+        "study: one\ndata: {dataset: digits, train_samples: 400, test_samples: 100}\n"
+        "designs:\n  - {model: tinysnn, neurons: 20, scheme: ptq, rounding: nearest, "
+        "weight_bits: 8, neuron_bits: 16}\n"
+    )
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    code, err = _cli(["explore", str(space), "--storage", url], capsys)
+    assert code == 0, err
+    exp = tmp_path / "chosen"
+    code, err = _cli(["select", "--storage", url, "--export", str(exp),
+                      "--export-test-samples", "50"], capsys)  # fmt: skip
+    assert code == 0, err
+    rec = json.loads((exp / "record.json").read_text())
+    assert rec["study"]["trial_number"] == 0 and (exp / "model.pt").is_file()
+    ev = json.loads((exp / "evaluation.json").read_text())
+    assert ev["design_point"]["key"] == rec["design_point"]["key"]
+    cdir = exp / "c"
+    pred, _ = _run_c(_compile(cdir), cdir / "test_spikes.bin")
+    assert pred == [int(x.split()[0]) for x in (cdir / "expected.txt").read_text().splitlines()]

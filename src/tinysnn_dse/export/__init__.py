@@ -96,7 +96,10 @@ def export_design(
     progress: Progress = _noop,
     title: str | None = None,
 ) -> ExportResult:
-    """Export ``trained`` under ``quant`` (None: as trained) into ``out_dir``."""
+    """Export ``trained`` under ``quant`` into ``out_dir``; None: the design point its
+    checkpoint's record names (``Trained.design_quant``), else as trained."""
+    if quant is None:
+        quant = trained.design_quant
     q = quant if quant is not None else trained.quant
     check_expressible(q)
     if test_samples < 1:
@@ -104,7 +107,8 @@ def export_design(
     parent = _writable_parent(out_dir)
     n_steps = trained.model.encoding.for_inference().steps
     cap = spikes.CapturedImages(0, n_steps)
-    ev = evaluate_checkpoint(trained, quant, data_dir, test_samples, "cpu", progress, capture=cap)
+    ev = evaluate_checkpoint(trained, quant, data_dir, test_samples, "cpu", progress, capture=cap,
+                             at_most=True)  # fmt: skip
     assert ev.deployed is not None and ev.test_counts is not None
     dep = ev.deployed
     why = integer.why_not(dep.model, dep.qz)

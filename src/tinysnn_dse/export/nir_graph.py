@@ -3,8 +3,8 @@
 with ``nir.write``.
 
 tinySNN::  input -> w (Linear) -> exc (LIF) -> output,  exc -> lateral (Linear) -> exc
-baseline:: input -> w -> exc -> output,  exc -> exc_inh (Linear, one to one) -> delay
-           (Delay, one step) -> inh (LIF) -> inh_exc (Linear) -> exc
+baseline:: input -> w -> exc -> output,  exc -> delay (Delay, one step) -> exc_inh
+           (Linear, one to one) -> inh (LIF) -> inh_exc (Linear) -> exc
 
 Each LIF is ``tau dv/dt = (v_leak - v) + r I``, firing where ``v > v_threshold`` and then
 ``v = v_reset``. Forward Euler at ``dt`` gives ``v <- v_leak + (v - v_leak)(1 - dt/tau) +
@@ -88,7 +88,7 @@ def build(net: Net, cfg: ModelConfig, d: IntDesign, qz: Quantizers, meta: dict[s
         nodes["inh"] = _lif(d.inh, d, ithr, dt_s, v_rest_mv=d.inh.rest * ev,
                             refractory_steps=d.inh.ref_steps)  # fmt: skip
         nodes["inh_exc"] = nir.Linear(weight=-d.w_rec * ev * off)
-        edges += [("exc", "exc_inh"), ("exc_inh", "delay"), ("delay", "inh"),
+        edges += [("exc", "delay"), ("delay", "exc_inh"), ("exc_inh", "inh"),
                   ("inh", "inh_exc"), ("inh_exc", "exc")]  # fmt: skip
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=_clean(meta))
 
