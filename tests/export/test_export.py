@@ -218,8 +218,11 @@ def test_train_then_export_on_digits(capsys: pytest.CaptureFixture[str], tmp_pat
     assert e.value.code == 0
     said = capsys.readouterr().out
     assert "accuracy on the first 360 test images" in said
-    for f in ("model.nir", "README.md", "evaluation.json", "c/model.h", "c/model_data.h",
-              "c/tinysnn.c", "c/tinysnn.h", "c/main.c", "c/test_spikes.bin", "c/expected.txt"):  # fmt: skip
+    files = ["model.nir", "README.md", "evaluation.json"] + [
+        f"c/{f}" for f in ("model.h", "model_data.h", "tinysnn.c", "tinysnn.h", "main.c",
+                           "test_spikes.bin", "expected.txt")  # fmt: skip
+    ]
+    for f in files:
         assert (exp / f).is_file(), f
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
     cdir = exp / "c"

@@ -33,7 +33,9 @@ Vmem rounded after every step (:mod:`reference`, :mod:`kernels`); ITQ training d
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -271,12 +273,24 @@ def codes(x: Tensor, fmt: FixedPoint) -> np.ndarray:
     return c.astype(np.int64)
 
 
+#: The last weight codes made (a weak reference to the tensor, its version counter, the
+#: format, the codes): an evaluation converts the same W for every batch of images.
+_last_codes: list[tuple[Any, int, FixedPoint, np.ndarray]] = []
+
+
 def weight_codes(w: Tensor, d: IntDesign) -> np.ndarray:
     """W [n_in, N] as codes, in the narrowest integer type that holds any input's sum:
-    int32 where ``n_in * max code`` fits, else int64."""
-    c = codes(w, d.weight)
+    int32 where ``n_in * max code`` fits, else int64. Remembers the last conversion
+    (W unchanged: the same tensor at the same version; 3-8 ms at 784 x 400, a tenth of a
+    batch's inference)."""
+    if _last_codes:
+        ref, version, fmt, c = _last_codes[0]
+        if ref() is w and version == w._version and fmt == d.weight:
+            return c
     wide = d.n_in * d.weight.hi_code >= 2**31
-    return np.ascontiguousarray(c.astype(np.int64 if wide else np.int32))
+    c = np.ascontiguousarray(codes(w, d.weight).astype(np.int64 if wide else np.int32))
+    _last_codes[:] = [(weakref.ref(w), w._version, d.weight, c)]
+    return c
 
 
 def threshold_codes(theta: Tensor, cfg: ModelConfig, qz: Quantizers) -> np.ndarray:

@@ -336,11 +336,10 @@ def _infer_kernel(
     meters = np.repeat(new_meter(meter is not None and meter.track)[None], b, axis=0)
     pruned_ev = np.zeros(b, dtype=np.int64)
     counts = np.zeros((b, n), dtype=np.float32)
+    none = np.zeros((0, 0), dtype=np.float32)  # v0, iv0: drawn by _infer_float if need be
+    images = K.Images(none, none, counts, n_in, meters, pruned_per_input(net.keep), pruned_ev)
     d = integer.design_of(cfg, qz)
     if d is not None:  # the integer datapath: every potential starts at rest, no draw
-        none = np.zeros((0, 0), dtype=np.float32)
-        images = K.Images(none, none, counts, n_in, meters, pruned_per_input(net.keep),
-                          pruned_ev)  # fmt: skip
         wc = integer.weight_codes(net.w, d)
         dt = integer.kernel_dtype(d)
         thr: np.ndarray = d.vmem_thresholds(integer.threshold_codes(net.theta, cfg, qz)).astype(dt)
@@ -350,10 +349,7 @@ def _infer_kernel(
                 integer.kernel_consts(d, dt), torch.get_num_threads(),
             )  # fmt: skip
     else:
-        none = np.zeros((0, 0), dtype=np.float32)  # v0, iv0: drawn by _infer_float
-        _infer_float(net, (img_ptr, pix, spikes, p), (key, ukey), t_steps, cfg, qz, g,
-                     K.Images(none, none, counts, n_in, meters, pruned_per_input(net.keep),
-                              pruned_ev))  # fmt: skip
+        _infer_float(net, (img_ptr, pix, spikes, p), (key, ukey), t_steps, cfg, qz, g, images)
     if meter is not None:
         layers = 2 if inhibitory else 1
         meter.add(

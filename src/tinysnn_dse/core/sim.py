@@ -217,19 +217,14 @@ def infer(
     stochastic = bool(uniform_rows(cfg, qz))
 
     def present(x: Tensor, scale: float, idx: Tensor, boost: int) -> Tensor:
-        if capture is not None:
-            trains = encode(x, enc.steps, scale, generator)
-            # the batch's rounding key, as the simulation below draws it next
-            ukey = draw_key(_copy(generator)) if stochastic else 0
-            capture(idx, boost, trains, integer.image_keys(ukey, x.shape[0]) if ukey else None)
-            sim = infer_fast if use_fast else infer_reference
-            counts = sim(net, trains, cfg, qz, generator, meter)
-            n_in = int(trains.spikes.sum()) if stats is not None else 0
-            n_pruned = pruned_events(trains, net.keep) if stats is not None else 0
-        elif use_fast and skip:  # the kernel draws the trains itself, as skip_trains would
+        if use_fast and skip and capture is None:  # the kernel draws the trains itself
             counts, (n_in, n_pruned) = infer_drawn(net, x, scale, cfg, qz, generator, meter)
         else:
             trains = encode(x, enc.steps, scale, generator)
+            if capture is not None:  # with the rounding key the simulation draws next
+                ukey = draw_key(_copy(generator)) if stochastic else 0
+                keys = integer.image_keys(ukey, x.shape[0]) if stochastic else None
+                capture(idx, boost, trains, keys)
             sim = infer_fast if use_fast else infer_reference
             counts = sim(net, trains, cfg, qz, generator, meter)
             n_in = int(trains.spikes.sum()) if stats is not None else 0
