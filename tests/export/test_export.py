@@ -219,8 +219,16 @@ def test_train_then_export_on_digits(capsys: pytest.CaptureFixture[str], tmp_pat
     said = capsys.readouterr().out
     assert "accuracy on the first 360 test images" in said
     files = ["model.nir", "README.md", "evaluation.json"] + [
-        f"c/{f}" for f in ("model.h", "model_data.h", "tinysnn.c", "tinysnn.h", "main.c",
-                           "test_spikes.bin", "expected.txt")  # fmt: skip
+        f"c/{f}"
+        for f in (
+            "model.h",
+            "model_data.h",
+            "tinysnn.c",
+            "tinysnn.h",
+            "main.c",
+            "test_spikes.bin",
+            "expected.txt",
+        )  # fmt: skip
     ]
     for f in files:
         assert (exp / f).is_file(), f
