@@ -64,7 +64,8 @@ def _layer_step(v, refr, inp, cur, scale_w, t, thr, cs, rest, dsh, rest_k, ukey,
     """One step of a population: leak, then (where not refractory) add ``inp``
     (accumulator units) and ``cur`` (weight codes) times ``scale_w`` (2**SH_W), round
     onto the Vmem grid, clamp, fire where ``v >= thr`` (reset, refractory), clear ``inp``
-    and ``cur``. ``s`` receives the spikes (0/1); returns (spikes, clipped roundings)."""
+    and ``cur``. Returns (spikes, clipped roundings); where some fired, ``s`` receives
+    the spikes (0/1), else it is left as it was."""
     n = v.shape[0]
     mode, k = cs[KC_MODE], np.int64(cs[KC_K])
     half, inv, lo, hi = cs[KC_HALF], cs[KC_INV_K], cs[KC_LO], cs[KC_HI]
@@ -85,7 +86,6 @@ def _layer_step(v, refr, inp, cur, scale_w, t, thr, cs, rest, dsh, rest_k, ukey,
             inp[j] = 0
             cur[j] = 0
             refr[j] -= 1
-            s[j] = 0
     else:  # truncation (half 0) or nearest: branch-free, vectorizes
         for j in range(n):
             a = (v[j] - rest) * dsh + rest_k
@@ -98,17 +98,16 @@ def _layer_step(v, refr, inp, cur, scale_w, t, thr, cs, rest, dsh, rest_k, ukey,
             inp[j] = 0
             cur[j] = 0
             refr[j] -= 1  # set again below where the neuron fires
-            s[j] = 0
-    if n_fire == 0:  # most steps
+    if n_fire == 0:  # most steps; ``s`` is left as it was (the caller knows)
         return 0, sat
     reset, ref = cs[KC_RESET], cs[KC_REF]
     if row == 1:
         reset, ref = cs[KC_IRESET], cs[KC_IREF]
     for j in range(n):
-        if v[j] >= thr[j]:
-            s[j] = 1
-            v[j] = reset
-            refr[j] = ref
+        fire = v[j] >= thr[j]
+        s[j] = 1 if fire else 0
+        v[j] = reset if fire else v[j]
+        refr[j] = ref if fire else refr[j]
     return n_fire, sat
 
 
@@ -170,10 +169,13 @@ def infer_batch_int(w, trains, keys, n_steps, thr, images, cs, n_threads):  # ty
                     n_inh, st = _layer_step(vi, irefr, iinp, no_cur, scale_w, t, ithr_v, cs,
                                             irest, idsh, irest_k, bkey, 1, si)  # fmt: skip
                     sat += st
-                    for j in range(n):  # for the next step
-                        inp[j] = (si[j] - n_inh) * wrec
-                        iinp[j] = s[j] * wei
-                        cnt[j] += np.int64(s[j])
+                    if n_inh:  # for the next step (left at 0 otherwise)
+                        for j in range(n):
+                            inp[j] = (si[j] - n_inh) * wrec
+                    if n_fire:
+                        for j in range(n):
+                            iinp[j] = s[j] * wei
+                            cnt[j] += np.int64(s[j])
                 elif n_fire:
                     for j in range(n):
                         inp[j] = (s[j] - n_fire) * wrec
