@@ -78,7 +78,9 @@ ALLOWED: dict[str, set[str]] = {
 }
 
 #: standard-library modules the pure core may use
-CORE_STDLIB = {"__future__", "collections", "contextlib", "dataclasses", "enum", "math", "typing"}
+CORE_STDLIB = {
+    "__future__", "collections", "contextlib", "dataclasses", "enum", "math", "typing", "weakref",
+}  # fmt: skip
 
 #: calls that touch files, wherever they appear in core: methods of paths and files ...
 FILE_METHODS = {

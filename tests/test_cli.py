@@ -48,7 +48,7 @@ def test_train_writes_checkpoint_and_record(capsys, tmp_path: Path) -> None:
         assert key in rec["outcome"]
     assert {"bits", "normalized", "vs_baseline_fp32", "train_bits"} <= rec["memory"].keys()
     assert rec["design_point"]["neurons"] == 20 and "n_exc" not in rec["design_point"]
-    assert rec["backend"] == {"train": "numba", "infer": "numba"}
+    assert rec["backend"] == {"train": "numba", "infer": "numba", "infer_datapath": "float32"}
     assert 0.0 <= rec["outcome"]["accuracy"] <= 1.0
     assert rec["memory"]["bits"] == 64 * 20 * 32 + 20 * 64
     assert rec["config"]["model"]["learning"]["eta"] == 0.01
