@@ -243,7 +243,11 @@ NAMES: tuple[str, ...] = tuple(a.name for a in AXES)
 BITS: tuple[str, ...] = tuple(a.name for a in AXES if a.kind == "bits")
 #: YAML shorthands: one key that sets several axes to the same values (one axis, not a
 #: product of two)
-ALIASES: dict[str, tuple[str, ...]] = {"neuron_bits": ("vmem_bits", "vth_bits")}
+ALIASES: dict[str, tuple[str, ...]] = {
+    "neuron_bits": ("vmem_bits", "vth_bits"),
+    # the training presentation time by its own name, beside t_present_infer_ms (issue 15)
+    "t_present_train_ms": ("t_present_ms",),
+}
 
 
 def is_fp32(values: Mapping[str, Any]) -> bool:

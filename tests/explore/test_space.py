@@ -88,6 +88,21 @@ def test_neuron_bits_moves_vmem_and_vth_together() -> None:
     assert {(p.vmem_bits, p.vth_bits) for p in sp.points} == {(16, 16), (8, 8)}
 
 
+def test_t_present_train_ms_names_the_training_time() -> None:
+    """`t_present_train_ms` is t_present_ms by the name that pairs it with
+    t_present_infer_ms: the same points, keys and trainings; both at once is an error."""
+    a = space([{"model": "tinysnn", "neurons": 5, "t_present_train_ms": [250, 100],
+                "t_present_infer_ms": [0, 50]}])  # fmt: skip
+    b = space([{"model": "tinysnn", "neurons": 5, "t_present_ms": [250, 100],
+                "t_present_infer_ms": [0, 50]}])  # fmt: skip
+    assert [p.key for p in a.points] == [p.key for p in b.points]
+    assert {(p.t_present_ms, p.t_present_infer_ms) for p in a.points} == {
+        (250, 0), (250, 50), (100, 0), (100, 50)
+    }  # fmt: skip
+    with pytest.raises(ConfigError, match="give t_present_train_ms or t_present_ms"):
+        space([{"model": "tinysnn", "t_present_ms": 100, "t_present_train_ms": 100}])
+
+
 def test_ptq_points_share_one_training_itq_points_do_not() -> None:
     a = DesignPoint("tinysnn", 10, "ptq", "nearest", 8, None, None)
     b = DesignPoint("tinysnn", 10, "ptq", "stochastic", 4, 8, 8)
