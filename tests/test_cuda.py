@@ -208,3 +208,32 @@ def test_bench_on_cuda_uses_the_fused_kernels(capsys) -> None:
     assert rec["backend"]["train"] == "triton"
     assert rec["design_batch"]["design_points"] == 4
     assert rec["train_images_per_s"] > 0
+
+
+@needs_triton
+def test_fused_cuda_batch_prunes_like_the_cpu_batch() -> None:
+    """STDP pruning in a design batch (issue 15): the fused CUDA kernels keep each point's
+    pruned synapses at 0 and end where the Numba batch ends, pruning rounds included
+    (same counts, masks and event counts; weights to float32 rounding). Checked by hand
+    under TRITON_INTERPRET=1 on the CPU (benchmarks/triton_interpret_check.py)."""
+    cfg = apply_overrides(preset("tinysnn", 196, 40), {"prune": 0.5, "prune_rounds": 2})
+    pix = 0.3 + 0.7 * torch.rand(8, 196, generator=torch.Generator().manual_seed(5))
+    out = {}
+    for device in ("cpu", "cuda"):
+        qzs = [Quantizers.from_spec(q) if q.scheme == "itq" else Quantizers.fp32() for q in MIXED]
+        batch = sim.DesignBatch([_start(cfg, q) for q in qzs], cfg, qzs, device=device)
+        g = torch.Generator().manual_seed(1)
+        stats = [OpCounts() for _ in qzs]
+        counts = []
+        for i, p in enumerate(pix):
+            counts.append(batch.train_sample(p, g, stats))
+            if i + 1 in (2, 4):
+                batch.prune(0.25 if i + 1 == 2 else 0.5, g, stats)
+        out[device] = (torch.stack(counts), batch.nets(), [s.to_dict() for s in stats])
+    (cc, nc, sc), (cg, ng, sg) = out["cpu"], out["cuda"]
+    assert torch.equal(cc, cg) and sc == sg
+    for a, b in zip(nc, ng, strict=True):
+        assert a.keep is not None and b.keep is not None
+        assert torch.equal(a.keep, b.keep.cpu())
+        assert float(b.w[~b.keep].abs().max()) == 0.0
+        torch.testing.assert_close(b.w.cpu(), a.w, rtol=0, atol=1e-5)

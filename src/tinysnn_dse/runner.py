@@ -392,11 +392,14 @@ def train_batch(
     step = max(1, total // 200)
     done = 0
     ops = [OpCounts() for _ in quants]
+    rounds = prune.schedule(total, model)  # STDP pruning, as train() prunes one point
     with meter.measure(str(device), settings.power_w, _sync(device)) as m:
         for _ in range(settings.epochs):
             for i in range(n):
                 batch.train_sample(split.train_x[i], gen, ops)
                 done += 1
+                if done in rounds:
+                    batch.prune(rounds[done], gen, ops)
                 if done % step == 0 or done == total:
                     progress("train", done, total)
     k = len(quants)

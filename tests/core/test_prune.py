@@ -226,9 +226,15 @@ def test_bad_prune_values_are_one_line_errors() -> None:
         preset("tinysnn", 16, 4, prune_rounds=0)
 
 
-def test_design_batches_and_triton_refuse_training_pruning() -> None:
+def test_design_batches_prune_during_training() -> None:
+    """STDP pruning runs in design batches (Numba on the CPU; Triton on CUDA, held to the
+    Numba batch by tests/test_cuda.py): the batch backend is chosen as for an unpruned
+    network (tests/core/test_design_batch.py holds a pruned batch to its single runs)."""
     cfg = preset("tinysnn", 16, 4, prune=0.5)
     qz = Quantizers.fp32()
-    assert sim.supported("batch", cfg, qz, torch.device("cpu")) == []
+    cpu = torch.device("cpu")
+    assert sim.supported("batch", cfg, qz, cpu) == sim.supported(
+        "batch", preset("tinysnn", 16, 4), qz, cpu
+    )
     mag = preset("tinysnn", 16, 4, prune=0.5, prune_method="magnitude")
-    assert sim.supported("batch", mag, qz, torch.device("cpu")) != [] or not sim.kernels.HAVE_NUMBA
+    assert sim.supported("batch", mag, qz, cpu) != [] or not sim.kernels.HAVE_NUMBA

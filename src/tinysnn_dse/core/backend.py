@@ -41,10 +41,8 @@ def supported(
     cpu = device.type == "cpu"
     numba = cpu and kernels.HAVE_NUMBA
     triton = gpu_kernels.available(device)
-    # design batches and Triton's fused kernels do not prune during training
-    prunes = cfg.learning.prune > 0 and cfg.learning.prune_method == "stdp"
     if phase == "batch":
-        if cfg.rule != "tinysnn" or prunes:
+        if cfg.rule != "tinysnn":
             return []
         return [Backend.NUMBA] if numba else [Backend.TRITON] if triton else []
     if phase == "learn":
@@ -54,7 +52,7 @@ def supported(
         compiled = cfg.rule == "tinysnn" or cfg.rule in kernels.STEP_RULES and not stochastic_w
         if numba and compiled:
             out.append(Backend.NUMBA)
-        if triton and cfg.rule == "tinysnn" and not prunes:
+        if triton and cfg.rule == "tinysnn":
             out.append(Backend.TRITON)
         return [*out, Backend.REFERENCE]
     if phase == "infer":

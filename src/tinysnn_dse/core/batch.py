@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from tinysnn_dse.core import gpu_kernels, kernels
+from tinysnn_dse.core import gpu_kernels, kernels, prune
 from tinysnn_dse.core.backend import choose
 from tinysnn_dse.core.encoding import (
     SpikeTrains,
@@ -23,6 +23,7 @@ from tinysnn_dse.core.events import count_learning
 from tinysnn_dse.core.marshal import by_input, formats, neuron_consts, pack_keys
 from tinysnn_dse.core.neuron import Net, QuantMeter, consts, grid, new_meter, roundings, start_acc
 from tinysnn_dse.core.params import ModelConfig
+from tinysnn_dse.core.prune import fan_in, pruned_events
 from tinysnn_dse.core.quant import Quantizers
 
 Tensor = torch.Tensor
@@ -89,6 +90,13 @@ class DesignBatch:
         self.st0[:, K.S_V] = np.stack([grid(c.exc.v_rest, q.vmem, n) for q in qzs])
         self.st0[:, K.S_INHV] = np.stack([grid(c.inh.v_rest, q.vmem, n) for q in qzs])
         self.theta = torch.stack([net.theta.to(torch.float32).cpu() for net in nets])
+        # each point's retained synapses once STDP pruning has begun (docs/model.md,
+        # "Pruning"), else None: every point of a batch prunes on one schedule
+        self.keep: Tensor | None = None
+        if any(net.keep is not None for net in nets):
+            full = torch.ones(cfg.n_in, n, dtype=torch.bool)
+            self.keep = torch.stack([(net.keep if net.keep is not None else full).to(dev)
+                                     for net in nets])  # fmt: skip
         self.neuron_draws = any(q.rounding == "stochastic" and q.vmem is not None for q in qzs)
         self.vth_draws = any(q.rounding == "stochastic" and q.vth is not None for q in qzs)
         self.weight_draws = any(q.rounding == "stochastic" and q.weight is not None for q in qzs)
@@ -127,13 +135,43 @@ class DesignBatch:
         out = []
         for i, q in enumerate(self.qzs):
             a = torch.from_numpy(acc[i].copy()) if q.vth is not None else None
-            out.append(Net(w=self.w[i].clone(), theta=self.theta[i].clone(), vth_acc=a))
+            keep = None if self.keep is None else self.keep[i].clone()
+            out.append(Net(w=self.w[i].clone(), theta=self.theta[i].clone(), vth_acc=a,
+                           keep=keep))  # fmt: skip
         return out
+
+    def prune(self, fraction: float, generator: torch.Generator, stats: list[OpCounts]) -> None:
+        """One STDP pruning round at every point (as :func:`runner._prune_round` does for
+        one): each neuron's weakest retained synapses go until ``fraction`` of its inputs
+        are pruned, then the normalisation (and the rounding) of a training sample gives
+        each neuron its total drive back."""
+        removed = prune.n_removed(self.cfg.n_in, fraction)
+        keeps = [prune.prune_to(self.w[i], None if self.keep is None else self.keep[i],
+                                removed) for i in range(self.k)]  # fmt: skip
+        self.keep = torch.stack(keeps)
+        self.w.mul_(self.keep.to(self.w.dtype))
+        self._normalize(generator)
+        n_pruned = int((~self.keep[0]).sum())
+        for st in stats:
+            st.normalisations += 1
+            st.pruned_normalised += n_pruned
+
+    def _normalize(self, g: torch.Generator) -> None:
+        """The per-sample normalisation (and rounding onto each point's weight grid)."""
+        key = self._key(g, self.weight_draws)
+        if self.gpu is not None:
+            self.gpu.normalize(self.w, key)
+            return
+        with kernel_threads():
+            kernels.normalize_multi(
+                self.w.numpy(), self.norm, np.float32(self.cfg.learning.w_max),
+                np.ascontiguousarray(self.fq[:, K.F_W]), key,
+            )  # fmt: skip
 
     def columns_updated(self) -> np.ndarray:
         """Columns updated by the rule so far, per point [K] (for the event counts)."""
         if self.gpu is not None:
-            return self.n_cols_t.cpu().numpy()
+            return self.n_cols_t.cpu().numpy().copy()
         return self.n_cols.copy()
 
     @property
@@ -176,27 +214,28 @@ class DesignBatch:
                 cols_now = self.columns_updated()
                 idx = np.flatnonzero(active)  # counted once for all points, on the host
                 n_post = counts[idx].sum(axis=1, dtype=np.float64).astype(np.int64).tolist()
-                count_learning([stats[i] for i in idx], n_pre, n_post, cfg)
-                for i in idx:
-                    stats[i].synapse_updates += int(cols_now[i] - cols_before[i]) * cfg.n_in
+                if self.keep is None:
+                    count_learning([stats[i] for i in idx], n_pre, n_post, cfg)
+                for row, i in enumerate(idx):
+                    keep = None if self.keep is None else self.keep[i]
+                    if keep is not None:  # each point its own pruned synapses
+                        count_learning([stats[i]], n_pre, [n_post[row]], cfg,
+                                       pruned_events(trains, keep), fan_in(keep, cfg.n_in))  # fmt: skip
+                    stats[i].synapse_updates += int(cols_now[i] - cols_before[i]) * fan_in(
+                        keep, cfg.n_in
+                    )
             if enc.min_spikes <= 0:
                 break
             active &= counts.sum(axis=1) < enc.min_spikes
             if not active.any():
                 break
-        key = self._key(g, self.weight_draws)
-        if self.gpu is not None:
-            self.gpu.normalize(self.w, key)
-        else:
-            with kernel_threads():
-                kernels.normalize_multi(
-                    self.w.numpy(), self.norm, f32(cfg.learning.w_max),
-                    np.ascontiguousarray(self.fq[:, K.F_W]), key,
-                )  # fmt: skip
+        self._normalize(g)
         if stats is not None:
+            n_pruned = 0 if self.keep is None else int((~self.keep[0]).sum())
             for st in stats:
                 st.samples += 1
                 st.normalisations += 1
+                st.pruned_normalised += n_pruned
         return torch.from_numpy(final)
 
     def _present(
@@ -216,17 +255,19 @@ class DesignBatch:
                 self.w, torch.as_tensor(active, dtype=torch.int32, device=dev), trains,
                 tiebreak.to(dev), None if u is None else u.to(dev), keys,
                 self.v0_t.clone(), self.theta, self.acc_t, counts_t, self.iv0_t.clone(),
-                self.n_cols_t,
+                self.n_cols_t, None if self.keep is None else self.keep.to(torch.float32),
             )  # fmt: skip
             return counts_t.cpu().numpy(), int(trains.spikes.sum())
         spk = by_input(trains)
         un = np.zeros((1, 2, n), np.float32) if u is None else u.numpy()
         st = self.st0.copy()
         st[:, K.S_THETA] = self.theta.numpy()
+        keeps = (np.zeros((0, 0, 0), np.float32) if self.keep is None
+                 else self.keep.to(torch.float32).contiguous().numpy())  # fmt: skip
         with kernel_threads():
             pts = K.Point(st, self.acc, self.nc, self.fq, keys, self._m)
             kernels.learn_tinysnn_multi(self.w.numpy(), active, spk, t_steps, self.window, pts,
-                                        self.lr, un, self.theta_decay, self.n_cols)  # fmt: skip
+                                        self.lr, un, self.theta_decay, self.n_cols, keeps)  # fmt: skip
         self.theta[torch.from_numpy(active)] = torch.from_numpy(st[active, K.S_THETA])
         self._presented += active
         return st[:, K.S_COUNTS], int(spk[0][-1])

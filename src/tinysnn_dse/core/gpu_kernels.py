@@ -104,9 +104,10 @@ if HAVE_TRITON:
     def _learn_kernel(  # type: ignore[no-untyped-def]
         w_ptr, active_ptr, csr_ptr, idx_ptr, pix_ptr, xw_ptr, n_pix, tb_ptr, u_ptr,
         v_ptr, theta_ptr, acc_ptr, counts_ptr, inh_v_ptr, ncols_ptr, fq_ptr, nc_ptr, lr_ptr,
-        key_w, key_th, n_in, n, t_steps, window, theta_decay, w_max,
+        keep_ptr, key_w, key_th, n_in, n, t_steps, window, theta_decay, w_max,
         ONE_SPIKE: tl.constexpr, INHIBITORY: tl.constexpr, NEURON_DRAWS: tl.constexpr,
-        WEIGHT_DRAWS: tl.constexpr, BLOCK: tl.constexpr, ROWS: tl.constexpr,
+        WEIGHT_DRAWS: tl.constexpr, PRUNED: tl.constexpr, BLOCK: tl.constexpr,
+        ROWS: tl.constexpr,
     ):  # fmt: skip
         k = tl.program_id(0)
         if tl.load(active_ptr + k) != 0:
@@ -235,6 +236,10 @@ if HAVE_TRITON:
                             if WEIGHT_DRAWS:
                                 r = _hash_uniform(kw64, tu, rows[:, None] * n + offs[None, :])
                             y = _quant(y, w_on, w_inv, w_eps, w_lo, w_hi, w_st, w_cut, w_hi32, r)
+                            if PRUNED:  # a pruned synapse is never moved (kernels.tinysnn_rule)
+                                kp = keep_ptr + k.to(tl.int64) * n_in * n
+                                y = y * tl.load(kp + rows[:, None] * n + offs[None, :], mask=um,
+                                                other=0.0)  # fmt: skip
                             tl.store(wp, y, mask=um)
                     at_update = counts
             # the presentation's threshold decay (kernels.theta_decay)
@@ -337,11 +342,14 @@ class LearnLaunch:
         counts: torch.Tensor,
         inh_v: torch.Tensor,
         n_cols: torch.Tensor,
+        keep: torch.Tensor | None = None,
     ) -> None:
         """One presentation of ``trains`` (compact :class:`sim.SpikeTrains` of one image)
         to the active points, its threshold decay included. Updates ``w`` [K, n_in, N],
         ``theta``, ``acc`` (float64), ``v``, ``inh_v``, ``counts`` [K, N] and ``n_cols``
-        [K] in place; ``keys`` as :func:`kernels.learn_tinysnn_multi` takes them."""
+        [K] in place; ``keys`` as :func:`kernels.learn_tinysnn_multi` takes them;
+        ``keep`` [K, n_in, N] (float32 0/1) each point's retained synapses (STDP
+        pruning), which the rule never moves."""
         from tinysnn_dse.core import kernels as K
 
         dev, k = self.device, w.shape[0]
@@ -367,10 +375,11 @@ class LearnLaunch:
         _learn_kernel[(k,)](
             w, active, csr, idx, pix.to(torch.int32).contiguous(), xw, int(pix.shape[0]),
             tiebreak, uu, v, theta, acc, counts, inh_v, n_cols, self.fq, self.nc, self.lr,
+            w if keep is None else keep,
             int(keys[K.K_W]), int(keys[K.K_VTH]), self.n_in, self.n, t_steps, self.window,
             self.theta_decay, self.w_max,
-            NEURON_DRAWS=u is not None, WEIGHT_DRAWS=self.weight_draws, BLOCK=self.block,
-            ROWS=self.rows,
+            NEURON_DRAWS=u is not None, WEIGHT_DRAWS=self.weight_draws, PRUNED=keep is not None,
+            BLOCK=self.block, ROWS=self.rows,
             num_warps=self.num_warps,
             **self.flags,
         )  # fmt: skip

@@ -633,7 +633,7 @@ def learn_tinysnn(w, spk, n_steps, window, pt, lr, u, decay, keep):  # type: ign
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def learn_tinysnn_multi(w, active, spk, n_steps, window, pts, lr, u, decay, n_cols):  # type: ignore[no-untyped-def]  # noqa: E501
+def learn_tinysnn_multi(w, active, spk, n_steps, window, pts, lr, u, decay, n_cols, keeps):  # type: ignore[no-untyped-def]  # noqa: E501
     """One presentation of shared input spikes to K design points at once, in parallel
     threads: :func:`learn_tinysnn` for every point ``k`` with ``active[k]``. Arrays with a
     leading K axis hold each point's own weights ``w`` [K, n_in, N], learning parameters
@@ -641,11 +641,13 @@ def learn_tinysnn_multi(w, active, spk, n_steps, window, pts, lr, u, decay, n_co
     [K, N], constants [K, C_LEN] (the learning parameters a batch may vary among them),
     formats [K, F_LEN, QP_LEN] and meters [K, M_LEN] (what each point's quantizers did);
     the spikes, ``pts.keys`` and the Vmem rounding uniforms are common to all points.
-    ``n_cols`` [K] accumulates the updated columns. Design batches do not prune."""
-    keep = np.zeros((0, 0), dtype=np.float32)
+    ``n_cols`` [K] accumulates the updated columns. ``keeps`` [K, n_in, N] (float32 0/1):
+    each point's retained synapses (STDP pruning), or [0, 0, 0] when none prunes."""
+    none = np.zeros((0, 0), dtype=np.float32)
     for k in prange(w.shape[0]):
         if active[k]:
             pt = Point(pts.st[k], pts.acc[k], pts.nc[k], pts.fq[k], pts.keys, pts.meter[k])
+            keep = keeps[k] if keeps.shape[0] > 0 else none
             n_cols[k] += learn_tinysnn(w[k], spk, n_steps, window, pt, lr[k], u, decay, keep)
 
 

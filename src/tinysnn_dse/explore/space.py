@@ -149,7 +149,8 @@ def _trainings_needed(p: DesignPoint) -> tuple[str, ...]:
 
 
 def _batchable(p: DesignPoint) -> bool:
-    if p.scheme != "itq" or p.is_fp32 or p.trained.is_pruned:  # design batches do not prune
+    # STDP pruning trains in batches too (magnitude pruning needs no ITQ training of its own)
+    if p.scheme != "itq" or p.is_fp32:
         return False
     return apply_overrides(preset(p.model, 1, p.neurons), p.model_params).rule == "tinysnn"
 
