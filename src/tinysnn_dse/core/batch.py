@@ -218,12 +218,11 @@ class DesignBatch:
                     count_learning([stats[i] for i in idx], n_pre, n_post, cfg)
                 for row, i in enumerate(idx):
                     keep = None if self.keep is None else self.keep[i]
+                    fan = fan_in(keep, cfg.n_in)
                     if keep is not None:  # each point its own pruned synapses
-                        count_learning([stats[i]], n_pre, [n_post[row]], cfg,
-                                       pruned_events(trains, keep), fan_in(keep, cfg.n_in))  # fmt: skip
-                    stats[i].synapse_updates += int(cols_now[i] - cols_before[i]) * fan_in(
-                        keep, cfg.n_in
-                    )
+                        n_pruned = pruned_events(trains, keep)
+                        count_learning([stats[i]], n_pre, [n_post[row]], cfg, n_pruned, fan)
+                    stats[i].synapse_updates += int(cols_now[i] - cols_before[i]) * fan
             if enc.min_spikes <= 0:
                 break
             active &= counts.sum(axis=1) < enc.min_spikes
@@ -266,8 +265,10 @@ class DesignBatch:
                  else self.keep.to(torch.float32).contiguous().numpy())  # fmt: skip
         with kernel_threads():
             pts = K.Point(st, self.acc, self.nc, self.fq, keys, self._m)
-            kernels.learn_tinysnn_multi(self.w.numpy(), active, spk, t_steps, self.window, pts,
-                                        self.lr, un, self.theta_decay, self.n_cols, keeps)  # fmt: skip
+            kernels.learn_tinysnn_multi(
+                self.w.numpy(), active, spk, t_steps, self.window, pts, self.lr, un,
+                self.theta_decay, self.n_cols, keeps,
+            )  # fmt: skip
         self.theta[torch.from_numpy(active)] = torch.from_numpy(st[active, K.S_THETA])
         self._presented += active
         return st[:, K.S_COUNTS], int(spk[0][-1])
