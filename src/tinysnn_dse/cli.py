@@ -284,6 +284,32 @@ def train(
         Console().print(f"checkpoint [bold]{ckpt}[/], record [bold]{rec}[/]")
 
 
+def _retest(
+    command: str,
+    checkpoint: Path,
+    device: str,
+    readout: str | None,
+    scheme: str | None,
+    rounding: str,
+    *bits: Any,
+) -> tuple[Any, QuantSpec | None]:
+    """The checkpoint (with ``--readout`` applied) and the PTQ setting of ``evaluate`` and
+    ``export`` (None: the checkpoint's own); ``bits``: the three widths, then the three
+    integer-bit overrides."""
+    trained = load_checkpoint(checkpoint, device)
+    if readout is not None:
+        choice("--readout", readout, READOUTS)
+        trained = dataclasses.replace(
+            trained,
+            model=dataclasses.replace(trained.model, readout=readout),  # type: ignore[arg-type]
+        )
+    if scheme is None:
+        return trained, None
+    if BY_NAME["scheme"].parse(scheme, "--scheme") == "itq":
+        raise ConfigError(f"--scheme itq needs retraining; {command} accepts ptq only")
+    return trained, quant_from_options(scheme, rounding, *bits)
+
+
 @app.command()
 def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="A model.pt written by `tinysnn train`.")],
@@ -304,21 +330,10 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
 ) -> None:
     """Re-test a saved model, optionally under a PTQ setting, without retraining."""
-    trained = load_checkpoint(checkpoint, device)
-    if readout is not None:
-        choice("--readout", readout, READOUTS)
-        trained = dataclasses.replace(
-            trained,
-            model=dataclasses.replace(trained.model, readout=readout),  # type: ignore[arg-type]
-        )
-    quant = None
-    if scheme is not None:
-        if BY_NAME["scheme"].parse(scheme, "--scheme") == "itq":
-            raise ConfigError("--scheme itq needs retraining; evaluate accepts ptq only")
-        quant = quant_from_options(
-            scheme, rounding, weight_bits, vmem_bits, vth_bits,
-            weight_int_bits, vmem_int_bits, vth_int_bits,
-        )  # fmt: skip
+    trained, quant = _retest(
+        "evaluate", checkpoint, device, readout, scheme, rounding, weight_bits, vmem_bits,
+        vth_bits, weight_int_bits, vmem_int_bits, vth_int_bits,
+    )  # fmt: skip
     with progress_bar(True) as cb:
         record = evaluate_checkpoint(
             trained, quant, str(data_dir) if data_dir else None, test_samples, device, cb
@@ -358,21 +373,10 @@ def export(
     """Write a design as a NIR graph and bit-exact integer C, with test spikes (README in OUT)."""
     from tinysnn_dse.export import export_design
 
-    trained = load_checkpoint(checkpoint, "cpu")
-    if readout is not None:
-        choice("--readout", readout, READOUTS)
-        trained = dataclasses.replace(
-            trained,
-            model=dataclasses.replace(trained.model, readout=readout),  # type: ignore[arg-type]
-        )
-    quant = None
-    if scheme is not None:
-        if BY_NAME["scheme"].parse(scheme, "--scheme") == "itq":
-            raise ConfigError("--scheme itq needs retraining; export accepts ptq only")
-        quant = quant_from_options(
-            scheme, rounding, weight_bits, vmem_bits, vth_bits,
-            weight_int_bits, vmem_int_bits, vth_int_bits,
-        )  # fmt: skip
+    trained, quant = _retest(
+        "export", checkpoint, "cpu", readout, scheme, rounding, weight_bits, vmem_bits,
+        vth_bits, weight_int_bits, vmem_int_bits, vth_int_bits,
+    )  # fmt: skip
     with progress_bar(True) as cb:
         res = export_design(trained, quant, out, str(data_dir) if data_dir else None,
                             test_samples, cb)  # fmt: skip
