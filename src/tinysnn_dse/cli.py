@@ -882,13 +882,18 @@ def _export(
     try:
         check_expressible(quant or trained.quant)
         expressible = True
-    except ExportError as e:
-        expressible, why = False, str(e)
+    except ExportError:
+        expressible = False
     prepare_out_dir(dest)
     shutil.copyfile(src, dest / "model.pt")
     (dest / "record.json").write_text(json.dumps(rec.to_dict(), indent=2, sort_keys=True) + "\n")
     if not expressible:
-        err.print(f"note: no NIR or C export: {why}", markup=False, highlight=False)
+        err.print(
+            f"note: {rec.key} has FP32 parts, so no NIR graph or integer C was written; "
+            f"`tinysnn export {dest / 'model.pt'} --out DIR --scheme ptq --weight-bits B "
+            "--vmem-bits B --vth-bits B` exports it fixed point",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
         return
     itq = (quant or trained.quant).scheme == "itq"
     with progress_bar(True) as cb:
