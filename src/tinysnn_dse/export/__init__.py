@@ -122,15 +122,13 @@ def export_design(
     title = title or rec.key
     tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.export-"))
     try:
-        files = _write_all(tmp, ev, d, cap, title)
+        files, cm = _write_all(tmp, ev, d, cap, title)
         _move_in(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    cm = files.pop()  # the C model, for the result
-    assert isinstance(cm, c_mod.CModel)
     return ExportResult(
         out_dir=out_dir,
-        files=[str(f) for f in files],
+        files=files,
         test_samples=n_img,
         accuracy=rec.outcome.accuracy,
         parameter_bytes=cm.parameter_bytes + cm.vmem_bytes,
@@ -142,7 +140,8 @@ def export_design(
 
 def _write_all(
     tmp: Path, ev: Evaluation, d: integer.IntDesign, cap: spikes.CapturedImages, title: str
-) -> list[object]:
+) -> tuple[list[str], c_mod.CModel]:
+    """Every file of the export into ``tmp``: their paths, and the C model."""
     assert ev.deployed is not None and ev.test_counts is not None
     dep, rec = ev.deployed, ev.record
     n_classes = int(ev.assignment.proportions.shape[1])
@@ -182,7 +181,7 @@ def _write_all(
     acc_expected = float((pred == ev.test_labels).double().mean())
     (tmp / "README.md").write_text(_readme(rec, d, cm, dep.model, acc_expected, len(labels)))
     written.append("README.md")
-    return [*written, cm]
+    return written, cm
 
 
 def _move_in(tmp: Path, out_dir: Path) -> None:

@@ -149,7 +149,8 @@ def build(
     if inhibitory:
         arrays.append(CArray("tsnn_vth_inh", "inhibitory thresholds (Vth codes)", n, tb,
                              pack_bits(twos(np.full(n, d.inh_thr), tb), tb)))  # fmt: skip
-    # the readout tables (not in Eq. 4)
+    # the readout tables (not in Eq. 4), written as typed C arrays; their CArray entries
+    # carry the sizes for the memory map (zero bytes of the arrays' length)
     readout: list[CArray] = []
     mode = cfg.readout
     labels_c = ""
