@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from tinysnn_dse.core import kernels
+from tinysnn_dse.core.neuron import consts
 from tinysnn_dse.core.params import ModelConfig
 from tinysnn_dse.core.quant import FixedPoint, Quantizers, RoundMode, quantize
 
@@ -159,20 +160,6 @@ class IntDesign:
         c[IC_INHIB] = 1 if self.topology == "inhibitory" else 0
         return c
 
-    def describe(self) -> dict[str, object]:
-        """The datapath's constants, for records and the exported README."""
-        return {
-            "leak_bits": LEAK_BITS,
-            "acc_frac_bits": self.acc_frac,
-            "round_shift": self.k,
-            "acc_bound_bits": self.acc_bound_bits(),
-            "exc": vars(self.exc),
-            "inh": vars(self.inh) if self.topology == "inhibitory" else None,
-            "w_rec": self.w_rec,
-            "w_exc_inh": self.w_exc_inh if self.topology == "inhibitory" else None,
-            "inh_thr": self.inh_thr if self.topology == "inhibitory" else None,
-        }
-
 
 def _layer(rest_mv: float, reset_mv: float, decay: float, ref: float, v: FixedPoint) -> IntLayer:
     fv = v.frac_bits
@@ -217,29 +204,33 @@ def kernel_consts(d: IntDesign, dtype: type) -> np.ndarray:
     return arr
 
 
-def why_not(cfg: ModelConfig, qz: Quantizers) -> str | None:
-    """Why ``qz`` has no integer datapath (None: it has one, :func:`design_of`)."""
+def _checked(cfg: ModelConfig, qz: Quantizers) -> tuple[IntDesign | None, str | None]:
+    """The integer datapath of ``qz`` on ``cfg`` and None, or None and why it has none."""
     missing = [n for n, f in (("weights", qz.weight), ("Vmem", qz.vmem), ("Vth", qz.vth))
                if f is None]  # fmt: skip
     if missing:
-        return f"{' and '.join(missing)} in FP32 (an integer datapath needs all three fixed point)"
+        why = f"{' and '.join(missing)} in FP32 (an integer datapath needs all three fixed point)"
+        return None, why
     d = _design(cfg, qz)
     if d.acc_bound_bits() > ACC_LIMIT_BITS:
-        return (
+        return None, (
             f"a step's accumulator needs {d.acc_bound_bits()} bits with these formats "
             f"({qz.describe()}); at most {ACC_LIMIT_BITS} fit int64"
         )
-    return None
+    return d, None
+
+
+def why_not(cfg: ModelConfig, qz: Quantizers) -> str | None:
+    """Why ``qz`` has no integer datapath (None: it has one, :func:`design_of`)."""
+    return _checked(cfg, qz)[1]
 
 
 def design_of(cfg: ModelConfig, qz: Quantizers) -> IntDesign | None:
     """The integer datapath of ``qz`` on ``cfg``, or None where it has none (:func:`why_not`)."""
-    return None if why_not(cfg, qz) is not None else _design(cfg, qz)
+    return _checked(cfg, qz)[0]
 
 
 def _design(cfg: ModelConfig, qz: Quantizers) -> IntDesign:
-    from tinysnn_dse.core.neuron import consts  # neuron imports this module's users
-
     assert qz.weight is not None and qz.vmem is not None and qz.vth is not None
     c = consts(cfg)
     v, fv = qz.vmem, qz.vmem.frac_bits
@@ -308,12 +299,6 @@ def image_keys(ukey: int, n: int) -> np.ndarray:
     return np.array([kernels.image_key(ukey, b) for b in range(n)], dtype=np.int64)
 
 
-def uniforms24(keys: np.ndarray, t_steps: int, rows: int, n: int) -> np.ndarray:
-    """The 24-bit uniforms of stochastic rounding, int64 [T, rows, B, N]: element (t, l,
-    b, j) = top 24 bits of :func:`kernels.hash_bits` (keys[b], t, l * n + j)."""
-    return kernels.u24_block(keys, t_steps, rows, n)
-
-
 def round_shift(a: Tensor, k: int, mode: int, u24: Tensor | None) -> Tensor:
     """``round_k(a)`` (module docstring) of int64 ``a``; ``u24`` the stochastic uniforms."""
     if mode == RoundMode.NEAREST:
@@ -348,7 +333,7 @@ def infer_reference(
     u = None
     if mode == RoundMode.STOCHASTIC:
         assert keys is not None
-        u = torch.from_numpy(uniforms24(keys, t_steps, 2 if inhibitory else 1, n)).to(dev)
+        u = torch.from_numpy(kernels.u24_block(keys, t_steps, 2 if inhibitory else 1, n)).to(dev)
     wf = w.to(dev, torch.float64)  # codes: float64 sums of them are exact below 2**53
     thr_t = torch.from_numpy(thr).to(dev)
     i64 = torch.int64
