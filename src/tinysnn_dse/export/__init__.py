@@ -72,15 +72,19 @@ def check_expressible(quant: QuantSpec) -> None:
 
 
 def _writable_parent(out_dir: Path) -> Path:
-    parent = out_dir.resolve().parent
+    """The nearest existing folder above ``out_dir``, where the export is staged (on the
+    same file system, so moving it in is a rename); creates nothing. A one-line error
+    where ``out_dir`` or that folder cannot be written."""
     if out_dir.exists() and not out_dir.is_dir():
         raise ExportError(f"{out_dir} exists and is not a folder")
+    parent = out_dir.resolve().parent
+    while not parent.exists():
+        parent = parent.parent
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=parent, prefix=".tinysnn-export-"):
-            pass
-        if out_dir.is_dir():
-            with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".tinysnn-export-"):
+        if not parent.is_dir():
+            raise NotADirectoryError(20, "Not a directory")
+        for d in (parent, out_dir) if out_dir.is_dir() else (parent,):
+            with tempfile.NamedTemporaryFile(dir=d, prefix=".tinysnn-export-"):
                 pass
     except OSError as e:
         raise ExportError(f"cannot write to {out_dir}: {e.strerror or e}") from None
