@@ -369,6 +369,13 @@ def export(
         str | None, typer.Option(help="proportion, all or soft-vote (default: as trained).")
     ] = None,
     data_dir: DataDir = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Write into a folder that is not empty, replacing files of the same name.",
+        ),
+    ] = False,
 ) -> None:
     """Write a design as a NIR graph and bit-exact integer C, with test spikes (README in OUT)."""
     from tinysnn_dse.export import export_design
@@ -379,7 +386,7 @@ def export(
     )  # fmt: skip
     with progress_bar(True) as cb:
         res = export_design(trained, quant, out, str(data_dir) if data_dir else None,
-                            test_samples, cb)  # fmt: skip
+                            test_samples, cb, force=force)  # fmt: skip
     _export_summary(res)
 
 
@@ -808,6 +815,9 @@ def select(
     export_test_samples: Annotated[
         int, typer.Option(help="With --export: test images written with the C.")
     ] = 1000,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --export: replace files of the same name.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Rows as JSON, best first.")] = False,
 ) -> None:
     """Rank completed design points by R = A - mu * M under constraints; show the Pareto set."""
@@ -825,7 +835,7 @@ def select(
         if not rows:
             raise ConfigError("no design point meets the constraints; nothing to export")
         _export(rows[0], records, artifacts or default_artifacts(storage), export,
-                export_test_samples)  # fmt: skip
+                export_test_samples, force)  # fmt: skip
     if as_json:
         typer.echo(json.dumps(rows[:top], indent=2, default=str))
         return
@@ -863,31 +873,44 @@ def _rows_table(rows: list[dict[str, Any]], title: str, mark_first: bool = False
 
 
 def _export(
-    best: dict[str, Any], records: list[Record], art: Path, dest: Path, test_samples: int
+    best: dict[str, Any],
+    records: list[Record],
+    art: Path,
+    dest: Path,
+    test_samples: int,
+    force: bool = False,
 ) -> None:
     """The selected point's checkpoint and record into ``dest``; for a fixed-point design
-    also its NIR graph and integer C (``tinysnn export``), else a note why not."""
-    import shutil
-
+    also its NIR graph and integer C (``tinysnn export``), else a note why not. Everything
+    is checked before anything is written, and written all together or not at all."""
     from tinysnn_dse.core.params import quant_from_dict
     from tinysnn_dse.explore.study import artifact_path
     from tinysnn_dse.export import ExportError, check_expressible, export_design
+    from tinysnn_dse.runner import check_clobber, write_files
 
+    if test_samples < 1:
+        raise ConfigError(f"--export-test-samples must be at least 1, got {test_samples}")
     rec = next(r for r in records if r.key == best["design_key"])
     src = artifact_path(art, str(rec.study.get("checkpoint_artifact")))
     if not src.is_file():
         raise ConfigError(f"checkpoint of trial {best['trial']} not found at {src} (--artifacts?)")
     trained = load_checkpoint(src, "cpu")  # a bad checkpoint fails before anything is written
+    try:
+        files: dict[str, bytes | str] = {"model.pt": src.read_bytes()}
+    except OSError as e:
+        raise ConfigError(f"cannot read the checkpoint {src}: {e.strerror or e}") from None
+    files["record.json"] = json.dumps(rec.to_dict(), indent=2, sort_keys=True) + "\n"
     quant = quant_from_dict(dict(rec.config["quant"])) if rec.config.get("quant") else None
     try:
         check_expressible(quant or trained.quant)
         expressible = True
     except ExportError:
         expressible = False
-    prepare_out_dir(dest)
-    shutil.copyfile(src, dest / "model.pt")
-    (dest / "record.json").write_text(json.dumps(rec.to_dict(), indent=2, sort_keys=True) + "\n")
     if not expressible:
+        if dest.exists() and not dest.is_dir():
+            raise ConfigError(f"{dest} exists and is not a folder")
+        check_clobber(dest, files, force, "select --export")
+        write_files({dest / name: data for name, data in files.items()})
         err.print(
             f"note: {rec.key} has FP32 parts, so no NIR graph or integer C was written; "
             f"`tinysnn export {dest / 'model.pt'} --out DIR --scheme ptq --weight-bits B "
@@ -898,7 +921,8 @@ def _export(
     itq = (quant or trained.quant).scheme == "itq"
     with progress_bar(True) as cb:
         res = export_design(trained, None if itq else quant, dest, None, test_samples, cb,
-                            title=rec.key)  # fmt: skip
+                            title=rec.key, force=force, extra=files,
+                            refuse_non_empty=False)  # fmt: skip
     _export_summary(res)
 
 
@@ -923,6 +947,9 @@ def report(
             "study's largest memory and modelled inference energy per image).",
         ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the files of an earlier report in --out.")
+    ] = False,
 ) -> None:
     """Write report.md, index.html, trials.csv and the figures (paper Figs. 6-9, Pareto)."""
     from tinysnn_dse.explore import hypervolume_history, load_records
@@ -935,7 +962,7 @@ def report(
     ref = _hv_reference(hv_reference, records)
     hv = (ref, hypervolume_history(storage, name, ref)) if records else None
     rep = build(records, out or Path("reports") / name, name, mu, cons, memory_reference,
-                hypervolume=hv)  # fmt: skip
+                hypervolume=hv, force=force)  # fmt: skip
     console_out().print(
         f"report of study [bold]{name}[/] ({len(records)} design points): "
         f"{rep.html.resolve()} (and report.md, trials.csv, {len(rep.figures)} figures)"

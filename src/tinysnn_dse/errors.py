@@ -19,3 +19,23 @@ class DataError(TinySNNError):
 
 class CheckpointError(TinySNNError):
     """A checkpoint that cannot be read or does not describe a tinysnn model."""
+
+
+class OutputError(TinySNNError):
+    """A file or folder that cannot be written: a full disk, a read-only file system, a
+    missing permission, or a user's file that would be overwritten without ``--force``."""
+
+
+def os_error(e: OSError, what: str) -> OutputError:
+    """One line for an ``OSError`` met while writing ``what`` (a path or a description):
+    a full disk says so in words, whatever layer raised it."""
+    import errno
+
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason = "no space left on the device (disk full or over quota)"
+    elif e.errno == errno.EROFS:
+        reason = "read-only file system"
+    else:
+        reason = e.strerror or str(e) or type(e).__name__
+    return OutputError(f"cannot write {what}: {reason}")
+

@@ -10,13 +10,17 @@ so that re-evaluating a checkpoint with the same settings reproduces its record 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
+import io
 import json
 import math
 import os
 import platform
+import secrets
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -52,7 +56,7 @@ from tinysnn_dse.core.sim import (
     quantize_net,
     train_sample,
 )
-from tinysnn_dse.errors import CheckpointError, ConfigError
+from tinysnn_dse.errors import CheckpointError, ConfigError, OutputError, os_error
 from tinysnn_dse.records import DesignPoint, Memory, Outcome, PhaseEnergy, Record
 
 Progress = Callable[[str, int, int], None]
@@ -686,16 +690,107 @@ def train_and_evaluate(
 # ------------------------------------------------------------------------- checkpoints
 
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
+def _with_errno(e: OSError) -> OSError:
+    """``e``, or an ENOSPC ``OSError`` where ``e`` carries no errno but says the disk is full
+    (HDF5's errors do: "... errno = 28, error message = 'No space left on device'")."""
+    text = str(e)
+    if e.errno is None and ("No space left" in text or "errno = 28" in text):
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return e
+
+
+@contextlib.contextmanager
+def write_guard(what: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn an ``OSError`` raised inside into one line naming ``what`` (a path, or words
+    such as "the trial's checkpoint"): an :class:`OutputError` from
+    :func:`errors.os_error`, which says "no space left on the device" for a full disk."""
     try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        yield
+    except OSError as e:
+        raise os_error(_with_errno(e), str(what)) from None
+
+
+def check_clobber(
+    out_dir: Path, names: Iterable[str] | None, force: bool, what: str = "this command"
+) -> None:
+    """Refuse, before anything is written, to write into ``out_dir`` where it already holds
+    one of ``names`` (``None``: where it holds anything at all), unless ``force``: a
+    one-line :class:`OutputError` naming the first such file and ``--force``."""
+    if force or not out_dir.is_dir():
+        return
+    with write_guard(out_dir):
+        present = sorted(p.name for p in out_dir.iterdir())
+    if names is None:
+        if present:
+            raise OutputError(
+                f"{out_dir} is not empty ({present[0]}); give --force to write {what} into "
+                "it, replacing files of the same name"
+            )
+        return
+    clash = [n for n in present if n in set(names)]
+    if clash:
+        raise OutputError(
+            f"{out_dir / clash[0]} already exists; give --force to replace it (and the other "
+            f"files {what} writes there)"
+        )
+
+
+def missing_dirs(d: Path) -> list[Path]:
+    """``d`` and its ancestors that do not exist yet, deepest first."""
+    out = []
+    while not d.exists() and d != d.parent:
+        out.append(d)
+        d = d.parent
+    return out
+
+
+def remove_empty(dirs: Iterable[Path]) -> None:
+    """Remove the folders of ``dirs`` (deepest first) that are still empty: what a failed
+    command created, so that it leaves nothing behind."""
+    for d in dirs:
+        with contextlib.suppress(OSError):
+            d.rmdir()
+
+
+def write_files(files: Mapping[Path, bytes | str]) -> None:
+    """Write each file of ``files`` (path -> contents) under a temporary name in its own
+    folder, flushed to the disk, then move them all in (``os.replace``): a reader sees the
+    old files or the new ones, never a part of one, and a failure before the moves changes
+    nothing (the temporary files and any folder made for them are removed). An
+    ``OSError`` (a full disk) becomes a one-line :class:`OutputError`."""
+    made: list[Path] = []
+    staged: list[tuple[str, Path]] = []
+    current = Path()
+    try:
+        for path, data in files.items():
+            current = path
+            made += [d for d in missing_dirs(path.parent) if d not in made]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            raw = data.encode() if isinstance(data, str) else data
+            tmp = str(path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            staged.append((tmp, path))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(raw)
+                fh.flush()
+                os.fsync(fh.fileno())
+        for tmp, path in staged:
+            current = path
+            os.replace(tmp, path)
+    except BaseException as e:
+        for tmp, _ in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        remove_empty(sorted(made, key=lambda d: -len(d.parts)))
+        if isinstance(e, OSError):
+            raise os_error(_with_errno(e), str(current)) from None
         raise
+
+
+def atomic_write(path: Path, data: bytes | str) -> Path:
+    """One file, as :func:`write_files` writes it."""
+    write_files({path: data})
+    return path
 
 
 def prepare_out_dir(out_dir: Path) -> Path:
@@ -705,7 +800,7 @@ def prepare_out_dir(out_dir: Path) -> Path:
         with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".write-test-"):
             pass
     except OSError as e:
-        raise ConfigError(f"cannot write to output folder {out_dir}: {e.strerror or e}") from None
+        raise os_error(e, f"to output folder {out_dir}") from None
     return out_dir
 
 
@@ -727,15 +822,24 @@ def _payload(trained: Trained) -> dict[str, Any]:
     }
 
 
+def _torch_bytes(payload: dict[str, Any]) -> bytes:
+    """``payload`` as ``torch.save`` writes it, in memory: written to a file by
+    :func:`write_files`, a full disk is an ``OSError`` (torch's own writer says "unexpected
+    pos 64 vs 0") and never a truncated checkpoint."""
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return buf.getvalue()
+
+
 def save_trained(path: Path, trained: Trained) -> Path:
     """Write a trained network alone (no labels, no record), atomically; reload with
     :func:`load_checkpoint`. Used to share one FP32 training between PTQ points."""
-    _atomic_write(path, lambda p: torch.save(_payload(trained), p))
-    return path
+    return atomic_write(path, _torch_bytes(_payload(trained)))
 
 
 def save(out_dir: Path, trained: Trained, ev: Evaluation) -> tuple[Path, Path]:
-    """Write ``model.pt`` (tensors + JSON strings only) and ``record.json`` atomically."""
+    """Write ``model.pt`` (tensors + JSON strings only) and ``record.json`` atomically,
+    replacing those of an earlier run (both or, on a failure, neither)."""
     payload = {
         **_payload(trained),
         "assignment": ev.assignment.labels.cpu(),
@@ -744,14 +848,14 @@ def save(out_dir: Path, trained: Trained, ev: Evaluation) -> tuple[Path, Path]:
     }
     ckpt = out_dir / "model.pt"
     rec = out_dir / "record.json"
-    _atomic_write(ckpt, lambda p: torch.save(payload, p))
     text = json.dumps(ev.record.to_dict(), indent=2, sort_keys=True)
-    _atomic_write(rec, lambda p: None if Path(p).write_text(text + "\n") else None)
+    write_files({ckpt: _torch_bytes(payload), rec: text + "\n"})
     return ckpt, rec
 
 
 def load_checkpoint(path: Path, device: str = "cpu") -> Trained:
-    """Load a checkpoint without executing pickled code (``weights_only=True``)."""
+    """Load a checkpoint without executing pickled code (``weights_only=True``); one whose
+    weights or thresholds are not all finite (NaN, inf) is refused."""
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
@@ -773,10 +877,16 @@ def load_checkpoint(path: Path, device: str = "cpu") -> Trained:
             raise ValueError("pruning mask shape differs from the weights'")
         net = Net(w=p["w"].to(dev), theta=p["theta"].to(dev),
                   keep=None if keep is None else keep.to(dev).bool())  # fmt: skip
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise CheckpointError(f"{path}: incomplete checkpoint ({e})") from None
     if tuple(net.w.shape) != (model.n_in, model.n_exc):
         raise CheckpointError(f"{path}: weight shape {tuple(net.w.shape)} does not match config")
+    bad = [n for n, t in (("weights", net.w), ("thresholds", net.theta))
+           if not bool(torch.isfinite(t).all())]  # fmt: skip
+    if bad:
+        raise CheckpointError(
+            f"{path}: non-finite {' and '.join(bad)} (NaN or inf); not a usable network"
+        )
     try:
         source = json.loads(p.get("record_json", "{}"))["config"]["run"].get("data_source")
     except (KeyError, TypeError, ValueError):

@@ -8,7 +8,9 @@ runs and is tested without a study (tests/explore/test_policy.py).
   ``itq_batch`` (``SearchSpace.itq_group``: a design batch).
 - Every training is cached in ``<artifacts>/trainings/<hash of key and budget>.pt`` and
   made under a file lock (``fcntl``) by the first process that needs it; the others wait
-  and load it, on this machine or any that shares the folder.
+  and load it, on this machine or any that shares the folder. A cached training that no
+  longer loads is renamed ``<name>.pt.corrupt-<time>`` and made again under the same lock,
+  so the next run heals it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +28,7 @@ from pathlib import Path
 from tinysnn_dse import data as data_mod
 from tinysnn_dse import runner
 from tinysnn_dse.core.params import ModelConfig, QuantSpec, apply_overrides, preset
+from tinysnn_dse.errors import CheckpointError
 from tinysnn_dse.explore.space import DesignPoint, SearchSpace, quant_of
 
 
@@ -48,10 +53,12 @@ class Trainings:
         settings: runner.RunSettings,
         artifacts: Path,
         data_dir: str | None = None,
+        on_note: Callable[[str], None] | None = None,
     ) -> None:
         self.space, self.settings, self.artifacts, self.data_dir = (
             space, settings, Path(artifacts), data_dir
         )  # fmt: skip
+        self.on_note = on_note  # told when a corrupt cached training is moved aside
         self._split: runner.Split | None = None
         self.data_source: str | None = None
         self._n_in = 0
@@ -89,8 +96,8 @@ class Trainings:
         file lock and saved there; (trained, loaded from the cache)."""
         cache = self.training_file(key)
         with file_lock(cache.with_suffix(".lock")):
-            if cache.is_file():
-                t = runner.load_checkpoint(cache, self.settings.device)
+            t = self._load_cached(cache)
+            if t is not None:
                 return replace(t, settings=self.settings), True
             trained = make()
             runner.save_trained(cache, trained)
@@ -144,7 +151,8 @@ class Trainings:
         cache = self.training_file(p.key)
         group_lock = self.training_file("group:" + ",".join(q.key for q in group))
         with file_lock(group_lock.with_suffix(".lock")):
-            if not cache.is_file():
+            t = self._load_cached(cache)
+            if t is None:
                 todo = [q for q in group if not self.training_file(q.key).is_file()]
                 quants = [self.itq_quant(q) for q in todo]
                 split, n_in = self.split()
@@ -152,5 +160,27 @@ class Trainings:
                 for q, t in zip(todo, runner.train_batch(model, quants, self.settings, split),
                                 strict=True):  # fmt: skip
                     runner.save_trained(self.training_file(q.key), t)
-        t = runner.load_checkpoint(cache, self.settings.device)
+                t = runner.load_checkpoint(cache, self.settings.device)
         return replace(t, settings=self.settings)
+
+    def _load_cached(self, cache: Path) -> runner.Trained | None:
+        """The cached training in ``cache`` (its lock held), or None where there is none or
+        it no longer loads: then it is moved aside (``<name>.corrupt-<time>``, kept for a
+        look) so that the caller makes it again, rather than failing every point that
+        needs it on every run."""
+        if not cache.is_file():
+            return None
+        try:
+            return runner.load_checkpoint(cache, self.settings.device)
+        except CheckpointError as e:
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            aside = cache.with_name(f"{cache.name}.corrupt-{stamp}")
+            n = 1
+            while aside.exists():
+                n += 1
+                aside = cache.with_name(f"{cache.name}.corrupt-{stamp}-{n}")
+            with runner.write_guard(f"the training cache {cache}"):
+                os.replace(cache, aside)
+            if self.on_note is not None:
+                self.on_note(f"{e}; moved it aside to {aside.name} and training it again")
+            return None

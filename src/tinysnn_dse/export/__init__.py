@@ -12,7 +12,8 @@ input of every presentation of its first ``test_samples`` test images, and write
   formats, how to build and run, the memory map against Eq. 4).
 
 Everything is written into a temporary folder beside ``out_dir`` and moved in at the end,
-so a failure leaves nothing half-written.
+so a failure (a full disk included: one line) leaves nothing half-written. A folder that
+is not empty is refused unless ``force`` (then files of the same name are replaced).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,8 +39,15 @@ from tinysnn_dse.runner import (
     Progress,
     Trained,
     _noop,
+    check_clobber,
     evaluate_checkpoint,
+    missing_dirs,
+    remove_empty,
+    write_guard,
 )
+
+#: what an export writes at the top of its folder
+EXPORT_NAMES = ("model.nir", "c", "evaluation.json", "README.md")
 
 
 class ExportError(ConfigError):
@@ -71,24 +80,23 @@ def check_expressible(quant: QuantSpec) -> None:
         )
 
 
-def _writable_parent(out_dir: Path) -> Path:
-    """The nearest existing folder above ``out_dir``, where the export is staged (on the
-    same file system, so moving it in is a rename); creates nothing. A one-line error
-    where ``out_dir`` or that folder cannot be written."""
+def _staging_dir(out_dir: Path) -> Path:
+    """Where the export is staged: ``out_dir`` if it exists, else the nearest existing
+    folder above it (on the same file system, so moving the files in is a rename); creates
+    nothing. A one-line error where that folder cannot be written."""
     if out_dir.exists() and not out_dir.is_dir():
         raise ExportError(f"{out_dir} exists and is not a folder")
-    parent = out_dir.resolve().parent
-    while not parent.exists():
-        parent = parent.parent
+    stage = out_dir if out_dir.is_dir() else out_dir.resolve().parent
+    while not stage.exists():
+        stage = stage.parent
     try:
-        if not parent.is_dir():
+        if not stage.is_dir():
             raise NotADirectoryError(20, "Not a directory")
-        for d in (parent, out_dir) if out_dir.is_dir() else (parent,):
-            with tempfile.NamedTemporaryFile(dir=d, prefix=".tinysnn-export-"):
-                pass
+        with tempfile.NamedTemporaryFile(dir=stage, prefix=".tinysnn-export-"):
+            pass
     except OSError as e:
         raise ExportError(f"cannot write to {out_dir}: {e.strerror or e}") from None
-    return parent
+    return stage
 
 
 def export_design(
@@ -99,16 +107,26 @@ def export_design(
     test_samples: int = 1000,
     progress: Progress = _noop,
     title: str | None = None,
+    force: bool = False,
+    extra: Mapping[str, bytes | str] | None = None,
+    refuse_non_empty: bool = True,
 ) -> ExportResult:
     """Export ``trained`` under ``quant`` into ``out_dir``; None: the design point its
-    checkpoint's record names (``Trained.design_quant``), else as trained."""
+    checkpoint's record names (``Trained.design_quant``), else as trained.
+
+    ``extra`` (name -> contents) are written beside, moved in with the rest. Without
+    ``force`` an ``out_dir`` that holds anything is refused (``refuse_non_empty``; else
+    only one that holds a file of the same name as one the export writes), before any
+    work is done."""
     if quant is None:
         quant = trained.design_quant
     q = quant if quant is not None else trained.quant
     check_expressible(q)
     if test_samples < 1:
         raise ExportError(f"--test-samples must be at least 1, got {test_samples}")
-    parent = _writable_parent(out_dir)
+    parent = _staging_dir(out_dir)
+    names = None if refuse_non_empty else [*EXPORT_NAMES, *(extra or {})]
+    check_clobber(out_dir, names, force, "the export")
     n_steps = trained.model.encoding.for_inference().steps
     cap = spikes.CapturedImages(0, n_steps)
     ev = evaluate_checkpoint(trained, quant, data_dir, test_samples, "cpu", progress, capture=cap,
@@ -124,12 +142,22 @@ def export_design(
     n_img = int(ev.test_counts.shape[0])
     cap.n_images = n_img
     title = title or rec.key
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.export-"))
+    made = missing_dirs(out_dir)
     try:
-        files, cm = _write_all(tmp, ev, d, cap, title)
-        _move_in(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with write_guard(f"the export to {out_dir}"):
+            tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.export-"))
+            try:
+                files, cm = _write_all(tmp, ev, d, cap, title)
+                for name, data in (extra or {}).items():
+                    raw = data.encode() if isinstance(data, str) else data
+                    (tmp / name).write_bytes(raw)
+                files = [*extra, *files] if extra else files
+                _move_in(tmp, out_dir)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        remove_empty(made)
+        raise
     return ExportResult(
         out_dir=out_dir,
         files=files,

@@ -1,23 +1,27 @@
 """Reward, ranking, Pareto front, tables and figures over plain trial records.
 
 No Optuna and no torch: the CLI reads the records (:class:`records.Record`) from the study
-and hands them here.
+and hands them here. A report is written into a temporary folder and moved in when it is
+complete; it replaces the files of an earlier report only with ``force``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import html
 import json
 import math
 import os
+import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tinysnn_dse.axes import AXES, NAMES, is_fp32
-from tinysnn_dse.errors import ConfigError
+from tinysnn_dse.errors import ConfigError, OutputError, os_error
 from tinysnn_dse.records import Record
 from tinysnn_dse.report import figures
 from tinysnn_dse.report.select import (
@@ -180,16 +184,106 @@ def build(
     reference: str = "same-topology",
     source: str = "",
     hypervolume: tuple[tuple[float, float, float], list[tuple[int, float]]] | None = None,
+    force: bool = False,
 ) -> Report:
-    """Write ``report.md``, ``index.html``, ``trials.csv`` and the figures into ``out_dir``;
-    ``hypervolume``: (reference point, the study's hypervolume after each trial)."""
+    """Write ``report.md``, ``index.html``, ``trials.csv``, ``selected.json`` and the figures
+    into ``out_dir``; ``hypervolume``: (reference point, the study's hypervolume after each
+    trial). Files of the same name already in ``out_dir`` are refused (a one-line
+    :class:`OutputError`) unless ``force``; a full disk is one line and leaves nothing."""
     if not records:
         raise ConfigError(f"study {study!r} has no completed trials to report")
+    _refuse_clobber(out_dir, FIXED_FILES, force)  # the figures' names are checked when drawn
+    made = _missing_dirs(out_dir)
+    what = f"the report to {out_dir}"
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tempfile.NamedTemporaryFile(dir=out_dir).close()
+        stage = Path(tempfile.mkdtemp(dir=_stage_parent(out_dir), prefix=".report-"))
     except OSError as e:
-        raise ConfigError(f"cannot write report to {out_dir}: {e.strerror or e}") from None
+        raise os_error(e, what) from None
+    try:
+        rep = _build(records, stage, study, mu, constraints, reference, source, hypervolume)
+        names = sorted(p.name for p in stage.iterdir())
+        _refuse_clobber(out_dir, names, force)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for n in names:
+            os.replace(stage / n, out_dir / n)
+    except OSError as e:
+        _remove_empty(made)
+        raise os_error(_disk_full(e), what) from None
+    except BaseException:
+        _remove_empty(made)
+        raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+    def moved(p: Path) -> Path:
+        return out_dir / p.name
+
+    return Report(out_dir, moved(rep.markdown), moved(rep.html), moved(rep.csv),
+                  [moved(p) for p in rep.figures], rep.selected)  # fmt: skip
+
+
+#: what every report writes (and the figures, PNG and SVG)
+FIXED_FILES = ("report.md", "index.html", "trials.csv", "selected.json")
+
+
+def _missing_dirs(d: Path) -> list[Path]:
+    out = []
+    while not d.exists() and d != d.parent:
+        out.append(d)
+        d = d.parent
+    return out
+
+
+def _remove_empty(dirs: Iterable[Path]) -> None:
+    for d in dirs:  # deepest first
+        with contextlib.suppress(OSError):
+            d.rmdir()
+
+
+def _stage_parent(out_dir: Path) -> Path:
+    """Where the report is staged: in ``out_dir`` if it exists, else its nearest existing
+    ancestor (on the same file system, so moving the files in is a rename)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"cannot write the report to {out_dir}: it exists and is not a folder")
+    d = out_dir.absolute()
+    while not d.exists():
+        d = d.parent
+    return d
+
+
+def _refuse_clobber(out_dir: Path, names: Iterable[str], force: bool) -> None:
+    if force or not out_dir.is_dir():
+        return
+    wanted = set(names)
+    try:
+        clash = sorted(p.name for p in out_dir.iterdir() if p.name in wanted)
+    except OSError as e:
+        raise os_error(e, f"the report to {out_dir}") from None
+    if clash:
+        raise OutputError(
+            f"{out_dir / clash[0]} already exists; give --force to replace it (and the other "
+            "files the report writes there)"
+        )
+
+
+def _disk_full(e: OSError) -> OSError:
+    """``e``, or ENOSPC where a writer reported a full disk without its errno."""
+    if e.errno is None and "No space left" in str(e):
+        return OSError(28, os.strerror(28))
+    return e
+
+
+def _build(
+    records: list[Record],
+    out_dir: Path,
+    study: str,
+    mu: float,
+    constraints: Constraints | None,
+    reference: str,
+    source: str,
+    hypervolume: tuple[tuple[float, float, float], list[tuple[int, float]]] | None,
+) -> Report:
+    """Every file of the report into ``out_dir`` (the staging folder)."""
     rows = sorted((row(r, mu, reference) for r in records), key=lambda r: r["trial"] or 0)
     by_key = {r.key: r for r in records}
     ranked = rank(records, mu, constraints, reference)
@@ -305,7 +399,7 @@ def build(
     ]
     md += [f"![{p.stem}]({p.name})\n" for p in figs]
     md_path = out_dir / "report.md"
-    _atomic_text(md_path, "\n".join(md) + "\n")
+    md_path.write_text("\n".join(md) + "\n")
     css = (
         "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}"
         "table{border-collapse:collapse;font-size:12px;margin:1em 0}"
@@ -345,13 +439,6 @@ def build(
         f"<body>{''.join(body)}</body></html>\n"
     )
     html_path = out_dir / "index.html"
-    _atomic_text(html_path, page)
-    _atomic_text(out_dir / "selected.json", json.dumps(selected, indent=2, default=str) + "\n")
+    html_path.write_text(page)
+    (out_dir / "selected.json").write_text(json.dumps(selected, indent=2, default=str) + "\n")
     return Report(out_dir, md_path, html_path, csv_path, figs, selected)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)

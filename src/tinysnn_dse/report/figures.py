@@ -23,9 +23,11 @@ NEURON_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#8c564b", "#e377c2
 
 def _save(fig: Any, out: Path, name: str) -> Path:
     png = out / f"{name}.png"
-    fig.savefig(png, dpi=110, bbox_inches="tight")
-    fig.savefig(out / f"{name}.svg", bbox_inches="tight")
-    plt.close(fig)
+    try:
+        fig.savefig(png, dpi=110, bbox_inches="tight")
+        fig.savefig(out / f"{name}.svg", bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return png
 
 
