@@ -95,6 +95,8 @@ def test_json_row_schema() -> None:
               "infer_energy_measured_method"):  # fmt: skip
         assert k in r
     assert r["infer_energy_modelled_mj"] == pytest.approx(1.0)
+    # which schema and which backends produced the numbers (issue 29)
+    assert r["schema_version"] == 2 and r["backend"] == RECS[1].backend
 
 
 def test_pareto_front() -> None:

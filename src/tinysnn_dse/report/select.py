@@ -82,6 +82,10 @@ def row(rec: Record, mu: float, reference: str) -> dict[str, Any]:
     """The flat selection row of a record (the ``select --json`` schema)."""
     m = memory_fraction(rec, reference)
     out: dict[str, Any] = {
+        # the record's schema and what computed its numbers (train and infer backends,
+        # the inference datapath), spelled as in the record
+        "schema_version": rec.schema_version,
+        "backend": dict(rec.backend),
         "trial": rec.study.get("trial_number"),
         "design_key": rec.key,
         "design_point": rec.design_point.to_dict(),
