@@ -256,6 +256,9 @@ def test_report_refuses_to_replace_a_users_file_without_force(
     assert "my page" not in (rep / "index.html").read_text()
     assert (rep / "notes.txt").read_text() == "mine" and (rep / "fig6_accuracy.png").is_file()
     assert not [p for p in rep.iterdir() if p.name.startswith(".")]
+    # an earlier tinysnn report is its own: re-running `report` (make demo) replaces it
+    code, err = cli(capsys, "report", *study("--out", str(rep)))
+    assert code == 0, err
 
 
 def test_select_export_refuses_a_users_file_and_bad_options_before_writing(

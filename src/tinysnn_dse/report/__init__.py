@@ -189,7 +189,8 @@ def build(
     """Write ``report.md``, ``index.html``, ``trials.csv``, ``selected.json`` and the figures
     into ``out_dir``; ``hypervolume``: (reference point, the study's hypervolume after each
     trial). Files of the same name already in ``out_dir`` are refused (a one-line
-    :class:`OutputError`) unless ``force``; a full disk is one line and leaves nothing."""
+    :class:`OutputError`) unless ``force`` or they are an earlier tinysnn report (its
+    ``report.md``), which is replaced; a full disk is one line and leaves nothing."""
     if not records:
         raise ConfigError(f"study {study!r} has no completed trials to report")
     _refuse_clobber(out_dir, FIXED_FILES, force)  # the figures' names are checked when drawn
@@ -251,8 +252,17 @@ def _stage_parent(out_dir: Path) -> Path:
     return d
 
 
+def _ours(out_dir: Path) -> bool:
+    """``out_dir`` holds an earlier tinysnn report (re-running ``report`` replaces it)."""
+    try:
+        with (out_dir / "report.md").open(encoding="utf-8", errors="replace") as f:
+            return f.readline().startswith("# tinysnn report")
+    except OSError:
+        return False
+
+
 def _refuse_clobber(out_dir: Path, names: Iterable[str], force: bool) -> None:
-    if force or not out_dir.is_dir():
+    if force or not out_dir.is_dir() or _ours(out_dir):
         return
     wanted = set(names)
     try:
