@@ -93,18 +93,21 @@ class Axis:
         if self.kind == "choice":
             if not isinstance(v, str) or v not in self.choices:
                 raise ConfigError(
-                    f"{where}: unknown value {v!r}; allowed: {', '.join(self.choices)}"
+                    f"{where}: unknown value {short_repr(v)}; allowed: {', '.join(self.choices)}"
                 )
             return v
         if self.kind == "count":
             if isinstance(v, bool) or not isinstance(v, int) or v < self.minimum:
                 raise ConfigError(
-                    f"{where}: {v!r} is not allowed; expected an integer >= {self.minimum}"
+                    f"{where}: {short_repr(v)} is not allowed; "
+                    f"expected an integer >= {self.minimum}"
                 )
             return v
         if self.kind == "fraction":
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
-                raise ConfigError(f"{where}: {v!r} is not allowed; expected a fraction in [0, 1)")
+                raise ConfigError(
+                    f"{where}: {short_repr(v)} is not allowed; expected a fraction in [0, 1)"
+                )
             return float(v)
         if v is None or isinstance(v, str) and v.strip().lower() in FP32_WORDS:
             return None
@@ -113,11 +116,13 @@ class Axis:
                 v = int(v.strip())
             except ValueError:
                 raise ConfigError(
-                    f"{where}: {v!r} is not a width; use fp32 or an integer {MIN_BITS}-{MAX_BITS}"
+                    f"{where}: {short_repr(v)} is not a width; "
+                    f"use fp32 or an integer {MIN_BITS}-{MAX_BITS}"
                 ) from None
         if isinstance(v, bool) or not isinstance(v, int) or not MIN_BITS <= v <= MAX_BITS:
             raise ConfigError(
-                f"{where}: {v!r} is an impossible width; use fp32 or {MIN_BITS}-{MAX_BITS}"
+                f"{where}: {short_repr(v)} is an impossible width; "
+                f"use fp32 or {MIN_BITS}-{MAX_BITS}"
             )
         return v
 
@@ -290,3 +295,14 @@ def nearest(suggested: Mapping[str, Any], points: Sequence[Mapping[str, Any]]) -
             vals = [math.log2(v) for v in vals]
         spans[a.name] = max(max(vals) - min(vals), 1.0 if a.kind != "fraction" else 0.1)
     return min(range(len(points)), key=lambda i: (distance(suggested, points[i], spans), i))
+
+
+def short_repr(v: Any, limit: int = 80) -> str:
+    """``repr(v)`` cut to ``limit`` characters, so that a hostile value is a short line."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxstring = r.maxother = r.maxlong = limit
+    r.maxlist = r.maxdict = 6
+    text = r.repr(v)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

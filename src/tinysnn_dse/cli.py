@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import shlex
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -37,7 +39,7 @@ from tinysnn_dse.core.params import (
     preset,
     validate_quant,
 )
-from tinysnn_dse.errors import ConfigError, TinySNNError
+from tinysnn_dse.errors import ConfigError, Interrupted, TinySNNError
 from tinysnn_dse.records import Record
 from tinysnn_dse.runner import (
     RunSettings,
@@ -303,6 +305,15 @@ def _retest(
             trained,
             model=dataclasses.replace(trained.model, readout=readout),  # type: ignore[arg-type]
         )
+    widths, int_bits = bits[:3], bits[3:]
+    if scheme is None and (
+        any(
+            parse_bits(f"--{n}-bits", w) is not None
+            for n, w in zip(("weight", "vmem", "vth"), widths, strict=True)
+        )
+        or any(b is not None for b in int_bits)
+    ):
+        scheme = "ptq"  # a width given is a PTQ setting (the only one a re-test can apply)
     if scheme is None:
         return trained, None
     if BY_NAME["scheme"].parse(scheme, "--scheme") == "itq":
@@ -313,7 +324,10 @@ def _retest(
 @app.command()
 def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="A model.pt written by `tinysnn train`.")],
-    scheme: Annotated[str | None, typer.Option(help="ptq to re-test under a new PTQ.")] = None,
+    scheme: Annotated[
+        str | None,
+        typer.Option(help="ptq to re-test under a new PTQ (implied by a width given)."),
+    ] = None,
     rounding: str = "nearest",
     weight_bits: Bits = "fp32",
     vmem_bits: Bits = "fp32",
@@ -518,10 +532,20 @@ Storage = Annotated[
 StudyName = Annotated[
     str | None, typer.Option("--study", help="Study name (default: the space's `study`).")
 ]
+
+
+def _folder(value: str | None) -> Path | None:
+    """A folder option: an empty string is a mistake, not the current folder."""
+    if value is not None and not value.strip():
+        raise ConfigError("--artifacts is empty; give a folder")
+    return None if value is None else Path(value)
+
+
 Artifacts = Annotated[
     Path | None,
     typer.Option(
         "--artifacts",
+        parser=_folder,
         help="Folder for checkpoints and shared trainings (default: beside a SQLite or "
         "journal file, else ./tinysnn-artifacts).",
     ),
@@ -569,6 +593,43 @@ def resolve_space_path(space: str) -> Path:
     raise ConfigError(f"{space}: no such search-space file{hint}")
 
 
+#: limits on a search-space file: its size, and its YAML nodes with every alias expanded
+#: (a 1 KB "billion laughs" file expands to billions)
+MAX_SPACE_BYTES = 1 << 20
+MAX_YAML_NODES = 200_000
+
+
+def _yaml_nodes(root: Any, path: Path) -> None:
+    """Count ``root``'s nodes as a reader would see them, aliases expanded (memoized, so
+    linear in the file); refuse a recursive alias or more than :data:`MAX_YAML_NODES`."""
+    import yaml
+
+    memo: dict[int, int] = {}
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in memo and not done:
+            if memo[id(node)] < 0:
+                raise ConfigError(f"{path}: a YAML alias refers to itself")
+            continue
+        kids: list[Any] = []
+        if isinstance(node, yaml.SequenceNode):
+            kids = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            kids = [n for kv in node.value for n in kv]
+        if not done:
+            memo[id(node)] = -1  # in progress
+            stack.append((node, True))
+            stack.extend((k, False) for k in kids)
+            continue
+        memo[id(node)] = n = 1 + sum(memo[id(k)] for k in kids)
+        if n > MAX_YAML_NODES:
+            raise ConfigError(
+                f"{path}: more than {MAX_YAML_NODES:,} YAML values once aliases are expanded; "
+                "a search space is far smaller"
+            )
+
+
 def load_space(space: str) -> Any:
     import yaml
 
@@ -576,7 +637,16 @@ def load_space(space: str) -> Any:
 
     path = resolve_space_path(space)
     try:
-        raw = yaml.safe_load(path.read_text())
+        size = path.stat().st_size
+        if size > MAX_SPACE_BYTES:
+            raise ConfigError(
+                f"{path}: {size:,} bytes; a search-space file is at most {MAX_SPACE_BYTES:,}"
+            )
+        text = path.read_text()
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            _yaml_nodes(node, path)
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -584,6 +654,8 @@ def load_space(space: str) -> Any:
         raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deeply") from None
     return parse_space(raw, str(path))
 
 
@@ -653,8 +725,8 @@ def explore(
         return
     if n_trials is not None and n_trials < 1:
         raise ConfigError(f"--n-trials must be at least 1, got {n_trials}")
-    if power_w is not None and not power_w > 0:
-        raise ConfigError(f"--power-w must be positive, got {power_w}")
+    if not (math.isfinite(mu) and mu >= 0):
+        raise ConfigError(f"--mu must be a non-negative number, got {mu}")
     from tinysnn_dse.explore import explore as run_explore
     from tinysnn_dse.report.select import reward
 
@@ -682,8 +754,17 @@ def explore(
         res = run_explore(
             sp, storage, study, workers, devs, threads, power_w,
             str(data_dir) if data_dir else None, artifacts, n_trials, on_plan, on_progress,
+            on_note=lambda m: err.print(f"note: {m}", markup=False, highlight=False),
         )  # fmt: skip
     p = res.progress
+    if res.stopped is not None:
+        again = _explore_command(space, storage, study=study, artifacts=artifacts,
+                                 data_dir=data_dir)  # fmt: skip
+        raise Interrupted(
+            f"{res.stopped_name}: {p.done}/{p.total} design points complete and kept "
+            f"(the interrupted ones are retried); resume with: {again}",
+            128 + res.stopped,
+        )
     out = {
         "study": res.plan.study,
         "storage": storage,
@@ -703,9 +784,15 @@ def explore(
         )
         for e in p.errors[:5]:
             err.print(f"failed: {e}", markup=False, highlight=False)
-        if p.done < p.total:
+        if p.done < p.total and p.running:
+            console_out().print(
+                f"{p.running} point(s) are still running in another process; run the same "
+                "command again when it ends (or, if none runs, in 20 s) to complete them"
+            )
+        elif p.done < p.total:
             console_out().print("run the same command again to retry what is missing")
-        console_out().print(f"next: tinysnn select --storage {storage} --mu {mu:g}")
+        nxt = shlex.join(["tinysnn", "select", "--storage", storage, "--mu", f"{mu:g}"])
+        console_out().print(f"next: {nxt}", markup=False, highlight=False, soft_wrap=True)
     if p.done < p.total and p.failed:
         raise typer.Exit(1)
 
@@ -714,14 +801,16 @@ def explore(
 def explore_progress(enabled: bool, workers: int = 1) -> Iterator[Any]:
     """done/total, ETA and best reward on a terminal; one line per change otherwise.
 
-    The ETA is the mean wall time of this study's completed trials times the points left,
-    divided among the workers."""
+    The ETA counts trainings, shared and batched ones included, and says when it is still
+    a rough guess (explore.study.EtaClock)."""
 
     def eta(p: Any) -> str:
-        if p.seconds_per_point is None:
-            return "ETA -"
-        s = p.seconds_per_point * max(0, p.total - p.done) / max(1, workers)
-        return f"ETA {s / 3600:.1f} h" if s >= 5400 else f"ETA {s / 60:.0f} min"
+        trained = f"{p.trainings_done}/{p.trainings} trainings, " if p.trainings else ""
+        if p.eta_s is None:
+            return f"{trained}ETA -"
+        s = p.eta_s
+        when = f"{s / 3600:.1f} h" if s >= 5400 else f"{s / 60:.0f} min"
+        return f"{trained}ETA {'~' + when + ' (rough)' if p.eta_rough else when}"
 
     if not enabled:
         yield lambda p, best, mu: None
@@ -975,6 +1064,21 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _clip(msg: str, limit: int = 600) -> str:
+    """One line of bounded length, whatever value a message quotes."""
+    msg = " ".join(msg.split())
+    return msg if len(msg) <= limit else msg[: limit - 25] + f" ... ({len(msg):,} characters)"
+
+
+def _explore_command(space: str, storage: str, **opts: Any) -> str:
+    """The command line that resumes a run, shell-quoted."""
+    args = ["tinysnn", "explore", space, "--storage", storage]
+    for k, v in opts.items():
+        if v is not None:
+            args += [f"--{k.replace('_', '-')}", str(v)]
+    return shlex.join(args)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: one-line errors, exit code 2 for user errors."""
     from typer.exceptions import Exit, TyperException
@@ -987,18 +1091,25 @@ def main(argv: Sequence[str] | None = None) -> None:
             standalone_mode=False,
         )
     except TinySNNError as e:
-        err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"error: {_clip(str(e))}", markup=False, highlight=False, soft_wrap=True)
         raise SystemExit(e.exit_code) from None
     except TyperException as e:  # usage errors: unknown option, bad type, missing argument
         msg = e.format_message() if hasattr(e, "format_message") else str(e)
-        msg = " ".join(str(msg).split())
+        msg = _clip(" ".join(str(msg).split()))
         err.print(f"error: {msg}", markup=False, highlight=False, soft_wrap=True)
         raise SystemExit(getattr(e, "exit_code", 2) or 2) from None
-    except Exit as e:
+    except (Exit, KeyboardInterrupt) as e:
+        # Typer turns Ctrl-C (and our SIGTERM / SIGHUP handling, a KeyboardInterrupt) into
+        # Exit(130) before this function sees it
+        ki = e if isinstance(e, KeyboardInterrupt) else e.__cause__ or e.__context__
+        if isinstance(e, KeyboardInterrupt) or isinstance(ki, KeyboardInterrupt):
+            code = getattr(ki, "exit_code", 130)
+            err.print(
+                f"error: {ki or 'interrupted'}; stopped before anything was half-written",
+                markup=False, highlight=False, soft_wrap=True,
+            )  # fmt: skip
+            raise SystemExit(code) from None
         raise SystemExit(e.exit_code) from None
-    except KeyboardInterrupt:
-        err.print("interrupted", markup=False)
-        raise SystemExit(130) from None
     raise SystemExit(rv if isinstance(rv, int) else 0)
 
 

@@ -39,3 +39,10 @@ def os_error(e: OSError, what: str) -> OutputError:
         reason = e.strerror or str(e) or type(e).__name__
     return OutputError(f"cannot write {what}: {reason}")
 
+
+class Interrupted(TinySNNError):
+    """A command stopped by a signal: the line says what was kept; exit 128 + signal."""
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -61,6 +61,9 @@ from tinysnn_dse.records import DesignPoint, Memory, Outcome, PhaseEnergy, Recor
 
 Progress = Callable[[str, int, int], None]
 EVAL_SEED_OFFSET = 1_000_003
+#: the largest seed: the derived streams (seed + the offsets below) stay within a signed
+#: 64-bit integer, which torch and numpy generators take
+MAX_SEED = 2**62
 RANGES_SEED_OFFSET = 2_000_003  # the FP32 pass that observes the Vmem and Vth ranges
 #: images of the FP32 pass the Vmem and Vth ranges are observed on (the first ones of
 #: the assignment set)
@@ -93,6 +96,8 @@ class RunSettings:
             raise ConfigError(f"holdout must be >= 0, got {self.holdout}")
         if self.epochs < 1:
             raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed must be in 0..2**62, got {self.seed}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.threads is not None and self.threads < 1:

@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 from tinysnn_dse.axes import AXES, nearest
 from tinysnn_dse.cli import main
 from tinysnn_dse.explore.space import parse_space
-from tinysnn_dse.explore.study import open_storage
+from tinysnn_dse.explore.storage import open_storage
 from tinysnn_dse.records import DesignPoint
 
 MINI = """\
@@ -279,7 +279,9 @@ def _pg_up() -> bool:
         return False
 
 
-_OPEN = "import sys; from tinysnn_dse.explore.study import open_storage; open_storage(sys.argv[1])"
+_OPEN = (
+    "import sys; from tinysnn_dse.explore.storage import open_storage; open_storage(sys.argv[1])"
+)
 
 
 @pytest.mark.postgres

@@ -23,16 +23,20 @@ Every error names the file, the key and what is allowed.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tinysnn_dse.axes import ALIASES, AXES, BY_NAME
+from tinysnn_dse.axes import ALIASES, AXES, BY_NAME, short_repr
 from tinysnn_dse.core.params import QuantSpec, apply_overrides, preset
 from tinysnn_dse.data import DATASETS
 from tinysnn_dse.errors import ConfigError
 from tinysnn_dse.records import DesignPoint
+from tinysnn_dse.runner import MAX_SEED
 
 SAMPLERS = ("grid", "tpe", "nsga2")
+#: the most design points one space may hold (the shipped ones hold at most 580)
+MAX_POINTS = 20_000
 TOP_KEYS = (
     "study", "description", "data", "sampler", "n_trials", "seed", "itq_batch", "params",
     "designs",
@@ -190,18 +194,21 @@ def _as_list(ctx: _Ctx, key: str, v: Any) -> list[Any]:
     return vals
 
 
-def _int(ctx: _Ctx, key: str, v: Any, lo: int = 1, allow_none: bool = False) -> int | None:
+def _int(
+    ctx: _Ctx, key: str, v: Any, lo: int = 1, allow_none: bool = False, hi: int | None = None
+) -> int | None:
     if v is None and allow_none:
         return None
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        allowed = f"an integer >= {lo}" + (" or null (all)" if allow_none else "")
-        raise ctx.err(key, f"{v!r} is not allowed; expected {allowed}")
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
+        allowed = f"an integer >= {lo}" if hi is None else f"an integer in {lo}..{hi}"
+        allowed += " or null (all)" if allow_none else ""
+        raise ctx.err(key, f"{short_repr(v)} is not allowed; expected {allowed}")
     return v
 
 
 def _choice(ctx: _Ctx, key: str, v: Any, allowed: tuple[str, ...]) -> str:
     if v not in allowed:
-        raise ctx.err(key, f"unknown value {v!r}; allowed: {', '.join(allowed)}")
+        raise ctx.err(key, f"unknown value {short_repr(v)}; allowed: {', '.join(allowed)}")
     return str(v)
 
 
@@ -244,15 +251,17 @@ def parse_space(raw: Any, source: str) -> SearchSpace:
         test_samples=_int(ctx, "data.test_samples", data.get("test_samples"), 1, True),
         assign_samples=_int(ctx, "data.assign_samples", data.get("assign_samples"), 1, True),
         epochs=_int(ctx, "data.epochs", data.get("epochs", 1)) or 1,
-        seed=_int(ctx, "data.seed", data.get("seed", 0), 0) or 0,
+        seed=_int(ctx, "data.seed", data.get("seed", 0), 0, hi=MAX_SEED) or 0,
     )
     sampler = _choice(ctx, "sampler", raw.get("sampler", "grid"), SAMPLERS)
     n_trials = _int(ctx, "n_trials", raw.get("n_trials"), 1, True)
-    seed = _int(ctx, "seed", raw.get("seed", 0), 0) or 0
+    seed = _int(ctx, "seed", raw.get("seed", 0), 0, hi=MAX_SEED) or 0
     common = _params(ctx, "params", raw.get("params"))
     blocks = raw["designs"]
     if not isinstance(blocks, list) or not blocks:
         raise ctx.err("designs", "expected a non-empty list of blocks")
+    if len(blocks) > MAX_POINTS:
+        raise ctx.err("designs", f"{len(blocks):,} blocks; at most {MAX_POINTS:,}")
     points: dict[str, DesignPoint] = {}
     for i, blk in enumerate(blocks):
         where = f"designs[{i}]"
@@ -272,12 +281,15 @@ def parse_space(raw: Any, source: str) -> SearchSpace:
                 for n in rest:
                     del raw_axes[n]
                     tied[n] = first
+        lists = {name: _as_list(ctx, f"{where}.{name}", v) for name, v in raw_axes.items()}
+        size = math.prod(len(v) for v in lists.values())
+        if size + len(points) > MAX_POINTS:
+            raise ctx.err(
+                where, f"{size:,} combinations; a space holds at most {MAX_POINTS:,} design points"
+            )
         axes = {
-            name: [
-                BY_NAME[name].parse(v, f"{ctx.source}: {where}.{name}")
-                for v in _as_list(ctx, f"{where}.{name}", raw_v)
-            ]
-            for name, raw_v in raw_axes.items()
+            name: [BY_NAME[name].parse(v, f"{ctx.source}: {where}.{name}") for v in vals]
+            for name, vals in lists.items()
         }
         combos = [dict(zip(axes, vals, strict=True)) for vals in itertools.product(*axes.values())]
         for c in combos:

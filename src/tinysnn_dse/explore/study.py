@@ -36,7 +36,6 @@ from typing import Any, Literal
 
 import numpy as np
 import optuna
-import sqlalchemy.exc
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.distributions import (
     BaseDistribution,
@@ -44,100 +43,42 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
-from optuna.storages import BaseStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from tinysnn_dse import data as data_mod
 from tinysnn_dse import runner
 from tinysnn_dse.axes import AXES, Axis, nearest
-from tinysnn_dse.errors import ConfigError, TinySNNError
+from tinysnn_dse.errors import ConfigError, OutputError, TinySNNError
+from tinysnn_dse.explore import stopping
 from tinysnn_dse.explore.policy import Trainings
 from tinysnn_dse.explore.space import DesignPoint, SearchSpace
+from tinysnn_dse.explore.storage import (
+    StorageError,
+    is_journal,
+    must_exist,
+    open_storage,
+    sqlite_path,
+)
 from tinysnn_dse.records import Record, RecordError
 
 METRIC_NAMES = ["accuracy", "memory_kb", "infer_energy_uj_per_sample"]
 DIRECTIONS: list[Literal["maximize", "minimize"]] = ["maximize", "minimize", "minimize"]
 HEARTBEAT_S = 15.0
 STALE_AFTER_S = 90.0
+UNCLAIMED_AFTER_S = 20.0
+STOP_GRACE_S = 30.0  # a stopped worker's time to fail its trial before SIGKILL
 ATTR_HEARTBEAT = "heartbeat_unix"
-DEFAULT_STORAGE = "sqlite:///tinysnn.db"
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
-class StorageError(TinySNNError):
-    """A storage URL that cannot be opened, or a study that does not match its space."""
-
-
-# --------------------------------------------------------------------------- storage
-
-
-def open_storage(url: str) -> BaseStorage:
-    """An Optuna storage for a SQLAlchemy URL or ``journal:PATH`` (also a ``.log`` path)."""
-    if url.startswith("journal:") or url.endswith((".log", ".journal")):
-        path = url.removeprefix("journal:")
-        try:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(JournalFileBackend(path))
-        except OSError as e:
-            raise StorageError(f"cannot open journal {path}: {e.strerror or e}") from None
-    if "://" not in url:
-        raise StorageError(
-            f"storage {url!r} is not a database URL (sqlite:///FILE, postgresql://...) "
-            "or journal:FILE"
-        )
-    engine: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        engine["connect_args"] = {"timeout": 60}
-        db = url.split(":///", 1)[-1]
-        if db and db != ":memory:" and not Path(db).parent.is_dir():
-            raise StorageError(f"cannot open {url}: folder {Path(db).parent} does not exist")
-    else:
-        engine["pool_pre_ping"] = True
-        engine["connect_args"] = {"connect_timeout": 10} if "postgres" in url else {}
-    for attempt in range(8):
-        try:
-            return RDBStorage(url, engine_kwargs=engine)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as e:
-            # Processes that open a fresh database at the same moment race to create
-            # Optuna's tables ("duplicate key", "already exists"); the loser tries again.
-            text = str(e).lower()
-            if attempt == 7 or not ("duplicate" in text or "already exists" in text):
-                msg = str(getattr(e, "orig", None) or e).strip().splitlines()
-                raise StorageError(f"cannot open storage {_redact(url)}: {msg[0]}") from None
-            time.sleep(0.2 + 0.3 * attempt)
-        except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as e:
-            msg = str(getattr(e, "orig", None) or e).strip().splitlines()
-            raise StorageError(
-                f"cannot open storage {_redact(url)}: {msg[0] if msg else e}"
-            ) from None
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _must_exist(url: str) -> None:
-    """Reading commands never create a database file as a side effect."""
-    path = None
-    if url.startswith("sqlite:///") and url[10:] not in ("", ":memory:"):
-        path = Path(url[10:])
-    elif url.startswith("journal:") or url.endswith((".log", ".journal")):
-        path = Path(url.removeprefix("journal:"))
-    if path is not None and not path.is_file():
-        raise StorageError(f"{url}: no such study storage (run tinysnn explore first)")
-
-
-def _redact(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
-
-
 def default_artifacts(url: str) -> Path:
     """Checkpoints live next to a SQLite or journal file, else in ./tinysnn-artifacts."""
-    if url.startswith("sqlite:///") and url[10:] not in ("", ":memory:"):
-        return Path(url[10:]).resolve().parent / "tinysnn-artifacts"
-    if url.startswith("journal:") or url.endswith((".log", ".journal")):
+    db = sqlite_path(url)
+    if db is not None:
+        return db.resolve().parent / "tinysnn-artifacts"
+    if is_journal(url):
         return Path(url.removeprefix("journal:")).resolve().parent / "tinysnn-artifacts"
     return Path("tinysnn-artifacts").resolve()
 
@@ -200,6 +141,10 @@ def fail_stale(study: optuna.Study, now: float | None = None) -> int:
         pid, host = t.user_attrs.get("worker_pid"), t.user_attrs.get("worker_host")
         if host == socket.gethostname() and pid is not None and not _pid_alive(int(pid)):
             n += _fail(study, t, f"worker process {pid} is gone")
+        elif pid is None and hb is None and now - float(last) > UNCLAIMED_AFTER_S:
+            # a worker records itself first thing in the objective; one that has not after
+            # this long died between Optuna's ask and its objective
+            n += _fail(study, t, f"no worker recorded itself in {now - float(last):.0f} s")
         elif now - float(last) > STALE_AFTER_S:
             n += _fail(study, t, f"no heartbeat for {now - float(last):.0f} s")
     return n
@@ -234,23 +179,50 @@ def check_budget(space: SearchSpace, data_dir: str | None = None) -> None:
         raise ConfigError(f"{space.source}: data: {e}") from None
 
 
+def _foreign(name: str, why: str) -> StorageError:
+    return StorageError(
+        f"study {name!r} exists but was not made by tinysnn explore ({why}); "
+        "nothing was changed: use another --study"
+    )
+
+
+def _check_ours(storage: BaseStorage, name: str) -> None:
+    """Refuse, before writing anything, a study of this name made by something else: other
+    objectives, or trials without tinysnn's attributes (an empty study is adopted)."""
+    try:
+        sid = storage.get_study_id_from_name(name)
+    except KeyError:
+        return  # a new study
+    dirs = [d.name.lower() for d in storage.get_study_directions(sid)]
+    if dirs != list(DIRECTIONS):
+        raise _foreign(name, f"its objectives are {', '.join(dirs)}")
+    attrs = storage.get_study_user_attrs(sid)
+    if "budget" in attrs:
+        if not isinstance(attrs["budget"], dict) or "dataset" not in attrs["budget"]:
+            raise _foreign(name, "its budget attribute is not tinysnn's")
+        return
+    n = storage.get_n_trials(sid)
+    if n:
+        raise _foreign(name, f"{n} trials and no tinysnn budget")
+
+
 def prepare(space: SearchSpace, url: str, study_name: str | None = None) -> Plan:
     """Create or resume the study of ``space`` and queue every point still to run."""
     storage = open_storage(url)
     name = study_name or space.study
+    _check_ours(storage, name)
     for attempt in range(5):  # two explore processes may create the same study at once
         try:
             study = optuna.create_study(
                 storage=storage, study_name=name, directions=DIRECTIONS, load_if_exists=True
             )
             break
-        except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.DuplicatedStudyError) as e:
+        except (StorageError, optuna.exceptions.DuplicatedStudyError) as e:
             if attempt == 4:
                 msg = str(e).splitlines()[0]
                 raise StorageError(f"cannot create study {name!r}: {msg}") from None
             time.sleep(0.5 + attempt)
-    if study.directions and len(study.directions) != len(DIRECTIONS):
-        raise StorageError(f"study {name!r} exists but was not made by tinysnn explore")
+    _check_ours(storage, name)  # made by another process between the check and here
     budget = study.user_attrs.get("budget")
     if budget is None:
         with warnings.catch_warnings():
@@ -362,6 +334,24 @@ class WorkerConfig:
     n_trials: int | None = None  # tpe / nsga2: trials this worker runs
 
 
+def worker_settings(
+    space: SearchSpace, device: str, threads: int | None, power_w: float | None
+) -> runner.RunSettings:
+    """A worker's run settings, validated (the parent checks them before any write)."""
+    b = space.budget
+    return runner.RunSettings(
+        dataset=b.dataset,
+        train_samples=b.train_samples,
+        test_samples=b.test_samples,
+        assign_samples=b.assign_samples,
+        epochs=b.epochs,
+        seed=b.seed,
+        device=device,
+        threads=threads,
+        power_w=power_w,
+    ).validate()
+
+
 class _Heartbeat:
     """Writes ``heartbeat_unix`` on the running trial every :data:`HEARTBEAT_S` seconds."""
 
@@ -394,22 +384,25 @@ class Worker:
         self.study = _load(open_storage(cfg.url), cfg.study)
         self.store = FileSystemArtifactStore(str(Path(cfg.artifacts) / "checkpoints"))
         Path(cfg.artifacts, "checkpoints").mkdir(parents=True, exist_ok=True)
-        self.settings = runner.RunSettings(
-            dataset=cfg.space.budget.dataset,
-            train_samples=cfg.space.budget.train_samples,
-            test_samples=cfg.space.budget.test_samples,
-            assign_samples=cfg.space.budget.assign_samples,
-            epochs=cfg.space.budget.epochs,
-            seed=cfg.space.budget.seed,
-            device=cfg.device,
-            threads=cfg.threads,
-            power_w=cfg.power_w,
-        ).validate()
+        self.settings = worker_settings(cfg.space, cfg.device, cfg.threads, cfg.power_w)
         self.points = {p.key: p for p in cfg.space.points}
         self._axes = [{a.name: getattr(p, a.name) for a in AXES} for p in cfg.space.points]
         self.trainings = Trainings(cfg.space, self.settings, Path(cfg.artifacts), cfg.data_dir)
+        self.fatal: TinySNNError | None = None  # an error that ends the run (a full disk)
 
     def objective(self, trial: optuna.Trial) -> tuple[float, float, float]:
+        # who runs it, first: a trial whose process is gone is failed by the next prepare
+        trial.set_user_attr("worker_host", socket.gethostname())
+        trial.set_user_attr("worker_pid", os.getpid())
+        try:
+            with stopping.interruptible():
+                return self._objective(trial)
+        except stopping.Stopped as e:  # failed by Optuna, with the reason, then re-raised
+            with contextlib.suppress(Exception):
+                trial.set_user_attr("error", f"{e} (retried by the next explore)")
+            raise
+
+    def _objective(self, trial: optuna.Trial) -> tuple[float, float, float]:
         study = self.study
         key = trial.user_attrs.get("design_key")
         if self.cfg.space.sampler == "grid":
@@ -432,23 +425,13 @@ class Worker:
             if self.cfg.space.sampler == "grid" or dup.values is None:
                 raise optuna.TrialPruned(f"duplicate of trial {dup.number}")
             return tuple(dup.values)  # type: ignore[return-value]
-        trial.set_user_attr("worker_host", socket.gethostname())
-        trial.set_user_attr("worker_pid", os.getpid())
         hb = _Heartbeat(trial)
         try:
             trained, quant, shared = self.trainings.train_point(p)
             split, _n = self.trainings.split()
             trained = replace(trained, data_source=self.trainings.data_source)
             ev = runner.evaluate(trained, quant, split)
-            with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                ckpt, _rec = runner.save(Path(tmp), trained, ev)
-                art = upload_artifact(
-                    artifact_store=self.store,
-                    file_path=str(ckpt),
-                    study_or_trial=trial,
-                    mimetype="application/octet-stream",
-                )
+            art = self._upload(trial, trained, ev)
             record = ev.record.with_study(
                 p,
                 trial_number=trial.number,
@@ -464,7 +447,11 @@ class Worker:
             trial.set_user_attr("memory_bits", record.memory.bits)
             trial.set_user_attr("normalized_memory", record.memory.normalized)
         except TinySNNError as e:
-            trial.set_user_attr("error", str(e))
+            if isinstance(e, OutputError | StorageError):  # a full disk fails every trial:
+                self.fatal = e  # stop this worker after this one, and say why
+                study.stop()
+            with contextlib.suppress(StorageError):
+                trial.set_user_attr("error", str(e))
             raise
         except Exception as e:  # recorded as a failed trial; the other points go on
             trial.set_user_attr("error", f"{type(e).__name__}: {e}")
@@ -476,6 +463,24 @@ class Worker:
             record.memory.kib,
             record.energy["infer"].modelled_j_per_sample * 1e6,
         )
+
+    def _upload(self, trial: optuna.Trial, trained: runner.Trained, ev: runner.Evaluation) -> str:
+        """The trial's checkpoint into the artifact store, saved whole in a temporary folder
+        beside the store first; a full disk is one line (:func:`runner.write_guard`)."""
+        where = f"the checkpoint of trial {trial.number} into {self.cfg.artifacts}"
+        with runner.write_guard(where), \
+                tempfile.TemporaryDirectory(dir=self.cfg.artifacts) as tmp, \
+                warnings.catch_warnings():  # fmt: skip
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            ckpt, _rec = runner.save(Path(tmp), trained, ev)
+            return str(
+                upload_artifact(
+                    artifact_store=self.store,
+                    file_path=str(ckpt),
+                    study_or_trial=trial,
+                    mimetype="application/octet-stream",
+                )
+            )
 
     def _duplicate_of(self, number: int, key: str) -> FrozenTrial | None:
         for t in self.study.get_trials(deepcopy=False):
@@ -495,6 +500,7 @@ class Worker:
             torch.set_num_threads(self.settings.threads)
 
         def after(study: optuna.Study, t: FrozenTrial) -> None:
+            stopping.check()  # a signal during Optuna's bookkeeping: the trial is told
             if self.on_trial:
                 self.on_trial(t)
             if self.cfg.space.sampler == "grid" and not study.get_trials(
@@ -513,7 +519,10 @@ class Worker:
                 n = self.cfg.space.n_trials or len(self.cfg.space.points)
             if n == 0:
                 return
-        self.study.optimize(self.objective, n_trials=n, callbacks=[after], catch=(Exception,))
+        with stopping.deferred():
+            self.study.optimize(self.objective, n_trials=n, callbacks=[after], catch=(Exception,))
+        if self.fatal is not None:
+            raise self.fatal
 
 
 def _sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
@@ -529,12 +538,20 @@ def _jsonable(x: Any) -> Any:
     return str(x)
 
 
-def worker_main(cfg: WorkerConfig) -> None:
-    """Entry point of a worker process."""
+def worker_main(cfg: WorkerConfig, errors: Any = None) -> None:
+    """Entry point of a worker process: it ends with its parent, stops cleanly on SIGINT,
+    SIGTERM or SIGHUP (its running trial failed with the reason), and hands a user error
+    to the parent (``errors``, a queue) as one line instead of printing it."""
+    stopping.install()
+    stopping.die_with_parent()
     try:
         Worker(cfg).run()
+    except stopping.Stopped as e:
+        raise SystemExit(e.exit_code) from None
     except TinySNNError as e:
-        raise SystemExit(f"error: {e}") from None
+        if errors is not None:
+            errors.put(str(e))
+        raise SystemExit(e.exit_code) from None
 
 
 # --------------------------------------------------------------------------- reading back
@@ -550,6 +567,59 @@ class Progress:
     seconds_per_point: float | None
     points: list[tuple[float, float]]  # (accuracy, normalized memory) of completed points
     errors: list[str]  # "trial N (key): error" of failed trials
+    trainings: int = 0  # distinct trainings the space needs (set by EtaClock)
+    trainings_done: int = 0  # of them, made (shared and batched ones included)
+    eta_s: float | None = None  # seconds left, None before anything has been measured
+    eta_rough: bool = True  # too little measured yet to trust the ETA
+    done_keys: frozenset[str] = frozenset()  # design keys with a completed trial
+
+
+class EtaClock:
+    """The ETA of a run, from the work that takes its time: trainings.
+
+    A point's training is done once its cached training is in the artifact folder (FP32
+    trainings shared by PTQ points, every point of an ITQ batch at the batch's end) or
+    the point is complete. The ETA is this run's wall time per training made times the
+    trainings left, plus the points left to evaluate at the mean trial time divided among
+    the workers; it is *rough* until three trainings and a quarter of the work were
+    measured in this run, because trainings differ (an ITQ batch or the baseline take
+    several times a tinySNN FP32 training)."""
+
+    def __init__(self, space: SearchSpace, artifacts: Path, plan: Plan, workers: int = 1):
+        self.t0 = time.monotonic()
+        self.workers = max(1, workers)
+        files = Trainings(space, runner.RunSettings(), artifacts)
+        by_training: dict[str, list[tuple[str, Path, Path]]] = {}
+        for p in space.points:
+            by_training.setdefault(p.training_key, []).append(
+                (p.key, files.training_file(p.training_key), files.training_file(p.key))
+            )
+        self.groups = list(by_training.values())
+        self.start: int | None = None
+
+    def done_trainings(self, done_keys: set[str]) -> int:
+        """Trainings made: cached in the artifact folder, or behind a completed point."""
+        return sum(
+            any(k in done_keys or a.is_file() or b.is_file() for k, a, b in g) for g in self.groups
+        )
+
+    def update(self, p: Progress) -> Progress:
+        made = self.done_trainings(set(p.done_keys))
+        if self.start is None:
+            self.start = made
+        ran, left = made - self.start, len(self.groups) - made
+        elapsed = time.monotonic() - self.t0
+        evals = (p.seconds_per_point or 0.0) * max(0, p.total - p.done) / self.workers
+        eta: float | None = None
+        if left == 0:
+            eta = evals if p.seconds_per_point is not None or p.done >= p.total else None
+        elif ran > 0:
+            eta = elapsed / ran * left + (0.0 if ran < left else evals)
+        rough = ran < 3 or ran < 0.25 * (len(self.groups) - self.start)
+        return replace(
+            p, trainings=len(self.groups), trainings_done=made, eta_s=eta,
+            eta_rough=rough and left > 0,
+        )  # fmt: skip
 
 
 def progress(url: str, study: str, total: int) -> Progress:
@@ -571,12 +641,19 @@ def progress(url: str, study: str, total: int) -> Progress:
         for t in trials
         if t.state == TrialState.COMPLETE and "accuracy" in t.user_attrs
     ]
+    why = s.user_attrs  # reasons of trials failed from outside (error_<number>)
     errors = [
-        f"trial {t.number} ({t.user_attrs.get('design_key')}): {t.user_attrs.get('error')}"
+        f"trial {t.number} ({t.user_attrs.get('design_key')}): "
+        + str(
+            t.user_attrs.get("error")
+            or why.get(f"error_{t.number}")
+            or "no reason stored (its process was killed, or the storage was full)"
+        )
         for t in trials
         if t.state == TrialState.FAIL and t.user_attrs.get("design_key") not in done_keys
     ]
     return Progress(
+        done_keys=frozenset(str(k) for k in done_keys),
         total=total,
         done=len(done_keys),
         failed=count[TrialState.FAIL],
@@ -602,7 +679,7 @@ def hypervolume_history(
     import matplotlib.pyplot as plt
     from optuna.visualization.matplotlib import plot_hypervolume_history
 
-    s = _load(open_storage(url), study)
+    s = _load(open_storage(url, write=False), study)
     if not _complete(s):
         return []
     with warnings.catch_warnings():
@@ -619,8 +696,8 @@ def load_records(url: str, study: str | None = None) -> tuple[str, list[Record]]
     """(study name, records of completed trials, one per design point, lowest number first);
     a study written before records had a schema (tinysnn 0.1.0) loads too, and one that
     cannot be read is a one-line :class:`RecordError` naming the trial."""
-    _must_exist(url)
-    storage = open_storage(url)
+    must_exist(url)
+    storage = open_storage(url, write=False)
     if study is None:
         names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
         if len(names) != 1:
@@ -652,7 +729,17 @@ def artifact_path(artifacts: Path, artifact_id: str) -> Path:
     return artifacts / "checkpoints" / artifact_id
 
 
-def check_artifacts(artifacts: Path) -> None:
+def check_artifacts(artifacts: Path, create: bool = True) -> None:
+    """The artifact folder, created (``create``) or only checked to be creatable."""
+    if not create:
+        cur = artifacts
+        while not cur.exists() and cur.parent != cur:
+            cur = cur.parent
+        if not cur.is_dir() or not os.access(cur, os.W_OK | os.X_OK):
+            raise ConfigError(
+                f"cannot use artifact folder {artifacts}: {cur} is not a writable folder"
+            )
+        return
     try:
         artifacts.mkdir(parents=True, exist_ok=True)
     except OSError as e:
