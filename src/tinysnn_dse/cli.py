@@ -75,9 +75,94 @@ DataDir = Annotated[
     ),
 ]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
-Bits = Annotated[
-    str, typer.Option(help=f"Word length {MIN_BITS}-{MAX_BITS}, or fp32 (no quantization).")
+
+
+# ------------------------------------------------------------------ shared option groups
+# Declared once and used by every command that takes them; the help of a design axis is
+# its row of the axis table (axes.AXES), so a new value shows up everywhere at once.
+
+
+def axis_help(name: str, default: str = "") -> str:
+    """``--<name>``'s help from the axis table: what it is, what it takes, its default."""
+    a = BY_NAME[name]
+    if a.kind == "choice":
+        takes = ", ".join(a.choices)
+    elif a.kind == "bits":
+        takes = f"fp32 (no quantization) or {MIN_BITS}-{MAX_BITS}"
+    else:
+        takes = f"an integer >= {a.minimum}"
+    return f"{a.doc[:1].upper()}{a.doc[1:]}: {takes}." + (f" {default}" if default else "")
+
+
+Model = Annotated[str, typer.Option("--model", help=axis_help("model"))]
+Neurons = Annotated[int, typer.Option("--neurons", help=axis_help("neurons"))]
+Scheme = Annotated[str, typer.Option("--scheme", help=axis_help("scheme"))]
+Rounding = Annotated[str, typer.Option("--rounding", help=axis_help("rounding"))]
+WeightBits = Annotated[str, typer.Option("--weight-bits", help=axis_help("weight_bits"))]
+VmemBits = Annotated[str, typer.Option("--vmem-bits", help=axis_help("vmem_bits"))]
+VthBits = Annotated[str, typer.Option("--vth-bits", help=axis_help("vth_bits"))]
+_INT_BITS = "Integer bits of the {} format (default: derived from the observed range)."
+WeightIntBits = Annotated[
+    int | None, typer.Option("--weight-int-bits", help=_INT_BITS.format("weight"))
 ]
+VmemIntBits = Annotated[int | None, typer.Option("--vmem-int-bits", help=_INT_BITS.format("Vmem"))]
+VthIntBits = Annotated[int | None, typer.Option("--vth-int-bits", help=_INT_BITS.format("Vth"))]
+#: evaluate and export: PTQ of a saved network (ITQ would need retraining)
+RetestScheme = Annotated[
+    str | None,
+    typer.Option(
+        "--scheme",
+        help="ptq to re-test under a new PTQ (implied by a width given; default: as trained).",
+    ),
+]
+Dataset = Annotated[
+    str, typer.Option("--dataset", help=f"Data set: {', '.join(data_mod.DATASETS)}.")
+]
+Threads = Annotated[int | None, typer.Option("--threads", help="torch CPU threads.")]
+BatchSize = Annotated[
+    int | None,
+    typer.Option("--batch-size", help="Inference batch size (default: 256 CPU, 4096 CUDA)."),
+]
+Readout = Annotated[
+    str | None,
+    typer.Option("--readout", help=f"{', '.join(READOUTS)} (default: the model's or as trained)."),
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantOptions:
+    """The quantization options of one command, as given (strings; parsed by :meth:`spec`)."""
+
+    scheme: str | None = "ptq"
+    rounding: str = "nearest"
+    weight_bits: str = "fp32"
+    vmem_bits: str = "fp32"
+    vth_bits: str = "fp32"
+    weight_int_bits: int | None = None
+    vmem_int_bits: int | None = None
+    vth_int_bits: int | None = None
+
+    def given(self) -> bool:
+        """Any width or integer-bit override given (a PTQ setting, even without --scheme)."""
+        widths = (self.weight_bits, self.vmem_bits, self.vth_bits)
+        ints = (self.weight_int_bits, self.vmem_int_bits, self.vth_int_bits)
+        return any(parse_bits("--bits", w) is not None for w in widths) or any(
+            b is not None for b in ints
+        )
+
+    def spec(self) -> QuantSpec:
+        return validate_quant(
+            QuantSpec(
+                scheme=BY_NAME["scheme"].parse(self.scheme or "ptq", "--scheme"),  # type: ignore[arg-type]
+                rounding=BY_NAME["rounding"].parse(self.rounding, "--rounding"),  # type: ignore[arg-type]
+                weight_bits=parse_bits("--weight-bits", self.weight_bits),
+                vmem_bits=parse_bits("--vmem-bits", self.vmem_bits),
+                vth_bits=parse_bits("--vth-bits", self.vth_bits),
+                weight_int_bits=self.weight_int_bits,
+                vmem_int_bits=self.vmem_int_bits,
+                vth_int_bits=self.vth_int_bits,
+            )
+        )
 
 
 def parse_bits(name: str, value: str | None) -> int | None:
@@ -126,30 +211,6 @@ def progress_bar(enabled: bool) -> Iterator[Any]:
             prog.update(task, rate=f"{speed:,.0f}" if speed else "")
 
         yield cb
-
-
-def quant_from_options(
-    scheme: str,
-    rounding: str,
-    weight_bits: str | None,
-    vmem_bits: str | None,
-    vth_bits: str | None,
-    weight_int_bits: int | None,
-    vmem_int_bits: int | None,
-    vth_int_bits: int | None,
-) -> QuantSpec:
-    return validate_quant(
-        QuantSpec(
-            scheme=BY_NAME["scheme"].parse(scheme, "--scheme"),  # type: ignore[arg-type]
-            rounding=BY_NAME["rounding"].parse(rounding, "--rounding"),  # type: ignore[arg-type]
-            weight_bits=parse_bits("--weight-bits", weight_bits),
-            vmem_bits=parse_bits("--vmem-bits", vmem_bits),
-            vth_bits=parse_bits("--vth-bits", vth_bits),
-            weight_int_bits=weight_int_bits,
-            vmem_int_bits=vmem_int_bits,
-            vth_int_bits=vth_int_bits,
-        )
-    )
 
 
 def render_record(record: Record) -> None:
@@ -201,9 +262,9 @@ def clipping_warnings(record: Record) -> list[str]:
 
 @app.command()
 def train(
-    dataset: Annotated[str, typer.Option(help="digits, mnist or fashion-mnist.")] = "digits",
-    neurons: Annotated[int, typer.Option(help="Excitatory neurons.")] = 100,
-    model: Annotated[str, typer.Option(help="baseline, sl-stdp or tinysnn.")] = "tinysnn",
+    dataset: Dataset = "digits",
+    neurons: Neurons = 100,
+    model: Model = "tinysnn",
     train_samples: Annotated[int | None, typer.Option(help="Default: all.")] = None,
     test_samples: Annotated[int | None, typer.Option(help="Default: all.")] = None,
     assign_samples: Annotated[
@@ -212,31 +273,26 @@ def train(
     holdout: Annotated[
         int, typer.Option(help="Evaluate on the last N training images instead of the test set.")
     ] = 0,
-    epochs: int = 1,
-    scheme: Annotated[str, typer.Option(help="ptq or itq.")] = "ptq",
-    rounding: Annotated[str, typer.Option(help="truncate, nearest or stochastic.")] = "nearest",
-    weight_bits: Bits = "fp32",
-    vmem_bits: Bits = "fp32",
-    vth_bits: Bits = "fp32",
-    weight_int_bits: Annotated[int | None, typer.Option(help="Override derived bits.")] = None,
-    vmem_int_bits: Annotated[int | None, typer.Option(help="Override derived bits.")] = None,
-    vth_int_bits: Annotated[int | None, typer.Option(help="Override derived bits.")] = None,
+    epochs: Annotated[int, typer.Option(help="Passes over the training images.")] = 1,
+    scheme: Scheme = "ptq",
+    rounding: Rounding = "nearest",
+    weight_bits: WeightBits = "fp32",
+    vmem_bits: VmemBits = "fp32",
+    vth_bits: VthBits = "fp32",
+    weight_int_bits: WeightIntBits = None,
+    vmem_int_bits: VmemIntBits = None,
+    vth_int_bits: VthIntBits = None,
     param: Annotated[
         list[str] | None,
         typer.Option("--param", "-p", help="Model parameter NAME=VALUE (see `tinysnn params`)."),
     ] = None,
-    readout: Annotated[
-        str | None,
-        typer.Option(
-            help="proportion, all or soft-vote (default: the model's, soft-vote; docs/model.md)."
-        ),
-    ] = None,
-    seed: int = 0,
+    readout: Readout = None,
+    seed: Annotated[
+        int, typer.Option(help="Seed of every random draw (0..2**62); same seed, same record.")
+    ] = 0,
     device: Device = "auto",
-    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
-    batch_size: Annotated[
-        int | None, typer.Option(help="Inference batch size (default: 256 CPU, 4096 CUDA).")
-    ] = None,
+    threads: Threads = None,
+    batch_size: BatchSize = None,
     data_dir: DataDir = None,
     out: Annotated[Path, typer.Option(help="Folder for model.pt and record.json.")] = Path(
         "runs/latest"
@@ -244,10 +300,11 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
 ) -> None:
     """Train one design point, test it, count its memory; write a checkpoint and a record."""
-    quant = quant_from_options(
-        scheme, rounding, weight_bits, vmem_bits, vth_bits,
-        weight_int_bits, vmem_int_bits, vth_int_bits,
-    )  # fmt: skip
+    quant = QuantOptions(
+        scheme=scheme, rounding=rounding, weight_bits=weight_bits, vmem_bits=vmem_bits,
+        vth_bits=vth_bits, weight_int_bits=weight_int_bits, vmem_int_bits=vmem_int_bits,
+        vth_int_bits=vth_int_bits,
+    ).spec()  # fmt: skip
     BY_NAME["model"].parse(model, "--model")
     n_in = 64 if dataset == "digits" else 784
     overrides: dict[str, str] = {}
@@ -272,7 +329,7 @@ def train(
     try:
         with progress_bar(True) as cb:
             trained, ev = train_and_evaluate(
-                cfg, quant, settings, str(data_dir) if data_dir else None, cb
+                cfg, quant, settings, data_dir=str(data_dir) if data_dir else None, progress=cb
             )
         ckpt, rec = save(out, trained, ev)
     except BaseException:
@@ -287,17 +344,10 @@ def train(
 
 
 def _retest(
-    command: str,
-    checkpoint: Path,
-    device: str,
-    readout: str | None,
-    scheme: str | None,
-    rounding: str,
-    *bits: Any,
+    command: str, checkpoint: Path, device: str, readout: str | None, q: QuantOptions
 ) -> tuple[Any, QuantSpec | None]:
     """The checkpoint (with ``--readout`` applied) and the PTQ setting of ``evaluate`` and
-    ``export`` (None: the checkpoint's own); ``bits``: the three widths, then the three
-    integer-bit overrides."""
+    ``export`` (None: the checkpoint's own; a width given without ``--scheme`` is PTQ)."""
     trained = load_checkpoint(checkpoint, device)
     if readout is not None:
         choice("--readout", readout, READOUTS)
@@ -305,53 +355,42 @@ def _retest(
             trained,
             model=dataclasses.replace(trained.model, readout=readout),  # type: ignore[arg-type]
         )
-    widths, int_bits = bits[:3], bits[3:]
-    if scheme is None and (
-        any(
-            parse_bits(f"--{n}-bits", w) is not None
-            for n, w in zip(("weight", "vmem", "vth"), widths, strict=True)
-        )
-        or any(b is not None for b in int_bits)
-    ):
-        scheme = "ptq"  # a width given is a PTQ setting (the only one a re-test can apply)
-    if scheme is None:
+    if q.scheme is None and not q.given():
         return trained, None
-    if BY_NAME["scheme"].parse(scheme, "--scheme") == "itq":
+    if BY_NAME["scheme"].parse(q.scheme or "ptq", "--scheme") == "itq":
         raise ConfigError(f"--scheme itq needs retraining; {command} accepts ptq only")
-    return trained, quant_from_options(scheme, rounding, *bits)
+    return trained, q.spec()
 
 
 @app.command()
 def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="A model.pt written by `tinysnn train`.")],
-    scheme: Annotated[
-        str | None,
-        typer.Option(help="ptq to re-test under a new PTQ (implied by a width given)."),
-    ] = None,
-    rounding: str = "nearest",
-    weight_bits: Bits = "fp32",
-    vmem_bits: Bits = "fp32",
-    vth_bits: Bits = "fp32",
-    weight_int_bits: int | None = None,
-    vmem_int_bits: int | None = None,
-    vth_int_bits: int | None = None,
+    scheme: RetestScheme = None,
+    rounding: Rounding = "nearest",
+    weight_bits: WeightBits = "fp32",
+    vmem_bits: VmemBits = "fp32",
+    vth_bits: VthBits = "fp32",
+    weight_int_bits: WeightIntBits = None,
+    vmem_int_bits: VmemIntBits = None,
+    vth_int_bits: VthIntBits = None,
     test_samples: Annotated[int | None, typer.Option(help="Default: as trained.")] = None,
-    readout: Annotated[
-        str | None, typer.Option(help="proportion, all or soft-vote (default: as trained).")
-    ] = None,
+    readout: Readout = None,
     device: Device = "cpu",
     data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
 ) -> None:
     """Re-test a saved model, optionally under a PTQ setting, without retraining."""
-    trained, quant = _retest(
-        "evaluate", checkpoint, device, readout, scheme, rounding, weight_bits, vmem_bits,
-        vth_bits, weight_int_bits, vmem_int_bits, vth_int_bits,
+    q = QuantOptions(
+        scheme=scheme, rounding=rounding, weight_bits=weight_bits, vmem_bits=vmem_bits,
+        vth_bits=vth_bits, weight_int_bits=weight_int_bits, vmem_int_bits=vmem_int_bits,
+        vth_int_bits=vth_int_bits,
     )  # fmt: skip
+    trained, quant = _retest("evaluate", checkpoint, device, readout, q)
     with progress_bar(True) as cb:
         record = evaluate_checkpoint(
-            trained, quant, str(data_dir) if data_dir else None, test_samples, device, cb
-        ).record
+            trained, quant, data_dir=str(data_dir) if data_dir else None,
+            test_samples=test_samples, device=device, progress=cb,
+        ).record  # fmt: skip
     if as_json:
         typer.echo(json.dumps(record.to_dict(), indent=2, sort_keys=True))
     else:
@@ -362,26 +401,21 @@ def evaluate(
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="A model.pt written by `tinysnn train`.")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write the export into.")],
-    scheme: Annotated[
-        str | None,
-        typer.Option(help="ptq to export under a new PTQ (default: the checkpoint's design)."),
-    ] = None,
-    rounding: str = "nearest",
-    weight_bits: Bits = "fp32",
-    vmem_bits: Bits = "fp32",
-    vth_bits: Bits = "fp32",
-    weight_int_bits: int | None = None,
-    vmem_int_bits: int | None = None,
-    vth_int_bits: int | None = None,
+    scheme: RetestScheme = None,
+    rounding: Rounding = "nearest",
+    weight_bits: WeightBits = "fp32",
+    vmem_bits: VmemBits = "fp32",
+    vth_bits: VthBits = "fp32",
+    weight_int_bits: WeightIntBits = None,
+    vmem_int_bits: VmemIntBits = None,
+    vth_int_bits: VthIntBits = None,
     test_samples: Annotated[
         int,
         typer.Option(
             help="Test images whose spikes and expected labels are written (at most all)."
         ),
     ] = 1000,
-    readout: Annotated[
-        str | None, typer.Option(help="proportion, all or soft-vote (default: as trained).")
-    ] = None,
+    readout: Readout = None,
     data_dir: DataDir = None,
     force: Annotated[
         bool,
@@ -394,13 +428,17 @@ def export(
     """Write a design as a NIR graph and bit-exact integer C, with test spikes (README in OUT)."""
     from tinysnn_dse.export import export_design
 
-    trained, quant = _retest(
-        "export", checkpoint, "cpu", readout, scheme, rounding, weight_bits, vmem_bits,
-        vth_bits, weight_int_bits, vmem_int_bits, vth_int_bits,
+    q = QuantOptions(
+        scheme=scheme, rounding=rounding, weight_bits=weight_bits, vmem_bits=vmem_bits,
+        vth_bits=vth_bits, weight_int_bits=weight_int_bits, vmem_int_bits=vmem_int_bits,
+        vth_int_bits=vth_int_bits,
     )  # fmt: skip
+    trained, quant = _retest("export", checkpoint, "cpu", readout, q)
     with progress_bar(True) as cb:
-        res = export_design(trained, quant, out, str(data_dir) if data_dir else None,
-                            test_samples, cb, force=force)  # fmt: skip
+        res = export_design(
+            trained, quant, out, data_dir=str(data_dir) if data_dir else None,
+            test_samples=test_samples, progress=cb, force=force,
+        )  # fmt: skip
     _export_summary(res)
 
 
@@ -447,22 +485,20 @@ def params() -> None:
 
 @app.command()
 def bench(
-    dataset: Annotated[str, typer.Option(help="mnist, fashion-mnist or digits.")] = "mnist",
-    neurons: int = 400,
-    model: str = "tinysnn",
+    dataset: Dataset = "mnist",
+    neurons: Neurons = 400,
+    model: Model = "tinysnn",
     steps: Annotated[int, typer.Option(help="Time steps per image (dt 1 ms).")] = 250,
-    scheme: str = "ptq",
-    rounding: str = "nearest",
-    weight_bits: Bits = "fp32",
-    vmem_bits: Bits = "fp32",
-    vth_bits: Bits = "fp32",
-    train_images: int = 200,
-    infer_images: int = 2000,
-    batch_size: Annotated[
-        int | None, typer.Option(help="Inference batch size (default: 256 CPU, 4096 CUDA).")
-    ] = None,
+    scheme: Scheme = "ptq",
+    rounding: Rounding = "nearest",
+    weight_bits: WeightBits = "fp32",
+    vmem_bits: VmemBits = "fp32",
+    vth_bits: VthBits = "fp32",
+    train_images: Annotated[int, typer.Option(help="Learning presentations timed.")] = 200,
+    infer_images: Annotated[int, typer.Option(help="Test images timed (batched).")] = 2000,
+    batch_size: BatchSize = None,
     device: Device = "cpu",
-    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+    threads: Threads = None,
     data_dir: DataDir = None,
     reference: Annotated[
         bool, typer.Option(help="Time the plain torch reference path instead.")
@@ -491,12 +527,16 @@ def bench(
         raise ConfigError(
             "--steps, --neurons, --train-images, --infer-images and --design-points must be >= 1"
         )
-    quant = quant_from_options(scheme, rounding, weight_bits, vmem_bits, vth_bits,
-                               None, None, None)  # fmt: skip
+    quant = QuantOptions(
+        scheme=scheme, rounding=rounding, weight_bits=weight_bits, vmem_bits=vmem_bits,
+        vth_bits=vth_bits,
+    ).spec()  # fmt: skip
     res = benchmark(
-        dataset, neurons, model, steps, quant, train_images, infer_images, batch_size,
-        device, threads, str(data_dir) if data_dir else None, 0, reference, design_points,
-        str(checkpoint) if checkpoint else None,
+        dataset=dataset, neurons=neurons, model=model, steps=steps, quant=quant,
+        train_images=train_images, infer_images=infer_images, batch_size=batch_size,
+        device=device, threads=threads, data_dir=str(data_dir) if data_dir else None,
+        reference=reference, design_points=design_points,
+        checkpoint=str(checkpoint) if checkpoint else None,
     )  # fmt: skip
     if as_json:
         typer.echo(json.dumps(res, indent=2))
@@ -752,8 +792,9 @@ def explore(
             show(p, best, mu)
 
         res = run_explore(
-            sp, storage, study, workers, devs, threads, power_w,
-            str(data_dir) if data_dir else None, artifacts, n_trials, on_plan, on_progress,
+            sp, url=storage, study=study, workers=workers, devices=devs, threads=threads,
+            power_w=power_w, data_dir=str(data_dir) if data_dir else None,
+            artifacts=artifacts, n_trials=n_trials, on_plan=on_plan, on_progress=on_progress,
             on_note=lambda m: err.print(f"note: {m}", markup=False, highlight=False),
         )  # fmt: skip
     p = res.progress
