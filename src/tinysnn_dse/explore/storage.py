@@ -201,11 +201,11 @@ def _open(url: str, write: bool) -> BaseStorage:
                 return RDBStorage(url, engine_kwargs=engine)
         except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as e:
             # Processes that open a fresh database at the same moment race to create
-            # Optuna's tables ("duplicate key", "already exists", also as an
-            # OperationalError on SQLite); the loser tries again. A server that refuses
+            # Optuna's tables ("duplicate key", "already exists", "UNIQUE constraint
+            # failed", also as an OperationalError on SQLite); the loser tries again. A server that refuses
             # the connection is not retried here: a wrong URL must fail at once.
             text = _first_line(e).lower()
-            race = "duplicate" in text or "already exists" in text or "locked" in text
+            race = any(w in text for w in ("duplicate", "already exists", "unique", "locked"))
             if not race or time.monotonic() > deadline:
                 raise StorageError(_why(url, e)) from None
             attempt += 1
