@@ -1,4 +1,5 @@
-"""The design axes, defined once (issue 14, item 4; docs/architecture.md, "Design axes").
+"""The design axes, defined once (docs/architecture.md, "Design axes"): one row an axis, so
+that a new axis or value is one edit, not one per layer.
 
 :data:`AXES` is the one table of what a design point varies. Everything that lists axes
 derives from it: the search-space YAML's keys, parsing and errors
@@ -24,8 +25,8 @@ pruned point (``prune`` > 0): an unpruned point names no pruning method.
 
 Design keys stay stable: the paper's axes make ``model-nN-fp32`` or
 ``model-nN-scheme-rounding-wW-vV-tT`` (and ``-p<hash>`` for parameter overrides). An axis
-added later (issue 15) adds a key fragment only where a point leaves its default, so every
-existing point keeps its key.
+added after the paper's adds a key fragment only where a point leaves its default, so every
+existing point (and every study that stored it) keeps its key.
 """
 
 from __future__ import annotations
@@ -190,7 +191,8 @@ AXES: tuple[Axis, ...] = (
     Axis("weight_bits", "bits", None, "W", "weight word length", quant=True),
     Axis("vmem_bits", "bits", None, "Vmem", "membrane-potential word length", quant=True),
     Axis("vth_bits", "bits", None, "Vth", "threshold word length", quant=True),
-    # issue 15: axes beyond the paper's, each a model parameter, in the key only off default
+    # axes beyond the paper's, each a model parameter, in the key only off its default (so
+    # the paper's points keep their keys)
     Axis(
         "t_present_ms",
         "count",
@@ -250,7 +252,8 @@ BITS: tuple[str, ...] = tuple(a.name for a in AXES if a.kind == "bits")
 #: product of two)
 ALIASES: dict[str, tuple[str, ...]] = {
     "neuron_bits": ("vmem_bits", "vth_bits"),
-    # the training presentation time by its own name, beside t_present_infer_ms (issue 15)
+    # the training presentation time by its own name, so that a space can say both times
+    # symmetrically beside t_present_infer_ms
     "t_present_train_ms": ("t_present_ms",),
 }
 

@@ -1,4 +1,5 @@
-"""The one record type: what a design point is and what it measured (issue 14).
+"""The one record type: what a design point is and what it measured, written by `train`,
+by every explore trial and read by `select`, `report` and `export` alike.
 
 Frozen types, standard library only, so every layer may use them (the report has no
 torch): :class:`DesignPoint` (what was run), :class:`Outcome` (accuracy and what the
@@ -151,13 +152,6 @@ class DesignPoint:
         if p.scheme == "itq" and not p.is_fp32:
             return p.key
         return p.fp32.key
-
-    @property
-    def precision_label(self) -> str:
-        return (
-            f"W{bits_label(self.weight_bits)}/V{bits_label(self.vmem_bits)}"
-            f"/T{bits_label(self.vth_bits)}"
-        )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

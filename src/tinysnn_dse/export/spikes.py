@@ -16,7 +16,6 @@ Layout, little-endian::
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -146,9 +145,3 @@ def read(path: Path) -> SpikeFile:
             f"{path}: {e}" if not str(e).startswith(str(path)) else str(e)
         ) from None
     return SpikeFile(n_in, n_steps, max_p, labels, images)
-
-
-def iter_first(sf: SpikeFile) -> Iterator[tuple[int, Presentation]]:
-    """Each image's first presentation."""
-    for i, pres in enumerate(sf.images):
-        yield i, pres[0]

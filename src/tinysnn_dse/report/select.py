@@ -96,7 +96,8 @@ def row(rec: Record, mu: float, reference: str) -> dict[str, Any]:
         "memory_reference": reference_text(reference),
         "reward": reward(rec.accuracy, m, mu),
         "mu": mu,
-        "latency_ms": rec.outcome.latency_ms or None,  # None: a record from before issue 15
+        # None: a record written before latency was recorded (a 0 there means unknown)
+        "latency_ms": rec.outcome.latency_ms or None,
         # pruned share of the input synapses and how the input matrix is stored
         "sparsity": float(rec.memory.detail.get("sparsity", 0.0)),
         "memory_format": rec.memory.detail.get("memory_format", "dense"),
