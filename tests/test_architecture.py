@@ -21,6 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "axes": {T + "errors"},  # the one table of design axes: standard library, for every layer
     "records": {T + "errors", T + "axes"},  # the one record type: likewise
+    "files": {T + "errors"},  # writing outputs whole or not at all: for every layer that writes
     "__init__": set(),
     "core": {
         "numpy",
@@ -42,6 +43,7 @@ ALLOWED: dict[str, set[str]] = {
         T + "meter",
         T + "errors",
         T + "records",
+        T + "files",
         "tinysnn_dse",
     },  # fmt: skip
     "bench": {"numpy", "torch", T + "core", T + "data", T + "runner", T + "errors", "tinysnn_dse"},
@@ -70,6 +72,7 @@ ALLOWED: dict[str, set[str]] = {
         T + "runner",
         T + "errors",
         T + "records",
+        T + "files",
         T + "export",
         "tinysnn_dse",
     },  # fmt: skip

@@ -1016,7 +1016,7 @@ def _export(
     from tinysnn_dse.core.params import quant_from_dict
     from tinysnn_dse.explore.study import artifact_path
     from tinysnn_dse.export import ExportError, check_expressible, export_design
-    from tinysnn_dse.runner import check_clobber, write_files
+    from tinysnn_dse.files import check_clobber, write_files
 
     if test_samples < 1:
         raise ConfigError(f"--export-test-samples must be at least 1, got {test_samples}")

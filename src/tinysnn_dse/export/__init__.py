@@ -33,18 +33,9 @@ from tinysnn_dse.core.params import ModelConfig, QuantSpec
 from tinysnn_dse.errors import ConfigError
 from tinysnn_dse.export import c as c_mod
 from tinysnn_dse.export import nir_graph, spikes
+from tinysnn_dse.files import check_clobber, missing_dirs, remove_empty, write_guard
 from tinysnn_dse.records import Record
-from tinysnn_dse.runner import (
-    Evaluation,
-    Progress,
-    Trained,
-    _noop,
-    check_clobber,
-    evaluate_checkpoint,
-    missing_dirs,
-    remove_empty,
-    write_guard,
-)
+from tinysnn_dse.runner import Evaluation, Progress, Trained, evaluate_checkpoint, no_progress
 
 #: what an export writes at the top of its folder
 EXPORT_NAMES = ("model.nir", "c", "evaluation.json", "README.md")
@@ -105,7 +96,7 @@ def export_design(
     out_dir: Path,
     data_dir: str | None = None,
     test_samples: int = 1000,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
     title: str | None = None,
     force: bool = False,
     extra: Mapping[str, bytes | str] | None = None,
