@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from tinysnn_dse.core import integer, kernels, sim
+from tinysnn_dse.core.modes import RoundMode, Topology
 from tinysnn_dse.core.params import QuantSpec, preset
 from tinysnn_dse.core.quant import Quantizers
 
@@ -75,13 +76,13 @@ def test_one_step_by_hand() -> None:
     exact = Fraction(-65) + Fraction(5 * 64884, 65536) + Fraction(1, 2)
     assert Fraction(a, 2**16) * Fraction(1, 256) == exact
     at = torch.tensor([a])
-    assert integer.round_shift(at, 16, 1, None).item() == -15245
-    assert integer.round_shift(at, 16, 0, None).item() == -15245
+    assert integer.round_shift(at, 16, RoundMode.NEAREST, None).item() == -15245
+    assert integer.round_shift(at, 16, RoundMode.TRUNCATE, None).item() == -15245
     rem = a - ((a >> 16) << 16)
     assert rem == 17408
     below, above = (rem << 8) - 1, rem << 8
-    assert integer.round_shift(at, 16, 2, torch.tensor([below])).item() == -15244
-    assert integer.round_shift(at, 16, 2, torch.tensor([above])).item() == -15245
+    assert integer.round_shift(at, 16, RoundMode.STOCHASTIC, torch.tensor([below])).item() == -15244
+    assert integer.round_shift(at, 16, RoundMode.STOCHASTIC, torch.tensor([above])).item() == -15245
     # the same step through the torch reference: one neuron, one input, one step, from
     # rest (-65 mV): -65 + 0 + 0.5 -> -64.5 mV = -16512
     q = QuantSpec(rounding="nearest", weight_bits=8, vmem_bits=16, vth_bits=16,
@@ -96,11 +97,11 @@ def test_one_step_by_hand() -> None:
 # ------------------------------------------------------------ exact rational reference
 
 
-def _round_frac(y: Fraction, mode: int, u24: int) -> int:
+def _round_frac(y: Fraction, rounding: RoundMode, u24: int) -> int:
     fl = math.floor(y)
-    if mode == 1:
+    if rounding == RoundMode.NEAREST:
         return math.floor(y + Fraction(1, 2))
-    if mode == 2:
+    if rounding == RoundMode.STOCHASTIC:
         return fl + (1 if (y - fl) > Fraction(u24, 2**24) else 0)
     return fl
 
@@ -115,10 +116,10 @@ def fraction_reference(
     ev, et = Fraction(1, 2) ** d.vmem.frac_bits, Fraction(1, 2) ** d.vth.frac_bits
     ew = Fraction(1, 2) ** d.weight.frac_bits
     lk = Fraction(1, 2**integer.LEAK_BITS)
-    lo, hi, mode = d.vmem.lo_code, d.vmem.hi_code, d.mode
+    lo, hi, rounding = d.vmem.lo_code, d.vmem.hi_code, d.rounding
     b_n, t_n, _ = spikes.shape
     n = w.shape[1]
-    inhibitory = d.topology == "inhibitory"
+    inhibitory = d.topology == Topology.INHIBITORY
     out = np.zeros((b_n, n), dtype=np.int64)
     v_end = np.zeros((b_n, n), dtype=np.int64)
 
@@ -130,7 +131,7 @@ def fraction_reference(
             if refr[j] <= 0:
                 x += inp[j]
             u24 = int(kernels.hash_bits(key, t, row * n + j) >> np.uint64(40))
-            c = min(max(_round_frac(x / ev, mode, u24), lo), hi)
+            c = min(max(_round_frac(x / ev, rounding, u24), lo), hi)
             fire = c * ev >= thr[j]
             vc[j] = lay.reset if fire else c
             refr[j] = lay.ref_steps if fire else refr[j] - 1
@@ -138,7 +139,7 @@ def fraction_reference(
         return s
 
     for b in range(b_n):
-        key = int(keys[b]) if mode == 2 else 0
+        key = int(keys[b]) if rounding == RoundMode.STOCHASTIC else 0
         v, refr = [d.exc.rest] * n, [0] * n
         vi, irefr = [d.inh.rest] * n, [0] * n
         rec = [Fraction(0)] * n

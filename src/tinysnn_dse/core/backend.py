@@ -20,6 +20,7 @@ from typing import Literal
 import torch
 
 from tinysnn_dse.core import gpu_kernels, kernels
+from tinysnn_dse.core.modes import Rule
 from tinysnn_dse.core.params import ModelConfig
 from tinysnn_dse.core.quant import Quantizers
 from tinysnn_dse.errors import ConfigError
@@ -42,17 +43,17 @@ def supported(
     numba = cpu and kernels.HAVE_NUMBA
     triton = gpu_kernels.available(device)
     if phase == "batch":
-        if cfg.rule != "tinysnn":
+        if cfg.rule != Rule.TINYSNN:
             return []
         return [Backend.NUMBA] if numba else [Backend.TRITON] if triton else []
     if phase == "learn":
         out = []
         # the per-step rules round W stochastically only in the reference loop
-        stochastic_w = qz.weight is not None and qz.rounding == "stochastic"
-        compiled = cfg.rule == "tinysnn" or cfg.rule in kernels.STEP_RULES and not stochastic_w
+        stochastic_w = qz.weight is not None and qz.stochastic
+        compiled = cfg.rule == Rule.TINYSNN or cfg.rule in kernels.STEP_RULES and not stochastic_w
         if numba and compiled:
             out.append(Backend.NUMBA)
-        if triton and cfg.rule == "tinysnn":
+        if triton and cfg.rule == Rule.TINYSNN:
             out.append(Backend.TRITON)
         return [*out, Backend.REFERENCE]
     if phase == "infer":

@@ -97,9 +97,9 @@ class DesignBatch:
             full = torch.ones(cfg.n_in, n, dtype=torch.bool)
             self.keep = torch.stack([(net.keep if net.keep is not None else full).to(dev)
                                      for net in nets])  # fmt: skip
-        self.neuron_draws = any(q.rounding == "stochastic" and q.vmem is not None for q in qzs)
-        self.vth_draws = any(q.rounding == "stochastic" and q.vth is not None for q in qzs)
-        self.weight_draws = any(q.rounding == "stochastic" and q.weight is not None for q in qzs)
+        self.neuron_draws = any(q.stochastic and q.vmem is not None for q in qzs)
+        self.vth_draws = any(q.stochastic and q.vth is not None for q in qzs)
+        self.weight_draws = any(q.stochastic and q.weight is not None for q in qzs)
         dt_tau = cfg.encoding.dt_ms / cfg.learning.tau_trace_ms
         self.lr = np.array(
             [[q.learning.eta, q.learning.s_th, q.learning.w_max, dt_tau] for q in cfgs], f32

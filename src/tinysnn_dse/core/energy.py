@@ -36,6 +36,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tinysnn_dse.core.modes import Topology
+
 #: Horowitz 2014, 45 nm, 0.9 V, in pJ. Integer widths between the listed points are
 #: interpolated (linearly in bits for adds, quadratically for multiplies).
 INT_ADD_PJ = {8: 0.03, 16: 0.05, 32: 0.1}
@@ -129,7 +131,7 @@ def modelled_energy(
     counts: OpCounts,
     n_in: int,
     n_exc: int,
-    topology: str,
+    topology: Topology,
     weight_bits: int | None,
     vmem_bits: int | None,
     vth_bits: int | None,
@@ -143,7 +145,7 @@ def modelled_energy(
     inhibitory layer keeps them)."""
     bw, bv, bt = weight_bits, vmem_bits, vth_bits
     bl = vth_learn_bits if vth_learn_bits is not None else bt
-    inhibitory = topology == "inhibitory"
+    inhibitory = topology == Topology.INHIBITORY
     layers = 2 if inhibitory else 1
     syn_events = counts.input_spikes * n_exc - counts.pruned_events  # retained synapses
     neuron_updates = counts.steps * n_exc * layers

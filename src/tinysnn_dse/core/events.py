@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tinysnn_dse.core.energy import OpCounts
+from tinysnn_dse.core.modes import Rule
 from tinysnn_dse.core.neuron import consts
 from tinysnn_dse.core.params import ModelConfig
 from tinysnn_dse.core.rules import update_points
@@ -23,9 +24,9 @@ def count_learning(
     pruned synapses are neither read nor updated."""
     fan_in = cfg.n_in if fan_in is None else fan_in
     t_steps = cfg.encoding.steps
-    if cfg.rule == "pair":
+    if cfg.rule == Rule.PAIR:
         traces = t_steps * (cfg.n_in + cfg.n_exc)
-    elif cfg.rule == "sl-stdp":
+    elif cfg.rule == Rule.SL_STDP:
         traces = t_steps * cfg.n_in
     else:  # traces read only at the update points
         traces = len(update_points(t_steps, consts(cfg).window)) * cfg.n_in
@@ -36,7 +37,7 @@ def count_learning(
         st.pruned_events += n_pruned
         st.exc_spikes += post
         st.trace_updates += traces
-        if cfg.rule == "pair":  # depression row per input spike, potentiation column per output
+        if cfg.rule == Rule.PAIR:  # depression row per input spike, potentiation column per output
             st.synapse_updates += n_pre * cfg.n_exc - n_pruned + post * fan_in
-        elif cfg.rule == "sl-stdp":
+        elif cfg.rule == Rule.SL_STDP:
             st.synapse_updates += post * fan_in

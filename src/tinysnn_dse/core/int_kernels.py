@@ -26,13 +26,14 @@ from tinysnn_dse.core.kernels import (
     njit,
     prange,
 )
+from tinysnn_dse.core.modes import RoundMode
 
 # the constants as :func:`infer_batch_int` reads them, in the state's dtype ([KC_LEN]):
 # resting, reset and leak (DSH) of each layer, refractory steps, the recurrent weights in
 # accumulator units, the inhibitory threshold (Vmem units), 2**SH_W, rest * 2**k of each
 # layer, the nearest-rounding offset (2**(k-1) or 0), 2**-k, the stochastic comparison's
 # factors (remainder * P2A > u * P2B), the Vmem format's lowest and highest code, the
-# mode (0 truncate, 1 nearest, 2 stochastic), whether there is an inhibitory layer, k and
+# rounding (``RoundMode.code``), whether there is an inhibitory layer, k and
 # 2**k
 (KC_REST, KC_RESET, KC_DSH, KC_REF, KC_IREST, KC_IRESET, KC_IDSH, KC_IREF, KC_WREC,
  KC_WEI, KC_ITHR, KC_SCALE_W, KC_REST_K, KC_IREST_K, KC_HALF, KC_INV_K, KC_P2A, KC_P2B,
@@ -40,6 +41,8 @@ from tinysnn_dse.core.kernels import (
 KC_LEN = 24
 
 _SH24 = np.uint64(40)  # a uniform is the top 24 bits of hash_bits
+
+ROUND_STOCHASTIC = RoundMode.STOCHASTIC.code  # KC_MODE of stochastic rounding
 
 
 def floor_shift(a, k, inv):  # type: ignore[no-untyped-def]
@@ -67,11 +70,11 @@ def _layer_step(v, refr, inp, cur, scale_w, t, thr, cs, rest, dsh, rest_k, ukey,
     and ``cur``. Returns (spikes, clipped roundings); where some fired, ``s`` receives
     the spikes (0/1), else it is left as it was."""
     n = v.shape[0]
-    mode, k = cs[KC_MODE], np.int64(cs[KC_K])
+    rounding, k = cs[KC_MODE], np.int64(cs[KC_K])
     half, inv, lo, hi = cs[KC_HALF], cs[KC_INV_K], cs[KC_LO], cs[KC_HI]
     sat = 0
     n_fire = 0
-    if mode == 2:
+    if rounding == ROUND_STOCHASTIC:
         p2a, p2b, p2k = cs[KC_P2A], cs[KC_P2B], cs[KC_P2K]
         for j in range(n):
             a = (v[j] - rest) * dsh + rest_k

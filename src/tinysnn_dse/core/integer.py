@@ -41,9 +41,10 @@ import numpy as np
 import torch
 
 from tinysnn_dse.core import kernels
+from tinysnn_dse.core.modes import RoundMode, Topology
 from tinysnn_dse.core.neuron import consts
 from tinysnn_dse.core.params import ModelConfig
-from tinysnn_dse.core.quant import FixedPoint, Quantizers, RoundMode, quantize
+from tinysnn_dse.core.quant import FixedPoint, Quantizers, quantize
 
 Tensor = torch.Tensor
 
@@ -90,8 +91,8 @@ class IntLayer:
 class IntDesign:
     """The integer datapath of one design point (module docstring)."""
 
-    topology: str
-    rounding: str
+    topology: Topology
+    rounding: RoundMode
     weight: FixedPoint
     vmem: FixedPoint
     vth: FixedPoint
@@ -120,10 +121,6 @@ class IntDesign:
     @property
     def sh_leak(self) -> int:
         return self.k - LEAK_BITS
-
-    @property
-    def mode(self) -> int:
-        return int(RoundMode.of(self.rounding))
 
     def vmem_thresholds(self, vth_codes: np.ndarray) -> np.ndarray:
         """``THR = ceil(T * 2**(fv - ft))`` [N] (int64): a potential code ``V`` fires where
@@ -155,9 +152,9 @@ class IntDesign:
         c[IC_IDSH], c[IC_IREF] = self.inh.decay << self.sh_leak, self.inh.ref_steps
         c[IC_WREC], c[IC_WEI] = self.w_rec << k, self.w_exc_inh << k
         c[IC_ITHR] = self.inh_thr_v
-        c[IC_SHW], c[IC_K], c[IC_MODE] = self.sh_w, k, self.mode
+        c[IC_SHW], c[IC_K], c[IC_MODE] = self.sh_w, k, self.rounding.code
         c[IC_LO], c[IC_HI] = self.vmem.lo_code, self.vmem.hi_code
-        c[IC_INHIB] = 1 if self.topology == "inhibitory" else 0
+        c[IC_INHIB] = 1 if self.topology == Topology.INHIBITORY else 0
         return c
 
 
@@ -191,7 +188,7 @@ def kernel_consts(d: IntDesign, dtype: type) -> np.ndarray:
         ik.KC_IDSH: c[IC_IDSH], ik.KC_IREF: c[IC_IREF], ik.KC_WREC: c[IC_WREC],
         ik.KC_WEI: c[IC_WEI], ik.KC_ITHR: c[IC_ITHR], ik.KC_SCALE_W: 1 << int(c[IC_SHW]),
         ik.KC_REST_K: int(c[IC_REST]) << k, ik.KC_IREST_K: int(c[IC_IREST]) << k,
-        ik.KC_HALF: (1 << (k - 1)) if c[IC_MODE] == RoundMode.NEAREST else 0,
+        ik.KC_HALF: (1 << (k - 1)) if d.rounding == RoundMode.NEAREST else 0,
         ik.KC_INV_K: 0, ik.KC_P2A: 1 << max(0, UNIFORM_BITS - k),
         ik.KC_P2B: 1 << max(0, k - UNIFORM_BITS), ik.KC_LO: c[IC_LO], ik.KC_HI: c[IC_HI],
         ik.KC_MODE: c[IC_MODE], ik.KC_INHIB: c[IC_INHIB], ik.KC_K: k, ik.KC_P2K: 1 << k,
@@ -234,10 +231,10 @@ def _design(cfg: ModelConfig, qz: Quantizers) -> IntDesign:
     assert qz.weight is not None and qz.vmem is not None and qz.vth is not None
     c = consts(cfg)
     v, fv = qz.vmem, qz.vmem.frac_bits
-    inhibitory = cfg.topology == "inhibitory"
+    inhibitory = cfg.topology == Topology.INHIBITORY
     w_rec = cfg.inh.w_inh_exc if inhibitory else cfg.inh.w_lateral
     inh_thr = float(quantize(torch.tensor(cfg.inh.v_th_mv, dtype=torch.float64), qz.vth,
-                             "nearest"))  # fmt: skip
+                             RoundMode.NEAREST))  # fmt: skip
     return IntDesign(
         topology=cfg.topology,
         rounding=qz.rounding,
@@ -289,7 +286,7 @@ def threshold_codes(theta: Tensor, cfg: ModelConfig, qz: Quantizers) -> np.ndarr
     nearest (as :func:`neuron.inference_thresholds`: a no-op for quantized networks)."""
     assert qz.vth is not None
     x = theta.detach().cpu().to(torch.float64) + cfg.exc.v_th_mv
-    return codes(quantize(x, qz.vth, "nearest"), qz.vth)
+    return codes(quantize(x, qz.vth, RoundMode.NEAREST), qz.vth)
 
 
 def image_keys(ukey: int, n: int) -> np.ndarray:
@@ -299,12 +296,12 @@ def image_keys(ukey: int, n: int) -> np.ndarray:
     return np.array([kernels.image_key(ukey, b) for b in range(n)], dtype=np.int64)
 
 
-def round_shift(a: Tensor, k: int, mode: int, u24: Tensor | None) -> Tensor:
+def round_shift(a: Tensor, k: int, rounding: RoundMode, u24: Tensor | None) -> Tensor:
     """``round_k(a)`` (module docstring) of int64 ``a``; ``u24`` the stochastic uniforms."""
-    if mode == RoundMode.NEAREST:
+    if rounding == RoundMode.NEAREST:
         return (a + (1 << (k - 1))) >> k
     q = a >> k
-    if mode == RoundMode.STOCHASTIC:
+    if rounding == RoundMode.STOCHASTIC:
         assert u24 is not None
         r = a - (q << k)
         up = (r << (UNIFORM_BITS - k)) > u24 if k <= UNIFORM_BITS else r > (u24 << (k - 24))
@@ -328,10 +325,10 @@ def infer_reference(
     b, t_steps, _ = spikes.shape
     n = d.n_exc
     c = d.consts()
-    k, mode, lo, hi = int(c[IC_K]), int(c[IC_MODE]), int(c[IC_LO]), int(c[IC_HI])
-    inhibitory = d.topology == "inhibitory"
+    k, lo, hi = int(c[IC_K]), int(c[IC_LO]), int(c[IC_HI])
+    inhibitory = d.topology == Topology.INHIBITORY
     u = None
-    if mode == RoundMode.STOCHASTIC:
+    if d.rounding == RoundMode.STOCHASTIC:
         assert keys is not None
         u = torch.from_numpy(kernels.u24_block(keys, t_steps, 2 if inhibitory else 1, n)).to(dev)
     wf = w.to(dev, torch.float64)  # codes: float64 sums of them are exact below 2**53
@@ -351,7 +348,7 @@ def infer_reference(
         x: Tensor, rest: int, dsh: int, r: Tensor, inp: Tensor, uu: Tensor | None
     ) -> tuple[Tensor, int]:
         a = (x - rest) * dsh + (rest << k) + torch.where(r <= 0, inp, torch.zeros_like(inp))
-        q = round_shift(a, k, mode, uu)
+        q = round_shift(a, k, d.rounding, uu)
         cl = q.clamp(lo, hi)
         return cl, int((cl != q).sum())
 
@@ -365,7 +362,6 @@ def infer_reference(
         refr = torch.where(s > 0, torch.full_like(refr, int(c[IC_REF])), refr - 1)
         counts += s
         if inhibitory:
-            ui = None if u is None else u[t, 1]
             ui = None if u is None else u[t, 1]
             vi, sat = integrate(vi, int(c[IC_IREST]), int(c[IC_IDSH]), irefr,
                                 s_prev * int(c[IC_WEI]), ui)  # fmt: skip

@@ -48,6 +48,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from tinysnn_dse.core.modes import Rule
+
 try:  # numba is a declared dependency; the reference path works without it
     from numba import njit, prange
 
@@ -88,9 +90,16 @@ S_LEN = 8
  C_INHIB) = range(15)  # fmt: skip
 C_LEN = 15
 
-# the per-step learning rules :func:`learn_stepwise` runs, by ``ModelConfig.rule``; a rule
-# not named here (nor ``tinysnn``, :func:`learn_tinysnn`) runs in the reference loop only
-STEP_RULES = {"pair": 1, "sl-stdp": 2}
+# the per-step learning rules :func:`learn_stepwise` runs (``ModelConfig.rule``), each by
+# its code; a rule not named here (nor ``tinysnn``, :func:`learn_tinysnn`) runs in the
+# reference loop only
+STEP_RULES = (Rule.PAIR, Rule.SL_STDP)
+RULE_PAIR = Rule.PAIR.code
+RULE_SL_STDP = Rule.SL_STDP.code
+
+# the loop :func:`_infer_lateral` runs a step in, by the Vmem format: FP32; rounding in
+# float64, deterministic or stochastic; the same in float32 arithmetic (narrow formats)
+LOOP_FP32, LOOP_ROUND, LOOP_STOCH, LOOP_ROUND32, LOOP_STOCH32 = range(5)
 
 # hash keys of a presentation: tie-breaks, threshold rounding, weight rounding
 K_TIE, K_VTH, K_W = range(3)
@@ -704,9 +713,9 @@ def normalize_multi(w, norm, w_max, wq, key):  # type: ignore[no-untyped-def]
 
 @njit(cache=True, nogil=True)
 def learn_stepwise(w, csr, x_pre_all, rule, lr, pt, u, trace_decay, decay, keep):  # type: ignore[no-untyped-def]  # noqa: E501
-    """A whole learning presentation for the per-step rules ``pair`` (rule 1) and
-    ``sl-stdp`` (rule 2), updating ``w`` [n_in, N] and the state in place, then
-    :func:`theta_decay`.
+    """A whole learning presentation for the per-step rules ``pair`` (``rule`` =
+    :data:`RULE_PAIR`) and ``sl-stdp`` (:data:`RULE_SL_STDP`), updating ``w`` [n_in, N]
+    and the state in place, then :func:`theta_decay`.
 
     Input spikes come as CSR rows (``csr`` = (ptr [T+1], idx)): the active inputs of each
     step, so the input current sums only those rows of W. ``x_pre_all`` [T, n_in] are
@@ -741,7 +750,7 @@ def learn_stepwise(w, csr, x_pre_all, rule, lr, pt, u, trace_decay, decay, keep)
         for j in range(n):
             x_post[j] = F32(1.0) if s[j] > 0 else x_post[j] * trace_decay
         x_pre = x_pre_all[t]
-        if rule == 1:  # pair (STEP_RULES): rows of active inputs, columns of spiking neurons
+        if rule == RULE_PAIR:  # rows of active inputs, columns of spiking neurons
             for j in range(n):
                 b0[j] = x_post[j] * -eta_pre
             for a in range(ptr[t], ptr[t + 1]):
@@ -769,7 +778,7 @@ def learn_stepwise(w, csr, x_pre_all, rule, lr, pt, u, trace_decay, decay, keep)
                         if s[j] > 0:
                             for i in range(n_in):
                                 w[i, j] *= keep[i, j]
-        elif rule == 2 and n_spk > 0:  # sl-stdp: columns of spiking neurons
+        elif rule == RULE_SL_STDP and n_spk > 0:  # columns of spiking neurons
             for j in range(n):
                 if s[j] > 0:
                     for i in range(n_in):
@@ -813,10 +822,13 @@ def _infer_lateral(cur, rows, thr, s, nc, vq, ukey, b, meter):  # type: ignore[n
     w_lat = nc[C_W_LAT]
     one = F32(1.0)
     zero = F32(0.0)
-    # 0 FP32; rounding 1 deterministic, 2 stochastic; +2 where float32 arithmetic is exact
-    mode = 0 if vq[QP_ON] == 0 else (1 if vq[QP_STOCH] == 0 else 2)
-    if mode and vq[QP_NARROW] != 0:
-        mode += 2
+    stoch = vq[QP_STOCH] != 0
+    if vq[QP_ON] == 0:
+        loop = LOOP_FP32
+    elif vq[QP_NARROW] != 0:  # float32 arithmetic is exact for the format
+        loop = LOOP_STOCH32 if stoch else LOOP_ROUND32
+    else:
+        loop = LOOP_STOCH if stoch else LOOP_ROUND
     inv, lo, hi, eps, cut = vq[QP_INV], vq[QP_LO], vq[QP_HI], vq[QP_EPS], vq[QP_CUT]
     top = F32(vq[QP_HI32])
     inv32, lo32, hi32, eps32 = F32(inv), F32(lo), F32(hi), F32(eps)
@@ -829,7 +841,7 @@ def _infer_lateral(cur, rows, thr, s, nc, vq, ukey, b, meter):  # type: ignore[n
         cnt[j] = zero
     for t in range(n_steps):
         n_fire = 0
-        if mode == 0:
+        if loop == LOOP_FP32:
             for j in range(n):
                 x = (v[j] - v_rest) * decay + v_rest
                 x = x + (cur[t, j] + i_rec[j]) if refr[j] <= 0 else x
@@ -838,7 +850,7 @@ def _infer_lateral(cur, rows, thr, s, nc, vq, ukey, b, meter):  # type: ignore[n
                 refr[j] = refr[j] - one
                 i_rec[j] = zero
                 cur[t, j] = zero
-        elif mode == 1:  # deterministic rounding: branch-free, vectorizes
+        elif loop == LOOP_ROUND:  # deterministic rounding: branch-free, vectorizes
             for j in range(n):
                 x = (v[j] - v_rest) * decay + v_rest
                 x = x + (cur[t, j] + i_rec[j]) if refr[j] <= 0 else x
@@ -850,7 +862,7 @@ def _infer_lateral(cur, rows, thr, s, nc, vq, ukey, b, meter):  # type: ignore[n
                 refr[j] = refr[j] - one
                 i_rec[j] = zero
                 cur[t, j] = zero
-        elif mode == 2:  # stochastic rounding, uniforms hashed in place
+        elif loop == LOOP_STOCH:  # uniforms hashed in place
             for j in range(n):
                 x = (v[j] - v_rest) * decay + v_rest
                 x = x + (cur[t, j] + i_rec[j]) if refr[j] <= 0 else x
@@ -863,7 +875,7 @@ def _infer_lateral(cur, rows, thr, s, nc, vq, ukey, b, meter):  # type: ignore[n
                 refr[j] = refr[j] - one
                 i_rec[j] = zero
                 cur[t, j] = zero
-        elif mode == 3:  # modes 1 and 2 in float32 arithmetic (narrow formats)
+        elif loop == LOOP_ROUND32:
             for j in range(n):
                 x = (v[j] - v_rest) * decay + v_rest
                 x = x + (cur[t, j] + i_rec[j]) if refr[j] <= 0 else x
@@ -875,7 +887,7 @@ def _infer_lateral(cur, rows, thr, s, nc, vq, ukey, b, meter):  # type: ignore[n
                 refr[j] = refr[j] - one
                 i_rec[j] = zero
                 cur[t, j] = zero
-        else:
+        else:  # LOOP_STOCH32
             for j in range(n):
                 x = (v[j] - v_rest) * decay + v_rest
                 x = x + (cur[t, j] + i_rec[j]) if refr[j] <= 0 else x

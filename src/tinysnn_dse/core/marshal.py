@@ -13,6 +13,7 @@ import torch
 from tinysnn_dse.core import int_kernels, integer, kernels
 from tinysnn_dse.core.encoding import SpikeTrains, draw_key, kernel_threads
 from tinysnn_dse.core.energy import OpCounts
+from tinysnn_dse.core.modes import RoundMode, Topology
 from tinysnn_dse.core.neuron import (
     Net,
     QuantMeter,
@@ -37,7 +38,7 @@ def neuron_consts(cfg: ModelConfig, qz: Quantizers, learn: bool) -> np.ndarray:
     (float32 [C_LEN], rows ``kernels.C_*``); at inference thresholds are frozen
     (theta_plus 0) and every neuron may fire (no one-spike rule)."""
     c = consts(cfg)
-    inhibitory = cfg.topology == "inhibitory"
+    inhibitory = cfg.topology == Topology.INHIBITORY
     nc = np.zeros(K.C_LEN, dtype=np.float32)
     nc[[K.C_V_REST, K.C_V_RESET, K.C_DECAY, K.C_REF]] = c.exc
     nc[[K.C_I_REST, K.C_I_RESET, K.C_I_DECAY, K.C_I_REF]] = c.inh
@@ -45,7 +46,7 @@ def neuron_consts(cfg: ModelConfig, qz: Quantizers, learn: bool) -> np.ndarray:
     nc[K.C_THETA_PLUS] = cfg.exc.theta_plus_mv if learn else 0.0
     nc[K.C_W_LAT] = cfg.inh.w_inh_exc if inhibitory else cfg.inh.w_lateral
     nc[K.C_W_EXC_INH] = cfg.inh.w_exc_inh
-    nc[K.C_INH_THR] = float(quantize(torch.tensor(cfg.inh.v_th_mv), qz.vth, "nearest"))
+    nc[K.C_INH_THR] = float(quantize(torch.tensor(cfg.inh.v_th_mv), qz.vth, RoundMode.NEAREST))
     nc[K.C_ONE_SPIKE] = 1.0 if learn and cfg.exc.one_spike else 0.0
     nc[K.C_INHIB] = 1.0 if inhibitory else 0.0
     return nc
@@ -93,11 +94,11 @@ def fast_state(net: Net, cfg: ModelConfig, qz: Quantizers, g: torch.Generator) -
     st[K.S_THETA] = net.theta.detach().cpu().numpy()
     st[K.S_V] = qz.v(torch.full((1, n), c.exc.v_rest), g)[0].numpy()
     inh_t = torch.full((1, n), c.inh.v_rest)
-    if cfg.topology == "inhibitory":  # drawn only where the reference draws it
+    if cfg.topology == Topology.INHIBITORY:  # drawn only where the reference draws it
         inh_t = qz.v(inh_t, g)
     st[K.S_INHV] = inh_t[0].numpy()
     tkey = draw_key(g) if cfg.exc.one_spike else 0  # the kernels hash the reference's tie-breaks
-    vkey = draw_key(g) if qz.vth is not None and qz.rounding == "stochastic" else 0
+    vkey = draw_key(g) if qz.vth is not None and qz.stochastic else 0
     acc = start_acc(net, cfg, qz).numpy()
     theta_t = torch.from_numpy(st[K.S_THETA])
     counts_t = torch.from_numpy(st[K.S_COUNTS])
@@ -173,7 +174,7 @@ def learn_presentation(
     lr = np.array([lp.eta, lp.s_th, lp.w_max, cfg.encoding.dt_ms / lp.tau_trace_ms], f32)
     m = new_meter()
     keep = keep_mask(net)
-    if qz.weight is None or qz.rounding != "stochastic":
+    if qz.weight is None or not qz.stochastic:
         u = np.zeros((t_steps if rows else 1, 2, n), dtype=np.float32)
         if rows:  # one block equals the reference's per-step draws, in its order
             u[:, rows] = torch.rand(t_steps, len(rows), n, generator=g).numpy()
@@ -231,7 +232,7 @@ def learn_stepwise_presentation(
     x_pre_all = presyn_traces(spikes, cfg.encoding.dt_ms, lp.tau_trace_ms)[0].contiguous()
     w = net.w.clone().contiguous()
     lr = np.array([lp.eta_pre, lp.eta_post, lp.eta_sl, lp.x_tar, lp.w_max], np.float32)
-    rule = K.STEP_RULES[cfg.rule]
+    rule = cfg.rule.code  # kernels.RULE_PAIR or RULE_SL_STDP
     rows = uniform_rows(cfg, qz)
     t_steps, n = spikes.shape[1], cfg.n_exc
     u = np.zeros((t_steps if rows else 1, 2, n), dtype=np.float32)
@@ -256,7 +257,7 @@ def normalize_q(
     1,143 -> 1,240-1,277 images/s, measured). Stochastic rounding takes
     :func:`kernels.hash_uniform` (key, 2**31 - 1, i N + j) under one key drawn from
     ``g``, on both paths."""
-    stochastic = qz.weight is not None and qz.rounding == "stochastic"
+    stochastic = qz.weight is not None and qz.stochastic
     key = draw_key(g) if stochastic else 0
     if fast and qz.weight is not None and kernels.HAVE_NUMBA and w.device.type == "cpu":
         out = w.detach().clone().contiguous()
@@ -331,7 +332,7 @@ def _infer_kernel(
     ukey = draw_key(g) if rows else 0  # Vmem rounding uniforms, as infer_reference
     img_ptr = np.zeros(b + 1, dtype=np.int64)
     np.cumsum(torch.bincount(img, minlength=b).numpy(), out=img_ptr[1:])
-    inhibitory = cfg.topology == "inhibitory"
+    inhibitory = cfg.topology == Topology.INHIBITORY
     n_in = np.zeros(b, dtype=np.int64)
     meters = np.repeat(new_meter(meter is not None and meter.track)[None], b, axis=0)
     pruned_ev = np.zeros(b, dtype=np.int64)
@@ -376,7 +377,7 @@ def _infer_float(
     # initial potentials, drawn as the reference draws them
     v0 = qz.v(torch.full((b, n), c.exc.v_rest), g).contiguous().numpy()
     iv0_t = torch.full((b, n), c.inh.v_rest)
-    iv0 = (qz.v(iv0_t, g) if cfg.topology == "inhibitory" else iv0_t).contiguous().numpy()
+    iv0 = (qz.v(iv0_t, g) if cfg.topology == Topology.INHIBITORY else iv0_t).contiguous().numpy()
     with kernel_threads():
         kernels.infer_batch(
             net.w.contiguous().numpy(), trains, np.array(keys), t_steps,

@@ -21,6 +21,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from tinysnn_dse.core.modes import Topology
+
 FP32_BITS = 32
 
 
@@ -73,16 +75,16 @@ def _bits(b: int | None) -> int:
     return FP32_BITS if b is None else int(b)
 
 
-def counts(n_in: int, n_exc: int, topology: str) -> tuple[int, int]:
+def counts(n_in: int, n_exc: int, topology: Topology) -> tuple[int, int]:
     """(stored weights, neurons with a Vmem and a Vth) for a topology."""
-    if topology == "inhibitory":
+    if topology == Topology.INHIBITORY:
         return n_in * n_exc + 2 * n_exc * n_exc, 2 * n_exc
-    if topology == "lateral":
+    if topology == Topology.LATERAL:
         return n_in * n_exc, n_exc
     raise ValueError(f"unknown topology {topology!r}")
 
 
-def _total(n_in: int, n_exc: int, topology: str, wb: int, vb: int, tb: int) -> tuple[int, int]:
+def _total(n_in: int, n_exc: int, topology: Topology, wb: int, vb: int, tb: int) -> tuple[int, int]:
     n_w, n_n = counts(n_in, n_exc, topology)
     return n_w * wb, n_n * (vb + tb)
 
@@ -116,7 +118,7 @@ def sparse_storage(n_in: int, n_exc: int, retained: int, wb: int) -> tuple[str, 
 def memory_report(
     n_in: int,
     n_exc: int,
-    topology: str,
+    topology: Topology,
     weight_bits: int | None,
     vmem_bits: int | None,
     vth_bits: int | None,
@@ -138,7 +140,7 @@ def memory_report(
         w_mem += in_bits - full * wb
         n_w -= full - kept
     ref = sum(_total(n_in, n_exc, topology, FP32_BITS, FP32_BITS, FP32_BITS))
-    base = sum(_total(n_in, n_exc, "inhibitory", FP32_BITS, FP32_BITS, FP32_BITS))
+    base = sum(_total(n_in, n_exc, Topology.INHIBITORY, FP32_BITS, FP32_BITS, FP32_BITS))
     return MemoryReport(
         topology=topology,
         n_weights=n_w,

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from tinysnn_dse.core import kernels
+from tinysnn_dse.core.modes import RoundMode, Topology
 from tinysnn_dse.core.params import ExcParams, InhParams, ModelConfig
 from tinysnn_dse.core.quant import FixedPoint, Quantizers, quantize, quantize_counted
 from tinysnn_dse.core.rules import normalize
@@ -156,7 +157,8 @@ def inference_thresholds(theta: Tensor, cfg: ModelConfig, qz: Quantizers) -> Ten
     if qz.vth is None:
         return theta
     v_th = cfg.exc.v_th_mv
-    return store32(quantize(theta.to(torch.float64) + v_th, qz.vth, "nearest"), qz.vth) - v_th
+    x = theta.to(torch.float64) + v_th
+    return store32(quantize(x, qz.vth, RoundMode.NEAREST), qz.vth) - v_th
 
 
 def store32(v: Tensor, fmt: FixedPoint) -> Tensor:
@@ -192,7 +194,7 @@ def theta_set(
         return
     assert qz.vth_acc is not None
     u1 = u2 = None
-    if qz.rounding == "stochastic":
+    if qz.stochastic:
         u1, u2 = vth_uniforms(key, t, j)
     a, n_clip = quantize_counted(x, qz.vth_acc, qz.rounding, u=u1)
     acc[j] = a
@@ -231,7 +233,7 @@ def start_acc(net: Net, cfg: ModelConfig, qz: Quantizers) -> Tensor:
     if net.vth_acc is not None:
         return net.vth_acc.detach().cpu().to(torch.float64).clone()
     x = net.theta.detach().cpu().to(torch.float64) + cfg.exc.v_th_mv
-    return quantize(x, qz.vth_acc, "nearest")
+    return quantize(x, qz.vth_acc, RoundMode.NEAREST)
 
 
 def acc_on(net: Net, cfg: ModelConfig, qz: Quantizers) -> Tensor:
@@ -287,19 +289,19 @@ def roundings(cfg: ModelConfig, qz: Quantizers, presentations: int, steps: int) 
     """Vmem roundings of ``presentations`` presentations of ``steps`` steps."""
     if qz.vmem is None:
         return 0
-    layers = 2 if cfg.topology == "inhibitory" else 1
+    layers = 2 if cfg.topology == Topology.INHIBITORY else 1
     return presentations * steps * cfg.n_exc * layers
 
 
 def grid(value: float, fmt: FixedPoint | None, n: int) -> np.ndarray:
     """``value`` put on ``fmt``'s grid by round-to-nearest, as a float32 [n] array."""
     x = torch.full((n,), value)
-    return quantize(x, fmt, "nearest").numpy().astype(np.float32)
+    return quantize(x, fmt, RoundMode.NEAREST).numpy().astype(np.float32)
 
 
 def uniform_rows(cfg: ModelConfig, qz: Quantizers) -> list[int]:
     """Which stochastic Vmem roundings each step draws uniforms for, in the reference's
     order: 0 = excitatory, 1 = inhibitory; empty if Vmem rounding draws nothing."""
-    if qz.rounding != "stochastic" or qz.vmem is None:
+    if not qz.stochastic or qz.vmem is None:
         return []
-    return [0, 1] if cfg.topology == "inhibitory" else [0]
+    return [0, 1] if cfg.topology == Topology.INHIBITORY else [0]

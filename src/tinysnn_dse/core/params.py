@@ -17,31 +17,28 @@ from tinysnn_dse.axes import (
     MIN_BITS,
     MODELS,
     PRUNE_METHODS,
-    ROUNDINGS,
     SCHEMES,
     Leak,
     ModelName,
     PruneMethod,
-    Rounding,
     Scheme,
 )
+from tinysnn_dse.core.modes import RoundMode, Rule, Topology
 from tinysnn_dse.errors import ConfigError
 from tinysnn_dse.records import quant_label
 
-Rule = Literal["pair", "sl-stdp", "tinysnn"]
-Topology = Literal["inhibitory", "lateral"]
 Readout = Literal["all", "proportion", "soft-vote"]
 
-RULES: tuple[str, ...] = get_args(Rule)
-TOPOLOGIES: tuple[str, ...] = get_args(Topology)
+RULES: tuple[str, ...] = tuple(r.value for r in Rule)
+TOPOLOGIES: tuple[str, ...] = tuple(t.value for t in Topology)
 READOUTS: tuple[str, ...] = get_args(Readout)
 LEAKS: tuple[str, ...] = get_args(Leak)  # (tinysnn_dse.axes)
 
 #: Model presets of method.md section 1.3 / 2: (topology, learning rule).
 PRESETS: dict[str, tuple[Topology, Rule]] = {
-    "baseline": ("inhibitory", "pair"),
-    "sl-stdp": ("inhibitory", "sl-stdp"),
-    "tinysnn": ("lateral", "tinysnn"),
+    "baseline": (Topology.INHIBITORY, Rule.PAIR),
+    "sl-stdp": (Topology.INHIBITORY, Rule.SL_STDP),
+    "tinysnn": (Topology.LATERAL, Rule.TINYSNN),
 }
 
 
@@ -136,11 +133,12 @@ class QuantSpec:
     ``*_bits`` is ``None`` for FP32 (no quantization) or a word length in [2, 32].
     ``*_int_bits`` overrides the integer bits derived from ``*_range``. The Vmem and Vth
     ranges are a prior until they are observed on an FP32 run of the network
-    (``quant.with_ranges``); ``ranges_source`` then says which run.
+    (``quant.with_ranges``); ``ranges_source`` then says which run. ``rounding`` is given
+    as its spelling and held as a :class:`RoundMode` (parsed here, once).
     """
 
     scheme: Scheme = "ptq"
-    rounding: Rounding = "nearest"
+    rounding: RoundMode = RoundMode.NEAREST
     weight_bits: int | None = None
     vmem_bits: int | None = None
     vth_bits: int | None = None
@@ -151,6 +149,9 @@ class QuantSpec:
     vmem_range_mv: tuple[float, float] = (-100.0, 0.0)
     vth_range_mv: tuple[float, float] = (-100.0, 0.0)
     ranges_source: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rounding", RoundMode.of(self.rounding))
 
     @property
     def is_fp32(self) -> bool:
@@ -174,18 +175,24 @@ class QuantSpec:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """A network: size, topology, learning rule and all neuron/learning parameters."""
+    """A network: size, topology, learning rule and all neuron/learning parameters. The
+    topology and the rule are given as their spellings and held as :class:`Topology` and
+    :class:`Rule` members (parsed here, once)."""
 
     model: ModelName = "tinysnn"
     n_in: int = 784
     n_exc: int = 400
-    topology: Topology = "lateral"
-    rule: Rule = "tinysnn"
+    topology: Topology = Topology.LATERAL
+    rule: Rule = Rule.TINYSNN
     encoding: EncodingParams = field(default_factory=EncodingParams)
     exc: ExcParams = field(default_factory=ExcParams)
     inh: InhParams = field(default_factory=InhParams)
     learning: LearningParams = field(default_factory=LearningParams)
     readout: Readout = "soft-vote"  # method.md: "all"; chosen on the holdouts: docs/model.md
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "topology", Topology.of(self.topology))
+        object.__setattr__(self, "rule", Rule.of(self.rule))
 
     @property
     def norm(self) -> float:
@@ -233,8 +240,6 @@ def validate_bits(name: str, bits: int | None) -> None:
 def validate_quant(q: QuantSpec) -> QuantSpec:
     if q.scheme not in SCHEMES:
         raise ConfigError(f"unknown scheme {q.scheme!r}; choose one of {', '.join(SCHEMES)}")
-    if q.rounding not in ROUNDINGS:
-        raise ConfigError(f"unknown rounding {q.rounding!r}; choose one of {', '.join(ROUNDINGS)}")
     for name in ("weight", "vmem", "vth"):
         bits = getattr(q, f"{name}_bits")
         validate_bits(f"{name}_bits", bits)
@@ -247,10 +252,6 @@ def validate_quant(q: QuantSpec) -> QuantSpec:
 def validate_model(cfg: ModelConfig) -> ModelConfig:
     if cfg.model not in MODELS:
         raise ConfigError(f"unknown model {cfg.model!r}; choose one of {', '.join(MODELS)}")
-    if cfg.topology not in TOPOLOGIES:
-        raise ConfigError(f"unknown topology {cfg.topology!r}; choose one of {TOPOLOGIES}")
-    if cfg.rule not in RULES:
-        raise ConfigError(f"unknown rule {cfg.rule!r}; choose one of {', '.join(RULES)}")
     if cfg.exc.leak not in LEAKS:
         raise ConfigError(f"unknown leak {cfg.exc.leak!r}; choose one of {', '.join(LEAKS)}")
     if cfg.readout not in READOUTS:

@@ -36,7 +36,6 @@ kernels read (:mod:`tinysnn_dse.core.kernels`, ``QP_*``), so that every path rou
 from __future__ import annotations
 
 import dataclasses
-import enum
 import math
 from dataclasses import dataclass
 
@@ -44,7 +43,8 @@ import numpy as np
 import torch
 
 from tinysnn_dse.core import kernels
-from tinysnn_dse.core.params import ModelConfig, QuantSpec, Rounding, validate_bits
+from tinysnn_dse.core.modes import RoundMode, Topology
+from tinysnn_dse.core.params import ModelConfig, QuantSpec, validate_bits
 from tinysnn_dse.errors import ConfigError
 
 #: Extra fractional bits of the accumulator an ITQ threshold is held in while it learns
@@ -54,21 +54,6 @@ VTH_GUARD_BITS = 16
 
 #: Margin added to each end of an observed range before integer bits are derived.
 RANGE_MARGIN = 0.1
-
-
-class RoundMode(enum.IntEnum):
-    """The rounding modes, as the kernels encode them (``qparams``)."""
-
-    TRUNCATE = 0
-    NEAREST = 1
-    STOCHASTIC = 2
-
-    @classmethod
-    def of(cls, rounding: str) -> RoundMode:
-        try:
-            return cls[rounding.upper()]
-        except KeyError:
-            raise ConfigError(f"unknown rounding {rounding!r}") from None
 
 
 @dataclass(frozen=True)
@@ -152,20 +137,19 @@ def derive_format(
     return fmt
 
 
-def qparams(fmt: FixedPoint | None, rounding: str) -> np.ndarray:
+def qparams(fmt: FixedPoint | None, rounding: RoundMode) -> np.ndarray:
     """``fmt`` and its rounding as the float64 [QP_LEN] array every kernel reads
     (``kernels.QP_*``); all zeros (``QP_ON`` = 0) for FP32."""
     q = np.zeros(kernels.QP_LEN, dtype=np.float64)
     if fmt is None:
         return q
-    mode = RoundMode.of(rounding)
     q[kernels.QP_ON] = 1.0
     q[kernels.QP_INV] = fmt.inv
     q[kernels.QP_EPS] = fmt.eps
     q[kernels.QP_LO] = float(fmt.lo_code)
     q[kernels.QP_HI] = float(fmt.hi_code)
-    q[kernels.QP_STOCH] = 1.0 if mode == RoundMode.STOCHASTIC else 0.0
-    q[kernels.QP_CUT] = 0.5 if mode == RoundMode.NEAREST else math.inf
+    q[kernels.QP_STOCH] = 1.0 if rounding == RoundMode.STOCHASTIC else 0.0
+    q[kernels.QP_CUT] = 0.5 if rounding == RoundMode.NEAREST else math.inf
     q[kernels.QP_HI32] = fmt.hi32
     q[kernels.QP_NARROW] = 1.0 if fmt.bits <= 23 and fmt.frac_bits >= 0 else 0.0
     return q
@@ -174,7 +158,7 @@ def qparams(fmt: FixedPoint | None, rounding: str) -> np.ndarray:
 def quantize(
     x: torch.Tensor,
     fmt: FixedPoint | None,
-    rounding: Rounding,
+    rounding: RoundMode,
     generator: torch.Generator | None = None,
     u: torch.Tensor | None = None,
 ) -> torch.Tensor:
@@ -192,7 +176,7 @@ def quantize(
 def quantize_counted(
     x: torch.Tensor,
     fmt: FixedPoint | None,
-    rounding: Rounding,
+    rounding: RoundMode,
     generator: torch.Generator | None = None,
     u: torch.Tensor | None = None,
     count: bool = True,
@@ -201,16 +185,15 @@ def quantize_counted(
     the format, as :func:`kernels.fxp_sat` counts them; 0 unless ``count``)."""
     if fmt is None:
         return x, 0
-    mode = RoundMode.of(rounding)
     # float32 arithmetic is exact for float32 inputs, codes below 2**22 and a step of at
     # most 1 (scaling cannot underflow; every step below is exact); float64 otherwise
     fast = x.dtype == torch.float32 and fmt.bits <= 23 and fmt.frac_bits >= 0
     dt = torch.float32 if fast else torch.float64
     y = x.to(dt) * fmt.inv  # exact: a power of two
     fl = torch.floor(y)
-    if mode == RoundMode.NEAREST:
+    if rounding == RoundMode.NEAREST:
         fl += y >= fl + 0.5  # fl + 1/2 is exact
-    elif mode == RoundMode.STOCHASTIC:
+    elif rounding == RoundMode.STOCHASTIC:
         if u is None:
             if generator is None:
                 raise ValueError("stochastic rounding needs an explicit torch.Generator")
@@ -239,7 +222,10 @@ class Quantizers:
     weight: FixedPoint | None
     vmem: FixedPoint | None
     vth: FixedPoint | None
-    rounding: Rounding
+    rounding: RoundMode
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rounding", RoundMode.of(self.rounding))
 
     @classmethod
     def from_spec(cls, q: QuantSpec) -> Quantizers:
@@ -252,11 +238,16 @@ class Quantizers:
 
     @classmethod
     def fp32(cls) -> Quantizers:
-        return cls(weight=None, vmem=None, vth=None, rounding="nearest")
+        return cls(weight=None, vmem=None, vth=None, rounding=RoundMode.NEAREST)
 
     @property
     def is_fp32(self) -> bool:
         return self.weight is None and self.vmem is None and self.vth is None
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether the rounding draws a uniform per rounding (of the formats that are set)."""
+        return self.rounding == RoundMode.STOCHASTIC
 
     @property
     def vth_acc(self) -> FixedPoint | None:
@@ -314,7 +305,7 @@ def with_ranges(q: QuantSpec, r: ObservedRanges, cfg: ModelConfig) -> QuantSpec:
     if q.scheme == "itq":
         t_lo, t_hi = min(t_lo, e.v_th_mv), max(t_hi, e.v_th_mv)
     levels = [e.v_rest_mv, e.v_reset_mv]
-    if cfg.topology == "inhibitory":
+    if cfg.topology == Topology.INHIBITORY:
         levels += [i.v_rest_mv, i.v_reset_mv, i.v_th_mv]
     v_lo = min(r.vmem[0], *levels)
     v_hi = max(r.vmem[1], t_hi, *levels)

@@ -21,6 +21,7 @@ import torch
 from tinysnn_dse.core import integer
 from tinysnn_dse.core.encoding import SpikeTrains, draw_key, hashed_uniforms
 from tinysnn_dse.core.energy import OpCounts
+from tinysnn_dse.core.modes import RoundMode, Rule, Topology
 from tinysnn_dse.core.neuron import (
     LIFState,
     Net,
@@ -118,22 +119,22 @@ def simulate_reference(
     )
     counts = torch.zeros(b, n, device=dev)
     i_rec = torch.zeros(b, n, device=dev)
-    inhibitory = cfg.topology == "inhibitory"
+    inhibitory = cfg.topology == Topology.INHIBITORY
     if inhibitory:
         inh = LIFState(
             v=qz.v(torch.full((b, n), c.inh.v_rest, device=dev), g),
             refr=torch.zeros(b, n, device=dev),
         )
         # a constant: put on the Vth grid once, deterministically
-        inh_thr = float(quantize(torch.tensor(cfg.inh.v_th_mv), qz.vth, "nearest"))
+        inh_thr = float(quantize(torch.tensor(cfg.inh.v_th_mv), qz.vth, RoundMode.NEAREST))
         s_prev = torch.zeros(b, n, dtype=torch.bool, device=dev)
 
     use_one_spike = learn and cfg.exc.one_spike
     tiebreak = hashed_uniforms(g, (t_steps, b, n), dev) if use_one_spike else None
-    vth_key = draw_key(g) if learn and qz.vth is not None and qz.rounding == "stochastic" else 0
-    window = c.window if (not learn or rule == "tinysnn") else 1
+    vth_key = draw_key(g) if learn and qz.vth is not None and qz.stochastic else 0
+    window = c.window if (not learn or rule == Rule.TINYSNN) else 1
     if learn:
-        if rule == "tinysnn":  # traces are read only at the update points
+        if rule == Rule.TINYSNN:  # traces are read only at the update points
             x_upd = traces_at(
                 spikes, update_points(t_steps, c.window), cfg.encoding.dt_ms, lp.tau_trace_ms
             )[0]
@@ -174,7 +175,7 @@ def simulate_reference(
             base = acc[fired] if qz.vth is not None else theta[fired].to(torch.float64) + v_th
             x = base + cfg.exc.theta_plus_mv
             theta_set(theta, acc, fired, x, t, v_th, qz, vth_key, meter)
-        if rule == "tinysnn":
+        if rule == Rule.TINYSNN:
             if (t + 1) % c.window == 0 or t == t_steps - 1:
                 s_max = float(counts.max())
                 if s_max > 0:
@@ -189,7 +190,7 @@ def simulate_reference(
                 counts_at_update = counts
             continue
         x_post = torch.where(s[0], torch.ones_like(x_post), x_post * c.trace_decay)
-        if rule == "pair":
+        if rule == Rule.PAIR:
             pair_update_(w, spikes[0, t], s[0], x_pre_all[t], x_post, lp)
             if qz.weight is not None:
                 w.copy_(qz.w(w, g))

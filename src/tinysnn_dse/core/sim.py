@@ -42,6 +42,7 @@ from tinysnn_dse.core.marshal import (
     normalize_q,
     pack_keys,
 )
+from tinysnn_dse.core.modes import Rule
 from tinysnn_dse.core.neuron import (
     Consts,
     LIFConsts,
@@ -133,7 +134,7 @@ def simulate(
     if learn:
         b = _learn_backend(cfg, qz, device, backend)
         if b == Backend.NUMBA:
-            if cfg.rule == "tinysnn":
+            if cfg.rule == Rule.TINYSNN:
                 return learn_presentation(net, spikes, cfg, qz, generator, stats, meter)
             dense = spikes.dense() if isinstance(spikes, SpikeTrains) else spikes
             return learn_stepwise_presentation(net, dense, cfg, qz, generator, meter)

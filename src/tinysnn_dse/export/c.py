@@ -15,8 +15,8 @@ import numpy as np
 from tinysnn_dse.core import integer
 from tinysnn_dse.core.integer import IntDesign
 from tinysnn_dse.core.memory import sparse_storage
+from tinysnn_dse.core.modes import RoundMode, Topology
 from tinysnn_dse.core.params import ModelConfig
-from tinysnn_dse.core.quant import RoundMode
 from tinysnn_dse.core.readout import PROPORTION_BITS, Assignment, class_weights
 from tinysnn_dse.core.sim import Net
 
@@ -99,6 +99,19 @@ def _i64(x: int) -> str:
     return f"INT64_C({int(x)})"
 
 
+def _macro(word: str) -> str:
+    return word.upper().replace("-", "_")
+
+
+def _code_macros() -> dict[str, str]:
+    """The codes tinysnn.c compares TSNN_ROUNDING, TSNN_W_STORAGE and TSNN_READOUT with,
+    by name (``TSNN_ROUND_STOCHASTIC``, ...), from the same tables as the values."""
+    out = {f"TSNN_ROUND_{_macro(r.value)}": str(r.code) for r in RoundMode}
+    out.update({f"TSNN_STORAGE_{_macro(k)}": str(v) for k, v in STORAGE_CODES.items()})
+    out.update({f"TSNN_READOUT_{_macro(k)}": str(v) for k, v in READOUT_CODES.items()})
+    return out
+
+
 def build(
     net: Net,
     cfg: ModelConfig,
@@ -111,7 +124,7 @@ def build(
     ``d``, read out by ``cfg.readout`` over ``assignment``."""
     from tinysnn_dse.core.quant import Quantizers
 
-    qz = Quantizers(d.weight, d.vmem, d.vth, d.rounding)  # type: ignore[arg-type]
+    qz = Quantizers(d.weight, d.vmem, d.vth, d.rounding)
     w = integer.codes(net.w, d.weight)  # [n_in, n] non-negative
     n_in, n = w.shape
     keep = np.ones_like(w, dtype=bool) if net.keep is None else net.keep.cpu().numpy()
@@ -145,7 +158,7 @@ def build(
     tc = integer.threshold_codes(net.theta, cfg, qz)
     arrays.append(CArray("tsnn_vth", "excitatory thresholds (Vth codes)", n, tb,
                          pack_bits(twos(tc, tb), tb)))  # fmt: skip
-    inhibitory = cfg.topology == "inhibitory"
+    inhibitory = cfg.topology == Topology.INHIBITORY
     if inhibitory:
         arrays.append(CArray("tsnn_vth_inh", "inhibitory thresholds (Vth codes)", n, tb,
                              pack_bits(twos(np.full(n, d.inh_thr), tb), tb)))  # fmt: skip
@@ -179,7 +192,7 @@ def build(
         "TSNN_N_CLASSES": str(n_classes),
         "TSNN_STEPS": str(cfg.encoding.steps),
         "TSNN_INHIBITORY": "1" if inhibitory else "0",
-        "TSNN_ROUNDING": str(int(RoundMode.of(d.rounding))),
+        "TSNN_ROUNDING": str(d.rounding.code),
         "TSNN_K": str(d.k),
         "TSNN_SH_W": str(d.sh_w),
         "TSNN_V_LO": _i64(d.vmem.lo_code),
@@ -200,6 +213,7 @@ def build(
         "TSNN_W_BITS": str(wb),
         "TSNN_W_STORAGE": str(STORAGE_CODES[storage]),
         "TSNN_READOUT": str(READOUT_CODES[mode]),
+        **_code_macros(),
         "TSNN_MIN_SPIKES": str(int(cfg.encoding.min_spikes)),
         "TSNN_MAX_BOOSTS": str(int(cfg.encoding.max_boosts)),
         **defines,

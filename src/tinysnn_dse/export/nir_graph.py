@@ -27,6 +27,7 @@ import numpy as np
 
 from tinysnn_dse.core import integer
 from tinysnn_dse.core.integer import IntDesign, IntLayer
+from tinysnn_dse.core.modes import Topology
 from tinysnn_dse.core.params import ModelConfig
 from tinysnn_dse.core.quant import Quantizers
 from tinysnn_dse.core.sim import Net
@@ -78,7 +79,7 @@ def build(net: Net, cfg: ModelConfig, d: IntDesign, qz: Quantizers, meta: dict[s
     }
     edges = [("input", "w"), ("w", "exc"), ("exc", "output")]
     off = 1.0 - np.eye(n)
-    if cfg.topology == "lateral":
+    if cfg.topology == Topology.LATERAL:
         nodes["lateral"] = nir.Linear(weight=-d.w_rec * ev * off)
         edges += [("exc", "lateral"), ("lateral", "exc")]
     else:

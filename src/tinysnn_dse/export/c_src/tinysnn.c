@@ -89,13 +89,13 @@ static int16_t irefr[TSNN_N];
 static int64_t iinp[TSNN_N]; /* the inhibitory layer's input of the next step */
 static uint8_t s_inh[TSNN_N];
 #endif
-#if TSNN_W_STORAGE == 1
+#if TSNN_W_STORAGE == TSNN_STORAGE_BITMAP
 static uint32_t row_start[TSNN_N_IN + 1]; /* first retained weight of each input row */
 #endif
-#if TSNN_W_STORAGE == 2
+#if TSNN_W_STORAGE == TSNN_STORAGE_CSR
 static uint8_t active[TSNN_N_IN]; /* inputs spiking at this step */
 #endif
-#if TSNN_READOUT != 2
+#if TSNN_READOUT != TSNN_READOUT_SOFT_VOTE
 static int64_t n_assigned[TSNN_N_CLASSES];
 #endif
 
@@ -124,7 +124,7 @@ void tsnn_init(void)
         ithr[j] = vmem_units(TSNN_T_SIGNED ? sign_extend(x, TSNN_T_BITS) : (int64_t)x);
     }
 #endif
-#if TSNN_W_STORAGE == 1
+#if TSNN_W_STORAGE == TSNN_STORAGE_BITMAP
     {
         uint32_t n = 0;
         int i;
@@ -137,7 +137,7 @@ void tsnn_init(void)
         row_start[TSNN_N_IN] = n;
     }
 #endif
-#if TSNN_READOUT != 2
+#if TSNN_READOUT != TSNN_READOUT_SOFT_VOTE
     for (j = 0; j < TSNN_N_CLASSES; j++)
         n_assigned[j] = 0;
     for (j = 0; j < TSNN_N; j++)
@@ -154,7 +154,7 @@ void tsnn_init(void)
 static int64_t round_k(int64_t a, uint64_t key, int32_t t, int32_t idx)
 {
     int64_t q;
-#if TSNN_ROUNDING == 2
+#if TSNN_ROUNDING == TSNN_ROUND_STOCHASTIC
     uint64_t rem, u;
     q = floor_div2(a, TSNN_K);
     rem = (uint64_t)(a - q * P2(TSNN_K));
@@ -168,7 +168,7 @@ static int64_t round_k(int64_t a, uint64_t key, int32_t t, int32_t idx)
     (void)key;
     (void)t;
     (void)idx;
-#if TSNN_ROUNDING == 1
+#if TSNN_ROUNDING == TSNN_ROUND_NEAREST
     q = floor_div2(a + P2(TSNN_K - 1), TSNN_K);
 #else
     q = floor_div2(a, TSNN_K);
@@ -185,7 +185,7 @@ static int64_t round_k(int64_t a, uint64_t key, int32_t t, int32_t idx)
 static void input_current(const uint16_t *in, int n_in)
 {
     int e, j;
-#if TSNN_W_STORAGE == 2
+#if TSNN_W_STORAGE == TSNN_STORAGE_CSR
     bitreader rp, ri, rw;
     uint32_t lo, hi, m;
     for (e = 0; e < n_in; e++)
@@ -210,7 +210,7 @@ static void input_current(const uint16_t *in, int n_in)
     for (e = 0; e < n_in; e++) {
         bitreader rw;
         uint32_t i = in[e];
-#if TSNN_W_STORAGE == 1
+#if TSNN_W_STORAGE == TSNN_STORAGE_BITMAP
         bitreader rm;
         br_start(&rm, tsnn_w_map, (uint64_t)i * TSNN_N);
         br_start(&rw, tsnn_w, (uint64_t)row_start[i] * TSNN_W_BITS);
@@ -309,15 +309,15 @@ int tsnn_classify(const int32_t *counts)
     for (k = 0; k < TSNN_N_CLASSES; k++) {
         int64_t num = 0, d = 1;
         for (j = 0; j < TSNN_N; j++) {
-#if TSNN_READOUT == 0 /* all activity: mean count of the neurons assigned k */
+#if TSNN_READOUT == TSNN_READOUT_ALL /* all activity: mean count of the neurons assigned k */
             num += tsnn_label[j] == k ? (int64_t)counts[j] : 0;
-#elif TSNN_READOUT == 1 /* proportion weighting, over the neurons assigned k */
+#elif TSNN_READOUT == TSNN_READOUT_PROPORTION /* proportion weighting, over the neurons assigned k */
             num += tsnn_label[j] == k ? (int64_t)tsnn_prop[j * TSNN_N_CLASSES + k] * counts[j] : 0;
 #else /* soft vote: every neuron, its proportion for k */
             num += (int64_t)tsnn_prop[j * TSNN_N_CLASSES + k] * counts[j];
 #endif
         }
-#if TSNN_READOUT != 2
+#if TSNN_READOUT != TSNN_READOUT_SOFT_VOTE
         d = n_assigned[k];
 #endif
         if (k == 0 || num * best_d > best_n * d) { /* ties: the lower class */
