@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from tinysnn_dse.core import gpu_kernels, kernels, prune
+from tinysnn_dse.core import layout as L
 from tinysnn_dse.core.backend import choose
 from tinysnn_dse.core.encoding import (
     SpikeTrains,
@@ -20,7 +21,7 @@ from tinysnn_dse.core.encoding import (
 )
 from tinysnn_dse.core.energy import OpCounts
 from tinysnn_dse.core.events import count_learning
-from tinysnn_dse.core.marshal import by_input, formats, neuron_consts, pack_keys
+from tinysnn_dse.core.marshal import by_input, formats, neuron_consts, pack_keys, tinysnn_rates
 from tinysnn_dse.core.neuron import Net, QuantMeter, consts, grid, new_meter, roundings, start_acc
 from tinysnn_dse.core.params import ModelConfig
 from tinysnn_dse.core.prune import fan_in, pruned_events
@@ -86,9 +87,9 @@ class DesignBatch:
         )
         # the state every presentation starts from: initial potentials on each Vmem grid
         # (round-to-nearest: a fixed value needs no random draw), thresholds as given
-        self.st0 = np.zeros((self.k, K.S_LEN, n), dtype=f32)
-        self.st0[:, K.S_V] = np.stack([grid(c.exc.v_rest, q.vmem, n) for q in qzs])
-        self.st0[:, K.S_INHV] = np.stack([grid(c.inh.v_rest, q.vmem, n) for q in qzs])
+        self.st0 = np.zeros((self.k, L.S_LEN, n), dtype=f32)
+        self.st0[:, L.S_V] = np.stack([grid(c.exc.v_rest, q.vmem, n) for q in qzs])
+        self.st0[:, L.S_INHV] = np.stack([grid(c.inh.v_rest, q.vmem, n) for q in qzs])
         self.theta = torch.stack([net.theta.to(torch.float32).cpu() for net in nets])
         # each point's retained synapses once STDP pruning has begun (docs/model.md,
         # "Pruning"), else None: every point of a batch prunes on one schedule
@@ -100,10 +101,7 @@ class DesignBatch:
         self.neuron_draws = any(q.stochastic and q.vmem is not None for q in qzs)
         self.vth_draws = any(q.stochastic and q.vth is not None for q in qzs)
         self.weight_draws = any(q.stochastic and q.weight is not None for q in qzs)
-        dt_tau = cfg.encoding.dt_ms / cfg.learning.tau_trace_ms
-        self.lr = np.array(
-            [[q.learning.eta, q.learning.s_th, q.learning.w_max, dt_tau] for q in cfgs], f32
-        )
+        self.lr = np.stack([tinysnn_rates(q) for q in cfgs])  # [K, LR_LEN]
         self.norm = np.array([q.norm for q in cfgs], f32)
         self.window = c.window
         self.theta_decay = c.theta_decay
@@ -121,8 +119,8 @@ class DesignBatch:
             self.theta = self.theta.to(dev)
             self.acc_t = torch.as_tensor(self.acc, device=dev)
             self.n_cols_t = torch.zeros(self.k, dtype=torch.int64, device=dev)
-            self.v0_t = torch.as_tensor(self.st0[:, K.S_V], device=dev)
-            self.iv0_t = torch.as_tensor(self.st0[:, K.S_INHV], device=dev)
+            self.v0_t = torch.as_tensor(self.st0[:, L.S_V], device=dev)
+            self.iv0_t = torch.as_tensor(self.st0[:, L.S_INHV], device=dev)
 
     def _key(self, g: torch.Generator, needed: bool) -> int:
         """A hash key, drawn only when some point needs one, so that deterministic
@@ -165,7 +163,7 @@ class DesignBatch:
         with kernel_threads():
             kernels.normalize_multi(
                 self.w.numpy(), self.norm, np.float32(self.cfg.learning.w_max),
-                np.ascontiguousarray(self.fq[:, K.F_W]), key,
+                np.ascontiguousarray(self.fq[:, L.F_W]), key,
             )  # fmt: skip
 
     def columns_updated(self) -> np.ndarray:
@@ -248,7 +246,7 @@ class DesignBatch:
             dev = self.device
             tiebreak = torch.zeros(t_steps, n)
             if self.cfg.exc.one_spike:  # the numbers the CPU kernel hashes, as a block
-                tiebreak = torch.from_numpy(kernels.hash_block(int(keys[K.K_TIE]), t_steps, n))
+                tiebreak = torch.from_numpy(kernels.hash_block(int(keys[L.K_TIE]), t_steps, n))
             counts_t = torch.zeros(k, n, device=dev)
             self.gpu(
                 self.w, torch.as_tensor(active, dtype=torch.int32, device=dev), trains,
@@ -260,7 +258,7 @@ class DesignBatch:
         spk = by_input(trains)
         un = np.zeros((1, 2, n), np.float32) if u is None else u.numpy()
         st = self.st0.copy()
-        st[:, K.S_THETA] = self.theta.numpy()
+        st[:, L.S_THETA] = self.theta.numpy()
         keeps = (np.zeros((0, 0, 0), np.float32) if self.keep is None
                  else self.keep.to(torch.float32).contiguous().numpy())  # fmt: skip
         with kernel_threads():
@@ -269,9 +267,9 @@ class DesignBatch:
                 self.w.numpy(), active, spk, t_steps, self.window, pts, self.lr, un,
                 self.theta_decay, self.n_cols, keeps,
             )  # fmt: skip
-        self.theta[torch.from_numpy(active)] = torch.from_numpy(st[active, K.S_THETA])
+        self.theta[torch.from_numpy(active)] = torch.from_numpy(st[active, L.S_THETA])
         self._presented += active
-        return st[:, K.S_COUNTS], int(spk[0][-1])
+        return st[:, L.S_COUNTS], int(spk[0][-1])
 
 
 BATCH_PARAMS = ("theta_plus_mv", "eta", "s_th", "w_lateral", "w_inh_exc", "norm_per_input")

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from tinysnn_dse.core import layout as L
+
 try:
     import triton
     import triton.language as tl
@@ -42,6 +44,41 @@ def available(device: torch.device) -> bool:
 
 
 if HAVE_TRITON:
+    # The layout (core/layout.py) as the constants the kernels below index with: a jitted
+    # function reads a global only as a tl.constexpr, so each is mirrored under its own
+    # name, its value taken from the layout (tests/core/test_layout.py holds the names
+    # equal and the kernels free of numeric offsets).
+    QP_LEN = tl.constexpr(L.QP_LEN)
+    QP_ON = tl.constexpr(L.QP_ON)
+    QP_INV = tl.constexpr(L.QP_INV)
+    QP_EPS = tl.constexpr(L.QP_EPS)
+    QP_LO = tl.constexpr(L.QP_LO)
+    QP_HI = tl.constexpr(L.QP_HI)
+    QP_STOCH = tl.constexpr(L.QP_STOCH)
+    QP_CUT = tl.constexpr(L.QP_CUT)
+    QP_HI32 = tl.constexpr(L.QP_HI32)
+    F_LEN = tl.constexpr(L.F_LEN)
+    F_W = tl.constexpr(L.F_W)
+    F_V = tl.constexpr(L.F_V)
+    F_T = tl.constexpr(L.F_T)
+    F_A = tl.constexpr(L.F_A)
+    C_LEN = tl.constexpr(L.C_LEN)
+    C_V_REST = tl.constexpr(L.C_V_REST)
+    C_V_RESET = tl.constexpr(L.C_V_RESET)
+    C_DECAY = tl.constexpr(L.C_DECAY)
+    C_REF = tl.constexpr(L.C_REF)
+    C_I_REST = tl.constexpr(L.C_I_REST)
+    C_I_RESET = tl.constexpr(L.C_I_RESET)
+    C_I_DECAY = tl.constexpr(L.C_I_DECAY)
+    C_I_REF = tl.constexpr(L.C_I_REF)
+    C_V_TH = tl.constexpr(L.C_V_TH)
+    C_THETA_PLUS = tl.constexpr(L.C_THETA_PLUS)
+    C_W_LAT = tl.constexpr(L.C_W_LAT)
+    C_W_EXC_INH = tl.constexpr(L.C_W_EXC_INH)
+    C_INH_THR = tl.constexpr(L.C_INH_THR)
+    LR_LEN = tl.constexpr(L.LR_LEN)
+    LR_ETA = tl.constexpr(L.LR_ETA)
+    LR_S_TH = tl.constexpr(L.LR_S_TH)
 
     @triton.jit
     def _hash_uniform(key, a, b):  # type: ignore[no-untyped-def]
@@ -56,11 +93,13 @@ if HAVE_TRITON:
 
     @triton.jit
     def _qload(q_ptr):  # type: ignore[no-untyped-def]
-        """The first 8 of a format's QP_LEN (9) float64 parameters (kernels.QP_*), loaded
-        once (QP_NARROW is a CPU matter: here every rounding runs in float64)."""
+        """A format's float64 parameters (layout.QP_*) in the order :func:`_fxp` takes
+        them, loaded once (all but QP_NARROW, a CPU matter: here every rounding runs in
+        float64)."""
         return (
-            tl.load(q_ptr), tl.load(q_ptr + 1), tl.load(q_ptr + 2), tl.load(q_ptr + 3),
-            tl.load(q_ptr + 4), tl.load(q_ptr + 5), tl.load(q_ptr + 6), tl.load(q_ptr + 7),
+            tl.load(q_ptr + QP_ON), tl.load(q_ptr + QP_INV), tl.load(q_ptr + QP_EPS),
+            tl.load(q_ptr + QP_LO), tl.load(q_ptr + QP_HI), tl.load(q_ptr + QP_STOCH),
+            tl.load(q_ptr + QP_CUT), tl.load(q_ptr + QP_HI32),
         )  # fmt: skip
 
     @triton.jit
@@ -115,27 +154,28 @@ if HAVE_TRITON:
             mask = offs < n
             sb = k * n
             wk = w_ptr + k.to(tl.int64) * n_in * n
-            fk = fq_ptr + k * 36  # F_LEN x QP_LEN (4 x 9) formats of this point
-            w_on, w_inv, w_eps, w_lo, w_hi, w_st, w_cut, w_hi32 = _qload(fk)
-            v_on, v_inv, v_eps, v_lo, v_hi, v_st, v_cut, v_hi32 = _qload(fk + 9)
-            t_on, t_inv, t_eps, t_lo, t_hi, t_st, t_cut, t_hi32 = _qload(fk + 18)
-            a_on, a_inv, a_eps, a_lo, a_hi, a_st, a_cut, a_hi32 = _qload(fk + 27)
-            ck = nc_ptr + k * 15  # C_LEN constants of this point (kernels.C_*)
-            v_rest = tl.load(ck)
-            v_reset = tl.load(ck + 1)
-            decay = tl.load(ck + 2)
-            ref_steps = tl.load(ck + 3)
-            i_rest = tl.load(ck + 4)
-            i_reset = tl.load(ck + 5)
-            i_decay = tl.load(ck + 6)
-            i_ref = tl.load(ck + 7)
-            v_th = tl.load(ck + 8)
-            theta_plus = tl.load(ck + 9)
-            w_lat = tl.load(ck + 10)
-            w_exc_inh = tl.load(ck + 11)
-            inh_thr = tl.load(ck + 12)
-            eta = tl.load(lr_ptr + k * 4)
-            s_th = tl.load(lr_ptr + k * 4 + 1)
+            fk = fq_ptr + k * (F_LEN * QP_LEN)  # the formats of this point
+            w_on, w_inv, w_eps, w_lo, w_hi, w_st, w_cut, w_hi32 = _qload(fk + F_W * QP_LEN)
+            v_on, v_inv, v_eps, v_lo, v_hi, v_st, v_cut, v_hi32 = _qload(fk + F_V * QP_LEN)
+            t_on, t_inv, t_eps, t_lo, t_hi, t_st, t_cut, t_hi32 = _qload(fk + F_T * QP_LEN)
+            a_on, a_inv, a_eps, a_lo, a_hi, a_st, a_cut, a_hi32 = _qload(fk + F_A * QP_LEN)
+            ck = nc_ptr + k * C_LEN  # the neuron constants of this point
+            v_rest = tl.load(ck + C_V_REST)
+            v_reset = tl.load(ck + C_V_RESET)
+            decay = tl.load(ck + C_DECAY)
+            ref_steps = tl.load(ck + C_REF)
+            i_rest = tl.load(ck + C_I_REST)
+            i_reset = tl.load(ck + C_I_RESET)
+            i_decay = tl.load(ck + C_I_DECAY)
+            i_ref = tl.load(ck + C_I_REF)
+            v_th = tl.load(ck + C_V_TH)
+            theta_plus = tl.load(ck + C_THETA_PLUS)
+            w_lat = tl.load(ck + C_W_LAT)
+            w_exc_inh = tl.load(ck + C_W_EXC_INH)
+            inh_thr = tl.load(ck + C_INH_THR)
+            lk = lr_ptr + k * LR_LEN  # the learning parameters of this point
+            eta = tl.load(lk + LR_ETA)
+            s_th = tl.load(lk + LR_S_TH)
             rr = tl.arange(0, ROWS)
             v = tl.load(v_ptr + sb + offs, mask=mask, other=0.0)
             theta = tl.load(theta_ptr + sb + offs, mask=mask, other=0.0)
@@ -275,7 +315,8 @@ if HAVE_TRITON:
             m = (r < n_in)[:, None] & cmask[None, :]
             acc += tl.sum(tl.load(wk + r[:, None] * n + cols[None, :], mask=m, other=0.0), 0)
         scale = tl.load(norm_ptr + k) / tl.maximum(acc, 1e-12)
-        q_on, q_inv, q_eps, q_lo, q_hi, q_st, q_cut, q_hi32 = _qload(fq_ptr + k * 36)  # F_W
+        fw = fq_ptr + k * (F_LEN * QP_LEN) + F_W * QP_LEN  # the weight format of this point
+        q_on, q_inv, q_eps, q_lo, q_hi, q_st, q_cut, q_hi32 = _qload(fw)
         key64 = tl.cast(key, tl.uint64)
         a = tl.full([1, 1], 2147483647, tl.uint64)
         for r0 in range(0, n_in, BR):
@@ -292,8 +333,8 @@ if HAVE_TRITON:
 class LearnLaunch:
     """Constants of :func:`_learn_kernel` for one model and K design points (built once,
     launched per presentation by :meth:`__call__`): formats ``fq`` [K, F_LEN, QP_LEN],
-    neuron constants ``nc`` [K, C_LEN] and learning parameters ``lr`` [K, 4], as
-    :class:`sim.DesignBatch` packs them for the CPU kernels."""
+    neuron constants ``nc`` [K, C_LEN] and learning parameters ``lr`` [K, LR_LEN]
+    (:mod:`layout`), as :class:`sim.DesignBatch` packs them for the CPU kernels."""
 
     def __init__(
         self,
@@ -307,10 +348,8 @@ class LearnLaunch:
         n_in: int,
         n: int,
     ) -> None:
-        from tinysnn_dse.core import kernels as K
-
-        # the kernels index fq as [K, 4, 9] and nc as [K, 15]
-        assert fq.shape[1:] == (K.F_LEN, K.QP_LEN) == (4, 9) and nc.shape[1] == K.C_LEN == 15
+        assert fq.shape[1:] == (L.F_LEN, L.QP_LEN) and nc.shape[1] == L.C_LEN
+        assert lr.shape[1] == L.LR_LEN
         self.device = device
 
         def dev(a: np.ndarray, dtype: Any) -> torch.Tensor:
@@ -318,10 +357,10 @@ class LearnLaunch:
 
         self.fq, self.nc, self.lr = dev(fq, np.float64), dev(nc, np.float32), dev(lr, np.float32)
         self.norm = dev(norm, np.float32)
-        self.w_max, self.dt_tau = float(lr[0, 2]), float(lr[0, 3])
-        wq = fq[:, K.F_W]
-        self.weight_draws = bool(((wq[:, K.QP_ON] != 0) & (wq[:, K.QP_STOCH] != 0)).any())
-        self.flags = {"ONE_SPIKE": bool(nc[0, K.C_ONE_SPIKE]), "INHIBITORY": bool(nc[0, K.C_INHIB])}
+        self.w_max, self.dt_tau = float(lr[0, L.LR_W_MAX]), float(lr[0, L.LR_DT_TAU])
+        wq = fq[:, L.F_W]
+        self.weight_draws = bool(((wq[:, L.QP_ON] != 0) & (wq[:, L.QP_STOCH] != 0)).any())
+        self.flags = {"ONE_SPIKE": bool(nc[0, L.C_ONE_SPIKE]), "INHIBITORY": bool(nc[0, L.C_INHIB])}
         self.window, self.theta_decay, self.n_in, self.n = window, theta_decay, n_in, n
         self.block = max(32, triton.next_power_of_2(n))
         self.num_warps = 4 if self.block >= 512 else 2
@@ -350,8 +389,6 @@ class LearnLaunch:
         [K] in place; ``keys`` as :func:`kernels.learn_tinysnn_multi` takes them;
         ``keep`` [K, n_in, N] (float32 0/1) each point's retained synapses (STDP
         pruning), which the rule never moves."""
-        from tinysnn_dse.core import kernels as K
-
         dev, k = self.device, w.shape[0]
         t_steps = trains.shape[1]
         spk = trains.spikes.to(dev)
@@ -376,7 +413,7 @@ class LearnLaunch:
             w, active, csr, idx, pix.to(torch.int32).contiguous(), xw, int(pix.shape[0]),
             tiebreak, uu, v, theta, acc, counts, inh_v, n_cols, self.fq, self.nc, self.lr,
             w if keep is None else keep,
-            int(keys[K.K_W]), int(keys[K.K_VTH]), self.n_in, self.n, t_steps, self.window,
+            int(keys[L.K_W]), int(keys[L.K_VTH]), self.n_in, self.n, t_steps, self.window,
             self.theta_decay, self.w_max,
             NEURON_DRAWS=u is not None, WEIGHT_DRAWS=self.weight_draws, PRUNED=keep is not None,
             BLOCK=self.block, ROWS=self.rows,

@@ -17,32 +17,44 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinysnn_dse.core.kernels import (
-    HAVE_NUMBA,
+from tinysnn_dse.core import layout
+from tinysnn_dse.core.kernels import HAVE_NUMBA, hash_bits, image_current, image_key, njit, prange
+from tinysnn_dse.core.layout import (
+    KC_DSH,
+    KC_HALF,
+    KC_IDSH,
+    KC_INHIBITORY,
+    KC_INV_K,
+    KC_IREF,
+    KC_IRESET,
+    KC_IREST,
+    KC_IREST_K,
+    KC_ITHR,
+    KC_K,
+    KC_P2A,
+    KC_P2B,
+    KC_P2K,
+    KC_REF,
+    KC_RESET,
+    KC_REST,
+    KC_REST_K,
+    KC_ROUNDING,
+    KC_SCALE_W,
+    KC_V_HI,
+    KC_V_LO,
+    KC_WEI,
+    KC_WREC,
     M_SAT,
-    hash_bits,
-    image_current,
-    image_key,
-    njit,
-    prange,
-)
+)  # fmt: skip
 from tinysnn_dse.core.modes import RoundMode
 
-# the constants as :func:`infer_batch_int` reads them, in the state's dtype ([KC_LEN]):
-# resting, reset and leak (DSH) of each layer, refractory steps, the recurrent weights in
-# accumulator units, the inhibitory threshold (Vmem units), 2**SH_W, rest * 2**k of each
-# layer, the nearest-rounding offset (2**(k-1) or 0), 2**-k, the stochastic comparison's
-# factors (remainder * P2A > u * P2B), the Vmem format's lowest and highest code, the
-# rounding (``RoundMode.code``), whether there is an inhibitory layer, k and
-# 2**k
-(KC_REST, KC_RESET, KC_DSH, KC_REF, KC_IREST, KC_IRESET, KC_IDSH, KC_IREF, KC_WREC,
- KC_WEI, KC_ITHR, KC_SCALE_W, KC_REST_K, KC_IREST_K, KC_HALF, KC_INV_K, KC_P2A, KC_P2B,
- KC_LO, KC_HI, KC_MODE, KC_INHIB, KC_K, KC_P2K) = range(24)  # fmt: skip
-KC_LEN = 24
+#: the layouts this file's kernels read (see :data:`kernels.LAYOUT_STAMP`)
+LAYOUT_STAMP = "a77ba95b"
+layout.require(LAYOUT_STAMP, __name__)
 
 _SH24 = np.uint64(40)  # a uniform is the top 24 bits of hash_bits
 
-ROUND_STOCHASTIC = RoundMode.STOCHASTIC.code  # KC_MODE of stochastic rounding
+ROUND_STOCHASTIC = RoundMode.STOCHASTIC.code  # KC_ROUNDING of stochastic rounding
 
 
 def floor_shift(a, k, inv):  # type: ignore[no-untyped-def]
@@ -70,8 +82,8 @@ def _layer_step(v, refr, inp, cur, scale_w, t, thr, cs, rest, dsh, rest_k, ukey,
     and ``cur``. Returns (spikes, clipped roundings); where some fired, ``s`` receives
     the spikes (0/1), else it is left as it was."""
     n = v.shape[0]
-    rounding, k = cs[KC_MODE], np.int64(cs[KC_K])
-    half, inv, lo, hi = cs[KC_HALF], cs[KC_INV_K], cs[KC_LO], cs[KC_HI]
+    rounding, k = cs[KC_ROUNDING], np.int64(cs[KC_K])
+    half, inv, lo, hi = cs[KC_HALF], cs[KC_INV_K], cs[KC_V_LO], cs[KC_V_HI]
     sat = 0
     n_fire = 0
     if rounding == ROUND_STOCHASTIC:
@@ -119,7 +131,7 @@ def infer_batch_int(w, trains, keys, n_steps, thr, images, cs, n_threads):  # ty
     """Inference of a batch of images on the integer datapath of a design: weight codes
     ``w`` [n_in, N] (int32 or int64; the current buffer takes its type), Vmem-unit
     thresholds ``thr`` [N] and the constants ``cs`` [KC_LEN], both in the state's dtype
-    (int64, or float64 where exact; :func:`integer.kernel_consts`). ``trains`` and
+    (int64, or float64 where exact; :func:`integer.kernel_consts`), ``layout.KC_*``. ``trains`` and
     ``keys[0]`` as in :func:`kernels.infer_batch`; ``keys[1]`` the batch's
     stochastic-rounding key, image b's being :func:`kernels.image_key` (keys[1], b), whose
     uniform for step t, layer l (0 excitatory, 1 inhibitory) and neuron j is the top 24
@@ -131,8 +143,9 @@ def infer_batch_int(w, trains, keys, n_steps, thr, images, cs, n_threads):  # ty
     n_img = counts.shape[0]
     n = w.shape[1]
     n_par = min(n_img, 4 * n_threads)
-    inhibitory = cs[KC_INHIB] != 0
-    scale_w, wrec, wei = cs[KC_SCALE_W], cs[KC_WREC], cs[KC_WEI]
+    inhibitory = cs[KC_INHIBITORY] != 0
+    scale_w, p2k = cs[KC_SCALE_W], cs[KC_P2K]
+    wrec, wei = cs[KC_WREC] * p2k, cs[KC_WEI] * p2k  # Vmem codes to accumulator units
     rest, dsh, rest_k = cs[KC_REST], cs[KC_DSH], cs[KC_REST_K]
     irest, idsh, irest_k = cs[KC_IREST], cs[KC_IDSH], cs[KC_IREST_K]
     for p in prange(n_par):

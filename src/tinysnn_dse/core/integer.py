@@ -41,6 +41,34 @@ import numpy as np
 import torch
 
 from tinysnn_dse.core import kernels
+from tinysnn_dse.core.layout import (
+    KC_DSH,
+    KC_HALF,
+    KC_IDSH,
+    KC_INHIBITORY,
+    KC_INV_K,
+    KC_IREF,
+    KC_IRESET,
+    KC_IREST,
+    KC_IREST_K,
+    KC_ITHR,
+    KC_K,
+    KC_LEN,
+    KC_P2A,
+    KC_P2B,
+    KC_P2K,
+    KC_REF,
+    KC_RESET,
+    KC_REST,
+    KC_REST_K,
+    KC_ROUNDING,
+    KC_SCALE_W,
+    KC_SH_W,
+    KC_V_HI,
+    KC_V_LO,
+    KC_WEI,
+    KC_WREC,
+)  # fmt: skip
 from tinysnn_dse.core.modes import RoundMode, Topology
 from tinysnn_dse.core.neuron import consts
 from tinysnn_dse.core.params import ModelConfig
@@ -54,11 +82,6 @@ LEAK_BITS = 16
 ACC_LIMIT_BITS = 62
 #: Bits of the uniform a stochastic rounding compares with (:func:`kernels.hash_uniform`).
 UNIFORM_BITS = 24
-
-# the constants as the integer kernels read them (int64 [IC_LEN])
-(IC_REST, IC_RESET, IC_DSH, IC_REF, IC_IREST, IC_IRESET, IC_IDSH, IC_IREF, IC_WREC,
- IC_WEI, IC_ITHR, IC_SHW, IC_K, IC_MODE, IC_LO, IC_HI, IC_INHIB) = range(17)  # fmt: skip
-IC_LEN = 17
 
 
 def code_nearest(x: float, frac_bits: int) -> int:
@@ -143,18 +166,25 @@ class IntDesign:
         return (leak + rest + inp + rec + (1 << k)).bit_length() + 1
 
     def consts(self) -> np.ndarray:
-        """The constants as the integer kernels read them (int64 [IC_LEN])."""
-        c = np.zeros(IC_LEN, dtype=np.int64)
-        k = self.k
-        c[IC_REST], c[IC_RESET] = self.exc.rest, self.exc.reset
-        c[IC_DSH], c[IC_REF] = self.exc.decay << self.sh_leak, self.exc.ref_steps
-        c[IC_IREST], c[IC_IRESET] = self.inh.rest, self.inh.reset
-        c[IC_IDSH], c[IC_IREF] = self.inh.decay << self.sh_leak, self.inh.ref_steps
-        c[IC_WREC], c[IC_WEI] = self.w_rec << k, self.w_exc_inh << k
-        c[IC_ITHR] = self.inh_thr_v
-        c[IC_SHW], c[IC_K], c[IC_MODE] = self.sh_w, k, self.rounding.code
-        c[IC_LO], c[IC_HI] = self.vmem.lo_code, self.vmem.hi_code
-        c[IC_INHIB] = 1 if self.topology == Topology.INHIBITORY else 0
+        """The datapath's constants, int64 [KC_LEN] (``layout.KC_*``): what the integer
+        kernel (:func:`kernel_consts`), the torch reference and the exported C's
+        ``model.h`` all read."""
+        c = np.zeros(KC_LEN, dtype=np.int64)
+        k, e, i = self.k, self.exc, self.inh
+        c[KC_REST], c[KC_RESET], c[KC_REF] = e.rest, e.reset, e.ref_steps
+        c[KC_IREST], c[KC_IRESET], c[KC_IREF] = i.rest, i.reset, i.ref_steps
+        c[KC_DSH], c[KC_IDSH] = e.decay << self.sh_leak, i.decay << self.sh_leak
+        c[KC_REST_K], c[KC_IREST_K] = e.rest << k, i.rest << k
+        c[KC_WREC], c[KC_WEI] = self.w_rec, self.w_exc_inh
+        c[KC_ITHR] = self.inh_thr_v
+        c[KC_SH_W], c[KC_SCALE_W] = self.sh_w, 1 << self.sh_w
+        c[KC_HALF] = (1 << (k - 1)) if self.rounding == RoundMode.NEAREST else 0
+        c[KC_INV_K] = 0  # 2**-k: set in the float64 form only (kernel_consts)
+        c[KC_P2A], c[KC_P2B] = 1 << max(0, UNIFORM_BITS - k), 1 << max(0, k - UNIFORM_BITS)
+        c[KC_V_LO], c[KC_V_HI] = self.vmem.lo_code, self.vmem.hi_code
+        c[KC_ROUNDING] = self.rounding.code
+        c[KC_INHIBITORY] = 1 if self.topology == Topology.INHIBITORY else 0
+        c[KC_K], c[KC_P2K] = k, 1 << k
         return c
 
 
@@ -176,28 +206,11 @@ def kernel_dtype(d: IntDesign) -> type:
 
 
 def kernel_consts(d: IntDesign, dtype: type) -> np.ndarray:
-    """The constants as :func:`int_kernels.infer_batch_int` reads them ([KC_LEN], in the
-    state's ``dtype``)."""
-    from tinysnn_dse.core import int_kernels as ik
-
-    c = d.consts()
-    k = int(c[IC_K])
-    out = {
-        ik.KC_REST: c[IC_REST], ik.KC_RESET: c[IC_RESET], ik.KC_DSH: c[IC_DSH],
-        ik.KC_REF: c[IC_REF], ik.KC_IREST: c[IC_IREST], ik.KC_IRESET: c[IC_IRESET],
-        ik.KC_IDSH: c[IC_IDSH], ik.KC_IREF: c[IC_IREF], ik.KC_WREC: c[IC_WREC],
-        ik.KC_WEI: c[IC_WEI], ik.KC_ITHR: c[IC_ITHR], ik.KC_SCALE_W: 1 << int(c[IC_SHW]),
-        ik.KC_REST_K: int(c[IC_REST]) << k, ik.KC_IREST_K: int(c[IC_IREST]) << k,
-        ik.KC_HALF: (1 << (k - 1)) if d.rounding == RoundMode.NEAREST else 0,
-        ik.KC_INV_K: 0, ik.KC_P2A: 1 << max(0, UNIFORM_BITS - k),
-        ik.KC_P2B: 1 << max(0, k - UNIFORM_BITS), ik.KC_LO: c[IC_LO], ik.KC_HI: c[IC_HI],
-        ik.KC_MODE: c[IC_MODE], ik.KC_INHIB: c[IC_INHIB], ik.KC_K: k, ik.KC_P2K: 1 << k,
-    }  # fmt: skip
-    arr: np.ndarray = np.zeros(ik.KC_LEN, dtype=dtype)
-    for i, x in out.items():
-        arr[i] = int(x)
+    """The constants as :func:`int_kernels.infer_batch_int` reads them: :meth:`IntDesign.consts`
+    in the state's ``dtype`` (every value exact there), with 2**-k for a float64 state."""
+    arr: np.ndarray = d.consts().astype(dtype)
     if dtype == np.float64:
-        arr[ik.KC_INV_K] = 2.0**-k
+        arr[KC_INV_K] = 2.0**-d.k
     return arr
 
 
@@ -325,7 +338,7 @@ def infer_reference(
     b, t_steps, _ = spikes.shape
     n = d.n_exc
     c = d.consts()
-    k, lo, hi = int(c[IC_K]), int(c[IC_LO]), int(c[IC_HI])
+    k, lo, hi = int(c[KC_K]), int(c[KC_V_LO]), int(c[KC_V_HI])
     inhibitory = d.topology == Topology.INHIBITORY
     u = None
     if d.rounding == RoundMode.STOCHASTIC:
@@ -338,8 +351,9 @@ def infer_reference(
     def full(x: int) -> Tensor:
         return torch.full((b, n), int(x), dtype=i64, device=dev)
 
-    v, refr, irec = full(c[IC_REST]), full(0), full(0)
-    vi, irefr = full(c[IC_IREST]), full(0)
+    v, refr, irec = full(c[KC_REST]), full(0), full(0)
+    vi, irefr = full(c[KC_IREST]), full(0)
+    wrec, wei = int(c[KC_WREC]) << k, int(c[KC_WEI]) << k  # accumulator units
     s_prev = torch.zeros(b, n, dtype=i64, device=dev)
     counts = torch.zeros(b, n, dtype=i64, device=dev)
     n_sat = 0
@@ -353,24 +367,24 @@ def infer_reference(
         return cl, int((cl != q).sum())
 
     for t in range(t_steps):
-        cur = (spikes[:, t].to(torch.float64) @ wf).to(i64) << int(c[IC_SHW])
-        v, sat = integrate(v, int(c[IC_REST]), int(c[IC_DSH]), refr, cur + irec,
+        cur = (spikes[:, t].to(torch.float64) @ wf).to(i64) << int(c[KC_SH_W])
+        v, sat = integrate(v, int(c[KC_REST]), int(c[KC_DSH]), refr, cur + irec,
                            None if u is None else u[t, 0])  # fmt: skip
         n_sat += sat
         s = (v >= thr_t).to(i64)
-        v = torch.where(s > 0, torch.full_like(v, int(c[IC_RESET])), v)
-        refr = torch.where(s > 0, torch.full_like(refr, int(c[IC_REF])), refr - 1)
+        v = torch.where(s > 0, torch.full_like(v, int(c[KC_RESET])), v)
+        refr = torch.where(s > 0, torch.full_like(refr, int(c[KC_REF])), refr - 1)
         counts += s
         if inhibitory:
             ui = None if u is None else u[t, 1]
-            vi, sat = integrate(vi, int(c[IC_IREST]), int(c[IC_IDSH]), irefr,
-                                s_prev * int(c[IC_WEI]), ui)  # fmt: skip
+            vi, sat = integrate(vi, int(c[KC_IREST]), int(c[KC_IDSH]), irefr, s_prev * wei,
+                                ui)  # fmt: skip
             n_sat += sat
-            si = (vi >= int(c[IC_ITHR])).to(i64)
-            vi = torch.where(si > 0, torch.full_like(vi, int(c[IC_IRESET])), vi)
-            irefr = torch.where(si > 0, torch.full_like(irefr, int(c[IC_IREF])), irefr - 1)
-            irec = (si - si.sum(dim=1, keepdim=True)) * int(c[IC_WREC])
+            si = (vi >= int(c[KC_ITHR])).to(i64)
+            vi = torch.where(si > 0, torch.full_like(vi, int(c[KC_IRESET])), vi)
+            irefr = torch.where(si > 0, torch.full_like(irefr, int(c[KC_IREF])), irefr - 1)
+            irec = (si - si.sum(dim=1, keepdim=True)) * wrec
             s_prev = s
         else:
-            irec = (s - s.sum(dim=1, keepdim=True)) * int(c[IC_WREC])
+            irec = (s - s.sum(dim=1, keepdim=True)) * wrec
     return counts.to(torch.float32), n_sat, v

@@ -15,7 +15,8 @@ speed. Here Numba-compiled calls take Python out of the inner loop:
   input current for all steps is summed first (W is fixed), then the neurons run, with
   lateral inhibition in one fused pass per step (:func:`_infer_lateral`).
 
-Shared layouts (the kernels' typed records; sim.py packs them):
+Shared layouts (the kernels' typed records; :mod:`marshal` packs them), declared once in
+:mod:`layout`, whose indices this module imports:
 
 - a fixed-point format is a float64 array of ``QP_LEN`` (:func:`quant.qparams`), read by
   the one fixed-point operation :func:`fxp` that every kernel calls (``QP_ON`` = 0: FP32);
@@ -24,7 +25,9 @@ Shared layouts (the kernels' typed records; sim.py packs them):
 - the neuron state of a population is a float32 [S_LEN, N] array (rows ``S_*``), plus the
   float64 [N] threshold accumulator ``acc`` while thresholds learn under ITQ;
 - the neuron and inhibition constants are a float32 [C_LEN] array (``C_*``);
-- the hash keys of a presentation are an int64 [K_LEN] array (``K_*``).
+- the hash keys of a presentation are an int64 [K_LEN] array (``K_*``);
+- the learning parameters are float32 [LR_LEN] (tinySNN rule, ``LR_*``) or [SR_LEN]
+  (per-step rules, ``SR_*``) arrays.
 
 Thresholds (docs/model.md): a spike adds ``theta_plus`` to its neuron's threshold; the
 decay ``exp(-T dt / tau_theta)`` is applied once per presentation of T steps, by
@@ -48,7 +51,71 @@ from typing import NamedTuple
 
 import numpy as np
 
+from tinysnn_dse.core import layout
+from tinysnn_dse.core.layout import (
+    C_DECAY,
+    C_I_DECAY,
+    C_I_REF,
+    C_I_RESET,
+    C_I_REST,
+    C_INH_THR,
+    C_INHIB,
+    C_ONE_SPIKE,
+    C_REF,
+    C_THETA_PLUS,
+    C_V_RESET,
+    C_V_REST,
+    C_V_TH,
+    C_W_EXC_INH,
+    C_W_LAT,
+    F_A,
+    F_T,
+    F_V,
+    F_W,
+    K_LEN,
+    K_TIE,
+    K_VTH,
+    K_W,
+    LR_DT_TAU,
+    LR_ETA,
+    LR_S_TH,
+    LR_W_MAX,
+    M_HI,
+    M_LO,
+    M_SAT,
+    M_TCLIP,
+    M_TRACK,
+    M_TUPD,
+    QP_CUT,
+    QP_EPS,
+    QP_HI,
+    QP_HI32,
+    QP_INV,
+    QP_LO,
+    QP_NARROW,
+    QP_ON,
+    QP_STOCH,
+    S_COUNTS,
+    S_INHREFR,
+    S_INHV,
+    S_IREC,
+    S_LEN,
+    S_REFR,
+    S_SPREV,
+    S_THETA,
+    S_V,
+    SR_ETA_POST,
+    SR_ETA_PRE,
+    SR_ETA_SL,
+    SR_W_MAX,
+    SR_X_TAR,
+)  # fmt: skip
 from tinysnn_dse.core.modes import Rule
+
+#: the layouts (core/layout.py) this file's kernels read; Numba's disk cache of them is
+#: keyed on this file, so a changed layout is refused until this line is edited
+LAYOUT_STAMP = "a77ba95b"
+layout.require(LAYOUT_STAMP, __name__)
 
 try:  # numba is a declared dependency; the reference path works without it
     from numba import njit, prange
@@ -68,28 +135,6 @@ except ImportError:  # pragma: no cover
 
 F32 = np.float32
 
-# a fixed-point format (quant.qparams): on, 1/eps, eps, lowest and highest integer code,
-# stochastic?, how far above floor(x / eps) deterministic rounding steps up (1/2 nearest,
-# inf truncate), and the largest float32 not above the format's ceiling
-# float32 ceiling, and (QP_NARROW) whether float32 arithmetic is exact for the format: at
-# most 23 bits and a step of at most 1 (fxp_code32)
-QP_ON, QP_INV, QP_EPS, QP_LO, QP_HI, QP_STOCH, QP_CUT, QP_HI32, QP_NARROW = range(9)
-QP_LEN = 9
-
-# the formats of a design point: weights, Vmem, Vth, threshold accumulator
-F_W, F_V, F_T, F_A = range(4)
-F_LEN = 4
-
-# neuron state rows (float32 [S_LEN, N])
-S_V, S_REFR, S_THETA, S_COUNTS, S_IREC, S_INHV, S_INHREFR, S_SPREV = range(8)
-S_LEN = 8
-
-# neuron and inhibition constants (float32 [C_LEN])
-(C_V_REST, C_V_RESET, C_DECAY, C_REF, C_I_REST, C_I_RESET, C_I_DECAY, C_I_REF,
- C_V_TH, C_THETA_PLUS, C_W_LAT, C_W_EXC_INH, C_INH_THR, C_ONE_SPIKE,
- C_INHIB) = range(15)  # fmt: skip
-C_LEN = 15
-
 # the per-step learning rules :func:`learn_stepwise` runs (``ModelConfig.rule``), each by
 # its code; a rule not named here (nor ``tinysnn``, :func:`learn_tinysnn`) runs in the
 # reference loop only
@@ -100,16 +145,6 @@ RULE_SL_STDP = Rule.SL_STDP.code
 # the loop :func:`_infer_lateral` runs a step in, by the Vmem format: FP32; rounding in
 # float64, deterministic or stochastic; the same in float32 arithmetic (narrow formats)
 LOOP_FP32, LOOP_ROUND, LOOP_STOCH, LOOP_ROUND32, LOOP_STOCH32 = range(5)
-
-# hash keys of a presentation: tie-breaks, threshold rounding, weight rounding
-K_TIE, K_VTH, K_W = range(3)
-K_LEN = 3
-
-# a meter (float64 [M_LEN]): clipped Vmem roundings, lowest and highest potential seen
-# (FP32 runs with M_TRACK set, for the observed ranges), quantized threshold updates and
-# how many clipped
-M_SAT, M_LO, M_HI, M_TUPD, M_TCLIP, M_TRACK = range(6)
-M_LEN = 6
 
 
 class Point(NamedTuple):
@@ -570,7 +605,7 @@ def tinysnn_rule(w, t, last, cols, s_max, lr, wq, uw, key, keep):  # type: ignor
     :func:`hash_uniform` with ``key`` (batched design points). ``keep`` [n_in, N]
     (float32 0/1) re-zeroes the pruned synapses of each updated column, or is [0, 0]."""
     n_in, n = w.shape
-    eta, s_th, w_max, dt_tau = lr[0], lr[1], lr[2], lr[3]
+    eta, s_th, w_max, dt_tau = lr[LR_ETA], lr[LR_S_TH], lr[LR_W_MAX], lr[LR_DT_TAU]
     coef = F32((float(s_max) / s_th) * eta)
     stochastic = wq[QP_ON] != 0 and wq[QP_STOCH] != 0
     hashed = uw.shape[0] != n_in
@@ -646,7 +681,7 @@ def learn_tinysnn_multi(w, active, spk, n_steps, window, pts, lr, u, decay, n_co
     """One presentation of shared input spikes to K design points at once, in parallel
     threads: :func:`learn_tinysnn` for every point ``k`` with ``active[k]``. Arrays with a
     leading K axis hold each point's own weights ``w`` [K, n_in, N], learning parameters
-    ``lr`` [K, 4] and, in ``pts`` (:class:`Point`), state [K, S_LEN, N], accumulators
+    ``lr`` [K, LR_LEN] and, in ``pts`` (:class:`Point`), state [K, S_LEN, N], accumulators
     [K, N], constants [K, C_LEN] (the learning parameters a batch may vary among them),
     formats [K, F_LEN, QP_LEN] and meters [K, M_LEN] (what each point's quantizers did);
     the spikes, ``pts.keys`` and the Vmem rounding uniforms are common to all points.
@@ -728,7 +763,8 @@ def learn_stepwise(w, csr, x_pre_all, rule, lr, pt, u, trace_decay, decay, keep)
     ptr, idx = csr
     masked = keep.shape[0] == w.shape[0]
     n_in, n = w.shape
-    eta_pre, eta_post, eta_sl, x_tar, w_max = lr[0], lr[1], lr[2], lr[3], lr[4]
+    eta_pre, eta_post, eta_sl = lr[SR_ETA_PRE], lr[SR_ETA_POST], lr[SR_ETA_SL]
+    x_tar, w_max = lr[SR_X_TAR], lr[SR_W_MAX]
     wq = pt.fq[F_W]
     rows = state_rows(pt.st)
     s = np.zeros(n, dtype=np.float32)

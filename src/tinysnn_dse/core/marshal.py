@@ -1,5 +1,6 @@
 """Kernel marshalling: the state, constants, formats and keys of a design point packed in
-the layouts the compiled kernels read (``kernels.S_*``, ``C_*``, ``F_*``, ``K_*``), the
+the layouts the compiled kernels read (:mod:`layout`: ``S_*``, ``C_*``, ``F_*``, ``K_*``,
+``LR_*``, ``SR_*``), the
 random numbers drawn in the reference path's order, and the calls of the Numba kernels
 for one point's learning presentations, its normalisation and batched inference."""
 
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 
 from tinysnn_dse.core import int_kernels, integer, kernels
+from tinysnn_dse.core import layout as L
 from tinysnn_dse.core.encoding import SpikeTrains, draw_key, kernel_threads
 from tinysnn_dse.core.energy import OpCounts
 from tinysnn_dse.core.modes import RoundMode, Topology
@@ -39,33 +41,51 @@ def neuron_consts(cfg: ModelConfig, qz: Quantizers, learn: bool) -> np.ndarray:
     (theta_plus 0) and every neuron may fire (no one-spike rule)."""
     c = consts(cfg)
     inhibitory = cfg.topology == Topology.INHIBITORY
-    nc = np.zeros(K.C_LEN, dtype=np.float32)
-    nc[[K.C_V_REST, K.C_V_RESET, K.C_DECAY, K.C_REF]] = c.exc
-    nc[[K.C_I_REST, K.C_I_RESET, K.C_I_DECAY, K.C_I_REF]] = c.inh
-    nc[K.C_V_TH] = cfg.exc.v_th_mv
-    nc[K.C_THETA_PLUS] = cfg.exc.theta_plus_mv if learn else 0.0
-    nc[K.C_W_LAT] = cfg.inh.w_inh_exc if inhibitory else cfg.inh.w_lateral
-    nc[K.C_W_EXC_INH] = cfg.inh.w_exc_inh
-    nc[K.C_INH_THR] = float(quantize(torch.tensor(cfg.inh.v_th_mv), qz.vth, RoundMode.NEAREST))
-    nc[K.C_ONE_SPIKE] = 1.0 if learn and cfg.exc.one_spike else 0.0
-    nc[K.C_INHIB] = 1.0 if inhibitory else 0.0
+    nc = np.zeros(L.C_LEN, dtype=np.float32)
+    nc[[L.C_V_REST, L.C_V_RESET, L.C_DECAY, L.C_REF]] = c.exc
+    nc[[L.C_I_REST, L.C_I_RESET, L.C_I_DECAY, L.C_I_REF]] = c.inh
+    nc[L.C_V_TH] = cfg.exc.v_th_mv
+    nc[L.C_THETA_PLUS] = cfg.exc.theta_plus_mv if learn else 0.0
+    nc[L.C_W_LAT] = cfg.inh.w_inh_exc if inhibitory else cfg.inh.w_lateral
+    nc[L.C_W_EXC_INH] = cfg.inh.w_exc_inh
+    nc[L.C_INH_THR] = float(quantize(torch.tensor(cfg.inh.v_th_mv), qz.vth, RoundMode.NEAREST))
+    nc[L.C_ONE_SPIKE] = 1.0 if learn and cfg.exc.one_spike else 0.0
+    nc[L.C_INHIB] = 1.0 if inhibitory else 0.0
     return nc
 
 
 def formats(qz: Quantizers) -> np.ndarray:
     """A point's four formats as the kernels read them: float64 [F_LEN, QP_LEN], rows
     weights, Vmem, Vth and the threshold accumulator (``kernels.F_*``)."""
-    fq = np.zeros((K.F_LEN, K.QP_LEN), dtype=np.float64)
-    fq[K.F_W] = qparams(qz.weight, qz.rounding)
-    fq[K.F_V] = qparams(qz.vmem, qz.rounding)
-    fq[K.F_T] = qparams(qz.vth, qz.rounding)
-    fq[K.F_A] = qparams(qz.vth_acc, qz.rounding)
+    fq = np.zeros((L.F_LEN, L.QP_LEN), dtype=np.float64)
+    fq[L.F_W] = qparams(qz.weight, qz.rounding)
+    fq[L.F_V] = qparams(qz.vmem, qz.rounding)
+    fq[L.F_T] = qparams(qz.vth, qz.rounding)
+    fq[L.F_A] = qparams(qz.vth_acc, qz.rounding)
     return fq
 
 
+def tinysnn_rates(cfg: ModelConfig) -> np.ndarray:
+    """The tinySNN rule's learning parameters as the kernels read them (float32 [LR_LEN])."""
+    lp = cfg.learning
+    lr = np.zeros(L.LR_LEN, dtype=np.float32)
+    lr[L.LR_ETA], lr[L.LR_S_TH], lr[L.LR_W_MAX] = lp.eta, lp.s_th, lp.w_max
+    lr[L.LR_DT_TAU] = cfg.encoding.dt_ms / lp.tau_trace_ms
+    return lr
+
+
+def stepwise_rates(cfg: ModelConfig) -> np.ndarray:
+    """The per-step rules' learning parameters as the kernels read them (float32 [SR_LEN])."""
+    lp = cfg.learning
+    lr = np.zeros(L.SR_LEN, dtype=np.float32)
+    lr[L.SR_ETA_PRE], lr[L.SR_ETA_POST], lr[L.SR_ETA_SL] = lp.eta_pre, lp.eta_post, lp.eta_sl
+    lr[L.SR_X_TAR], lr[L.SR_W_MAX] = lp.x_tar, lp.w_max
+    return lr
+
+
 def pack_keys(tie: int = 0, vth: int = 0, w: int = 0) -> np.ndarray:
-    keys = np.zeros(K.K_LEN, dtype=np.int64)
-    keys[K.K_TIE], keys[K.K_VTH], keys[K.K_W] = tie, vth, w
+    keys = np.zeros(L.K_LEN, dtype=np.int64)
+    keys[L.K_TIE], keys[L.K_VTH], keys[L.K_W] = tie, vth, w
     return keys
 
 
@@ -90,18 +110,18 @@ def fast_state(net: Net, cfg: ModelConfig, qz: Quantizers, g: torch.Generator) -
     """Initial state and constants, drawing random numbers as the reference does."""
     c = consts(cfg)
     n = cfg.n_exc
-    st = np.zeros((K.S_LEN, n), dtype=np.float32)
-    st[K.S_THETA] = net.theta.detach().cpu().numpy()
-    st[K.S_V] = qz.v(torch.full((1, n), c.exc.v_rest), g)[0].numpy()
+    st = np.zeros((L.S_LEN, n), dtype=np.float32)
+    st[L.S_THETA] = net.theta.detach().cpu().numpy()
+    st[L.S_V] = qz.v(torch.full((1, n), c.exc.v_rest), g)[0].numpy()
     inh_t = torch.full((1, n), c.inh.v_rest)
     if cfg.topology == Topology.INHIBITORY:  # drawn only where the reference draws it
         inh_t = qz.v(inh_t, g)
-    st[K.S_INHV] = inh_t[0].numpy()
+    st[L.S_INHV] = inh_t[0].numpy()
     tkey = draw_key(g) if cfg.exc.one_spike else 0  # the kernels hash the reference's tie-breaks
     vkey = draw_key(g) if qz.vth is not None and qz.stochastic else 0
     acc = start_acc(net, cfg, qz).numpy()
-    theta_t = torch.from_numpy(st[K.S_THETA])
-    counts_t = torch.from_numpy(st[K.S_COUNTS])
+    theta_t = torch.from_numpy(st[L.S_THETA])
+    counts_t = torch.from_numpy(st[L.S_COUNTS])
     return FastState(
         st, acc, theta_t, counts_t, neuron_consts(cfg, qz, True), formats(qz), pack_keys(tkey, vkey)
     )
@@ -163,7 +183,6 @@ def learn_presentation(
     bitwise (see tests/core/test_fast_path.py).
     """
     c = consts(cfg)
-    lp = cfg.learning
     fs = fast_state(net, cfg, qz, g)
     spk = by_input(spikes)
     t_steps, n, n_in = spikes.shape[1], cfg.n_exc, cfg.n_in
@@ -171,7 +190,7 @@ def learn_presentation(
     w = net.w.clone().contiguous()
     wn = w.numpy()
     f32 = np.float32
-    lr = np.array([lp.eta, lp.s_th, lp.w_max, cfg.encoding.dt_ms / lp.tau_trace_ms], f32)
+    lr = tinysnn_rates(cfg)
     m = new_meter()
     keep = keep_mask(net)
     if qz.weight is None or not qz.stochastic:
@@ -182,12 +201,12 @@ def learn_presentation(
                                        c.theta_decay, keep)  # fmt: skip
     else:
         n_cols = 0
-        counts = fs.st[K.S_COUNTS]
+        counts = fs.st[L.S_COUNTS]
         at_update = counts.copy()
         last = np.full(n_in, -1, dtype=np.int64)
         pos = spk[0][:-1].copy()
         u_win = np.zeros((c.window if rows else 1, 2, n), dtype=np.float32)
-        wq = fs.fq[K.F_W]
+        wq = fs.fq[L.F_W]
         for t0 in range(0, t_steps, c.window):
             t1 = min(t0 + c.window, t_steps)
             uw_steps = u_win
@@ -231,7 +250,7 @@ def learn_stepwise_presentation(
     fs = fast_state(net, cfg, qz, g)
     x_pre_all = presyn_traces(spikes, cfg.encoding.dt_ms, lp.tau_trace_ms)[0].contiguous()
     w = net.w.clone().contiguous()
-    lr = np.array([lp.eta_pre, lp.eta_post, lp.eta_sl, lp.x_tar, lp.w_max], np.float32)
+    lr = stepwise_rates(cfg)
     rule = cfg.rule.code  # kernels.RULE_PAIR or RULE_SL_STDP
     rows = uniform_rows(cfg, qz)
     t_steps, n = spikes.shape[1], cfg.n_exc
@@ -355,7 +374,7 @@ def _infer_kernel(
         layers = 2 if inhibitory else 1
         meter.add(
             b * t_steps * n * layers if qz.vmem is not None else 0,
-            meters[:, K.M_SAT].sum(), meters[:, K.M_LO].min(), meters[:, K.M_HI].max(),
+            meters[:, L.M_SAT].sum(), meters[:, L.M_LO].min(), meters[:, L.M_HI].max(),
         )  # fmt: skip
     return torch.from_numpy(counts), (int(n_in.sum()), int(pruned_ev.sum()))
 

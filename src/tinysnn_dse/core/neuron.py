@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from tinysnn_dse.core import kernels
+from tinysnn_dse.core import layout as L
 from tinysnn_dse.core.modes import RoundMode, Topology
 from tinysnn_dse.core.params import ExcParams, InhParams, ModelConfig
 from tinysnn_dse.core.quant import FixedPoint, Quantizers, quantize, quantize_counted
@@ -263,9 +264,9 @@ class QuantMeter:
 
     def add_kernel(self, m: np.ndarray, roundings: int) -> None:
         """Add a kernel's meter array (``kernels.M_*``) covering ``roundings`` roundings."""
-        self.add(roundings, m[K.M_SAT], m[K.M_LO], m[K.M_HI])
-        self.vth_updates += int(m[K.M_TUPD])
-        self.vth_clipped += int(m[K.M_TCLIP])
+        self.add(roundings, m[L.M_SAT], m[L.M_LO], m[L.M_HI])
+        self.vth_updates += int(m[L.M_TUPD])
+        self.vth_clipped += int(m[L.M_TCLIP])
 
     @property
     def saturated_fraction(self) -> float:
@@ -279,9 +280,9 @@ class QuantMeter:
 def new_meter(track: bool = False) -> np.ndarray:
     """A kernel meter array (``kernels.M_*``), empty; ``track``: record the range of the
     potentials too (costs a pass per step)."""
-    m = np.zeros(K.M_LEN, dtype=np.float64)
-    m[K.M_LO], m[K.M_HI] = np.inf, -np.inf
-    m[K.M_TRACK] = 1.0 if track else 0.0
+    m = np.zeros(L.M_LEN, dtype=np.float64)
+    m[L.M_LO], m[L.M_HI] = np.inf, -np.inf
+    m[L.M_TRACK] = 1.0 if track else 0.0
     return m
 
 

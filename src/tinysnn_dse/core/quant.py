@@ -30,7 +30,7 @@ format with at most 24 significant bits. A wider format's value is stored as the
 float32 (itself on the grid), and never above ``hi``: the store takes the largest float32
 not above ``hi`` where the nearest would exceed it (``Q1.31``'s ``2 - 2**-31`` is stored
 as ``2 - 2**-23``, not ``2.0``). :func:`qparams` packs a format in the layout the compiled
-kernels read (:mod:`tinysnn_dse.core.kernels`, ``QP_*``), so that every path rounds alike.
+kernels read (:mod:`tinysnn_dse.core.layout`, ``QP_*``), so that every path rounds alike.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tinysnn_dse.core import kernels
+from tinysnn_dse.core import layout as L
 from tinysnn_dse.core.modes import RoundMode, Topology
 from tinysnn_dse.core.params import ModelConfig, QuantSpec, validate_bits
 from tinysnn_dse.errors import ConfigError
@@ -139,19 +139,19 @@ def derive_format(
 
 def qparams(fmt: FixedPoint | None, rounding: RoundMode) -> np.ndarray:
     """``fmt`` and its rounding as the float64 [QP_LEN] array every kernel reads
-    (``kernels.QP_*``); all zeros (``QP_ON`` = 0) for FP32."""
-    q = np.zeros(kernels.QP_LEN, dtype=np.float64)
+    (``layout.QP_*``); all zeros (``QP_ON`` = 0) for FP32."""
+    q = np.zeros(L.QP_LEN, dtype=np.float64)
     if fmt is None:
         return q
-    q[kernels.QP_ON] = 1.0
-    q[kernels.QP_INV] = fmt.inv
-    q[kernels.QP_EPS] = fmt.eps
-    q[kernels.QP_LO] = float(fmt.lo_code)
-    q[kernels.QP_HI] = float(fmt.hi_code)
-    q[kernels.QP_STOCH] = 1.0 if rounding == RoundMode.STOCHASTIC else 0.0
-    q[kernels.QP_CUT] = 0.5 if rounding == RoundMode.NEAREST else math.inf
-    q[kernels.QP_HI32] = fmt.hi32
-    q[kernels.QP_NARROW] = 1.0 if fmt.bits <= 23 and fmt.frac_bits >= 0 else 0.0
+    q[L.QP_ON] = 1.0
+    q[L.QP_INV] = fmt.inv
+    q[L.QP_EPS] = fmt.eps
+    q[L.QP_LO] = float(fmt.lo_code)
+    q[L.QP_HI] = float(fmt.hi_code)
+    q[L.QP_STOCH] = 1.0 if rounding == RoundMode.STOCHASTIC else 0.0
+    q[L.QP_CUT] = 0.5 if rounding == RoundMode.NEAREST else math.inf
+    q[L.QP_HI32] = fmt.hi32
+    q[L.QP_NARROW] = 1.0 if fmt.bits <= 23 and fmt.frac_bits >= 0 else 0.0
     return q
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinysnn_dse.core import integer
+from tinysnn_dse.core import integer, layout
 from tinysnn_dse.core.integer import IntDesign
 from tinysnn_dse.core.memory import sparse_storage
 from tinysnn_dse.core.modes import RoundMode, Topology
@@ -97,6 +97,15 @@ def _ctype_bits(bits: int) -> int:
 
 def _i64(x: int) -> str:
     return f"INT64_C({int(x)})"
+
+
+def datapath_macros(d: IntDesign) -> dict[str, str]:
+    """The integer datapath's constants as ``model.h`` defines them: ``TSNN_<NAME>`` for
+    every ``layout.KC_<NAME>`` but :data:`layout.KC_NOT_IN_C`, each the value of
+    :meth:`IntDesign.consts` that the simulator's integer kernel and reference read."""
+    c = d.consts()
+    return {f"TSNN_{name}": _i64(int(c[i])) for name, i in layout.fields("KC").items()
+            if i not in layout.KC_NOT_IN_C}  # fmt: skip
 
 
 def _macro(word: str) -> str:
@@ -185,28 +194,12 @@ def build(
                               bytes(2 * pc.size)))  # fmt: skip
     class_weights(assignment, n_classes, mode)  # validates the mode
     vb = d.vmem.bits
-    c = d.consts()
     model_defs = {
         "TSNN_N_IN": str(n_in),
         "TSNN_N": str(n),
         "TSNN_N_CLASSES": str(n_classes),
         "TSNN_STEPS": str(cfg.encoding.steps),
-        "TSNN_INHIBITORY": "1" if inhibitory else "0",
-        "TSNN_ROUNDING": str(d.rounding.code),
-        "TSNN_K": str(d.k),
-        "TSNN_SH_W": str(d.sh_w),
-        "TSNN_V_LO": _i64(d.vmem.lo_code),
-        "TSNN_V_HI": _i64(d.vmem.hi_code),
-        "TSNN_REST": _i64(d.exc.rest),
-        "TSNN_RESET": _i64(d.exc.reset),
-        "TSNN_DSH": _i64(int(c[integer.IC_DSH])),
-        "TSNN_REF": str(d.exc.ref_steps),
-        "TSNN_IREST": _i64(d.inh.rest),
-        "TSNN_IRESET": _i64(d.inh.reset),
-        "TSNN_IDSH": _i64(int(c[integer.IC_IDSH])),
-        "TSNN_IREF": str(d.inh.ref_steps),
-        "TSNN_WREC": _i64(d.w_rec),
-        "TSNN_WEI": _i64(d.w_exc_inh),
+        **datapath_macros(d),
         "TSNN_FV_MINUS_FT": f"({d.vmem.frac_bits - d.vth.frac_bits})",
         "TSNN_T_BITS": str(tb),
         "TSNN_T_SIGNED": "1" if d.vth.signed else "0",
