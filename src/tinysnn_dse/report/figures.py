@@ -12,7 +12,7 @@ from typing import Any
 
 import matplotlib
 
-from tinysnn_dse.axes import BITS, is_fp32
+from tinysnn_dse.axes import BITS, ROUNDINGS, is_fp32
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -103,7 +103,7 @@ def grouped(
 
 
 _BITS_KEYS = BITS
-_ROUND_ORDER = ["-", "truncate", "nearest", "stochastic"]
+_ROUND_ORDER = ["-", *ROUNDINGS]  # the axis table's order
 
 
 def _wbits(r: dict[str, Any]) -> int:
