@@ -1011,49 +1011,19 @@ def _export(
     force: bool = False,
 ) -> None:
     """The selected point's checkpoint and record into ``dest``; for a fixed-point design
-    also its NIR graph and integer C (``tinysnn export``), else a note why not. Everything
-    is checked before anything is written, and written all together or not at all."""
-    from tinysnn_dse.core.params import quant_from_dict
-    from tinysnn_dse.explore.study import artifact_path
-    from tinysnn_dse.export import ExportError, check_expressible, export_design
-    from tinysnn_dse.files import check_clobber, write_files
+    also its NIR graph and integer C (``tinysnn export``), else a note why not
+    (:func:`export.export_selected`)."""
+    from tinysnn_dse.explore import artifact_path
+    from tinysnn_dse.export import export_selected
 
-    if test_samples < 1:
-        raise ConfigError(f"--export-test-samples must be at least 1, got {test_samples}")
     rec = next(r for r in records if r.key == best["design_key"])
     src = artifact_path(art, str(rec.study.get("checkpoint_artifact")))
-    if not src.is_file():
-        raise ConfigError(f"checkpoint of trial {best['trial']} not found at {src} (--artifacts?)")
-    trained = load_checkpoint(src, "cpu")  # a bad checkpoint fails before anything is written
-    try:
-        files: dict[str, bytes | str] = {"model.pt": src.read_bytes()}
-    except OSError as e:
-        raise ConfigError(f"cannot read the checkpoint {src}: {e.strerror or e}") from None
-    files["record.json"] = json.dumps(rec.to_dict(), indent=2, sort_keys=True) + "\n"
-    quant = quant_from_dict(dict(rec.config["quant"])) if rec.config.get("quant") else None
-    try:
-        check_expressible(quant or trained.quant)
-        expressible = True
-    except ExportError:
-        expressible = False
-    if not expressible:
-        if dest.exists() and not dest.is_dir():
-            raise ConfigError(f"{dest} exists and is not a folder")
-        check_clobber(dest, files, force, "select --export")
-        write_files({dest / name: data for name, data in files.items()})
-        err.print(
-            f"note: {rec.key} has FP32 parts, so no NIR graph or integer C was written; "
-            f"`tinysnn export {dest / 'model.pt'} --out DIR --scheme ptq --weight-bits B "
-            "--vmem-bits B --vth-bits B` exports it fixed point",
-            markup=False, highlight=False, soft_wrap=True,
-        )  # fmt: skip
-        return
-    itq = (quant or trained.quant).scheme == "itq"
     with progress_bar(True) as cb:
-        res = export_design(trained, None if itq else quant, dest, None, test_samples, cb,
-                            title=rec.key, force=force, extra=files,
-                            refuse_non_empty=False)  # fmt: skip
-    _export_summary(res)
+        res = export_selected(rec, src, dest, test_samples, cb, force)
+    if res.result is None:
+        err.print(res.note, markup=False, highlight=False, soft_wrap=True)
+        return
+    _export_summary(res.result)
 
 
 @app.command()

@@ -15,6 +15,7 @@ from tinysnn_dse.explore.storage import DEFAULT_STORAGE, StorageError
 from tinysnn_dse.explore.study import (
     Plan,
     Progress,
+    artifact_path,
     default_artifacts,
     hypervolume_history,
     load_records,
@@ -29,6 +30,7 @@ __all__ = [
     "Progress",
     "SearchSpace",
     "StorageError",
+    "artifact_path",
     "default_artifacts",
     "explore",
     "hypervolume_history",

@@ -1,0 +1,128 @@
+"""The export folder's README: ``templates/readme.md`` (package data) filled from named
+values (:func:`readme_values`): the files, the formats, how to build and run, the memory
+map against Eq. 4. The template holds the text; this module only the numbers and the
+parts that depend on the topology."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from tinysnn_dse import __version__
+from tinysnn_dse.core import integer
+from tinysnn_dse.core.params import ModelConfig
+from tinysnn_dse.core.quant import FixedPoint
+from tinysnn_dse.export import c as c_mod
+from tinysnn_dse.records import Record
+
+TEMPLATE = "templates/readme.md"
+
+
+def readme(
+    rec: Record, d: integer.IntDesign, cm: c_mod.CModel, model: ModelConfig, acc: float,
+    n_img: int,
+) -> str:  # fmt: skip
+    """The README of an export of ``rec``'s design (integer design ``d``, C model ``cm``)
+    whose ``expected.txt`` has accuracy ``acc`` on ``n_img`` test images."""
+    text = resources.files("tinysnn_dse.export").joinpath(TEMPLATE).read_text(encoding="utf-8")
+    return text.format_map(readme_values(rec, d, cm, model, acc, n_img))
+
+
+def readme_values(
+    rec: Record, d: integer.IntDesign, cm: c_mod.CModel, model: ModelConfig, acc: float,
+    n_img: int,
+) -> dict[str, str]:  # fmt: skip
+    """The template's values, each as the README writes it."""
+    enc = model.encoding
+    inhibitory = model.topology == "inhibitory"
+    param_bits = sum(a.elements * a.bits for a in cm.arrays)
+    vm_bits = cm.vmem_neurons * d.vmem.bits
+    total_bits = param_bits + vm_bits
+    total_bytes = cm.parameter_bytes + cm.vmem_bytes
+    eq4 = rec.memory.bits
+    return {
+        "key": f"{rec.key}",
+        "version": __version__,
+        "model": f"{model.model}",
+        "n_in": str(model.n_in),
+        "n_exc": str(model.n_exc),
+        "inhibition": "with an inhibitory layer" if inhibitory else "direct lateral inhibition",
+        "rounding": f"{d.rounding}",
+        "steps": str(enc.steps),
+        "dt_ms": f"{enc.dt_ms:g}",
+        "readout": f"{model.readout}",
+        "n_img": f"{n_img:,}",
+        "test_samples": str(n_img),
+        "accuracy_expected": f"{acc * 100:.2f}",
+        "accuracy_record": f"{rec.outcome.accuracy * 100:.2f}",
+        "format_rows": "\n".join(
+            (
+                _format_row("weights", d.weight, "`tsnn_w`"),
+                _format_row("Vmem", d.vmem, "`tsnn_vmem_t v[]`"),
+                _format_row("Vth", d.vth, "`tsnn_vth`" + (", `tsnn_vth_inh`" * inhibitory)),
+            )
+        ),
+        "decay": str(d.exc.decay),
+        "inh_decay": f" (inhibitory {d.inh.decay} / 2^16)" if inhibitory else "",
+        "acc_frac": str(d.acc_frac),
+        "round_bits": str(d.k),
+        "rest": str(d.exc.rest),
+        "reset": str(d.exc.reset),
+        "ref_steps": str(d.exc.ref_steps),
+        "w_rec": str(d.w_rec),
+        "inh_constants": (
+            f", exc -> inh {d.w_exc_inh}, inhibitory threshold {d.inh_thr} (Vth code)"
+            if inhibitory
+            else ""
+        ),
+        "rate_boost_hz": f"{enc.rate_boost_hz:g}",
+        "min_spikes": str(enc.min_spikes),
+        "max_boosts": str(enc.max_boosts),
+        "memory_rows": "\n".join(_memory_rows(d, cm, inhibitory)),
+        "total_bits": f"{total_bits:,}",
+        "total_bytes": f"{total_bytes:,}",
+        "eq4_bits": f"{eq4:,}",
+        "eq4_bytes": f"{eq4 / 8:,.1f}",
+        "memory_format": f"{rec.memory.detail.get('memory_format', 'dense')}",
+        "differences": "\n".join(_differences(d, cm, model, total_bytes * 8 - total_bits)),
+        "readout_names": ", ".join(f"`{a.name}`" for a in cm.readout),
+        "readout_bits": f"{sum(a.elements * a.bits for a in cm.readout):,}",
+    }
+
+
+def _format_row(name: str, f: object, held_in: str) -> str:
+    """A row of the formats table: bits, Qi.f, step and range, where the C holds it."""
+    assert isinstance(f, FixedPoint)
+    sign = "signed" if f.signed else "unsigned"
+    q = f"{'s' if f.signed else 'u'}Q{f.int_bits}.{f.frac_bits}"
+    rng = f"step 2^{-f.frac_bits} = {f.eps:g}, range [{f.lo:g}, {f.hi:g}]"
+    return f"| {name} | {f.bits} | {q} | {sign}, {rng} | {held_in} |"
+
+
+def _memory_rows(d: integer.IntDesign, cm: c_mod.CModel, inhibitory: bool) -> list[str]:
+    """The memory map: each parameter array of the C, then the Vmem state in RAM."""
+    rows = [f"| `{a.name}` | {a.what} | {a.elements:,} x {a.bits} | {a.elements * a.bits:,} | "
+            f"{a.bytes:,} |" for a in cm.arrays]  # fmt: skip
+    rows.append(f"| `v`{', `vi`' if inhibitory else ''} (RAM) | Vmem state | "
+                f"{cm.vmem_neurons:,} x {d.vmem.bits} (held in int{cm.vmem_ctype_bits}_t) | "
+                f"{cm.vmem_neurons * d.vmem.bits:,} | {cm.vmem_bytes:,} |")  # fmt: skip
+    return rows
+
+
+def _differences(d: integer.IntDesign, cm: c_mod.CModel, model: ModelConfig, pad: int) -> list[str]:
+    """Why the export's bits differ from Eq. 4's: packing, and the baseline's inhibitory
+    matrices that the C holds as two constants."""
+    out = [
+        f"- Packing padding: {pad:,} bits ({pad // 8:,} bytes): each packed array is rounded "
+        f"up to whole bytes, and each {d.vmem.bits}-bit potential is held in a "
+        f"{cm.vmem_ctype_bits}-bit C integer.",
+    ]
+    if model.topology == "inhibitory":
+        inh_mat = 2 * model.n_exc * model.n_exc * d.weight.bits
+        out.append(
+            f"- Eq. 4 counts the baseline's two inhibitory matrices (exc -> inh one to one, "
+            f"inh -> exc all but self) as stored {model.n_exc} x {model.n_exc} matrices at "
+            f"the weight precision ({inh_mat:,} bits), as BindsNET stores them. Their entries "
+            f"are two constants (`TSNN_WEI`, `TSNN_WREC`, on the Vmem grid; they do not fit "
+            f"the weight format), so the export holds 2 constants instead."
+        )
+    return out
