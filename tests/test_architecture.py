@@ -57,6 +57,7 @@ ALLOWED: dict[str, set[str]] = {
         T + "data",
         T + "runner",
         T + "errors",
+        T + "files",
         T + "explore",
         "tinysnn_dse",
     },  # fmt: skip
@@ -76,7 +77,7 @@ ALLOWED: dict[str, set[str]] = {
         T + "export",
         "tinysnn_dse",
     },  # fmt: skip
-    "report": {"matplotlib", T + "errors", T + "report", T + "records", T + "axes"},
+    "report": {"matplotlib", T + "errors", T + "report", T + "records", T + "axes", T + "files"},
     "cli": {"typer", "rich", "yaml", "torch", "numpy", "tinysnn_dse"},
 }
 

@@ -9,8 +9,12 @@ import pytest
 
 from tinysnn_dse.axes import AXES, BY_NAME, FP32_ORDINAL, NAMES, nearest
 from tinysnn_dse.errors import ConfigError
+from tinysnn_dse.explore.distributions import (
+    display_distribution,
+    grid_params,
+    search_distribution,
+)
 from tinysnn_dse.explore.space import DESIGN_KEYS, parse_space
-from tinysnn_dse.explore.study import _display_distribution, _params, _search_distribution
 from tinysnn_dse.records import DesignPoint
 from tinysnn_dse.report import CSV_FIELDS
 
@@ -58,7 +62,7 @@ def test_grid_distributions_are_those_stored_studies_hold() -> None:
         "prune_method": ["-", "stdp", "magnitude"],
     }
     for a in AXES:
-        d = _display_distribution(a)
+        d = display_distribution(a)
         if a.kind == "count":  # neurons, t_present_ms (t_present_infer_ms from 0, linear)
             want_c = (1, 1_000_000, True) if a.log else (0, 1_000_000, False)
             assert (d.low, d.high, d.log) == want_c  # type: ignore[attr-defined]
@@ -66,12 +70,12 @@ def test_grid_distributions_are_those_stored_studies_hold() -> None:
             assert (d.low, d.high) == (0.0, 1.0)  # type: ignore[attr-defined]
         else:
             assert list(d.choices) == want[a.name], a.name  # type: ignore[attr-defined]
-    fp32 = _params(DesignPoint("tinysnn", 100, "itq", "stochastic"))
+    fp32 = grid_params(DesignPoint("tinysnn", 100, "itq", "stochastic"))
     assert fp32 == {"model": "tinysnn", "neurons": 100, "scheme": "fp32", "rounding": "-",
                     "weight_bits": "fp32", "vmem_bits": "fp32", "vth_bits": "fp32",
                     "t_present_ms": 250, "leak": "lif", "t_present_infer_ms": 0,
                     "prune": 0.0, "prune_method": "-"}  # fmt: skip
-    q = _params(DesignPoint("tinysnn", 100, "itq", "stochastic", 8, 16, None))
+    q = grid_params(DesignPoint("tinysnn", 100, "itq", "stochastic", 8, 16, None))
     assert (q["scheme"], q["rounding"], q["weight_bits"], q["vth_bits"]) == (
         "itq", "stochastic", "8", "fp32"
     )  # fmt: skip
@@ -80,12 +84,12 @@ def test_grid_distributions_are_those_stored_studies_hold() -> None:
 def test_search_distributions_are_ordered_where_the_axis_is() -> None:
     pts = (DesignPoint("tinysnn", 100, "ptq", "nearest", 4), DesignPoint("tinysnn", 400),
            DesignPoint("baseline", 900, "itq", "nearest", 8, 16, 16))  # fmt: skip
-    w = _search_distribution(BY_NAME["weight_bits"], pts)
-    n = _search_distribution(BY_NAME["neurons"], pts)
+    w = search_distribution(BY_NAME["weight_bits"], pts)
+    n = search_distribution(BY_NAME["neurons"], pts)
     assert (w.low, w.high) == (4, FP32_ORDINAL)  # type: ignore[attr-defined]
     assert (n.low, n.high, n.log) == (100, 900, True)  # type: ignore[attr-defined]
     # the whole vocabulary, whatever the space names: a value added later is no new choice
-    assert _search_distribution(BY_NAME["model"], pts).choices == BY_NAME["model"].choices  # type: ignore[attr-defined]  # noqa: E501
+    assert search_distribution(BY_NAME["model"], pts).choices == BY_NAME["model"].choices  # type: ignore[attr-defined]  # noqa: E501
 
 
 def test_nearest_point_by_hand() -> None:
@@ -193,7 +197,7 @@ def test_prune_axes_key_dedupe_and_share_trainings() -> None:
     assert mag.inference_params == {"t_infer_ms": 0, "prune": 0.5, "prune_method": "magnitude"}
     assert stdp.model_params["prune"] == 0.5
     assert sp.trainings == 2
-    assert _params(plain)["prune_method"] == "-" and _params(mag)["prune"] == 0.5
+    assert grid_params(plain)["prune_method"] == "-" and grid_params(mag)["prune"] == 0.5
 
 
 @pytest.mark.parametrize(

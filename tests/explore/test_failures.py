@@ -33,8 +33,10 @@ from test_explore import (  # type: ignore[import-not-found]
 )
 
 from tinysnn_dse.explore import stopping
+from tinysnn_dse.explore.liveness import fail_stale
+from tinysnn_dse.explore.progress import EtaClock, Progress
 from tinysnn_dse.explore.storage import StorageError, open_storage, retry, transient
-from tinysnn_dse.explore.study import EtaClock, Plan, Progress, fail_stale
+from tinysnn_dse.explore.study import Plan
 
 # trials of several seconds each, so that a signal lands while trials run
 LONG = MINI.replace("train_samples: 60", "train_samples: 1200").replace("epochs: 1", "epochs: 2")

@@ -15,24 +15,15 @@ from pathlib import Path
 
 from tinysnn_dse.errors import ConfigError, TinySNNError
 from tinysnn_dse.explore import stopping
+from tinysnn_dse.explore.artifacts import check_artifacts, default_artifacts
+from tinysnn_dse.explore.liveness import fail_workers
+from tinysnn_dse.explore.progress import EtaClock, Progress, progress
 from tinysnn_dse.explore.space import SearchSpace
 from tinysnn_dse.explore.storage import DEFAULT_STORAGE, StorageError, check_url
-from tinysnn_dse.explore.study import (
-    STOP_GRACE_S,
-    EtaClock,
-    Plan,
-    Progress,
-    Worker,
-    WorkerConfig,
-    check_artifacts,
-    check_budget,
-    default_artifacts,
-    fail_workers,
-    prepare,
-    progress,
-    worker_main,
-    worker_settings,
-)
+from tinysnn_dse.explore.study import Plan, check_budget, prepare
+from tinysnn_dse.explore.worker import Worker, WorkerConfig, worker_main, worker_settings
+
+STOP_GRACE_S = 30.0  # a stopped worker's time to fail its trial before SIGKILL
 
 
 @dataclass(frozen=True)

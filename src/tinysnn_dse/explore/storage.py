@@ -10,7 +10,8 @@
   one :class:`StorageError` line. Every call is a deferred section of
   :mod:`~tinysnn_dse.explore.stopping`: a signal never interrupts a transaction half-way.
 - :func:`must_exist` lets reading commands (select, report) refuse a storage that holds no
-  study without creating a file or Optuna's tables in it.
+  study without creating a file or Optuna's tables in it; :func:`load_study` names a
+  missing study in one line.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ DEFAULT_STORAGE = "sqlite:///tinysnn.db"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 T = TypeVar("T")
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)  # our errors are one line each
 
 
 class StorageError(TinySNNError):
@@ -141,6 +144,14 @@ def must_exist(url: str) -> None:
         )
 
 
+def load_study(storage: BaseStorage, study: str) -> optuna.Study:
+    """The study named ``study`` in ``storage``, or a one-line :class:`StorageError`."""
+    try:
+        return optuna.load_study(study_name=study, storage=storage)
+    except KeyError:
+        raise StorageError(f"no study named {study!r} in this storage") from None
+
+
 def check_url(url: str) -> None:
     if not url.strip():
         raise StorageError(
@@ -202,8 +213,9 @@ def _open(url: str, write: bool) -> BaseStorage:
         except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as e:
             # Processes that open a fresh database at the same moment race to create
             # Optuna's tables ("duplicate key", "already exists", "UNIQUE constraint
-            # failed", also as an OperationalError on SQLite); the loser tries again. A server that refuses
-            # the connection is not retried here: a wrong URL must fail at once.
+            # failed", also as an OperationalError on SQLite); the loser tries again. A
+            # server that refuses the connection is not retried here: a wrong URL must
+            # fail at once.
             text = _first_line(e).lower()
             race = any(w in text for w in ("duplicate", "already exists", "unique", "locked"))
             if not race or time.monotonic() > deadline:
