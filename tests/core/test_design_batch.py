@@ -159,32 +159,3 @@ def test_points_may_not_vary_other_parameters() -> None:
     qz = Quantizers.fp32()
     with pytest.raises(ValueError, match="differ only in"):
         sim.DesignBatch([start(base, qz)] * 2, base, [qz] * 2, cfgs=[base, other])
-
-
-def test_stdp_pruning_in_a_batch_equals_single_runs() -> None:
-    """STDP pruning (issue 15) in a design batch: bright images (no re-presentation),
-    deterministic rounding, the pruning rounds of the schedule after their images. Each
-    point ends where `runner.train` of that point ends: the same retained synapses
-    (prune 0.5 of 196: 98 per neuron), weights to float32 rounding, thresholds and every
-    event count, pruned events and normalised weights included."""
-    from tinysnn_dse import runner
-
-    cfg = apply_overrides(preset("tinysnn", 196, 30), {"prune": 0.5, "prune_rounds": 3})
-    specs = DETERMINISTIC[1:]
-    pix = 0.3 + 0.7 * torch.rand(12, 196, generator=torch.Generator().manual_seed(5))
-    y = torch.zeros(12, dtype=torch.long)
-    split = runner.Split(pix, y, pix, y, pix[:2], y[:2], "test", 10)
-    s = runner.RunSettings(dataset="digits", seed=3)
-    got = runner.train_batch(cfg, specs, s, split)
-    for q, b in zip(specs, got, strict=True):
-        one = runner.train(cfg, q, s, split)
-        assert one.net.keep is not None and b.net.keep is not None
-        assert int((~one.net.keep).sum(dim=0).unique().item()) == 98
-        assert torch.equal(b.net.keep, one.net.keep)
-        assert torch.equal(b.net.theta, one.net.theta)
-        torch.testing.assert_close(b.net.w, one.net.w, rtol=0, atol=1e-6)
-        assert float(b.net.w[~b.net.keep].abs().max()) == 0.0  # pruned weights stay 0
-        assert one.train_ops is not None and b.train_ops is not None
-        assert one.train_ops["presentations"] == 12  # no boosts: the premise
-        assert b.train_ops == one.train_ops
-        assert b.train_ops["pruned_events"] > 0 and b.train_ops["pruned_normalised"] > 0

@@ -153,42 +153,6 @@ def test_a_pruned_synapse_is_never_moved_nor_read(model: str, q: QuantSpec, back
     torch.testing.assert_close(masked.w, silenced.w, rtol=0, atol=0)
 
 
-def test_stdp_pruning_during_training_reaches_the_target_on_both_backends() -> None:
-    """A training that prunes in rounds: the kernels and the reference train the same
-    pruned network (equal masks, weights to float32 rounding), every neuron keeps the
-    same number of inputs, and the pruned weights are 0 after every round."""
-    from tinysnn_dse import runner
-
-    if not sim.kernels.HAVE_NUMBA:
-        pytest.skip("numba not installed")
-    cfg = preset("tinysnn", 36, 10, prune=0.5, prune_rounds=2, prune_until=0.5)
-    pix = torch.rand(8, 36, generator=torch.Generator().manual_seed(2)) ** 2
-    out = []
-    for backend in ("reference", "numba"):
-        g = torch.Generator().manual_seed(0)
-        net = sim.init_net(cfg, g)
-        ops = OpCounts()
-        rounds = prune.schedule(8, cfg)
-        assert rounds == {2: 0.25, 4: 0.5}
-        for i in range(8):
-            net, _ = sim.train_sample(net, pix[i], cfg, Quantizers.fp32(), g, backend, ops)
-            if i + 1 in rounds:
-                net = runner._prune_round(net, cfg, Quantizers.fp32(), g,
-                                          sim.Backend(backend), rounds[i + 1], ops)  # fmt: skip
-                assert net.keep is not None
-                assert set(net.keep.sum(0).tolist()) == {36 - round(36 * rounds[i + 1])}
-                assert torch.all(net.w[~net.keep] == 0)
-        out.append((net, ops))
-    (a, oa), (b, ob) = out
-    assert torch.equal(a.keep, b.keep)
-    torch.testing.assert_close(a.w, b.w, rtol=0, atol=1e-6)
-    assert oa.synapse_updates == ob.synapse_updates
-    # normalisations: 8 samples + 2 rounds; after round 2 (4 of 8 samples) 18 of 36 inputs
-    # of each of 10 neurons are pruned, after round 1 (2 samples) 9
-    assert oa.normalisations == 10
-    assert oa.pruned_normalised == (9 * 10) * (2 + 1) + (18 * 10) * (4 + 1)
-
-
 def test_inference_counts_pruned_events_by_hand() -> None:
     """The inference kernel and the reference count the input spikes that meet a pruned
     synapse as a hand count from the stored trains does: sum over spikes of the input's
