@@ -170,6 +170,19 @@ def test_the_check_catches_what_it_should() -> None:
         probe.unlink()
 
 
+def test_core_tests_import_only_what_core_may() -> None:
+    """Tests mirror the package: a test under tests/core tests the core alone, so it
+    imports only what core itself may (a test of the runner belongs in test_runner.py)."""
+    tests = SRC.parent.parent / "tests" / "core"
+    bad = [
+        f"{p.name} imports {m}"
+        for p in sorted(tests.glob("*.py"))
+        for m in sorted(imports(p))
+        if m.startswith(T) and not allowed("core", m)
+    ]
+    assert not bad, bad
+
+
 def test_only_cli_imports_typer_rich_and_yaml() -> None:
     users = {
         p.relative_to(SRC).as_posix()
