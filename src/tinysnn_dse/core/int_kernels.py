@@ -45,7 +45,7 @@ from tinysnn_dse.core.layout import (
     KC_WEI,
     KC_WREC,
     M_SAT,
-)  # fmt: skip
+)
 from tinysnn_dse.core.modes import RoundMode
 
 #: the layouts this file's kernels read (see :data:`kernels.LAYOUT_STAMP`)
@@ -130,9 +130,9 @@ def _layer_step(v, refr, inp, cur, scale_w, t, thr, cs, rest, dsh, rest_k, ukey,
 def infer_batch_int(w, trains, keys, n_steps, thr, images, cs, n_threads):  # type: ignore[no-untyped-def]  # noqa: E501
     """Inference of a batch of images on the integer datapath of a design: weight codes
     ``w`` [n_in, N] (int32 or int64; the current buffer takes its type), Vmem-unit
-    thresholds ``thr`` [N] and the constants ``cs`` [KC_LEN], both in the state's dtype
-    (int64, or float64 where exact; :func:`integer.kernel_consts`), ``layout.KC_*``. ``trains`` and
-    ``keys[0]`` as in :func:`kernels.infer_batch`; ``keys[1]`` the batch's
+    thresholds ``thr`` [N] and the constants ``cs`` [KC_LEN] (``layout.KC_*``), both in
+    the state's dtype (int64, or float64 where exact; :func:`integer.kernel_consts`).
+    ``trains`` and ``keys[0]`` as in :func:`kernels.infer_batch`; ``keys[1]`` the batch's
     stochastic-rounding key, image b's being :func:`kernels.image_key` (keys[1], b), whose
     uniform for step t, layer l (0 excitatory, 1 inhibitory) and neuron j is the top 24
     bits of :func:`kernels.hash_bits` (image key, t, l * N + j). ``images``

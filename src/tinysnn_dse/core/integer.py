@@ -68,7 +68,7 @@ from tinysnn_dse.core.layout import (
     KC_V_LO,
     KC_WEI,
     KC_WREC,
-)  # fmt: skip
+)
 from tinysnn_dse.core.modes import RoundMode, Topology
 from tinysnn_dse.core.neuron import consts
 from tinysnn_dse.core.params import ModelConfig

@@ -109,7 +109,7 @@ from tinysnn_dse.core.layout import (
     SR_ETA_SL,
     SR_W_MAX,
     SR_X_TAR,
-)  # fmt: skip
+)
 from tinysnn_dse.core.modes import Rule
 
 #: the layouts (core/layout.py) this file's kernels read; Numba's disk cache of them is
