@@ -843,7 +843,7 @@ def explore_progress(enabled: bool, workers: int = 1) -> Iterator[Any]:
     """done/total, ETA and best reward on a terminal; one line per change otherwise.
 
     The ETA counts trainings, shared and batched ones included, and says when it is still
-    a rough guess (explore.study.EtaClock)."""
+    a rough guess (explore.progress.EtaClock)."""
 
     def eta(p: Any) -> str:
         trained = f"{p.trainings_done}/{p.trainings} trainings, " if p.trainings else ""

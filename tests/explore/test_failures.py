@@ -223,7 +223,10 @@ def test_bad_options_write_nothing(capsys, tmp_path: Path, extra, needle) -> Non
         ("seed: 0", "seed: 9223372036854775808", "seed"),
     ],
 )
-def test_a_space_that_cannot_run_writes_nothing(capsys, tmp_path, old, new, needle) -> None:
+def test_a_space_that_cannot_run_writes_nothing(
+    capsys, tmp_path, monkeypatch, old, new, needle
+) -> None:
+    monkeypatch.delenv("TINYSNN_DATA_DIR", raising=False)  # no MNIST anywhere it looks
     space = tmp_path / "mini.yaml"
     space.write_text(MINI.replace(old, new))
     (tmp_path / "empty").mkdir()
