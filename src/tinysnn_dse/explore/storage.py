@@ -78,17 +78,22 @@ def _first_line(e: BaseException) -> str:
 # --------------------------------------------------------------------------- checks
 
 
+def _head(path: Path, n: int) -> bytes:
+    """The first ``n`` bytes of an existing storage file, or a one-line error."""
+    if not path.is_file():
+        raise StorageError(f"{path} is not a file")
+    try:
+        with path.open("rb") as f:
+            return f.read(n)
+    except OSError as e:
+        raise StorageError(f"cannot read {path}: {e.strerror or e}") from None
+
+
 def _check_journal(path: Path) -> None:
     """Refuse a file that exists but is not an Optuna journal (before Optuna appends)."""
     if not path.exists():
         return
-    if not path.is_file():
-        raise StorageError(f"journal {path} is not a file")
-    try:
-        with path.open("rb") as f:
-            head = f.read(4096)
-    except OSError as e:
-        raise StorageError(f"cannot read journal {path}: {e.strerror or e}") from None
+    head = _head(path, 4096)
     if head.startswith(_SQLITE_MAGIC):
         raise StorageError(f"{path} is a SQLite database, not a journal; use sqlite:///{path}")
     if not head:
@@ -104,13 +109,7 @@ def _check_journal(path: Path) -> None:
 
 def _check_sqlite(path: Path, write: bool) -> None:
     if path.exists():
-        if not path.is_file():
-            raise StorageError(f"{path} is not a file")
-        try:
-            with path.open("rb") as f:
-                head = f.read(16)
-        except OSError as e:
-            raise StorageError(f"cannot read {path}: {e.strerror or e}") from None
+        head = _head(path, 16)
         if head and head != _SQLITE_MAGIC:
             raise StorageError(f"{path} is not a SQLite database")
         if write and not os.access(path, os.W_OK):

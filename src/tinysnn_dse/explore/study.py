@@ -59,18 +59,24 @@ def _budget_attr(space: SearchSpace) -> dict[str, Any]:
     return {"dataset": space.budget.dataset, **space.budget_dict()}
 
 
-def check_budget(space: SearchSpace, data_dir: str | None = None) -> None:
-    """Fail before any trial runs if the data set is missing or the budget does not fit it."""
-    ds = data_mod.load(space.budget.dataset, data_dir)
+def budget_settings(space: SearchSpace, **run: Any) -> runner.RunSettings:
+    """The run settings of ``space``'s data budget (``run``: device, threads, ...), checked."""
     b = space.budget
-    s = runner.RunSettings(
+    return runner.RunSettings(
         dataset=b.dataset,
         train_samples=b.train_samples,
         test_samples=b.test_samples,
         assign_samples=b.assign_samples,
         epochs=b.epochs,
         seed=b.seed,
+        **run,
     ).validate()
+
+
+def check_budget(space: SearchSpace, data_dir: str | None = None) -> None:
+    """Fail before any trial runs if the data set is missing or the budget does not fit it."""
+    ds = data_mod.load(space.budget.dataset, data_dir)
+    s = budget_settings(space)
     try:
         runner.check_split(ds, s)
     except ConfigError as e:

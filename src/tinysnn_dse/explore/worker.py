@@ -29,6 +29,7 @@ from tinysnn_dse.explore.liveness import Heartbeat
 from tinysnn_dse.explore.policy import Trainings
 from tinysnn_dse.explore.space import DesignPoint, SearchSpace
 from tinysnn_dse.explore.storage import StorageError, load_study, open_storage
+from tinysnn_dse.explore.study import budget_settings
 from tinysnn_dse.files import write_guard
 
 
@@ -51,18 +52,7 @@ def worker_settings(
     space: SearchSpace, device: str, threads: int | None, power_w: float | None
 ) -> runner.RunSettings:
     """A worker's run settings, validated (the parent checks them before any write)."""
-    b = space.budget
-    return runner.RunSettings(
-        dataset=b.dataset,
-        train_samples=b.train_samples,
-        test_samples=b.test_samples,
-        assign_samples=b.assign_samples,
-        epochs=b.epochs,
-        seed=b.seed,
-        device=device,
-        threads=threads,
-        power_w=power_w,
-    ).validate()
+    return budget_settings(space, device=device, threads=threads, power_w=power_w)
 
 
 class Worker:
