@@ -74,7 +74,9 @@ def test_c_sources_use_only_defined_names(tmp_path: Path) -> None:
     topology and any readout), by the sources themselves, or by a sparse storage."""
     defined = {"TSNN_IDX_BITS", "TSNN_PTR_BITS"}  # csr storage only (c.build's defines)
     for case in CASES:
-        defined |= set(dict(DEFINE.findall(_model(*case)[0].model_h)))
+        model_h = _model(*case)[0].model_h
+        defined |= set(dict(DEFINE.findall(model_h)))
+        defined |= set(re.findall(r"^#define (TSNN_\w+)\(", model_h, re.M))  # step.c_macros
     src = resources.files("tinysnn_dse.export").joinpath("c_src")
     used: set[str] = set()
     for name in c_mod.SOURCES:

@@ -19,12 +19,14 @@ module reports ``HAVE_TRITON = False`` and CUDA learning runs the reference path
 
 from __future__ import annotations
 
+import types
 from typing import Any
 
 import numpy as np
 import torch
 
 from tinysnn_dse.core import layout as L
+from tinysnn_dse.core import step
 
 try:
     import triton
@@ -79,6 +81,13 @@ if HAVE_TRITON:
     LR_LEN = tl.constexpr(L.LR_LEN)
     LR_ETA = tl.constexpr(L.LR_ETA)
     LR_S_TH = tl.constexpr(L.LR_S_TH)
+
+    # the leak of the neuron step (core/step.py), jitted as written there; Triton's
+    # interpreter wants triton.language among a jitted function's globals, so the function
+    # is rebuilt over globals that hold it (the same code object, the same source)
+    _leak = triton.jit(
+        types.FunctionType(step.leak.__code__, {"tl": tl, "__name__": __name__}, "leak")
+    )
 
     @triton.jit
     def _hash_uniform(key, a, b):  # type: ignore[no-untyped-def]
@@ -211,7 +220,7 @@ if HAVE_TRITON:
                     ub = u_ptr + t * 2 * n + offs
                     u0 = tl.load(ub, mask=mask, other=0.0)
                     u1 = tl.load(ub + n, mask=mask, other=0.0)
-                x = (v - v_rest) * decay + v_rest
+                x = _leak(v, v_rest, decay, v_rest)
                 x = tl.where(refr <= 0, x + (i_in + i_rec), x)
                 v = _quant(x, v_on, v_inv, v_eps, v_lo, v_hi, v_st, v_cut, v_hi32, u0)
                 fire = (v >= theta + v_th) & mask
@@ -232,7 +241,7 @@ if HAVE_TRITON:
                 refr = tl.where(s, ref_steps, refr - 1.0)
                 counts += sf
                 if INHIBITORY:
-                    xi = (inh_v - i_rest) * i_decay + i_rest
+                    xi = _leak(inh_v, i_rest, i_decay, i_rest)
                     xi = tl.where(inh_refr <= 0, xi + s_prev * w_exc_inh, xi)
                     xi = _quant(xi, v_on, v_inv, v_eps, v_lo, v_hi, v_st, v_cut, v_hi32, u1)
                     si = (xi >= inh_thr) & mask

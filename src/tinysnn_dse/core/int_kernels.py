@@ -17,8 +17,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinysnn_dse.core import layout
-from tinysnn_dse.core.kernels import HAVE_NUMBA, hash_bits, image_current, image_key, njit, prange
+from tinysnn_dse.core import layout, step
+from tinysnn_dse.core.kernels import (
+    HAVE_NUMBA,
+    gate,
+    hash_bits,
+    image_current,
+    image_key,
+    leak,
+    njit,
+    prange,
+)
 from tinysnn_dse.core.layout import (
     KC_DSH,
     KC_HALF,
@@ -51,6 +60,12 @@ from tinysnn_dse.core.modes import RoundMode
 #: the layouts this file's kernels read (see :data:`kernels.LAYOUT_STAMP`)
 LAYOUT_STAMP = "a77ba95b"
 layout.require(LAYOUT_STAMP, __name__)
+#: the neuron step's statements (core/step.py) inlined here (see :data:`kernels.STEP_STAMP`)
+STEP_STAMP = "55a0f1c9"
+step.require(STEP_STAMP, __name__)
+
+round_up = njit(cache=True, nogil=True, inline="always")(step.round_up)
+clamp = njit(cache=True, nogil=True, inline="always")(step.clamp)
 
 _SH24 = np.uint64(40)  # a uniform is the top 24 bits of hash_bits
 
@@ -75,50 +90,52 @@ if HAVE_NUMBA:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _layer_step(v, refr, inp, cur, scale_w, t, thr, cs, rest, dsh, rest_k, ukey, row, s):  # type: ignore[no-untyped-def]  # noqa: E501
-    """One step of a population: leak, then (where not refractory) add ``inp``
-    (accumulator units) and ``cur`` (weight codes) times ``scale_w`` (2**SH_W), round
-    onto the Vmem grid, clamp, fire where ``v >= thr`` (reset, refractory), clear ``inp``
-    and ``cur``. Returns (spikes, clipped roundings); where some fired, ``s`` receives
-    the spikes (0/1), else it is left as it was."""
+def _integrate(v, refr, inp, cur, scale_w, t, thr, cs, base, ukey, row, stoch):  # type: ignore[no-untyped-def]  # noqa: E501
+    """The step of a population up to the threshold test, in place: the statements of
+    :mod:`step` (leak, gated input ``inp + cur * scale_w``, the floor shift, with
+    ``stoch`` (a literal) :func:`step.round_up` under uniforms hashed in place, else the
+    nearest-rounding offset ``half`` added first, clamp), the test, the refractory count,
+    clearing ``inp`` and ``cur``. ``base`` = (rest, dsh, rest * 2**k) of the population.
+    Returns (neurons at threshold, clipped roundings)."""
     n = v.shape[0]
-    rounding, k = cs[KC_ROUNDING], np.int64(cs[KC_K])
-    half, inv, lo, hi = cs[KC_HALF], cs[KC_INV_K], cs[KC_V_LO], cs[KC_V_HI]
+    rest, dsh, rest_k = base
+    k, half, inv = np.int64(cs[KC_K]), cs[KC_HALF], cs[KC_INV_K]
+    p2a, p2b, p2k, lo, hi = cs[KC_P2A], cs[KC_P2B], cs[KC_P2K], cs[KC_V_LO], cs[KC_V_HI]
     sat = 0
     n_fire = 0
-    if rounding == ROUND_STOCHASTIC:
-        p2a, p2b, p2k = cs[KC_P2A], cs[KC_P2B], cs[KC_P2K]
-        for j in range(n):
-            a = (v[j] - rest) * dsh + rest_k
-            a = a + (inp[j] + cur[j] * scale_w) if refr[j] <= 0 else a
+    for j in range(n):
+        a = gate(leak(v[j], rest, dsh, rest_k), inp[j] + cur[j] * scale_w, refr[j])
+        if stoch:
             q = floor_shift(a, k, inv)
             u = np.int64(hash_bits(ukey, t, row * n + j) >> _SH24)
-            q = q + 1 if (a - q * p2k) * p2a > u * p2b else q
-            x = min(max(q, lo), hi)
-            sat += x != q
-            v[j] = x
-            n_fire += x >= thr[j]
-            inp[j] = 0
-            cur[j] = 0
-            refr[j] -= 1
-    else:  # truncation (half 0) or nearest: branch-free, vectorizes
-        for j in range(n):
-            a = (v[j] - rest) * dsh + rest_k
-            a = a + (inp[j] + cur[j] * scale_w) if refr[j] <= 0 else a
+            q = round_up(a, q, u, p2k, p2a, p2b)
+        else:  # truncation (half 0) or nearest: branch-free, vectorizes
             q = floor_shift(a + half, k, inv)
-            x = min(max(q, lo), hi)
-            sat += x != q
-            v[j] = x
-            n_fire += x >= thr[j]
-            inp[j] = 0
-            cur[j] = 0
-            refr[j] -= 1  # set again below where the neuron fires
+        x = clamp(q, lo, hi)
+        sat += x != q
+        v[j] = x
+        n_fire += x >= thr[j]
+        inp[j] = 0
+        cur[j] = 0
+        refr[j] -= 1  # set again by the caller where the neuron fires
+    return n_fire, sat
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _layer_step(v, refr, inp, cur, scale_w, t, thr, cs, base, ukey, row, s):  # type: ignore[no-untyped-def]  # noqa: E501
+    """One step of a population (:func:`_integrate`), then where some fired: ``s``
+    receives the spikes (0/1; else it is left as it was), and those neurons reset and
+    start their refractory period. Returns (spikes, clipped roundings)."""
+    if cs[KC_ROUNDING] == ROUND_STOCHASTIC:
+        n_fire, sat = _integrate(v, refr, inp, cur, scale_w, t, thr, cs, base, ukey, row, True)
+    else:
+        n_fire, sat = _integrate(v, refr, inp, cur, scale_w, t, thr, cs, base, ukey, row, False)
     if n_fire == 0:  # most steps; ``s`` is left as it was (the caller knows)
         return 0, sat
     reset, ref = cs[KC_RESET], cs[KC_REF]
     if row == 1:
         reset, ref = cs[KC_IRESET], cs[KC_IREF]
-    for j in range(n):
+    for j in range(v.shape[0]):
         fire = v[j] >= thr[j]
         s[j] = 1 if fire else 0
         v[j] = reset if fire else v[j]
@@ -146,8 +163,9 @@ def infer_batch_int(w, trains, keys, n_steps, thr, images, cs, n_threads):  # ty
     inhibitory = cs[KC_INHIBITORY] != 0
     scale_w, p2k = cs[KC_SCALE_W], cs[KC_P2K]
     wrec, wei = cs[KC_WREC] * p2k, cs[KC_WEI] * p2k  # Vmem codes to accumulator units
-    rest, dsh, rest_k = cs[KC_REST], cs[KC_DSH], cs[KC_REST_K]
-    irest, idsh, irest_k = cs[KC_IREST], cs[KC_IDSH], cs[KC_IREST_K]
+    exc = (cs[KC_REST], cs[KC_DSH], cs[KC_REST_K])
+    inh = (cs[KC_IREST], cs[KC_IDSH], cs[KC_IREST_K])
+    rest, irest = exc[0], inh[0]
     for p in prange(n_par):
         cur = np.zeros((n_steps, n), dtype=w.dtype)
         times = np.zeros(n_steps, dtype=np.int64)
@@ -178,12 +196,11 @@ def infer_batch_int(w, trains, keys, n_steps, thr, images, cs, n_threads):  # ty
                 s[j] = 0
                 cnt[j] = 0
             for t in range(n_steps):  # inp: the recurrent input of the previous step
-                n_fire, st = _layer_step(v, refr, inp, cur[t], scale_w, t, thr, cs, rest, dsh,
-                                         rest_k, bkey, 0, s)  # fmt: skip
+                n_fire, st = _layer_step(v, refr, inp, cur[t], scale_w, t, thr, cs, exc, bkey, 0, s)
                 sat += st
                 if inhibitory:
-                    n_inh, st = _layer_step(vi, irefr, iinp, no_cur, scale_w, t, ithr_v, cs,
-                                            irest, idsh, irest_k, bkey, 1, si)  # fmt: skip
+                    n_inh, st = _layer_step(vi, irefr, iinp, no_cur, scale_w, t, ithr_v, cs, inh,
+                                            bkey, 1, si)  # fmt: skip
                     sat += st
                     if n_inh:  # for the next step (left at 0 otherwise)
                         for j in range(n):

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tinysnn_dse.core import kernels
+from tinysnn_dse.core import kernels, step
 from tinysnn_dse.core.layout import (
     KC_DSH,
     KC_HALF,
@@ -361,7 +361,7 @@ def infer_reference(
     def integrate(
         x: Tensor, rest: int, dsh: int, r: Tensor, inp: Tensor, uu: Tensor | None
     ) -> tuple[Tensor, int]:
-        a = (x - rest) * dsh + (rest << k) + torch.where(r <= 0, inp, torch.zeros_like(inp))
+        a = step.leak(x, rest, dsh, rest << k) + torch.where(r <= 0, inp, torch.zeros_like(inp))
         q = round_shift(a, k, d.rounding, uu)
         cl = q.clamp(lo, hi)
         return cl, int((cl != q).sum())

@@ -51,7 +51,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tinysnn_dse.core import layout
+from tinysnn_dse.core import layout, step
 from tinysnn_dse.core.layout import (
     C_DECAY,
     C_I_DECAY,
@@ -116,6 +116,9 @@ from tinysnn_dse.core.modes import Rule
 #: keyed on this file, so a changed layout is refused until this line is edited
 LAYOUT_STAMP = "a77ba95b"
 layout.require(LAYOUT_STAMP, __name__)
+#: the neuron step's statements (core/step.py) this file's kernels inline, for the same reason
+STEP_STAMP = "55a0f1c9"
+step.require(STEP_STAMP, __name__)
 
 try:  # numba is a declared dependency; the reference path works without it
     from numba import njit, prange
@@ -134,6 +137,10 @@ except ImportError:  # pragma: no cover
 
 
 F32 = np.float32
+
+# the neuron step (core/step.py), compiled inline into every loop below that runs it
+leak = njit(cache=True, nogil=True, inline="always")(step.leak)
+gate = njit(cache=True, nogil=True, inline="always")(step.gate)
 
 # the per-step learning rules :func:`learn_stepwise` runs (``ModelConfig.rule``), each by
 # its code; a rule not named here (nor ``tinysnn``, :func:`learn_tinysnn`) runs in the
@@ -368,36 +375,64 @@ def theta_decay(pt, decay, t):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _integrate(v, refr, i_in, i_rec, theta, nc):  # type: ignore[no-untyped-def]
-    """Leak and integrate (FP32); returns how many neurons reach their threshold."""
-    v_rest, decay, v_th = nc[C_V_REST], nc[C_DECAY], nc[C_V_TH]
+def on_grid(x, q64, q32, narrow, stoch, u):  # type: ignore[no-untyped-def]
+    """A potential ``x`` (float32) on the Vmem grid and whether it clipped: :func:`fxp_code`
+    with the format's scalars ``q64`` = (inv, lo, hi, eps, cut, top) hoisted by the caller,
+    stored as float32 (:func:`store32`); ``narrow``, :func:`fxp_code32` with ``q32`` =
+    (inv, lo, hi, eps, cut) instead. Called with literal ``narrow`` and ``stoch``, so each
+    loop compiles only its own branch."""
+    if narrow:
+        inv, lo, hi, eps, cut = q32
+        c, clip = fxp_code32(x, inv, lo, hi, stoch, cut, u)
+        return c * eps, clip
+    inv, lo, hi, eps, cut, top = q64
+    c, clip = fxp_code(x, inv, lo, hi, stoch, cut, u)
+    return min(F32(c * eps), top), clip
+
+
+@njit(cache=True, nogil=True, inline="always")
+def grid_scalars(vq):  # type: ignore[no-untyped-def]
+    """A format's scalars as :func:`on_grid` takes them: (q64, q32)."""
+    inv, lo, hi, eps, cut = vq[QP_INV], vq[QP_LO], vq[QP_HI], vq[QP_EPS], vq[QP_CUT]
+    q64 = (inv, lo, hi, eps, cut, F32(vq[QP_HI32]))
+    # truncation's cut, inf, fits no float32 compare; 2 is never reached either
+    q32 = (F32(inv), F32(lo), F32(hi), F32(eps), F32(min(cut, 2.0)))
+    return q64, q32
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _integrate(v, refr, i_in, i_rec, thr, rest, decay, quant, q, stoch, u, meter):  # type: ignore[no-untyped-def]  # noqa: E501
+    """The excitatory step's leak, gated input ``i_in + i_rec`` and, ``quant`` (a literal),
+    rounding onto the Vmem grid (``q`` = :func:`grid_scalars`, uniforms ``u`` [N]) for
+    every neuron in place; returns how many reach their threshold (``thr`` = theta, plus
+    v_th). Clipped roundings go into ``meter``."""
+    q64, q32 = q
     n_fire = 0
+    sat = np.int32(0)
     for j in range(v.shape[0]):
-        x = (v[j] - v_rest) * decay + v_rest
-        x = x + (i_in[j] + i_rec[j]) if refr[j] <= 0 else x
+        x = gate(leak(v[j], rest, decay, rest), i_in[j] + i_rec[j], refr[j])
+        if quant:
+            x, clip = on_grid(x, q64, q32, False, stoch, u[j])
+            sat += np.int32(clip)
         v[j] = x
-        n_fire += x >= theta[j] + v_th
+        n_fire += x >= thr[0][j] + thr[1]
+    meter[M_SAT] += sat
     return n_fire
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _integrate_q(v, refr, i_in, i_rec, theta, nc, vq, u, meter):  # type: ignore[no-untyped-def]
-    """:func:`_integrate` with Vmem rounded to ``vq`` (clipped roundings into ``meter``)."""
-    v_rest, decay, v_th = nc[C_V_REST], nc[C_DECAY], nc[C_V_TH]
-    inv, lo, hi, eps, cut = vq[QP_INV], vq[QP_LO], vq[QP_HI], vq[QP_EPS], vq[QP_CUT]
-    stoch, top = vq[QP_STOCH] != 0, F32(vq[QP_HI32])
-    n_fire = 0
+def _integrate_inh(v, refr, s_prev, w_in, rest, decay, quant, q, stoch, u, meter):  # type: ignore[no-untyped-def]  # noqa: E501
+    """The inhibitory layer's :func:`_integrate`: input ``s_prev * w_in`` (the excitatory
+    spikes of the previous step); fires are counted by the caller."""
+    q64, q32 = q
     sat = np.int32(0)
     for j in range(v.shape[0]):
-        x = (v[j] - v_rest) * decay + v_rest
-        x = x + (i_in[j] + i_rec[j]) if refr[j] <= 0 else x
-        c, clip = fxp_code(x, inv, lo, hi, stoch, cut, u[j])
-        x = min(F32(c * eps), top)
+        x = gate(leak(v[j], rest, decay, rest), s_prev[j] * w_in, refr[j])
+        if quant:
+            x, clip = on_grid(x, q64, q32, False, stoch, u[j])
+            sat += np.int32(clip)
         v[j] = x
-        sat += np.int32(clip)
-        n_fire += x >= theta[j] + v_th
     meter[M_SAT] += sat
-    return n_fire
 
 
 # ------------------------------------------------------------------------- neuron step
@@ -463,10 +498,12 @@ def _exc_body(i_in, t, rows, pt, u, s, si):  # type: ignore[no-untyped-def]
     vq = fq[F_V]
     one = F32(1.0)
     zero = F32(0.0)
-    if vq[QP_ON] != 0:
-        n_fire = _integrate_q(v, refr, i_in, i_rec, theta, nc, vq, u[0], meter)
+    rest, decay, quant = nc[C_V_REST], nc[C_DECAY], vq[QP_ON] != 0
+    q, stoch, thr = grid_scalars(vq), vq[QP_STOCH] != 0, (theta, v_th)
+    if quant:  # literal flags: each call compiles its own loop
+        n_fire = _integrate(v, refr, i_in, i_rec, thr, rest, decay, True, q, stoch, u[0], meter)
     else:
-        n_fire = _integrate(v, refr, i_in, i_rec, theta, nc)
+        n_fire = _integrate(v, refr, i_in, i_rec, thr, rest, decay, False, q, stoch, u[0], meter)
         if meter[M_TRACK] != 0:  # a separate pass: a min/max inside would not vectorize
             _track(v, meter)
     if n_fire == 0 and not inhibitory:  # most steps: no spike, nothing to reset or inhibit
@@ -506,21 +543,12 @@ def _exc_body(i_in, t, rows, pt, u, s, si):  # type: ignore[no-untyped-def]
         i_rest, i_reset, i_decay, i_ref = nc[C_I_REST], nc[C_I_RESET], nc[C_I_DECAY], nc[C_I_REF]
         w_exc_inh, inh_thr = nc[C_W_EXC_INH], nc[C_INH_THR]
         # integrate (and round) first, in a loop of its own per case, then fire
-        if vq[QP_ON] != 0:
-            inv, lo, hi, eps, cut = vq[QP_INV], vq[QP_LO], vq[QP_HI], vq[QP_EPS], vq[QP_CUT]
-            stoch, top = vq[QP_STOCH] != 0, F32(vq[QP_HI32])
-            sat = np.int32(0)
-            for j in range(n):
-                x = (inh_v[j] - i_rest) * i_decay + i_rest
-                x = x + s_prev[j] * w_exc_inh if inh_refr[j] <= 0 else x
-                c, clip = fxp_code(x, inv, lo, hi, stoch, cut, u[1, j])
-                inh_v[j] = min(F32(c * eps), top)
-                sat += np.int32(clip)
-            meter[M_SAT] += sat
+        if quant:
+            _integrate_inh(inh_v, inh_refr, s_prev, w_exc_inh, i_rest, i_decay, True, q, stoch,
+                           u[1], meter)  # fmt: skip
         else:
-            for j in range(n):
-                x = (inh_v[j] - i_rest) * i_decay + i_rest
-                inh_v[j] = x + s_prev[j] * w_exc_inh if inh_refr[j] <= 0 else x
+            _integrate_inh(inh_v, inh_refr, s_prev, w_exc_inh, i_rest, i_decay, False, q, stoch,
+                           u[1], meter)  # fmt: skip
             if meter[M_TRACK] != 0:
                 _track(inh_v, meter)
         n_inh = 0
@@ -839,13 +867,42 @@ def _clip_q(x, w_max, wq, u=F32(0.0)):  # type: ignore[no-untyped-def]
 # ------------------------------------------------------------------------------ inference
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _lateral_pass(t, cur, rows, thr, nc, q, quant, narrow, stoch, ukey, b):  # type: ignore[no-untyped-def]  # noqa: E501
+    """Step ``t`` of :func:`_infer_lateral` up to the threshold test, for every neuron:
+    leak, gated input, rounding onto the Vmem grid (``quant``; ``narrow`` in float32;
+    ``stoch`` with uniforms hashed in place), the test, the refractory count and clearing
+    the currents, in one pass. ``quant``, ``narrow`` and ``stoch`` are literals at every
+    call, so each loop is compiled branch-free (the deterministic ones vectorize).
+    Returns (neurons at threshold, clipped roundings)."""
+    v, _, refr, i_rec = rows
+    n = v.shape[0]
+    rest, decay = nc[C_V_REST], nc[C_DECAY]
+    q64, q32 = q
+    one = F32(1.0)
+    zero = F32(0.0)
+    n_fire = 0
+    sat = np.int32(0)
+    for j in range(n):
+        x = gate(leak(v[j], rest, decay, rest), cur[t, j] + i_rec[j], refr[j])
+        if quant:
+            r = hash_uniform(ukey, t, b * n + j) if stoch else zero
+            x, clip = on_grid(x, q64, q32, narrow, stoch, r)
+            sat += np.int32(clip)
+        v[j] = x
+        n_fire += x >= thr[j]
+        refr[j] = refr[j] - one
+        i_rec[j] = zero
+        cur[t, j] = zero
+    return n_fire, sat
+
+
 @njit(cache=True, nogil=True)
 def _infer_lateral(cur, rows, thr, s, nc, vq, ukey, b, meter):  # type: ignore[no-untyped-def]
     """One image's inference steps with direct lateral inhibition (theta frozen, no
-    one-spike rule): what :func:`exc_step` computes for this case, the same floats,
-    with integration, Vmem rounding, the refractory count, clearing the recurrent and
-    input currents and the threshold test fused into one pass per step. ``cur`` [T, N]
-    holds the input current of each step (cleared as it is read); ``thr`` = theta + v_th;
+    one-spike rule): what :func:`exc_step` computes for this case, the same floats, each
+    step's integration fused into one pass (:func:`_lateral_pass`). ``cur`` [T, N] holds
+    the input current of each step (cleared as it is read); ``thr`` = theta + v_th;
     ``rows`` = (v, cnt, refr, i_rec), rows of the state (potentials in, initial values;
     ``cnt`` receives the spike counts), passed as separate arrays: taken from the 2-D state
     inside, the loops below lose their vectorization (inference 0.63x, measured);
@@ -854,8 +911,7 @@ def _infer_lateral(cur, rows, thr, s, nc, vq, ukey, b, meter):  # type: ignore[n
     v, cnt, refr, i_rec = rows
     n = v.shape[0]
     n_steps = cur.shape[0]
-    v_rest, v_reset, decay, ref_steps = nc[C_V_REST], nc[C_V_RESET], nc[C_DECAY], nc[C_REF]
-    w_lat = nc[C_W_LAT]
+    v_reset, ref_steps, w_lat = nc[C_V_RESET], nc[C_REF], nc[C_W_LAT]
     one = F32(1.0)
     zero = F32(0.0)
     stoch = vq[QP_STOCH] != 0
@@ -865,10 +921,7 @@ def _infer_lateral(cur, rows, thr, s, nc, vq, ukey, b, meter):  # type: ignore[n
         loop = LOOP_STOCH32 if stoch else LOOP_ROUND32
     else:
         loop = LOOP_STOCH if stoch else LOOP_ROUND
-    inv, lo, hi, eps, cut = vq[QP_INV], vq[QP_LO], vq[QP_HI], vq[QP_EPS], vq[QP_CUT]
-    top = F32(vq[QP_HI32])
-    inv32, lo32, hi32, eps32 = F32(inv), F32(lo), F32(hi), F32(eps)
-    cut32 = F32(min(cut, 2.0))  # inf (truncation) fits no float32 compare
+    q = grid_scalars(vq)
     track = meter[M_TRACK] != 0
     sat = np.int32(0)
     for j in range(n):
@@ -876,66 +929,18 @@ def _infer_lateral(cur, rows, thr, s, nc, vq, ukey, b, meter):  # type: ignore[n
         i_rec[j] = zero
         cnt[j] = zero
     for t in range(n_steps):
-        n_fire = 0
+        # one call per loop kind, each with literal flags (one pass, five compiled loops)
         if loop == LOOP_FP32:
-            for j in range(n):
-                x = (v[j] - v_rest) * decay + v_rest
-                x = x + (cur[t, j] + i_rec[j]) if refr[j] <= 0 else x
-                v[j] = x
-                n_fire += x >= thr[j]
-                refr[j] = refr[j] - one
-                i_rec[j] = zero
-                cur[t, j] = zero
-        elif loop == LOOP_ROUND:  # deterministic rounding: branch-free, vectorizes
-            for j in range(n):
-                x = (v[j] - v_rest) * decay + v_rest
-                x = x + (cur[t, j] + i_rec[j]) if refr[j] <= 0 else x
-                c, clip = fxp_code(x, inv, lo, hi, False, cut, zero)
-                x = min(F32(c * eps), top)
-                sat += np.int32(clip)
-                v[j] = x
-                n_fire += x >= thr[j]
-                refr[j] = refr[j] - one
-                i_rec[j] = zero
-                cur[t, j] = zero
-        elif loop == LOOP_STOCH:  # uniforms hashed in place
-            for j in range(n):
-                x = (v[j] - v_rest) * decay + v_rest
-                x = x + (cur[t, j] + i_rec[j]) if refr[j] <= 0 else x
-                r = hash_uniform(ukey, t, b * n + j)
-                c, clip = fxp_code(x, inv, lo, hi, True, cut, r)
-                x = min(F32(c * eps), top)
-                sat += np.int32(clip)
-                v[j] = x
-                n_fire += x >= thr[j]
-                refr[j] = refr[j] - one
-                i_rec[j] = zero
-                cur[t, j] = zero
+            n_fire, st = _lateral_pass(t, cur, rows, thr, nc, q, False, False, False, ukey, b)
+        elif loop == LOOP_ROUND:
+            n_fire, st = _lateral_pass(t, cur, rows, thr, nc, q, True, False, False, ukey, b)
+        elif loop == LOOP_STOCH:
+            n_fire, st = _lateral_pass(t, cur, rows, thr, nc, q, True, False, True, ukey, b)
         elif loop == LOOP_ROUND32:
-            for j in range(n):
-                x = (v[j] - v_rest) * decay + v_rest
-                x = x + (cur[t, j] + i_rec[j]) if refr[j] <= 0 else x
-                c, clip = fxp_code32(x, inv32, lo32, hi32, False, cut32, zero)
-                x = c * eps32
-                sat += np.int32(clip)
-                v[j] = x
-                n_fire += x >= thr[j]
-                refr[j] = refr[j] - one
-                i_rec[j] = zero
-                cur[t, j] = zero
-        else:  # LOOP_STOCH32
-            for j in range(n):
-                x = (v[j] - v_rest) * decay + v_rest
-                x = x + (cur[t, j] + i_rec[j]) if refr[j] <= 0 else x
-                r = hash_uniform(ukey, t, b * n + j)
-                c, clip = fxp_code32(x, inv32, lo32, hi32, True, cut32, r)
-                x = c * eps32
-                sat += np.int32(clip)
-                v[j] = x
-                n_fire += x >= thr[j]
-                refr[j] = refr[j] - one
-                i_rec[j] = zero
-                cur[t, j] = zero
+            n_fire, st = _lateral_pass(t, cur, rows, thr, nc, q, True, True, False, ukey, b)
+        else:
+            n_fire, st = _lateral_pass(t, cur, rows, thr, nc, q, True, True, True, ukey, b)
+        sat += st
         if track:  # a separate pass: a min/max inside would not vectorize
             _track(v, meter)
         if n_fire == 0:

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from tinysnn_dse.core import kernels
+from tinysnn_dse.core import kernels, step
 from tinysnn_dse.core import layout as L
 from tinysnn_dse.core.modes import RoundMode, Topology
 from tinysnn_dse.core.params import ExcParams, InhParams, ModelConfig
@@ -91,7 +91,7 @@ def lif_integrate(
     st: LIFState, i_total: Tensor, c: LIFConsts, qv: Callable[[Tensor], Tensor]
 ) -> Tensor:
     """Leak, then integrate ``i_total`` where not refractory; returns the new (quantized) v."""
-    v = (st.v - c.v_rest) * c.decay + c.v_rest
+    v = step.leak(st.v, c.v_rest, c.decay, c.v_rest)
     v = torch.addcmul(v, (st.refr <= 0).to(v.dtype), i_total)
     return qv(v)
 

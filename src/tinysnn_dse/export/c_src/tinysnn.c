@@ -6,6 +6,10 @@
  *   A  = (V - REST) * DSH + REST * 2**K                       leak (DSH = D * 2**(K - 16))
  *      + [not refractory] * (I * 2**SH_W + IREC)              input and recurrent input
  *   V' = clamp(round_K(A), V_LO, V_HI)                        the design's one rounding
+ *
+ * written as the macros TSNN_LEAK, TSNN_GATE, TSNN_ROUND_UP and TSNN_CLAMP, which
+ * model.h defines by translation from the Python of core/step.py, the statements the
+ * Numba kernels compile.
  *   spike where V' >= THR (THR = ceil(T * 2**(FV - FT))), then V' = RESET, refractory
  *
  * I is the sum of the weight codes of the inputs spiking at this step, IREC the
@@ -155,30 +159,16 @@ static int64_t round_k(int64_t a, uint64_t key, int32_t t, int32_t idx)
 {
     int64_t q;
 #if TSNN_ROUNDING == TSNN_ROUND_STOCHASTIC
-    uint64_t rem, u;
+    int64_t u = (int64_t)(tsnn_hash(key, (uint64_t)t, (uint64_t)idx) >> 40);
     q = floor_div2(a, TSNN_K);
-    rem = (uint64_t)(a - q * P2(TSNN_K));
-    u = tsnn_hash(key, (uint64_t)t, (uint64_t)idx) >> 40;
-#if TSNN_K <= 24
-    q += (rem << (24 - TSNN_K)) > u;
-#else
-    q += rem > (u << (TSNN_K - 24));
-#endif
+    q = TSNN_ROUND_UP(a, q, u, TSNN_P2K, TSNN_P2A, TSNN_P2B);
 #else
     (void)key;
     (void)t;
     (void)idx;
-#if TSNN_ROUNDING == TSNN_ROUND_NEAREST
-    q = floor_div2(a + P2(TSNN_K - 1), TSNN_K);
-#else
-    q = floor_div2(a, TSNN_K);
+    q = floor_div2(a + TSNN_HALF, TSNN_K); /* TSNN_HALF: 0 for truncation */
 #endif
-#endif
-    if (q < TSNN_V_LO)
-        return TSNN_V_LO;
-    if (q > TSNN_V_HI)
-        return TSNN_V_HI;
-    return q;
+    return TSNN_CLAMP(q, (int64_t)TSNN_V_LO, (int64_t)TSNN_V_HI);
 }
 
 /* The input current of step t into cur[] (weight codes). */
@@ -248,10 +238,9 @@ int32_t tsnn_present(const tsnn_presentation *p, int32_t *counts)
         input_current(in, p->step_spikes[t]);
         in += p->step_spikes[t];
         for (j = 0; j < TSNN_N; j++) { /* excitatory layer */
-            int64_t a = ((int64_t)v[j] - TSNN_REST) * TSNN_DSH + TSNN_REST * P2(TSNN_K);
+            int64_t a = TSNN_LEAK((int64_t)v[j], TSNN_REST, TSNN_DSH, TSNN_REST_K);
             int64_t x;
-            if (refr[j] <= 0)
-                a += cur[j] * P2(TSNN_SH_W) + irec[j];
+            a = TSNN_GATE(a, cur[j] * TSNN_SCALE_W + irec[j], refr[j]);
             x = round_k(a, p->key, t, j);
             cur[j] = 0;
             s_exc[j] = x >= thr[j];
@@ -271,10 +260,9 @@ int32_t tsnn_present(const tsnn_presentation *p, int32_t *counts)
         {
             int32_t n_inh = 0;
             for (j = 0; j < TSNN_N; j++) { /* inhibitory layer: the previous step's spikes */
-                int64_t a = ((int64_t)vi[j] - TSNN_IREST) * TSNN_IDSH + TSNN_IREST * P2(TSNN_K);
+                int64_t a = TSNN_LEAK((int64_t)vi[j], TSNN_IREST, TSNN_IDSH, TSNN_IREST_K);
                 int64_t x;
-                if (irefr[j] <= 0)
-                    a += iinp[j];
+                a = TSNN_GATE(a, iinp[j], irefr[j]);
                 x = round_k(a, p->key, t, TSNN_N + j);
                 s_inh[j] = x >= ithr[j];
                 if (s_inh[j]) {
