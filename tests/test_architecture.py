@@ -19,7 +19,9 @@ T = "tinysnn_dse."
 #: layer -> the third-party packages and project modules it may import
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
-    "axes": {T + "errors"},  # the one table of design axes: standard library, for every layer
+    # the one table of design axes: standard library and the modes' own declarations (a
+    # module of core that imports nothing else), for every layer
+    "axes": {T + "errors", T + "core.modes"},
     "records": {T + "errors", T + "axes"},  # the one record type: likewise
     "files": {T + "errors"},  # writing outputs whole or not at all: for every layer that writes
     "__init__": set(),
@@ -83,7 +85,8 @@ ALLOWED: dict[str, set[str]] = {
 
 #: standard-library modules the pure core may use
 CORE_STDLIB = {
-    "__future__", "collections", "contextlib", "dataclasses", "enum", "math", "typing", "weakref",
+    "__future__", "collections", "contextlib", "dataclasses", "enum", "fractions", "math", "types",
+    "typing", "weakref",
 }  # fmt: skip
 
 #: calls that touch files, wherever they appear in core: methods of paths and files ...

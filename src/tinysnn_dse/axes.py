@@ -36,17 +36,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+from tinysnn_dse.core.modes import RoundMode
 from tinysnn_dse.errors import ConfigError
 
 ModelName = Literal["baseline", "sl-stdp", "tinysnn"]
 Scheme = Literal["ptq", "itq"]
-Rounding = Literal["truncate", "nearest", "stochastic"]
 Leak = Literal["lif", "if"]
 PruneMethod = Literal["stdp", "magnitude"]
 
 MODELS: tuple[str, ...] = get_args(ModelName)
 SCHEMES: tuple[str, ...] = get_args(Scheme)
-ROUNDINGS: tuple[str, ...] = get_args(Rounding)
+#: the roundings, as core/modes.py declares them (each with its rule there)
+ROUNDINGS: tuple[str, ...] = tuple(m.value for m in RoundMode)
 LEAKS: tuple[str, ...] = get_args(Leak)
 PRUNE_METHODS: tuple[str, ...] = get_args(PruneMethod)
 MIN_BITS, MAX_BITS = 2, 32

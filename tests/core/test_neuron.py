@@ -42,16 +42,17 @@ def test_lif_steps_match_hand_computation() -> None:
         assert float(v) == pytest.approx(expected[k], abs=1e-9)
         s = v >= thr
         spikes.append(bool(s))
-        st = lif_fire(v, st.refr, s, c)
+        st = lif_fire(v, st.refr, s, c, thr)
     assert spikes == [False, False, True]
     assert float(st.v) == -60.0 and float(st.refr) == 5.0
     v = lif_integrate(st, i_in, c, ident)
     assert float(v) == pytest.approx(-65 + 5 * D, abs=1e-9)
-    st = lif_fire(v, st.refr, v >= thr, c)
+    st = lif_fire(v, st.refr, v >= thr, c, thr)
     assert float(st.refr) == 4.0
     # the refractory period lasts exactly 5 steps: input counts again on the 6th
     for _ in range(4):
-        st = lif_fire(lif_integrate(st, i_in, c, ident), st.refr, torch.tensor([[False]]), c)
+        v = lif_integrate(st, i_in, c, ident)
+        st = lif_fire(v, st.refr, torch.tensor([[False]]), c, thr)
     assert float(st.refr) == 0.0
     v_before = float(st.v)
     v = lif_integrate(st, i_in, c, ident)
@@ -72,7 +73,7 @@ def test_if_neurons_integrate_without_leak_by_hand() -> None:
     for _ in range(5):
         v = lif_integrate(st, i_in, c, ident)
         vs.append(float(v))
-        st = lif_fire(v, st.refr, v >= -52.0, c)
+        st = lif_fire(v, st.refr, v >= -52.0, c, -52.0)
     assert vs == [-62.0, -59.0, -56.0, -53.0, -50.0]
     assert float(st.v) == -60.0 and float(st.refr) == 5.0  # fired on the fifth
     held = LIFState(v=torch.tensor([[-57.25]]), refr=torch.zeros(1, 1))

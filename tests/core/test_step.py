@@ -1,19 +1,23 @@
 """The neuron step's statements (core/step.py): hand-computed values, exact references for
-the integer rounding, their C translation compiled and run against the Python, and no
-second copy of the leak anywhere in the sources."""
+the integer rounding, the compiled forms equal to the Python, and no second copy of the
+leak anywhere in the sources (their C: tests/export/test_c_step.py)."""
 
 from __future__ import annotations
 
+import inspect
+import math
 import re
-import shutil
-import subprocess
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tinysnn_dse.core import int_kernels, kernels, step
+from tinysnn_dse.core import int_kernels, integer, kernels, quant, step
+from tinysnn_dse.core import layout as L
+from tinysnn_dse.core.modes import RESETS, ROUNDINGS, Reset, RoundMode
+from tinysnn_dse.core.params import ExcParams
+from tinysnn_dse.errors import ConfigError
 
 SRC = Path(step.__file__).resolve().parents[1]
 
@@ -26,6 +30,32 @@ def test_leak_and_gate_by_hand() -> None:
     # integer: code 10 at rest 4, gain 3 (accumulator units per code), base 4 * 8
     assert step.leak(10, 4, 3, 32) == 50
     assert step.clamp(50, -8, 7) == 7 and step.clamp(-50, -8, 7) == -8 and step.clamp(3, -8, 7) == 3
+    # a spike at -50.5 mV over a -52 mV threshold: to -60 (keep 0), or -60 + 1.5 (keep 1)
+    assert step.reset_to(np.float32(-50.5), np.float32(-52.0), np.float32(-60.0), 0) == -60.0
+    assert step.reset_to(-50.5, -52.0, -60.0, 1) == -58.5
+    assert step.reset_to(37, 30, -5, 0) == -5 and step.reset_to(37, 30, -5, 1) == 2
+
+
+def test_modes_are_data_every_path_reads() -> None:
+    """Each rounding's (stochastic, cut) and the integer offset derived from the cut,
+    by hand: nearest adds half a step (2**(k-1)), truncation and stochastic nothing."""
+    assert (RoundMode.NEAREST.stochastic, RoundMode.NEAREST.cut) == (False, Fraction(1, 2))
+    assert (RoundMode.TRUNCATE.stochastic, RoundMode.TRUNCATE.cut) == (False, None)
+    assert (RoundMode.STOCHASTIC.stochastic, RoundMode.STOCHASTIC.cut) == (True, None)
+    assert set(ROUNDINGS) == set(RoundMode) and set(RESETS) == set(Reset)
+    assert integer.half_offset(RoundMode.NEAREST, 4) == 8
+    assert integer.half_offset(RoundMode.TRUNCATE, 4) == 0
+    assert integer.half_offset(RoundMode.STOCHASTIC, 4) == 0
+    q = quant.qparams(quant.FixedPoint(bits=8, int_bits=3, signed=True), RoundMode.NEAREST)
+    assert q[L.QP_CUT] == 0.5 and q[L.QP_STOCH] == 0.0
+    assert (
+        quant.qparams(quant.FixedPoint(bits=8, int_bits=3, signed=True), "truncate")[L.QP_CUT]
+        == math.inf
+    )
+    assert Reset.VALUE.keep == 0
+    assert ExcParams(reset="value").reset is Reset.VALUE  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="unknown reset 'soft'"):
+        ExcParams(reset="soft")  # type: ignore[arg-type]
 
 
 def _round_up_exact(a: int, k: int, u: int) -> int:
@@ -60,75 +90,6 @@ def test_compiled_statements_equal_python() -> None:
         assert np.float32(got) == want  # the same float32 operations, the same order
 
 
-@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler (cc)")
-def test_c_macros_equal_python(tmp_path: Path) -> None:
-    """The translated macros, compiled, give the Python statements' values on random
-    integers of both signs (the rounding's two comparison forms included)."""
-    rng = np.random.default_rng(2)
-    rows = []
-    for _ in range(300):
-        v, rest = (int(x) for x in rng.integers(-(2**15), 2**15, 2))
-        gain, base = int(rng.integers(0, 2**20)), int(rng.integers(-(2**30), 2**30))
-        inp, refr = int(rng.integers(-(2**30), 2**30)), int(rng.integers(-3, 4))
-        k = int(rng.choice([3, 24, 30]))
-        p2a, p2b = (2 ** (24 - k), 1) if k <= 24 else (1, 2 ** (k - 24))
-        a = step.gate(step.leak(v, rest, gain, base), inp, refr)
-        u = int(rng.integers(0, 2**24))
-        r = step.round_up(a, a >> k, u, 2**k, p2a, p2b)
-        c = step.clamp(r >> 4, -(2**11), 2**11 - 1)
-        rows.append((v, rest, gain, base, inp, refr, k, p2a, p2b, u, a, r, c))
-    table = ",\n".join("{" + ", ".join(f"INT64_C({x})" for x in row) + "}" for row in rows)
-    prog = tmp_path / "step.c"
-    prog.write_text(
-        "#include <stdint.h>\n#include <stdio.h>\n"
-        + "\n".join(step.c_macros())
-        + f"\nstatic const int64_t rows[][13] = {{{table}}};\n"
-        + """
-static int64_t floor_div2(int64_t a, int k)
-{
-    int64_t p = (int64_t)1 << k;
-    return a >= 0 ? a / p : -((-a + p - 1) / p);
-}
-int main(void)
-{
-    int bad = 0;
-    unsigned i;
-    for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        const int64_t *x = rows[i];
-        int64_t a = TSNN_LEAK(x[0], x[1], x[2], x[3]);
-        int64_t q, r;
-        a = TSNN_GATE(a, x[4], x[5]);
-        q = floor_div2(a, (int)x[6]);
-        r = TSNN_ROUND_UP(a, q, x[9], (int64_t)1 << x[6], x[7], x[8]);
-        bad += a != x[10] || r != x[11] || TSNN_CLAMP(floor_div2(r, 4), -2048, 2047) != x[12];
-    }
-    printf("%d\\n", bad);
-    return 0;
-}
-"""
-    )
-    exe = tmp_path / "step"
-    subprocess.run(["cc", "-std=c99", "-Wall", "-Werror", "-o", str(exe), str(prog)], check=True)
-    assert subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout == "0\n"
-
-
-def test_c_macro_translation_is_the_statement() -> None:
-    assert step.c_macro(step.leak) == (
-        "#define TSNN_LEAK(v, rest, gain, base) ((((v) - (rest)) * (gain)) + (base))"
-    )
-    assert (
-        step.c_macro(step.gate)
-        == "#define TSNN_GATE(x, inp, refr) (((refr) <= 0) ? ((x) + (inp)) : (x))"
-    )
-
-    def two_lines(x: int) -> int:
-        y = x + 1
-        return y
-
-    with pytest.raises(ValueError, match="one return expression"):
-        step.c_macro(two_lines)
-
-
 def test_no_second_copy_of_the_leak() -> None:
     """The leak ``(v - rest) * decay + rest`` and its integer form appear only as
     :func:`step.leak`: every other source calls it (or, in C, its macro)."""
@@ -142,7 +103,18 @@ def test_no_second_copy_of_the_leak() -> None:
     assert hits == []
 
 
-def test_kernel_modules_hold_the_current_stamp() -> None:
-    assert kernels.STEP_STAMP == step.stamp() == int_kernels.STEP_STAMP
-    with pytest.raises(ImportError, match="STEP_STAMP"):
-        step.require("00000000", "some.module")
+def _digest(text: str) -> str:
+    h = 0x811C9DC5
+    for byte in text.encode():
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return f"{h:08x}"
+
+
+def test_kernel_modules_hold_the_statements_digest() -> None:
+    """Numba caches a kernel keyed on its own file: a statement edited without editing the
+    kernel modules would leave their cached code running the old one."""
+    now = _digest("".join(inspect.getsource(f) for f in step.STATEMENTS))
+    for mod in (kernels, int_kernels):
+        assert now == mod.STEP_STAMP, (
+            f"core/step.py changed: check {mod.__name__}, then set its STEP_STAMP = {now!r}"
+        )

@@ -73,6 +73,8 @@ if HAVE_TRITON:
     C_I_RESET = tl.constexpr(L.C_I_RESET)
     C_I_DECAY = tl.constexpr(L.C_I_DECAY)
     C_I_REF = tl.constexpr(L.C_I_REF)
+    C_KEEP = tl.constexpr(L.C_KEEP)
+    C_I_KEEP = tl.constexpr(L.C_I_KEEP)
     C_V_TH = tl.constexpr(L.C_V_TH)
     C_THETA_PLUS = tl.constexpr(L.C_THETA_PLUS)
     C_W_LAT = tl.constexpr(L.C_W_LAT)
@@ -82,12 +84,16 @@ if HAVE_TRITON:
     LR_ETA = tl.constexpr(L.LR_ETA)
     LR_S_TH = tl.constexpr(L.LR_S_TH)
 
-    # the leak of the neuron step (core/step.py), jitted as written there; Triton's
+    # the neuron step's leak and reset (core/step.py), jitted as written there; Triton's
     # interpreter wants triton.language among a jitted function's globals, so the function
     # is rebuilt over globals that hold it (the same code object, the same source)
-    _leak = triton.jit(
-        types.FunctionType(step.leak.__code__, {"tl": tl, "__name__": __name__}, "leak")
-    )
+    def _statement(f: Any) -> Any:
+        return triton.jit(
+            types.FunctionType(f.__code__, {"tl": tl, "__name__": __name__}, f.__name__)
+        )
+
+    _leak = _statement(step.leak)
+    _reset_to = _statement(step.reset_to)
 
     @triton.jit
     def _hash_uniform(key, a, b):  # type: ignore[no-untyped-def]
@@ -177,6 +183,8 @@ if HAVE_TRITON:
             i_reset = tl.load(ck + C_I_RESET)
             i_decay = tl.load(ck + C_I_DECAY)
             i_ref = tl.load(ck + C_I_REF)
+            keep = tl.load(ck + C_KEEP)
+            i_keep = tl.load(ck + C_I_KEEP)
             v_th = tl.load(ck + C_V_TH)
             theta_plus = tl.load(ck + C_THETA_PLUS)
             w_lat = tl.load(ck + C_W_LAT)
@@ -237,7 +245,7 @@ if HAVE_TRITON:
                     s = fire
                     sf = s.to(tl.float32)
                     n_spk = tl.sum(sf, axis=0)
-                v = tl.where(s, v_reset, v)
+                v = tl.where(s, _reset_to(v, theta + v_th, v_reset, keep), v)
                 refr = tl.where(s, ref_steps, refr - 1.0)
                 counts += sf
                 if INHIBITORY:
@@ -246,7 +254,7 @@ if HAVE_TRITON:
                     xi = _quant(xi, v_on, v_inv, v_eps, v_lo, v_hi, v_st, v_cut, v_hi32, u1)
                     si = (xi >= inh_thr) & mask
                     sif = si.to(tl.float32)
-                    inh_v = tl.where(si, i_reset, xi)
+                    inh_v = tl.where(si, _reset_to(xi, inh_thr, i_reset, i_keep), xi)
                     inh_refr = tl.where(si, i_ref, inh_refr - 1.0)
                     i_rec = (sif - tl.sum(sif, axis=0)) * w_lat
                     s_prev = sf

@@ -27,11 +27,13 @@ from tinysnn_dse.core.kernels import (
     leak,
     njit,
     prange,
+    reset_to,
 )
 from tinysnn_dse.core.layout import (
     KC_DSH,
     KC_HALF,
     KC_IDSH,
+    KC_IKEEP,
     KC_INHIBITORY,
     KC_INV_K,
     KC_IREF,
@@ -40,6 +42,7 @@ from tinysnn_dse.core.layout import (
     KC_IREST_K,
     KC_ITHR,
     KC_K,
+    KC_KEEP,
     KC_P2A,
     KC_P2B,
     KC_P2K,
@@ -58,11 +61,10 @@ from tinysnn_dse.core.layout import (
 from tinysnn_dse.core.modes import RoundMode
 
 #: the layouts this file's kernels read (see :data:`kernels.LAYOUT_STAMP`)
-LAYOUT_STAMP = "a77ba95b"
+LAYOUT_STAMP = "a0d66752"
 layout.require(LAYOUT_STAMP, __name__)
-#: the neuron step's statements (core/step.py) inlined here (see :data:`kernels.STEP_STAMP`)
-STEP_STAMP = "55a0f1c9"
-step.require(STEP_STAMP, __name__)
+#: the neuron step's statements inlined here (see :data:`kernels.STEP_STAMP`)
+STEP_STAMP = "6bb97930"
 
 round_up = njit(cache=True, nogil=True, inline="always")(step.round_up)
 clamp = njit(cache=True, nogil=True, inline="always")(step.clamp)
@@ -132,13 +134,13 @@ def _layer_step(v, refr, inp, cur, scale_w, t, thr, cs, base, ukey, row, s):  # 
         n_fire, sat = _integrate(v, refr, inp, cur, scale_w, t, thr, cs, base, ukey, row, False)
     if n_fire == 0:  # most steps; ``s`` is left as it was (the caller knows)
         return 0, sat
-    reset, ref = cs[KC_RESET], cs[KC_REF]
+    reset, ref, keep = cs[KC_RESET], cs[KC_REF], cs[KC_KEEP]
     if row == 1:
-        reset, ref = cs[KC_IRESET], cs[KC_IREF]
+        reset, ref, keep = cs[KC_IRESET], cs[KC_IREF], cs[KC_IKEEP]
     for j in range(v.shape[0]):
         fire = v[j] >= thr[j]
         s[j] = 1 if fire else 0
-        v[j] = reset if fire else v[j]
+        v[j] = reset_to(v[j], thr[j], reset, keep) if fire else v[j]
         refr[j] = ref if fire else refr[j]
     return n_fire, sat
 

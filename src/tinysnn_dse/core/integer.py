@@ -45,6 +45,7 @@ from tinysnn_dse.core.layout import (
     KC_DSH,
     KC_HALF,
     KC_IDSH,
+    KC_IKEEP,
     KC_INHIBITORY,
     KC_INV_K,
     KC_IREF,
@@ -53,6 +54,7 @@ from tinysnn_dse.core.layout import (
     KC_IREST_K,
     KC_ITHR,
     KC_K,
+    KC_KEEP,
     KC_LEN,
     KC_P2A,
     KC_P2B,
@@ -70,7 +72,7 @@ from tinysnn_dse.core.layout import (
     KC_WREC,
 )
 from tinysnn_dse.core.modes import RoundMode, Topology
-from tinysnn_dse.core.neuron import consts
+from tinysnn_dse.core.neuron import LIFConsts, consts
 from tinysnn_dse.core.params import ModelConfig
 from tinysnn_dse.core.quant import FixedPoint, Quantizers, quantize
 
@@ -102,12 +104,14 @@ def ceil_shift(x: int, s: int) -> int:
 @dataclass(frozen=True)
 class IntLayer:
     """One population's constants: resting and reset potentials (Vmem codes), the leak
-    factor ``decay`` (``D``, :data:`LEAK_BITS` fractional bits) and the refractory steps."""
+    factor ``decay`` (``D``, :data:`LEAK_BITS` fractional bits), the refractory steps and
+    the share of the overshoot a spike keeps (:func:`step.reset_to`)."""
 
     rest: int
     reset: int
     decay: int
     ref_steps: int
+    keep: int
 
 
 @dataclass(frozen=True)
@@ -178,25 +182,25 @@ class IntDesign:
         c[KC_WREC], c[KC_WEI] = self.w_rec, self.w_exc_inh
         c[KC_ITHR] = self.inh_thr_v
         c[KC_SH_W], c[KC_SCALE_W] = self.sh_w, 1 << self.sh_w
-        c[KC_HALF] = (1 << (k - 1)) if self.rounding == RoundMode.NEAREST else 0
+        c[KC_HALF] = half_offset(self.rounding, k)
         c[KC_INV_K] = 0  # 2**-k: set in the float64 form only (kernel_consts)
         c[KC_P2A], c[KC_P2B] = 1 << max(0, UNIFORM_BITS - k), 1 << max(0, k - UNIFORM_BITS)
         c[KC_V_LO], c[KC_V_HI] = self.vmem.lo_code, self.vmem.hi_code
         c[KC_ROUNDING] = self.rounding.code
         c[KC_INHIBITORY] = 1 if self.topology == Topology.INHIBITORY else 0
         c[KC_K], c[KC_P2K] = k, 1 << k
+        c[KC_KEEP], c[KC_IKEEP] = e.keep, i.keep
         return c
 
 
-def _layer(rest_mv: float, reset_mv: float, decay: float, ref: float, v: FixedPoint) -> IntLayer:
+def _layer(c: LIFConsts, v: FixedPoint) -> IntLayer:
     fv = v.frac_bits
 
     def clamp(c: int) -> int:  # a potential the register holds
         return min(max(c, v.lo_code), v.hi_code)
 
-    d = code_nearest(decay, LEAK_BITS)
-    return IntLayer(clamp(code_nearest(rest_mv, fv)), clamp(code_nearest(reset_mv, fv)), d,
-                    int(ref))  # fmt: skip
+    rest, reset = clamp(code_nearest(c.v_rest, fv)), clamp(code_nearest(c.v_reset, fv))
+    return IntLayer(rest, reset, code_nearest(c.decay, LEAK_BITS), int(c.ref_steps), int(c.keep))
 
 
 def kernel_dtype(d: IntDesign) -> type:
@@ -254,8 +258,8 @@ def _design(cfg: ModelConfig, qz: Quantizers) -> IntDesign:
         weight=qz.weight,
         vmem=v,
         vth=qz.vth,
-        exc=_layer(c.exc.v_rest, c.exc.v_reset, c.exc.decay, c.exc.ref_steps, v),
-        inh=_layer(c.inh.v_rest, c.inh.v_reset, c.inh.decay, c.inh.ref_steps, v),
+        exc=_layer(c.exc, v),
+        inh=_layer(c.inh, v),
         w_rec=code_nearest(w_rec, fv),
         w_exc_inh=code_nearest(cfg.inh.w_exc_inh, fv),
         inh_thr=code_nearest(inh_thr, qz.vth.frac_bits),
@@ -309,17 +313,27 @@ def image_keys(ukey: int, n: int) -> np.ndarray:
     return np.array([kernels.image_key(ukey, b) for b in range(n)], dtype=np.int64)
 
 
+def half_offset(rounding: RoundMode, k: int) -> int:
+    """What deterministic rounding adds to the accumulator before the floor shift by ``k``:
+    ``(1 - cut) * 2**k`` (nearest: 2**(k-1)), so that ``floor((A + half) / 2**k)`` steps
+    up exactly where the remainder reaches the cut; 0 where it never does."""
+    if rounding.cut is None:
+        return 0
+    half = (1 - rounding.cut) * 2**k
+    if half.denominator != 1:
+        raise ValueError(f"{rounding} rounding: a cut of {rounding.cut} is no multiple of 2**-{k}")
+    return int(half)
+
+
 def round_shift(a: Tensor, k: int, rounding: RoundMode, u24: Tensor | None) -> Tensor:
     """``round_k(a)`` (module docstring) of int64 ``a``; ``u24`` the stochastic uniforms."""
-    if rounding == RoundMode.NEAREST:
-        return (a + (1 << (k - 1))) >> k
+    if not rounding.stochastic:
+        return (a + half_offset(rounding, k)) >> k
+    assert u24 is not None
     q = a >> k
-    if rounding == RoundMode.STOCHASTIC:
-        assert u24 is not None
-        r = a - (q << k)
-        up = (r << (UNIFORM_BITS - k)) > u24 if k <= UNIFORM_BITS else r > (u24 << (k - 24))
-        q = q + up.to(torch.int64)
-    return q
+    r = a - (q << k)
+    up = (r << (UNIFORM_BITS - k)) > u24 if k <= UNIFORM_BITS else r > (u24 << (k - 24))
+    return q + up.to(torch.int64)
 
 
 def infer_reference(
@@ -341,7 +355,7 @@ def infer_reference(
     k, lo, hi = int(c[KC_K]), int(c[KC_V_LO]), int(c[KC_V_HI])
     inhibitory = d.topology == Topology.INHIBITORY
     u = None
-    if d.rounding == RoundMode.STOCHASTIC:
+    if d.rounding.stochastic:
         assert keys is not None
         u = torch.from_numpy(kernels.u24_block(keys, t_steps, 2 if inhibitory else 1, n)).to(dev)
     wf = w.to(dev, torch.float64)  # codes: float64 sums of them are exact below 2**53
@@ -372,7 +386,7 @@ def infer_reference(
                            None if u is None else u[t, 0])  # fmt: skip
         n_sat += sat
         s = (v >= thr_t).to(i64)
-        v = torch.where(s > 0, torch.full_like(v, int(c[KC_RESET])), v)
+        v = torch.where(s > 0, step.reset_to(v, thr_t, int(c[KC_RESET]), int(c[KC_KEEP])), v)
         refr = torch.where(s > 0, torch.full_like(refr, int(c[KC_REF])), refr - 1)
         counts += s
         if inhibitory:
@@ -381,7 +395,8 @@ def infer_reference(
                                 ui)  # fmt: skip
             n_sat += sat
             si = (vi >= int(c[KC_ITHR])).to(i64)
-            vi = torch.where(si > 0, torch.full_like(vi, int(c[KC_IRESET])), vi)
+            reset = step.reset_to(vi, int(c[KC_ITHR]), int(c[KC_IRESET]), int(c[KC_IKEEP]))
+            vi = torch.where(si > 0, reset, vi)
             irefr = torch.where(si > 0, torch.full_like(irefr, int(c[KC_IREF])), irefr - 1)
             irec = (si - si.sum(dim=1, keepdim=True)) * wrec
             s_prev = s

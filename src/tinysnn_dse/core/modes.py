@@ -16,6 +16,7 @@ gets the codes as ``TSNN_ROUND_*`` macros of ``model.h``.
 from __future__ import annotations
 
 import enum
+from fractions import Fraction
 from typing import TypeVar
 
 from tinysnn_dse.errors import ConfigError
@@ -56,7 +57,11 @@ class Mode(str, enum.Enum):
 
 
 class RoundMode(Mode):
-    """How every quantizer of a design point rounds (method.md section 4; :mod:`quant`)."""
+    """How every quantizer of a design point rounds (method.md section 4; :mod:`quant`).
+    Each is data, :data:`ROUNDINGS`, that every path reads: the float kernels and the torch
+    reference (``QP_STOCH``, ``QP_CUT``), the integer datapath and its C (the offset
+    ``KC_HALF`` added before the floor shift, and whether to draw), so a new member of
+    the same family is a line here and one there."""
 
     TRUNCATE = "truncate"
     NEAREST = "nearest"
@@ -65,6 +70,44 @@ class RoundMode(Mode):
     @classmethod
     def what(cls) -> str:
         return "rounding"
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether the rounding steps up where the remainder exceeds a uniform draw."""
+        return ROUNDINGS[self][0]
+
+    @property
+    def cut(self) -> Fraction | None:
+        """Deterministic rounding: the remainder of ``x / eps`` (in [0, 1)) from which it
+        steps up from the floor; None where it never does (truncation, stochastic)."""
+        return ROUNDINGS[self][1]
+
+
+#: every rounding as (stochastic, cut) (:attr:`RoundMode.stochastic`, :attr:`RoundMode.cut`)
+ROUNDINGS: dict[RoundMode, tuple[bool, Fraction | None]] = {
+    RoundMode.TRUNCATE: (False, None),
+    RoundMode.NEAREST: (False, Fraction(1, 2)),  # ties step up
+    RoundMode.STOCHASTIC: (True, None),
+}
+
+
+class Reset(Mode):
+    """What a spike leaves in its neuron's potential (:func:`step.reset_to`): the reset
+    potential plus :attr:`keep` times the overshoot above the threshold. Each is data,
+    :data:`RESETS`, carried to every path as the constant ``C_KEEP`` / ``KC_KEEP``."""
+
+    VALUE = "value"  # to v_reset (Diehl & Cook; tinySNN)
+
+    @property
+    def keep(self) -> int:
+        """The share of the overshoot the reset keeps."""
+        return RESETS[self]
+
+
+#: every reset rule's :attr:`Reset.keep`
+RESETS: dict[Reset, int] = {
+    Reset.VALUE: 0,
+}
 
 
 class Rule(Mode):

@@ -62,17 +62,21 @@ class LIFConsts(NamedTuple):
     v_reset: float
     decay: float
     ref_steps: float
+    keep: float  # the share of the overshoot a spike keeps (step.reset_to)
 
 
 def lif_consts(p: ExcParams | InhParams, dt_ms: float) -> LIFConsts:
     """The per-step constants of a layer; an IF layer (``leak`` "if", excitatory neurons
     only) keeps its potential between inputs: decay 1, ``(v - v_rest) * 1 + v_rest``."""
-    leaky = not isinstance(p, ExcParams) or p.leak == "lif"
+    leaky, keep = True, 0.0  # the inhibitory layer leaks and resets to its value
+    if isinstance(p, ExcParams):
+        leaky, keep = p.leak == "lif", float(p.reset.keep)
     return LIFConsts(
         v_rest=p.v_rest_mv,
         v_reset=p.v_reset_mv,
         decay=math.exp(-dt_ms / p.tau_m_ms) if leaky else 1.0,
         ref_steps=float(round(p.t_ref_ms / dt_ms)),
+        keep=keep,
     )
 
 
@@ -96,9 +100,10 @@ def lif_integrate(
     return qv(v)
 
 
-def lif_fire(v: Tensor, refr: Tensor, s: Tensor, c: LIFConsts) -> LIFState:
-    """Reset the neurons in ``s`` (bool) and start their refractory period."""
-    v = torch.where(s, torch.full_like(v, c.v_reset), v)
+def lif_fire(v: Tensor, refr: Tensor, s: Tensor, c: LIFConsts, thr: Tensor | float) -> LIFState:
+    """Reset the neurons in ``s`` (bool; at or above their threshold ``thr``) and start
+    their refractory period."""
+    v = torch.where(s, step.reset_to(v, thr, c.v_reset, c.keep), v)
     refr = torch.where(s, torch.full_like(refr, c.ref_steps), refr - 1.0)
     return LIFState(v=v, refr=refr)
 

@@ -23,7 +23,7 @@ from tinysnn_dse.axes import (
     PruneMethod,
     Scheme,
 )
-from tinysnn_dse.core.modes import RoundMode, Rule, Topology
+from tinysnn_dse.core.modes import Reset, RoundMode, Rule, Topology
 from tinysnn_dse.errors import ConfigError
 from tinysnn_dse.records import quant_label
 
@@ -81,7 +81,11 @@ class ExcParams:
     theta_plus_mv: float = 2.0  # method.md starts at 0.05 (DC15); tuned: docs/results.md
     tau_theta_ms: float = 1e7
     one_spike: bool = True  # at most one excitatory spike per step during learning
-    leak: Leak = "lif"  # "if": integrate-and-fire, no leak (decay 1; issue 15)
+    leak: Leak = "lif"  # "if": integrate-and-fire, no leak (decay 1)
+    reset: Reset = Reset.VALUE  # what a spike leaves in the potential (modes.Reset)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reset", Reset.of(self.reset))
 
 
 @dataclass(frozen=True)

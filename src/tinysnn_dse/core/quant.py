@@ -16,8 +16,9 @@ Rounding, with ``floor_eps(x)`` the largest multiple of eps <= x:
 then saturation to ``[lo, hi]``. FP32 (``bits is None``) is the identity.
 
 Every path computes this the same way, exactly: the value is scaled to ``y = x / eps`` in
-float64 (exact: a power of two), and ``floor(y)`` steps up one where nearest rounding
-finds ``y >= floor(y) + 1/2`` or stochastic rounding finds the remainder above ``u``
+float64 (exact: a power of two), and ``floor(y)`` steps up one where deterministic
+rounding finds ``y >= floor(y) + cut`` (nearest: 1/2; :data:`modes.ROUNDINGS` holds each
+mode's) or stochastic rounding finds the remainder above ``u``
 (``y - floor(y)``, exact but for ``-1 < y < 0``, where ``y > u - 1`` is compared
 instead). Adding ``1/2`` before the floor, in float32 or float64, rounds a value one ulp
 below a midpoint up a step; these comparisons cannot. The integer code is clamped to
@@ -143,13 +144,14 @@ def qparams(fmt: FixedPoint | None, rounding: RoundMode) -> np.ndarray:
     q = np.zeros(L.QP_LEN, dtype=np.float64)
     if fmt is None:
         return q
+    rounding = RoundMode.of(rounding)
     q[L.QP_ON] = 1.0
     q[L.QP_INV] = fmt.inv
     q[L.QP_EPS] = fmt.eps
     q[L.QP_LO] = float(fmt.lo_code)
     q[L.QP_HI] = float(fmt.hi_code)
-    q[L.QP_STOCH] = 1.0 if rounding == RoundMode.STOCHASTIC else 0.0
-    q[L.QP_CUT] = 0.5 if rounding == RoundMode.NEAREST else math.inf
+    q[L.QP_STOCH] = 1.0 if rounding.stochastic else 0.0
+    q[L.QP_CUT] = math.inf if rounding.cut is None else float(rounding.cut)
     q[L.QP_HI32] = fmt.hi32
     q[L.QP_NARROW] = 1.0 if fmt.bits <= 23 and fmt.frac_bits >= 0 else 0.0
     return q
@@ -185,15 +187,16 @@ def quantize_counted(
     the format, as :func:`kernels.fxp_sat` counts them; 0 unless ``count``)."""
     if fmt is None:
         return x, 0
+    rounding = RoundMode.of(rounding)  # a member passes through; a spelling is parsed
     # float32 arithmetic is exact for float32 inputs, codes below 2**22 and a step of at
     # most 1 (scaling cannot underflow; every step below is exact); float64 otherwise
     fast = x.dtype == torch.float32 and fmt.bits <= 23 and fmt.frac_bits >= 0
     dt = torch.float32 if fast else torch.float64
     y = x.to(dt) * fmt.inv  # exact: a power of two
     fl = torch.floor(y)
-    if rounding == RoundMode.NEAREST:
-        fl += y >= fl + 0.5  # fl + 1/2 is exact
-    elif rounding == RoundMode.STOCHASTIC:
+    if rounding.cut is not None:
+        fl += y >= fl + float(rounding.cut)  # exact: fl + a cut of a few bits
+    elif rounding.stochastic:
         if u is None:
             if generator is None:
                 raise ValueError("stochastic rounding needs an explicit torch.Generator")
@@ -247,7 +250,7 @@ class Quantizers:
     @property
     def stochastic(self) -> bool:
         """Whether the rounding draws a uniform per rounding (of the formats that are set)."""
-        return self.rounding == RoundMode.STOCHASTIC
+        return self.rounding.stochastic
 
     @property
     def vth_acc(self) -> FixedPoint | None:

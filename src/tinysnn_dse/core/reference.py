@@ -152,7 +152,7 @@ def simulate_reference(
         s = v >= (theta + v_th)
         if use_one_spike:
             s = one_spike(s, tiebreak[t])  # type: ignore[index]
-        exc = lif_fire(v, exc.refr, s, c.exc)
+        exc = lif_fire(v, exc.refr, s, c.exc, theta + v_th)
         sf = s.to(torch.float32)
         counts = counts + sf
         # recurrent inhibition for the next step
@@ -161,7 +161,7 @@ def simulate_reference(
                 inh, s_prev.to(torch.float32) * cfg.inh.w_exc_inh, c.inh, qv_step(t, 1)
             )
             si = vi >= inh_thr
-            inh = lif_fire(vi, inh.refr, si, c.inh)
+            inh = lif_fire(vi, inh.refr, si, c.inh, inh_thr)
             i_rec = lateral_current(si, cfg.inh.w_inh_exc)
             s_prev = s
         else:

@@ -5,7 +5,7 @@ A LIF population's step (docs/model.md; method.md section 4) is, per neuron,
     x  = leak(v, rest, gain, base)        (v - rest) * gain + base
     x  = gate(x, inp, refr)               + inp unless refractory
     v' = the Vmem grid's rounding of x    (kernels.fxp_code; integer: floor, round_up)
-    spike where v' >= threshold, then reset and refractory.
+    spike where v' >= threshold: v' = reset_to(v', threshold, v_reset, keep), refractory.
 
 The same statements serve both arithmetics. Float (FP32 or rounded onto a fixed-point
 grid afterwards): ``gain`` is the leak factor exp(-dt / tau_m) and ``base`` the resting
@@ -21,19 +21,19 @@ backend takes it as written rather than as a copy:
   (``njit(inline="always")``; the loops that call them vectorize as before, measured);
 - the torch references (:mod:`neuron`, :mod:`integer`) call :func:`leak` on tensors;
 - the Triton kernels (:mod:`gpu_kernels`) jit :func:`leak`;
-- the exported C gets them as macros, translated from these functions' syntax trees by
-  :func:`c_macros` (``export/c.py`` writes them into ``step.h``), so the C cannot hold
-  another form; tests/core/test_step.py checks each against hand-computed values.
+- the exported C gets them as macros of ``model.h``, translated from these functions'
+  syntax trees (:func:`tinysnn_dse.export.c_step.c_macros`), so the C cannot hold
+  another form; tests/core/test_step.py checks each against hand-computed values and
+  exact references, and the compiled macros against the Python.
 
-Numba's disk cache keys a kernel on its own file only, so the kernel modules hold
-:func:`stamp` of these statements and refuse to load against others (:func:`require`).
+Numba's disk cache keys a kernel on its own file only, so the kernel modules hold a
+digest of these statements' source, ``STEP_STAMP``, that tests/core/test_step.py holds
+equal to the source: editing a statement means editing that line there too, which also
+retires their cached code.
 """
 
 from __future__ import annotations
 
-import ast
-import inspect
-import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +46,12 @@ def leak(v: Any, rest: Any, gain: Any, base: Any) -> Any:
 def gate(x: Any, inp: Any, refr: Any) -> Any:
     """``x`` plus the input ``inp``, unless the neuron is refractory (``refr`` > 0)."""
     return x + inp if refr <= 0 else x
+
+
+def reset_to(v: Any, thr: Any, v_reset: Any, keep: Any) -> Any:
+    """The potential a spike leaves (``v`` at or above the threshold ``thr``): ``v_reset``
+    plus ``keep`` times the overshoot (keep 0: reset to the value, :class:`modes.Reset`)."""
+    return v_reset + (v - thr) * keep
 
 
 def round_up(a: Any, q: Any, u: Any, p2k: Any, p2a: Any, p2b: Any) -> Any:
@@ -61,89 +67,5 @@ def clamp(x: Any, lo: Any, hi: Any) -> Any:
     return min(max(x, lo), hi)
 
 
-#: the statements, in the order :func:`c_macros` defines them
-STATEMENTS: tuple[Callable[..., Any], ...] = (leak, gate, round_up, clamp)
-
-
-def _source(f: Callable[..., Any]) -> str:
-    return inspect.getsource(f)
-
-
-def stamp() -> str:
-    """A digest (FNV-1a, 32 bits, hex) of the statements' source: it changes with any edit
-    of them (docstrings included)."""
-    h = 0x811C9DC5
-    for byte in "".join(_source(f) for f in STATEMENTS).encode():
-        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
-    return f"{h:08x}"
-
-
-def require(seen: str, module: str) -> None:
-    """Refuse ``module`` (a kernel module) written against statements of stamp ``seen``:
-    its compiled code, cached on disk by Numba, would hold the old ones."""
-    now = stamp()
-    if seen != now:
-        raise ImportError(
-            f"core/step.py changed (stamp {now}) since {module} was last edited (it holds "
-            f"STEP_STAMP = {seen!r}): set its STEP_STAMP = {now!r} (an edit of the file "
-            "also retires Numba's cached code)"
-        )
-
-
-# ------------------------------------------------------------------------------ the C
-
-_C_BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*"}
-_C_CMPOPS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "=="}
-_C_CALLS = {"min": "TSNN_MIN", "max": "TSNN_MAX"}
-
-
-def c_name(f: Callable[..., Any]) -> str:
-    """The C macro of statement ``f``: ``TSNN_`` and its name in capitals."""
-    return "TSNN_" + f.__name__.upper()
-
-
-def _c_expr(node: ast.expr, args: list[str]) -> str:
-    """C99 text of one expression of a statement (every operand parenthesised, each
-    argument as the macro's parameter); anything outside the subset is refused."""
-    if isinstance(node, ast.Name) and node.id in args:
-        return f"({node.id})"
-    if isinstance(node, ast.Constant) and type(node.value) is int:
-        return str(node.value)
-    if isinstance(node, ast.BinOp) and type(node.op) in _C_BINOPS:
-        op = _C_BINOPS[type(node.op)]
-        return f"({_c_expr(node.left, args)} {op} {_c_expr(node.right, args)})"
-    if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _C_CMPOPS:
-        op = _C_CMPOPS[type(node.ops[0])]
-        return f"({_c_expr(node.left, args)} {op} {_c_expr(node.comparators[0], args)})"
-    if isinstance(node, ast.IfExp):
-        test, yes, no = (_c_expr(x, args) for x in (node.test, node.body, node.orelse))
-        return f"({test} ? {yes} : {no})"
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-            and node.func.id in _C_CALLS and not node.keywords):  # fmt: skip
-        inner = ", ".join(_c_expr(a, args) for a in node.args)
-        return f"{_C_CALLS[node.func.id]}({inner})"
-    raise ValueError(f"no C for {ast.dump(node)[:80]}")
-
-
-def c_macro(f: Callable[..., Any]) -> str:
-    """``#define TSNN_<NAME>(args) <expression>``: statement ``f`` (a function whose body
-    is a docstring and one ``return``) in C."""
-    fn = ast.parse(textwrap.dedent(_source(f))).body[0]
-    assert isinstance(fn, ast.FunctionDef)
-    body = [
-        s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
-    ]
-    if len(body) != 1 or not isinstance(body[0], ast.Return) or body[0].value is None:
-        raise ValueError(f"{f.__name__}: a statement is one return expression")
-    args = [a.arg for a in fn.args.args]
-    return f"#define {c_name(f)}({', '.join(args)}) {_c_expr(body[0].value, args)}"
-
-
-def c_macros() -> list[str]:
-    """The C of every statement, and the min/max they use (each argument once: C has no
-    min of int64)."""
-    return [
-        "#define TSNN_MIN(a, b) ((a) < (b) ? (a) : (b))",
-        "#define TSNN_MAX(a, b) ((a) > (b) ? (a) : (b))",
-        *(c_macro(f) for f in STATEMENTS),
-    ]
+#: the statements, in the order the C defines them (``export/c_step.py``)
+STATEMENTS: tuple[Callable[..., Any], ...] = (leak, gate, reset_to, round_up, clamp)

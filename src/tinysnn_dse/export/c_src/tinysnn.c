@@ -6,11 +6,12 @@
  *   A  = (V - REST) * DSH + REST * 2**K                       leak (DSH = D * 2**(K - 16))
  *      + [not refractory] * (I * 2**SH_W + IREC)              input and recurrent input
  *   V' = clamp(round_K(A), V_LO, V_HI)                        the design's one rounding
+ *   spike where V' >= THR (THR = ceil(T * 2**(FV - FT))), then
+ *   V' = RESET + (V' - THR) * KEEP (KEEP 0: to RESET), refractory
  *
- * written as the macros TSNN_LEAK, TSNN_GATE, TSNN_ROUND_UP and TSNN_CLAMP, which
- * model.h defines by translation from the Python of core/step.py, the statements the
- * Numba kernels compile.
- *   spike where V' >= THR (THR = ceil(T * 2**(FV - FT))), then V' = RESET, refractory
+ * written as the macros TSNN_LEAK, TSNN_GATE, TSNN_RESET_TO, TSNN_ROUND_UP and
+ * TSNN_CLAMP, which model.h defines by translation from the Python of core/step.py, the
+ * statements the Numba kernels compile.
  *
  * I is the sum of the weight codes of the inputs spiking at this step, IREC the
  * recurrent input of the previous step's spikes (tinySNN: lateral inhibition; baseline:
@@ -245,7 +246,7 @@ int32_t tsnn_present(const tsnn_presentation *p, int32_t *counts)
             cur[j] = 0;
             s_exc[j] = x >= thr[j];
             if (s_exc[j]) {
-                v[j] = (tsnn_vmem_t)TSNN_RESET;
+                v[j] = (tsnn_vmem_t)TSNN_RESET_TO(x, thr[j], TSNN_RESET, TSNN_KEEP);
                 refr[j] = TSNN_REF;
                 counts[j] += 1;
                 n_fire += 1;
@@ -266,7 +267,7 @@ int32_t tsnn_present(const tsnn_presentation *p, int32_t *counts)
                 x = round_k(a, p->key, t, TSNN_N + j);
                 s_inh[j] = x >= ithr[j];
                 if (s_inh[j]) {
-                    vi[j] = (tsnn_vmem_t)TSNN_IRESET;
+                    vi[j] = (tsnn_vmem_t)TSNN_RESET_TO(x, ithr[j], TSNN_IRESET, TSNN_IKEEP);
                     irefr[j] = TSNN_IREF;
                     n_inh += 1;
                 } else {
