@@ -55,7 +55,8 @@ class EncodingParams:
     min_spikes: float = 5.0
     rate_boost_hz: float = 32.0
     max_boosts: float = 8.0
-    # presentation time at inference (assignment and test); 0: t_present_ms (issue 15)
+    # presentation time at inference (assignment and test); 0: t_present_ms. Shorter
+    # inference presentations trade accuracy for energy (docs/model.md)
     t_infer_ms: float = 0.0
 
     @property
@@ -120,7 +121,7 @@ class LearningParams:
     eta: float = 1e-2
     s_th: float = 3.0
     update_every_ms: float = 25.0
-    # pruning (issue 15; docs/model.md, "Pruning"): the fraction of each excitatory
+    # pruning (docs/model.md, "Pruning"): the fraction of each excitatory
     # neuron's input synapses removed, by ``stdp`` (during training, in ``prune_rounds``
     # equal steps spread over the first ``prune_until`` of the training images) or by
     # ``magnitude`` (once, after training)

@@ -1,4 +1,4 @@
-"""Pruning of the input synapses (issue 15; docs/model.md, "Pruning").
+"""Pruning of the input synapses (docs/model.md, "Pruning").
 
 A pruned network keeps a mask ``keep`` [n_in, n_exc] (bool) beside its weights
 (:class:`~tinysnn_dse.core.neuron.Net`); a pruned synapse's weight is 0, no learning rule

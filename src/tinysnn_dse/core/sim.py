@@ -6,7 +6,8 @@ The concerns live in modules of their own (docs/architecture.md, "The core"):
 traces, normalisation), :mod:`neuron` (state, neuron steps, thresholds, quantized
 networks), :mod:`reference` (the plain torch loop), :mod:`marshal` (packing state for the
 compiled kernels and calling them), :mod:`batch` (design batches), :mod:`events`
-(event counts). This module re-exports their public names, so ``sim.X`` keeps working.
+(event counts). This module re-exports the names its callers use (``sim.X``); the rest
+are imported from their own modules.
 """
 
 from __future__ import annotations
@@ -18,12 +19,10 @@ import torch
 
 from tinysnn_dse.core import gpu_kernels, integer, kernels
 from tinysnn_dse.core.backend import Backend, choose, supported
-from tinysnn_dse.core.batch import BATCH_PARAMS, DesignBatch, check_batch_configs
+from tinysnn_dse.core.batch import DesignBatch, check_batch_configs
 from tinysnn_dse.core.encoding import (
     SpikeTrains,
     draw_key,
-    hashed_uniforms,
-    kernel_threads,
     learning_trains,
     poisson,
     poisson_trains,
@@ -33,24 +32,20 @@ from tinysnn_dse.core.encoding import (
 from tinysnn_dse.core.energy import OpCounts
 from tinysnn_dse.core.events import count_learning
 from tinysnn_dse.core.marshal import (
-    formats,
     infer_drawn,
     infer_fast,
     learn_presentation,
     learn_stepwise_presentation,
-    neuron_consts,
     normalize_q,
     pack_keys,
 )
 from tinysnn_dse.core.modes import Rule
 from tinysnn_dse.core.neuron import (
-    Consts,
     LIFConsts,
     LIFState,
     Net,
     QuantMeter,
     consts,
-    inference_thresholds,
     init_net,
     lateral_current,
     lif_consts,
@@ -59,9 +54,6 @@ from tinysnn_dse.core.neuron import (
     new_meter,
     one_spike,
     quantize_net,
-    start_acc,
-    store32,
-    theta_set,
     uniform_rows,
 )
 from tinysnn_dse.core.params import ModelConfig
@@ -83,17 +75,14 @@ Tensor = torch.Tensor
 K = kernels
 
 __all__ = [
-    "BATCH_PARAMS", "Backend", "Consts", "DesignBatch", "K", "LIFConsts", "LIFState", "Net",
-    "QuantMeter", "SpikeTrains", "check_batch_configs", "choose", "consts", "count_learning",
-    "draw_key", "formats", "gpu_kernels", "hashed_uniforms", "infer", "infer_drawn",
-    "infer_fast", "infer_reference", "inference_thresholds", "init_net", "kernel_threads",
-    "kernels", "lateral_current", "learning_trains", "learn_presentation",
-    "learn_stepwise_presentation", "lif_consts", "lif_fire", "lif_integrate", "new_meter",
-    "neuron_consts", "normalize", "normalize_q", "observe_ranges", "one_spike", "pack_keys",
-    "pair_update_", "poisson", "poisson_trains", "presyn_traces", "quantize_net",
-    "rate_scale", "simulate", "simulate_reference", "skip_trains", "sl_stdp_cols",
-    "start_acc", "store32", "supported", "theta_set", "tinysnn_cols", "traces_at",
-    "train_sample", "update_points",
+    "Backend", "DesignBatch", "K", "LIFConsts", "LIFState", "Net", "QuantMeter",
+    "SpikeTrains", "check_batch_configs", "consts", "gpu_kernels", "infer", "infer_drawn",
+    "infer_fast", "infer_reference", "init_net", "kernels", "lateral_current", "lif_consts",
+    "lif_fire", "lif_integrate", "new_meter", "normalize", "normalize_q", "observe_ranges",
+    "one_spike", "pack_keys", "pair_update_", "poisson", "poisson_trains", "presyn_traces",
+    "quantize_net", "rate_scale", "simulate", "simulate_reference", "skip_trains",
+    "sl_stdp_cols", "supported", "tinysnn_cols", "traces_at", "train_sample",
+    "update_points",
 ]  # fmt: skip
 
 
