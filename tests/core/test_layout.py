@@ -217,7 +217,7 @@ def test_integer_constants_one_layout(model: str, rounding: str) -> None:
         "INV_K": 0, "P2A": 2 ** max(0, 24 - k), "P2B": 2 ** max(0, k - 24),
         "V_LO": d.vmem.lo_code, "V_HI": d.vmem.hi_code, "ROUNDING": RoundMode(rounding).code,
         "INHIBITORY": int(cfg.topology == Topology.INHIBITORY), "K": k, "P2K": 2**k,
-        "KEEP": 0, "IKEEP": 0,  # a spike resets to the value (modes.Reset.VALUE)
+        "KEEP": 0,  # a spike resets to the value (modes.Reset.VALUE)
     }  # fmt: skip
     assert set(want) == set(layout.fields("KC"))
     assert {n: int(c[i]) for n, i in layout.fields("KC").items()} == want

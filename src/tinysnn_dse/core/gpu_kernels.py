@@ -74,7 +74,6 @@ if HAVE_TRITON:
     C_I_DECAY = tl.constexpr(L.C_I_DECAY)
     C_I_REF = tl.constexpr(L.C_I_REF)
     C_KEEP = tl.constexpr(L.C_KEEP)
-    C_I_KEEP = tl.constexpr(L.C_I_KEEP)
     C_V_TH = tl.constexpr(L.C_V_TH)
     C_THETA_PLUS = tl.constexpr(L.C_THETA_PLUS)
     C_W_LAT = tl.constexpr(L.C_W_LAT)
@@ -184,7 +183,6 @@ if HAVE_TRITON:
             i_decay = tl.load(ck + C_I_DECAY)
             i_ref = tl.load(ck + C_I_REF)
             keep = tl.load(ck + C_KEEP)
-            i_keep = tl.load(ck + C_I_KEEP)
             v_th = tl.load(ck + C_V_TH)
             theta_plus = tl.load(ck + C_THETA_PLUS)
             w_lat = tl.load(ck + C_W_LAT)
@@ -254,7 +252,7 @@ if HAVE_TRITON:
                     xi = _quant(xi, v_on, v_inv, v_eps, v_lo, v_hi, v_st, v_cut, v_hi32, u1)
                     si = (xi >= inh_thr) & mask
                     sif = si.to(tl.float32)
-                    inh_v = tl.where(si, _reset_to(xi, inh_thr, i_reset, i_keep), xi)
+                    inh_v = tl.where(si, i_reset, xi)  # to its value
                     inh_refr = tl.where(si, i_ref, inh_refr - 1.0)
                     i_rec = (sif - tl.sum(sif, axis=0)) * w_lat
                     s_prev = sf

@@ -33,7 +33,6 @@ from tinysnn_dse.core.layout import (
     KC_DSH,
     KC_HALF,
     KC_IDSH,
-    KC_IKEEP,
     KC_INHIBITORY,
     KC_INV_K,
     KC_IREF,
@@ -61,7 +60,7 @@ from tinysnn_dse.core.layout import (
 from tinysnn_dse.core.modes import RoundMode
 
 #: the layouts this file's kernels read (see :data:`kernels.LAYOUT_STAMP`)
-LAYOUT_STAMP = "a0d66752"
+LAYOUT_STAMP = "df964aec"
 layout.require(LAYOUT_STAMP, __name__)
 #: the neuron step's statements inlined here (see :data:`kernels.STEP_STAMP`)
 STEP_STAMP = "6bb97930"
@@ -136,7 +135,7 @@ def _layer_step(v, refr, inp, cur, scale_w, t, thr, cs, base, ukey, row, s):  # 
         return 0, sat
     reset, ref, keep = cs[KC_RESET], cs[KC_REF], cs[KC_KEEP]
     if row == 1:
-        reset, ref, keep = cs[KC_IRESET], cs[KC_IREF], cs[KC_IKEEP]
+        reset, ref, keep = cs[KC_IRESET], cs[KC_IREF], 0  # the inhibitory layer: to its value
     for j in range(v.shape[0]):
         fire = v[j] >= thr[j]
         s[j] = 1 if fire else 0

@@ -45,7 +45,6 @@ from tinysnn_dse.core.layout import (
     KC_DSH,
     KC_HALF,
     KC_IDSH,
-    KC_IKEEP,
     KC_INHIBITORY,
     KC_INV_K,
     KC_IREF,
@@ -189,7 +188,7 @@ class IntDesign:
         c[KC_ROUNDING] = self.rounding.code
         c[KC_INHIBITORY] = 1 if self.topology == Topology.INHIBITORY else 0
         c[KC_K], c[KC_P2K] = k, 1 << k
-        c[KC_KEEP], c[KC_IKEEP] = e.keep, i.keep
+        c[KC_KEEP] = e.keep  # the inhibitory layer resets to its value
         return c
 
 
@@ -395,7 +394,7 @@ def infer_reference(
                                 ui)  # fmt: skip
             n_sat += sat
             si = (vi >= int(c[KC_ITHR])).to(i64)
-            reset = step.reset_to(vi, int(c[KC_ITHR]), int(c[KC_IRESET]), int(c[KC_IKEEP]))
+            reset = step.reset_to(vi, int(c[KC_ITHR]), int(c[KC_IRESET]), 0)
             vi = torch.where(si > 0, reset, vi)
             irefr = torch.where(si > 0, torch.full_like(irefr, int(c[KC_IREF])), irefr - 1)
             irec = (si - si.sum(dim=1, keepdim=True)) * wrec

@@ -43,7 +43,7 @@ def neuron_consts(cfg: ModelConfig, qz: Quantizers, learn: bool) -> np.ndarray:
     inhibitory = cfg.topology == Topology.INHIBITORY
     nc = np.zeros(L.C_LEN, dtype=np.float32)
     nc[[L.C_V_REST, L.C_V_RESET, L.C_DECAY, L.C_REF, L.C_KEEP]] = c.exc
-    nc[[L.C_I_REST, L.C_I_RESET, L.C_I_DECAY, L.C_I_REF, L.C_I_KEEP]] = c.inh
+    nc[[L.C_I_REST, L.C_I_RESET, L.C_I_DECAY, L.C_I_REF]] = c.inh[:4]  # keep 0: to its value
     nc[L.C_V_TH] = cfg.exc.v_th_mv
     nc[L.C_THETA_PLUS] = cfg.exc.theta_plus_mv if learn else 0.0
     nc[L.C_W_LAT] = cfg.inh.w_inh_exc if inhibitory else cfg.inh.w_lateral

@@ -267,7 +267,7 @@ int32_t tsnn_present(const tsnn_presentation *p, int32_t *counts)
                 x = round_k(a, p->key, t, TSNN_N + j);
                 s_inh[j] = x >= ithr[j];
                 if (s_inh[j]) {
-                    vi[j] = (tsnn_vmem_t)TSNN_RESET_TO(x, ithr[j], TSNN_IRESET, TSNN_IKEEP);
+                    vi[j] = (tsnn_vmem_t)TSNN_IRESET;
                     irefr[j] = TSNN_IREF;
                     n_inh += 1;
                 } else {
