@@ -78,7 +78,8 @@ SR_ETA_PRE, SR_ETA_POST, SR_ETA_SL, SR_X_TAR, SR_W_MAX = range(SR_LEN)
 KC_LEN = 26
 (KC_REST, KC_RESET, KC_DSH, KC_REF, KC_IREST, KC_IRESET, KC_IDSH, KC_IREF, KC_WREC,
  KC_WEI, KC_ITHR, KC_SH_W, KC_SCALE_W, KC_REST_K, KC_IREST_K, KC_HALF, KC_INV_K, KC_P2A,
- KC_P2B, KC_V_LO, KC_V_HI, KC_ROUNDING, KC_INHIBITORY, KC_K, KC_P2K, KC_KEEP) = range(KC_LEN)  # fmt: skip
+ KC_P2B, KC_V_LO, KC_V_HI, KC_ROUNDING, KC_INHIBITORY, KC_K, KC_P2K,
+ KC_KEEP) = range(KC_LEN)  # fmt: skip
 
 #: the integer constants ``model.h`` leaves out: 2**-k is a float64-state matter (0 in int64)
 KC_NOT_IN_C = (KC_INV_K,)
