@@ -243,12 +243,13 @@ def train(
     y: Tensor,
     tc: TrainConfig,
     generator: torch.Generator,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> list[float]:
     """Adam on shuffled mini-batches of ``x`` [S, n_in] / ``y`` [S] for ``tc.epochs``
     passes (the order and any Poisson spikes from ``generator``); returns each epoch's
-    mean loss. ``net`` learns in place."""
-    params = net.parameters()
-    opt = torch.optim.Adam(params, lr=tc.lr)
+    mean loss. ``net`` learns in place; ``optimizer`` (Adam over ``net.parameters()``)
+    continues an earlier call's."""
+    opt = optimizer or torch.optim.Adam(net.parameters(), lr=tc.lr)
     losses = []
     n = x.shape[0]
     for _ in range(tc.epochs):

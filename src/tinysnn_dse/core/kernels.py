@@ -435,27 +435,6 @@ def _integrate_q(v, refr, i_in, i_rec, theta, nc, vq, u, meter):  # type: ignore
     return n_fire
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _integrate_inh(v, refr, s_prev, w_in, nc, vq, u, meter):  # type: ignore[no-untyped-def]
-    """The inhibitory layer's step up to the threshold test: leak, gated input ``s_prev *
-    w_in`` (the excitatory spikes of the previous step) and, with a format ``vq``, the
-    rounding (as :func:`_integrate_q`), in a loop of its own per case."""
-    rest, decay = nc[C_I_REST], nc[C_I_DECAY]
-    if vq[QP_ON] == 0:
-        for j in range(v.shape[0]):
-            v[j] = gate(leak(v[j], rest, decay, rest), s_prev[j] * w_in, refr[j])
-        return
-    q64, q32 = grid_scalars(vq)
-    stoch = vq[QP_STOCH] != 0
-    sat = np.int32(0)
-    for j in range(v.shape[0]):
-        x = gate(leak(v[j], rest, decay, rest), s_prev[j] * w_in, refr[j])
-        x, clip = on_grid(x, q64, q32, False, stoch, u[j])
-        v[j] = x
-        sat += np.int32(clip)
-    meter[M_SAT] += sat
-
-
 # ------------------------------------------------------------------------- neuron step
 
 
@@ -561,10 +540,26 @@ def _exc_body(i_in, t, rows, pt, u, s, si):  # type: ignore[no-untyped-def]
     if inhibitory:
         i_reset, i_ref = nc[C_I_RESET], nc[C_I_REF]
         inh_thr = nc[C_INH_THR]
-        # integrate (and round) first, then fire
-        _integrate_inh(inh_v, inh_refr, s_prev, nc[C_W_EXC_INH], nc, vq, u[1], meter)
-        if vq[QP_ON] == 0 and meter[M_TRACK] != 0:
-            _track(inh_v, meter)
+        i_rest, i_decay, w_in = nc[C_I_REST], nc[C_I_DECAY], nc[C_W_EXC_INH]
+        # integrate (and round) first, in a loop of its own per case, then fire; the loops
+        # here rather than in a function of their own, which ran baseline inference at
+        # 0.97x (measured)
+        if vq[QP_ON] != 0:
+            q64, q32 = grid_scalars(vq)
+            stoch = vq[QP_STOCH] != 0
+            sat = np.int32(0)
+            for j in range(n):
+                x = gate(leak(inh_v[j], i_rest, i_decay, i_rest), s_prev[j] * w_in, inh_refr[j])
+                x, clip = on_grid(x, q64, q32, False, stoch, u[1, j])
+                inh_v[j] = x
+                sat += np.int32(clip)
+            meter[M_SAT] += sat
+        else:
+            for j in range(n):
+                inh_v[j] = gate(leak(inh_v[j], i_rest, i_decay, i_rest), s_prev[j] * w_in,
+                                inh_refr[j])  # fmt: skip
+            if meter[M_TRACK] != 0:
+                _track(inh_v, meter)
         n_inh = 0
         for j in range(n):
             fire = inh_v[j] >= inh_thr
