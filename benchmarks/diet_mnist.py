@@ -35,6 +35,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--holdout", type=int, default=0)
+    ap.add_argument("--constant-lr", action="store_true")
+    ap.add_argument("--ptq", nargs="*", default=[], help="W,V,T bit widths, e.g. 8,16,16")
+    ap.add_argument("--rounding", default="nearest")
+    ap.add_argument("--qat", nargs="*", default=[], help="W,V,T: fine-tune quantization-aware")
+    ap.add_argument("--qat-epochs", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     ds = data.load(a.dataset)
@@ -50,24 +55,57 @@ def main() -> None:
                           threshold=a.threshold)  # fmt: skip
     g = torch.Generator().manual_seed(a.seed)
     net = diet.init_net(cfg, g)
-    tc = diet.TrainConfig(epochs=1, batch_size=a.batch_size, lr=a.lr)
+    tc = diet.TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
+                          anneal=not a.constant_lr)  # fmt: skip
     print(f"{a.dataset} {cfg.sizes} T={cfg.timesteps} {cfg.encoding} trainable={cfg.trainable} "
-          f"lr={a.lr} batch={a.batch_size} threads={a.threads} seed={a.seed} "
+          f"lr={a.lr} {'constant' if a.constant_lr else 'cosine'} batch={a.batch_size} "
+          f"threads={a.threads} seed={a.seed} "
           f"eval on {'holdout ' + str(a.holdout) if a.holdout else 'test'}")  # fmt: skip
-    opt = torch.optim.Adam(net.parameters(), lr=a.lr)
-    for ep in range(a.epochs):
-        t0 = time.perf_counter()
-        loss = diet.train(net, x, y, tc, g, optimizer=opt)[0]
-        dt = time.perf_counter() - t0
+    clock = [time.perf_counter()]
+
+    def report(ep: int, loss: float) -> None:
+        dt = time.perf_counter() - clock[0]
         t1 = time.perf_counter()
         pred = diet.predict(net, xe, generator=torch.Generator().manual_seed(a.seed + 1))
         di = time.perf_counter() - t1
         acc = float((pred == ye).float().mean()) * 100
-        leaks = [round(float(v), 3) for v in net.leak]
-        thetas = [round(float(v), 3) for v in net.theta]
+        leaks = [round(float(v.detach()), 3) for v in net.leak]
+        thetas = [round(float(v.detach()), 3) for v in net.theta]
         print(f"epoch {ep + 1}: loss {loss:.4f}, {len(x) / dt:,.0f} train img/s, "
               f"{len(xe) / di:,.0f} infer img/s, acc {acc:.2f} %, leak {leaks}, "
               f"theta {thetas}", flush=True)  # fmt: skip
+        clock[0] = time.perf_counter()
+
+    diet.train(net, x, y, tc, g, on_epoch=report)
+    if not (a.ptq or a.qat):
+        return
+    ranges = diet.observe(net, x[:10000])
+    print(f"observed ranges: {ranges}")
+
+    def bits(spec: str) -> list[int | None]:
+        return [None if b == "fp32" else int(b) for b in spec.split(",")]
+
+    def accuracy(fmts: diet.Formats | None) -> float:
+        pred = diet.predict(net, xe, generator=torch.Generator().manual_seed(a.seed + 1),
+                            formats=fmts)  # fmt: skip
+        return float((pred == ye).float().mean()) * 100
+
+    fp32 = accuracy(None)
+    for spec in a.ptq:
+        f = diet.formats_for(ranges, *bits(spec), rounding=a.rounding)
+        print(f"PTQ W/V/T {spec} {a.rounding}: acc {accuracy(f):.2f} % (FP32 {fp32:.2f} %)")
+    state = [w.detach().clone() for w in net.w + net.leak + net.theta]
+    for spec in a.qat:
+        with torch.no_grad():  # each QAT run starts from the FP32 training
+            for p_, v in zip(net.w + net.leak + net.theta, state, strict=True):
+                p_.copy_(v)
+        f = diet.formats_for(ranges, *bits(spec), rounding=a.rounding)
+        before = accuracy(f)
+        qc = diet.TrainConfig(epochs=a.qat_epochs, batch_size=a.batch_size, lr=a.lr / 10)
+        diet.train(net, x, y, qc, torch.Generator().manual_seed(a.seed + 2), formats=f)
+        print(f"QAT W/V/T {spec} {a.rounding}: acc {accuracy(f):.2f} % after {a.qat_epochs} "
+              f"epochs at lr {a.lr / 10:g} from the FP32 training (PTQ {before:.2f} %, "
+              f"FP32 {fp32:.2f} %)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -26,13 +26,16 @@ initial weights, the order of the training images, Poisson spikes) takes an expl
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
 from tinysnn_dse.core import step
-from tinysnn_dse.core.modes import Mode
+from tinysnn_dse.core.modes import Mode, RoundMode
+from tinysnn_dse.core.params import validate_bits
+from tinysnn_dse.core.quant import FixedPoint, quantize
 from tinysnn_dse.errors import ConfigError
 
 #: the largest number of steps a presentation may have (the axis' range)
@@ -105,15 +108,87 @@ class DietConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How the family trains: Adam over shuffled mini-batches for ``epochs`` passes."""
+    """How the family trains: Adam over shuffled mini-batches for ``epochs`` passes, the
+    learning rate annealed from ``lr`` to 0 along a half cosine over all of them (without
+    it the holdout accuracy swung by half a point from epoch to epoch, measured)."""
 
     epochs: int = 1
     batch_size: int = 100
     lr: float = 1e-3
+    anneal: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.batch_size < 1 or not self.lr > 0:
             raise ConfigError("training needs epochs >= 0, batch_size >= 1 and lr > 0")
+
+
+@dataclass(frozen=True)
+class Ranges:
+    """What a trained network's values span, per layer (hidden layers first, the output
+    last): the largest |w| of each weight matrix, the largest |u| each membrane reached on
+    the observed images (the output's: its final membrane) and each hidden threshold."""
+
+    w: tuple[float, ...]
+    vmem: tuple[float, ...]
+    vth: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Formats:
+    """The fixed-point formats of a network of the family (method.md section 4 applied to
+    W, u and theta of every layer, :func:`formats_for`): per weight matrix and per membrane
+    (hidden layers, then the output), per hidden threshold; one rounding for all. A None
+    format is FP32."""
+
+    weight: tuple[FixedPoint | None, ...]
+    vmem: tuple[FixedPoint | None, ...]
+    vth: tuple[FixedPoint | None, ...]
+    rounding: RoundMode = RoundMode.NEAREST
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rounding", RoundMode.of(self.rounding))
+
+
+def int_bits_covering(max_abs: float) -> int:
+    """The integer bits of a signed format whose range holds ``max_abs``: the smallest i
+    with 2**i > max_abs, negative for values below 1/2 (0.3 -> -1: a range of +-0.5)."""
+    if not max_abs > 0:
+        return 0
+    return math.floor(math.log2(max_abs)) + 1
+
+
+def formats_for(
+    r: Ranges,
+    weight_bits: int | None,
+    vmem_bits: int | None,
+    vth_bits: int | None,
+    rounding: RoundMode | str = RoundMode.NEAREST,
+) -> Formats:
+    """Each quantity's format from its observed range: ``bits`` wide, signed, with the
+    integer bits that hold its largest magnitude (:func:`int_bits_covering`; a threshold's
+    format is unsigned). FP32 where ``bits`` is None."""
+
+    def fmt(bits: int | None, m: float, signed: bool) -> FixedPoint | None:
+        if bits is None:
+            return None
+        validate_bits("bits", bits)
+        ib = int_bits_covering(m)
+        return FixedPoint(bits=bits, int_bits=ib, signed=signed)
+
+    return Formats(
+        weight=tuple(fmt(weight_bits, m, True) for m in r.w),
+        vmem=tuple(fmt(vmem_bits, m, True) for m in r.vmem),
+        vth=tuple(fmt(vth_bits, m, False) for m in r.vth),
+        rounding=RoundMode.of(rounding),
+    )
+
+
+def _q(x: Tensor, f: FixedPoint | None, rounding: RoundMode, g: torch.Generator | None) -> Tensor:
+    """``x`` on format ``f`` (identity for None); the gradient passes straight through."""
+    if f is None:
+        return x
+    y = quantize(x.detach(), f, rounding, g)
+    return x + (y - x).detach() if x.requires_grad else y
 
 
 class _Spike(torch.autograd.Function):
@@ -192,39 +267,87 @@ def encode(x: Tensor, cfg: DietConfig, t: int, generator: torch.Generator | None
 
 
 def forward(
-    net: DietNet, x: Tensor, generator: torch.Generator | None = None
+    net: DietNet,
+    x: Tensor,
+    generator: torch.Generator | None = None,
+    formats: Formats | None = None,
+    peaks: list[Tensor] | None = None,
 ) -> tuple[Tensor, list[Tensor]]:
     """The network over ``cfg.timesteps`` steps on images ``x`` [B, n_in]: the output
     membrane after the last step [B, n_out] (the logits) and each hidden layer's spike
-    count [B, width]."""
+    count [B, width].
+
+    With ``formats``, the weights and thresholds are taken on their grids once and every
+    membrane is rounded onto its grid after each step's update, with the formats'
+    rounding (stochastic: uniforms from ``generator``); gradients pass straight through
+    (quantization-aware training). ``peaks`` (a list) receives each membrane's largest
+    magnitude (hidden layers, then the output), for :func:`observe`."""
     cfg = net.cfg
     b = x.shape[0]
     depth = len(cfg.hidden)
+    rnd = formats.rounding if formats is not None else RoundMode.NEAREST
+    wq, thq = list(net.w), list(net.theta)
+    vq: list[FixedPoint | None] = [None] * (depth + 1)
+    if formats is not None:
+        wq = [_q(w, f, rnd, generator) for w, f in zip(net.w, formats.weight, strict=True)]
+        thq = [_q(th, f, rnd, generator) for th, f in zip(net.theta, formats.vth, strict=True)]
+        vq = list(formats.vmem)
     u = [x.new_zeros(b, n) for n in cfg.hidden]
     s = [x.new_zeros(b, n) for n in cfg.hidden]
     counts = [x.new_zeros(b, n) for n in cfg.hidden]
     out = x.new_zeros(b, cfg.n_out)
-    current0 = x @ net.w[0] if cfg.encoding == Encoding.DIRECT else None  # the same each step
+    peak = [x.new_zeros(()) for _ in range(depth + 1)]
+    current0 = x @ wq[0] if cfg.encoding == Encoding.DIRECT else None  # the same each step
     for t in range(cfg.timesteps):
         inp = None
         for k in range(depth):
             if k == 0:
-                cur = current0 if current0 is not None else encode(x, cfg, t, generator) @ net.w[0]
+                cur = current0 if current0 is not None else encode(x, cfg, t, generator) @ wq[0]
             else:
-                cur = inp @ net.w[k]  # type: ignore[operator]
-            theta = net.theta[k]
-            u[k] = step.leak(u[k], 0.0, net.leak[k], 0.0) + cur - theta * s[k]
+                cur = inp @ wq[k]  # type: ignore[operator]
+            theta = thq[k]
+            u[k] = _q(step.leak(u[k], 0.0, net.leak[k], 0.0) + cur - theta * s[k], vq[k], rnd,
+                      generator)  # fmt: skip
             s[k] = spike(u[k] / theta - 1.0, cfg.gamma)
             counts[k] = counts[k] + s[k]
             inp = s[k]
-        out = out + inp @ net.w[-1]  # type: ignore[operator]
+            if peaks is not None:
+                peak[k] = torch.maximum(peak[k], u[k].detach().abs().max())
+        out = _q(out + inp @ wq[-1], vq[-1], rnd, generator)  # type: ignore[operator]
+    if peaks is not None:
+        peak[-1] = out.detach().abs().max()
+        peaks.extend(peak)
     return out, counts
 
 
-def loss_of(net: DietNet, x: Tensor, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def loss_of(
+    net: DietNet,
+    x: Tensor,
+    y: Tensor,
+    generator: torch.Generator | None = None,
+    formats: Formats | None = None,
+) -> Tensor:
     """Cross-entropy of the output membrane against labels ``y``."""
-    logits, _ = forward(net, x, generator)
+    logits, _ = forward(net, x, generator, formats)
     return torch.nn.functional.cross_entropy(logits, y)
+
+
+@torch.no_grad()
+def observe(
+    net: DietNet, x: Tensor, batch_size: int = 1000, generator: torch.Generator | None = None
+) -> Ranges:
+    """The ranges of a (FP32) network's values on images ``x``, for :func:`formats_for`."""
+    depth = len(net.cfg.hidden)
+    vmem = [0.0] * (depth + 1)
+    for a in range(0, x.shape[0], batch_size):
+        peaks: list[Tensor] = []
+        forward(net, x[a : a + batch_size], generator, peaks=peaks)
+        vmem = [max(m, float(p)) for m, p in zip(vmem, peaks, strict=True)]
+    return Ranges(
+        w=tuple(float(w.detach().abs().max()) for w in net.w),
+        vmem=tuple(vmem),
+        vth=tuple(float(th.detach()) for th in net.theta),
+    )
 
 
 def clamp_(net: DietNet) -> None:
@@ -243,37 +366,141 @@ def train(
     y: Tensor,
     tc: TrainConfig,
     generator: torch.Generator,
-    optimizer: torch.optim.Optimizer | None = None,
+    on_epoch: Callable[[int, float], None] | None = None,
+    formats: Formats | None = None,
 ) -> list[float]:
     """Adam on shuffled mini-batches of ``x`` [S, n_in] / ``y`` [S] for ``tc.epochs``
     passes (the order and any Poisson spikes from ``generator``); returns each epoch's
-    mean loss. ``net`` learns in place; ``optimizer`` (Adam over ``net.parameters()``)
-    continues an earlier call's."""
-    opt = optimizer or torch.optim.Adam(net.parameters(), lr=tc.lr)
-    losses = []
+    mean loss, and calls ``on_epoch(epoch, loss)`` after each. ``net`` learns in place;
+    with ``formats`` it learns quantization-aware (:func:`forward`)."""
+    opt = torch.optim.Adam(net.parameters(), lr=tc.lr)
     n = x.shape[0]
-    for _ in range(tc.epochs):
+    per_epoch = max(1, math.ceil(n / tc.batch_size))
+    total_steps = max(1, tc.epochs * per_epoch)
+    losses = []
+    k = 0
+    for ep in range(tc.epochs):
         order = torch.randperm(n, generator=generator, device=generator.device).to(x.device)
         total = 0.0
         for a in range(0, n, tc.batch_size):
+            if tc.anneal:
+                for group in opt.param_groups:
+                    group["lr"] = tc.lr * 0.5 * (1.0 + math.cos(math.pi * k / total_steps))
             idx = order[a : a + tc.batch_size]
-            loss = loss_of(net, x[idx], y[idx], generator)
+            loss = loss_of(net, x[idx], y[idx], generator, formats)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             clamp_(net)
             total += float(loss.detach()) * len(idx)
+            k += 1
         losses.append(total / max(n, 1))
+        if on_epoch is not None:
+            on_epoch(ep, losses[-1])
     return losses
 
 
 @torch.no_grad()
 def predict(
-    net: DietNet, x: Tensor, batch_size: int = 1000, generator: torch.Generator | None = None
+    net: DietNet,
+    x: Tensor,
+    batch_size: int = 1000,
+    generator: torch.Generator | None = None,
+    formats: Formats | None = None,
 ) -> Tensor:
-    """The predicted class of every image of ``x`` [S, n_in]: the largest output membrane."""
+    """The predicted class of every image of ``x`` [S, n_in]: the largest output membrane
+    (with ``formats``: of the fixed-point network)."""
     out = []
     for a in range(0, x.shape[0], batch_size):
-        logits, _ = forward(net, x[a : a + batch_size], generator)
+        logits, _ = forward(net, x[a : a + batch_size], generator, formats)
         out.append(logits.argmax(dim=1))
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64, device=x.device)
+
+
+# ------------------------------------------------------------------------ accounting
+
+#: fractional bits of a fixed-point leak factor (as the STDP family's integer datapath)
+LEAK_BITS = 16
+
+
+def _width(f: FixedPoint | None) -> int:
+    return 32 if f is None else f.bits
+
+
+def memory_bits(cfg: DietConfig, formats: Formats | None = None) -> int:
+    """Paper Eq. 4 for the family: every weight at its matrix's width, a membrane per
+    neuron (hidden and output) at its layer's Vmem width, and per hidden layer one
+    threshold (Vth width) and one leak (:data:`LEAK_BITS` in a fixed-point design, 32 in
+    FP32). FP32 quantities count 32 bits."""
+    depth = len(cfg.hidden)
+    if formats is None:
+        formats = Formats((None,) * (depth + 1), (None,) * (depth + 1), (None,) * depth)
+    sizes = cfg.sizes
+    bits = 0
+    for k in range(depth + 1):
+        bits += sizes[k] * sizes[k + 1] * _width(formats.weight[k])  # W_k
+        bits += sizes[k + 1] * _width(formats.vmem[k])  # one membrane per neuron
+    fixed = all(f is not None for f in (*formats.weight, *formats.vmem, *formats.vth))
+    for k in range(depth):
+        bits += _width(formats.vth[k]) + (LEAK_BITS if fixed else 32)
+    return bits
+
+
+@dataclass(frozen=True)
+class Ops:
+    """What inference of one image costs, averaged over the images counted, in
+    NeuroBench's terms (neurobench.readthedocs.io, "Metrics") as this implementation
+    computes them: ``effective_macs`` multiply-accumulates with a non-binary, non-zero
+    input (the first layer under direct encoding: each non-zero pixel times its row,
+    once per image, as ``forward`` computes ``W x`` once), ``effective_acs`` accumulates of
+    a spike (each spike times its fan-out, every layer fed by spikes), ``dense_ops`` every
+    connection at every step it is evaluated (the first layer once under direct encoding),
+    ``neuron_updates`` every hidden and output neuron at every step, ``spikes`` per
+    layer, and ``activation_sparsity`` the share of (neuron, step) pairs without a spike
+    over the hidden layers."""
+
+    effective_macs: float
+    effective_acs: float
+    dense_ops: float
+    neuron_updates: float
+    spikes: tuple[float, ...]
+    activation_sparsity: float
+
+
+@torch.no_grad()
+def op_counts(
+    net: DietNet,
+    x: Tensor,
+    generator: torch.Generator | None = None,
+    formats: Formats | None = None,
+    batch_size: int = 1000,
+) -> Ops:
+    """:class:`Ops` of inference over images ``x`` [S, n_in], per image."""
+    cfg = net.cfg
+    n_img = max(x.shape[0], 1)
+    depth = len(cfg.hidden)
+    spikes = [0.0] * depth
+    for a in range(0, x.shape[0], batch_size):
+        _, counts = forward(net, x[a : a + batch_size], generator, formats)
+        spikes = [s + float(c.sum()) for s, c in zip(spikes, counts, strict=True)]
+    spikes = [s / n_img for s in spikes]
+    sizes, t = cfg.sizes, cfg.timesteps
+    fan_out = sizes[2:]  # of each hidden layer: the next layer's width
+    acs = sum(s * f for s, f in zip(spikes, fan_out, strict=True))
+    if cfg.encoding == Encoding.DIRECT:
+        macs = float((x != 0).sum()) / n_img * sizes[1]
+        dense = float(sizes[0] * sizes[1])
+    else:  # Poisson input spikes: accumulates, expected count = pixel sum per step
+        macs = 0.0
+        acs += float(x.sum()) / n_img * t * sizes[1]
+        dense = float(sizes[0] * sizes[1] * t)
+    dense += sum(sizes[k] * sizes[k + 1] * t for k in range(1, depth + 1))
+    hidden_slots = sum(cfg.hidden) * t
+    return Ops(
+        effective_macs=macs,
+        effective_acs=acs,
+        dense_ops=dense,
+        neuron_updates=float((sum(cfg.hidden) + cfg.n_out) * t),
+        spikes=tuple(spikes),
+        activation_sparsity=1.0 - sum(spikes) / hidden_slots,
+    )
