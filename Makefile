@@ -35,6 +35,8 @@ bench: install
 	$(BENCH) --threads 1 --train-images 200 --infer-images 5000 --scheme itq --rounding stochastic --weight-bits 8 --vmem-bits 16 --vth-bits 16
 	$(BENCH) --threads 1 --train-images 100 --infer-images 1000 --model baseline
 	$(BENCH) --threads 2 --train-images 100 --infer-images 10000 --scheme itq --rounding nearest --weight-bits 8 --design-points 8
+	# the gradient-trained family (core/diet.py): 784-400-10 at T = 4, one MNIST epoch, 2 threads
+	$(PY) benchmarks/diet_mnist.py --epochs 1 --threads 2
 
 lint: install
 	$(VENV)/bin/ruff check src tests
