@@ -74,7 +74,7 @@ def test_grid_distributions_are_those_stored_studies_hold() -> None:
     assert fp32 == {"model": "tinysnn", "neurons": 100, "scheme": "fp32", "rounding": "-",
                     "weight_bits": "fp32", "vmem_bits": "fp32", "vth_bits": "fp32",
                     "t_present_ms": 250, "leak": "lif", "t_present_infer_ms": 0,
-                    "prune": 0.0, "prune_method": "-"}  # fmt: skip
+                    "vmem_floor": 0, "prune": 0.0, "prune_method": "-"}  # fmt: skip
     q = grid_params(DesignPoint("tinysnn", 100, "itq", "stochastic", 8, 16, None))
     assert (q["scheme"], q["rounding"], q["weight_bits"], q["vth_bits"]) == (
         "itq", "stochastic", "8", "fp32"
@@ -99,7 +99,7 @@ def test_nearest_point_by_hand() -> None:
     pts = [a, b, c]
     s = {"model": "tinysnn", "neurons": 100, "scheme": "itq", "rounding": "stochastic",
          "weight_bits": 8, "vmem_bits": 16, "vth_bits": 16, "t_present_ms": 250,
-         "leak": "lif", "t_present_infer_ms": 0, "prune": 0.0,
+         "leak": "lif", "t_present_infer_ms": 0, "vmem_floor": 0, "prune": 0.0,
          "prune_method": "stdp"}  # fmt: skip
     # spans: neurons log2(400/100) = 2, weight 33-4 = 29, vmem/vth 33-16 = 17.
     # a: scheme and rounding differ (2) + vmem, vth 17/17 each (2) = 4.0
@@ -139,7 +139,8 @@ def test_axes_beyond_the_papers_key_off_their_default_and_set_the_model() -> Non
     q = DesignPoint("tinysnn", 400, "ptq", "nearest", 8, t_present_ms=100, leak="if")
     assert q.key == "tinysnn-n400-ptq-nearest-w8-vfp32-tfp32-t100-leak-if"
     assert q.model_params == {"t_present_ms": 100, "leak": "if", "t_infer_ms": 0,
-                              "prune": 0.0, "prune_method": "stdp"}  # fmt: skip
+                              "vmem_floor_mv": 0, "prune": 0.0,
+                              "prune_method": "stdp"}  # fmt: skip
     # an inference-only axis: its own key, the training of the point without it
     r = DesignPoint("tinysnn", 400, "ptq", "nearest", 8, t_present_infer_ms=50)
     assert r.key == "tinysnn-n400-ptq-nearest-w8-vfp32-tfp32-ti50"
@@ -215,3 +216,17 @@ def test_bad_prune_values_name_file_and_key(blk: dict, msg: str) -> None:
     with pytest.raises(ConfigError) as e:
         parse_space({"designs": [{"model": "tinysnn", **blk}]}, "s.yaml")
     assert msg in str(e.value) and "\n" not in str(e.value)
+
+
+def test_the_membrane_floor_axis() -> None:
+    """``vmem_floor`` (mV below rest, 0: none): in the key only where set, sets the model
+    parameter, and a negative value is a one-line error naming the axis."""
+    sp = parse_space(
+        {"designs": [{"model": "tinysnn", "neurons": 10, "vmem_floor": [0, 10]}]}, "s.yaml"
+    )
+    keys = sorted(p.key for p in sp.points)
+    assert keys == ["tinysnn-n10-fp32", "tinysnn-n10-fp32-floor10"]
+    floored = [p for p in sp.points if p.vmem_floor][0]
+    assert floored.model_params["vmem_floor_mv"] == 10
+    with pytest.raises(ConfigError, match="vmem_floor"):
+        parse_space({"designs": [{"model": "tinysnn", "neurons": 10, "vmem_floor": -5}]}, "s.yaml")

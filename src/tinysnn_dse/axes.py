@@ -225,6 +225,16 @@ AXES: tuple[Axis, ...] = (
         infer_only=True,
     ),  # fmt: skip
     Axis(
+        "vmem_floor",
+        "count",
+        0,
+        "floor mV",
+        "how far below rest an excitatory potential may fall, mV (0: no floor)",
+        minimum=0,
+        param="vmem_floor_mv",
+        tag="floor",
+    ),  # fmt: skip
+    Axis(
         "prune",
         "fraction",
         0.0,

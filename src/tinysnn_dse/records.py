@@ -64,6 +64,7 @@ class DesignPoint:
     t_present_ms: int = 250
     leak: str = "lif"
     t_present_infer_ms: int = 0
+    vmem_floor: int = 0
     prune: float = 0.0
     prune_method: str = "stdp"
     params: tuple[tuple[str, Any], ...] = ()  # model parameter overrides, sorted

@@ -27,6 +27,13 @@ CASES = [
     ({}, QuantSpec(scheme="itq", rounding="stochastic", vmem_bits=12)),
     ({"leak": "if"}, QuantSpec()),  # integrate-and-fire: decay 1
     ({"leak": "if"}, QuantSpec(scheme="itq", rounding="nearest", weight_bits=8, vmem_bits=16)),
+    # a membrane floor that binds (lateral inhibition of 150 mV drives potentials below it)
+    ({"vmem_floor_mv": 5.0}, QuantSpec()),
+    (
+        {"vmem_floor_mv": 5.0},
+        QuantSpec(scheme="itq", rounding="stochastic", weight_bits=8, vmem_bits=8, vth_bits=8),
+    ),  # fmt: skip
+    ({"vmem_floor_mv": 1.0, "topology": "inhibitory"}, QuantSpec()),
 ]
 
 
@@ -114,10 +121,10 @@ INFER = [
 
 
 def _inference_case(
-    model: str, q: QuantSpec, seed: int, pix_seed: int
+    model: str, q: QuantSpec, seed: int, pix_seed: int, **over: float
 ) -> tuple[ModelConfig, Quantizers, torch.Generator, sim.Net, torch.Tensor]:
     """A 196 x 50 network with raised thresholds (so spikes vary) and 40 input images."""
-    cfg = preset(model, 196, 50)
+    cfg = preset(model, 196, 50, **over)
     qz = Quantizers.from_spec(q)
     g = torch.Generator().manual_seed(seed)
     net = sim.quantize_net(sim.init_net(cfg, g), cfg, qz, g)
@@ -190,3 +197,30 @@ def test_skip_trains_are_bernoulli_per_step() -> None:
         assert torch.equal(again.spikes, tr.spikes)
     full = sim.skip_trains(torch.ones(1, 3), 10, 1.0, torch.Generator().manual_seed(0))
     assert bool(full.spikes.all())  # p = 1: every step
+
+
+@pytest.mark.skipif(not sim.kernels.HAVE_NUMBA, reason="numba not installed")
+@pytest.mark.parametrize(("model", "q"), INFER)
+def test_a_membrane_floor_binds_alike_on_both_paths(model: str, q: QuantSpec) -> None:
+    """With a floor 5 mV below rest: the kernels and the reference agree as in
+    test_fast_inference_matches_reference, and no excitatory potential of either goes
+    below the floor (on the Vmem grid: the lowest grid value at or above it), while
+    without it the lowest potential is far lower (the floor binds)."""
+    floor = -70.0
+    cfg, qz, g, net, pix = _inference_case(model, q, 2, 3, vmem_floor_mv=5.0)
+    c = sim.consts(cfg)
+    trains = sim.poisson_trains(pix, c.steps, c.rate_scale, g)
+    state = g.get_state()
+    m_ref, m_fast = sim.QuantMeter(track=True), sim.QuantMeter(track=True)
+    ref = sim.infer_reference(net, trains, cfg, qz, g, m_ref)
+    g.set_state(state)
+    fast = sim.infer_fast(net, trains, cfg, qz, g, m_fast)
+    diff = (ref - fast).abs()
+    assert ref.sum() > 100 and float((diff > 0).float().mean()) <= 0.01
+    if qz.vmem is None and model == "tinysnn":  # FP32 tracks the range: the floor is its low end
+        assert m_ref.lo == m_fast.lo == pytest.approx(floor)
+        free = sim.QuantMeter(track=True)
+        cfg0 = preset(model, 196, 50)
+        g.set_state(state)
+        sim.infer_fast(net, trains, cfg0, qz, g, free)
+        assert free.lo < floor - 20

@@ -112,7 +112,8 @@ def fraction_reference(
     """The datapath stated as physics in exact rationals (mV), step by step, image by
     image: v' = rest + (v - rest) * D / 2**L + [not refractory] (sum of the spiking
     inputs' weights + recurrent input), then rounded onto the Vmem grid and clamped;
-    spike where v >= the threshold, compared as rationals. No shifts, no accumulator."""
+    spike where v >= the threshold, compared as rationals; an excitatory potential below
+    the membrane floor (a Vmem code) is raised to it. No shifts, no accumulator."""
     ev, et = Fraction(1, 2) ** d.vmem.frac_bits, Fraction(1, 2) ** d.vth.frac_bits
     ew = Fraction(1, 2) ** d.weight.frac_bits
     lk = Fraction(1, 2**integer.LEAK_BITS)
@@ -126,12 +127,13 @@ def fraction_reference(
     def step(vc: list[int], refr: list[int], inp: list[Fraction], lay: integer.IntLayer,
              t: int, row: int, key: int, thr: list[Fraction]) -> list[int]:  # fmt: skip
         s = []
+        floor = d.floor if row == 0 else lo
         for j in range(n):
             x = lay.rest * ev + (vc[j] - lay.rest) * ev * lay.decay * lk
             if refr[j] <= 0:
                 x += inp[j]
             u24 = int(kernels.hash_bits(key, t, row * n + j) >> np.uint64(40))
-            c = min(max(_round_frac(x / ev, rounding, u24), lo), hi)
+            c = max(min(max(_round_frac(x / ev, rounding, u24), lo), hi), floor)
             fire = c * ev >= thr[j]
             vc[j] = lay.reset if fire else c
             refr[j] = lay.ref_steps if fire else refr[j] - 1
@@ -203,11 +205,13 @@ CASES = [  # fmt: skip
 
 
 def _net_and_spikes(model: str, q: QuantSpec, seed: int, n_in: int = 12, n_exc: int = 5,
-                    steps: int = 60):  # fmt: skip
+                    steps: int = 60, floor: float | None = None):  # fmt: skip
     """A small network with thresholds spread so that neurons fire at different rates,
     dense input (so that steps leak, integrate, fire and inhibit), quantized."""
     # weaker inhibition (20 mV) and strong weights, so that every neuron fires often
     kw = {"inh.w_lateral": 20.0, "inh.w_inh_exc": 10.0}
+    if floor is not None:
+        kw["vmem_floor_mv"] = -65.0 - floor  # below rest
     cfg, qz, d = _design(model, q, n_in, n_exc, **kw)
     g = torch.Generator().manual_seed(seed)
     net = sim.Net(torch.rand(n_in, n_exc, generator=g), torch.rand(n_exc, generator=g) * 6)
@@ -231,13 +235,14 @@ def test_reference_equals_exact_rational_physics(model: str, q: QuantSpec) -> No
 
 
 @needs_numba
+@pytest.mark.parametrize("floor", [None, -68.0])
 @pytest.mark.parametrize(("model", "q"), CASES)
-def test_kernel_equals_reference_bit_for_bit(model: str, q: QuantSpec) -> None:
+def test_kernel_equals_reference_bit_for_bit(model: str, q: QuantSpec, floor: float | None) -> None:
     """The Numba kernel (what ``infer`` runs on the CPU; its state in float64 where exact,
     else int64) and the torch reference (CUDA's and the tests'), same trains and keys:
     identical counts, and identical clipped roundings, on a 196 x 50 network and 40
     images."""
-    cfg, qz, d, net, _ = _net_and_spikes(model, q, 2, 196, 50)
+    cfg, qz, d, net, _ = _net_and_spikes(model, q, 2, 196, 50, floor=floor)
     g = torch.Generator().manual_seed(2)
     pix = torch.rand(40, 196, generator=torch.Generator().manual_seed(3)) ** 2
     c = sim.consts(cfg)
@@ -338,3 +343,26 @@ def test_why_not() -> None:
             assert integer.why_not(cfg, Quantizers.from_spec(q)) is None, (bw, bv)
     ok = QuantSpec(weight_bits=8, vmem_bits=16, vth_bits=16)
     assert integer.why_not(cfg, Quantizers.from_spec(ok)) is None
+
+
+@pytest.mark.parametrize(("model", "q"), [CASES[0], CASES[1], CASES[2]])
+def test_a_membrane_floor_in_integers(model: str, q: QuantSpec) -> None:
+    """A floor 3 mV below rest that binds: the torch reference equals the exact-rational
+    statement (with the floor raised onto the grid), and the Numba kernel equals the
+    reference bit for bit; the floor's code is the lowest grid value at or above it, and
+    the final potentials all sit at or above it."""
+    cfg, qz, d, net, spikes = _net_and_spikes(model, q, 1, floor=-68.0)
+    assert qz.vmem is not None
+    assert d.floor == math.ceil(Fraction(-68) / Fraction(qz.vmem.eps))
+    wc = integer.weight_codes(net.w, d)
+    tc = integer.threshold_codes(net.theta, cfg, qz)
+    keys = integer.image_keys(12345, spikes.shape[0])
+    counts, _, v = integer.infer_reference(torch.from_numpy(wc), d.vmem_thresholds(tc), spikes,
+                                          d, keys)  # fmt: skip
+    exp_counts, exp_v = fraction_reference(wc, tc, spikes.numpy(), d, keys)
+    assert counts.to(torch.int64).tolist() == exp_counts.tolist()
+    assert v.tolist() == exp_v.tolist() and int(v.min()) >= d.floor
+    _, _, d0, _, _ = _net_and_spikes(model, q, 1)
+    v0 = integer.infer_reference(torch.from_numpy(wc), d0.vmem_thresholds(tc), spikes, d0,
+                                 keys)[2]  # fmt: skip
+    assert int(v0.min()) < d.floor  # without the floor the potentials go lower

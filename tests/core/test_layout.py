@@ -218,6 +218,7 @@ def test_integer_constants_one_layout(model: str, rounding: str) -> None:
         "V_LO": d.vmem.lo_code, "V_HI": d.vmem.hi_code, "ROUNDING": RoundMode(rounding).code,
         "INHIBITORY": int(cfg.topology == Topology.INHIBITORY), "K": k, "P2K": 2**k,
         "KEEP": 0,  # a spike resets to the value (modes.Reset.VALUE)
+        "FLOOR": d.vmem.lo_code,  # no membrane floor: the format's lowest code
     }  # fmt: skip
     assert set(want) == set(layout.fields("KC"))
     assert {n: int(c[i]) for n, i in layout.fields("KC").items()} == want

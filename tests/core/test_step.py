@@ -118,3 +118,25 @@ def test_kernel_modules_hold_the_statements_digest() -> None:
         assert now == mod.STEP_STAMP, (
             f"core/step.py changed: check {mod.__name__}, then set its STEP_STAMP = {now!r}"
         )
+
+
+def test_membrane_floor_by_hand() -> None:
+    """The floor as every path applies it (``vmem_floor_mv`` below rest): FP32 the value;
+    on a Vmem grid the lowest grid value at or above it (-70.4 mV on a 0.5 mV step: -70.0;
+    on a 1 mV step: -70), held to the format's range; off (-1e30): none. A potential
+    below it is raised to it, one above it is left alone."""
+    from tinysnn_dse.core.neuron import FLOOR_OFF, floor_code, vmem_floor
+    from tinysnn_dse.core.params import preset
+    from tinysnn_dse.core.quant import FixedPoint, Quantizers
+
+    cfg = preset("tinysnn", 4, 2, vmem_floor_mv=5.4)  # 5.4 mV below rest: -70.4 mV
+    assert vmem_floor(cfg, Quantizers.fp32()) == float(np.float32(-65.0 - 5.4))
+    with pytest.raises(ConfigError, match="vmem_floor_mv"):
+        preset("tinysnn", 4, 2, vmem_floor_mv=-3.0)
+    half = FixedPoint(bits=10, int_bits=8, signed=True)  # step 0.5 mV
+    one = FixedPoint(bits=9, int_bits=8, signed=True)  # step 1 mV
+    assert floor_code(-70.4, half) == -140 and floor_code(-70.4, one) == -70
+    assert floor_code(-1e4, one) == one.lo_code and floor_code(FLOOR_OFF, one) == one.lo_code
+    assert vmem_floor(preset("tinysnn", 4, 2), Quantizers.fp32()) == FLOOR_OFF
+    assert step.floor_at(-75.0, -70.0) == -70.0 and step.floor_at(-60.0, -70.0) == -60.0
+    assert kernels.floor_at(np.float32(-75.5), np.float32(-70.0)) == np.float32(-70.0)

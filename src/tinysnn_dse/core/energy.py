@@ -137,12 +137,14 @@ def modelled_energy(
     vth_bits: int | None,
     vth_learn_bits: int | None = None,
     leak: str = "lif",
+    floor: bool = False,
 ) -> EnergyEstimate:
     """Price the events in ``counts`` for a network and its precisions (see module doc);
     ``vth_learn_bits``: the width thresholds learn in, when it differs from ``vth_bits``
     (an ITQ threshold's accumulator); ``leak`` "if": the excitatory neurons integrate
     without a leak, so their updates drop its multiply and add (the baseline's
-    inhibitory layer keeps them)."""
+    inhibitory layer keeps them); ``floor``: a membrane floor, one more compare (an add at
+    ``b_v``) per excitatory neuron update."""
     bw, bv, bt = weight_bits, vmem_bits, vth_bits
     bl = vth_learn_bits if vth_learn_bits is not None else bt
     inhibitory = topology == Topology.INHIBITORY
@@ -155,6 +157,8 @@ def modelled_energy(
     leak_pj = mul_pj(bv) + add_pj(bv)
     leaky_updates = neuron_updates if leak == "lif" else neuron_updates - counts.steps * n_exc
     pj["neuron"] = neuron_updates * update + leaky_updates * leak_pj
+    if floor:
+        pj["neuron"] += counts.steps * n_exc * add_pj(bv)
     if inhibitory:  # exc -> inh (one weight each) and inh -> exc (n - 1 weights each)
         rec_reads = counts.exc_spikes * (1 + (n_exc - 1))
         pj["recurrent"] = rec_reads * (mem_pj(bw) + add_pj(_wider(bw, bv)))

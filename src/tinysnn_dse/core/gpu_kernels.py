@@ -74,6 +74,7 @@ if HAVE_TRITON:
     C_I_DECAY = tl.constexpr(L.C_I_DECAY)
     C_I_REF = tl.constexpr(L.C_I_REF)
     C_KEEP = tl.constexpr(L.C_KEEP)
+    C_FLOOR = tl.constexpr(L.C_FLOOR)
     C_V_TH = tl.constexpr(L.C_V_TH)
     C_THETA_PLUS = tl.constexpr(L.C_THETA_PLUS)
     C_W_LAT = tl.constexpr(L.C_W_LAT)
@@ -183,6 +184,7 @@ if HAVE_TRITON:
             i_decay = tl.load(ck + C_I_DECAY)
             i_ref = tl.load(ck + C_I_REF)
             keep = tl.load(ck + C_KEEP)
+            floor = tl.load(ck + C_FLOOR)
             v_th = tl.load(ck + C_V_TH)
             theta_plus = tl.load(ck + C_THETA_PLUS)
             w_lat = tl.load(ck + C_W_LAT)
@@ -229,6 +231,7 @@ if HAVE_TRITON:
                 x = _leak(v, v_rest, decay, v_rest)
                 x = tl.where(refr <= 0, x + (i_in + i_rec), x)
                 v = _quant(x, v_on, v_inv, v_eps, v_lo, v_hi, v_st, v_cut, v_hi32, u0)
+                v = tl.maximum(v, floor)  # step.floor_at (Triton's max of tensors)
                 fire = (v >= theta + v_th) & mask
                 if ONE_SPIKE:  # the largest tie-break wins (first index on equal draws)
                     tb = tl.load(tb_ptr + t * n + offs, mask=mask, other=-1.0)

@@ -31,6 +31,7 @@ from tinysnn_dse.core.kernels import (
 )
 from tinysnn_dse.core.layout import (
     KC_DSH,
+    KC_FLOOR,
     KC_HALF,
     KC_IDSH,
     KC_INHIBITORY,
@@ -60,12 +61,13 @@ from tinysnn_dse.core.layout import (
 from tinysnn_dse.core.modes import RoundMode
 
 #: the layouts this file's kernels read (see :data:`kernels.LAYOUT_STAMP`)
-LAYOUT_STAMP = "df964aec"
+LAYOUT_STAMP = "ba0fbfc1"
 layout.require(LAYOUT_STAMP, __name__)
 #: the neuron step's statements inlined here (see :data:`kernels.STEP_STAMP`)
-STEP_STAMP = "6bb97930"
+STEP_STAMP = "a237eaa6"
 
 round_up = njit(cache=True, nogil=True, inline="always")(step.round_up)
+floor_at = njit(cache=True, nogil=True, inline="always")(step.floor_at)
 clamp = njit(cache=True, nogil=True, inline="always")(step.clamp)
 
 _SH24 = np.uint64(40)  # a uniform is the top 24 bits of hash_bits
@@ -96,10 +98,11 @@ def _integrate(v, refr, inp, cur, scale_w, t, thr, cs, base, ukey, row, stoch): 
     :mod:`step` (leak, gated input ``inp + cur * scale_w``, the floor shift, with
     ``stoch`` (a literal) :func:`step.round_up` under uniforms hashed in place, else the
     nearest-rounding offset ``half`` added first, clamp), the test, the refractory count,
-    clearing ``inp`` and ``cur``. ``base`` = (rest, dsh, rest * 2**k) of the population.
+    clearing ``inp`` and ``cur``. ``base`` = (rest, dsh, rest * 2**k, floor) of the
+    population.
     Returns (neurons at threshold, clipped roundings)."""
     n = v.shape[0]
-    rest, dsh, rest_k = base
+    rest, dsh, rest_k, floor = base
     k, half, inv = np.int64(cs[KC_K]), cs[KC_HALF], cs[KC_INV_K]
     p2a, p2b, p2k, lo, hi = cs[KC_P2A], cs[KC_P2B], cs[KC_P2K], cs[KC_V_LO], cs[KC_V_HI]
     sat = 0
@@ -114,6 +117,7 @@ def _integrate(v, refr, inp, cur, scale_w, t, thr, cs, base, ukey, row, stoch): 
             q = floor_shift(a + half, k, inv)
         x = clamp(q, lo, hi)
         sat += x != q
+        x = floor_at(x, floor)  # the membrane floor (the inhibitory layer's: lo, none)
         v[j] = x
         n_fire += x >= thr[j]
         inp[j] = 0
@@ -164,8 +168,8 @@ def infer_batch_int(w, trains, keys, n_steps, thr, images, cs, n_threads):  # ty
     inhibitory = cs[KC_INHIBITORY] != 0
     scale_w, p2k = cs[KC_SCALE_W], cs[KC_P2K]
     wrec, wei = cs[KC_WREC] * p2k, cs[KC_WEI] * p2k  # Vmem codes to accumulator units
-    exc = (cs[KC_REST], cs[KC_DSH], cs[KC_REST_K])
-    inh = (cs[KC_IREST], cs[KC_IDSH], cs[KC_IREST_K])
+    exc = (cs[KC_REST], cs[KC_DSH], cs[KC_REST_K], cs[KC_FLOOR])
+    inh = (cs[KC_IREST], cs[KC_IDSH], cs[KC_IREST_K], cs[KC_V_LO])
     rest, irest = exc[0], inh[0]
     for p in prange(n_par):
         cur = np.zeros((n_steps, n), dtype=w.dtype)

@@ -43,6 +43,7 @@ import torch
 from tinysnn_dse.core import kernels, step
 from tinysnn_dse.core.layout import (
     KC_DSH,
+    KC_FLOOR,
     KC_HALF,
     KC_IDSH,
     KC_INHIBITORY,
@@ -71,7 +72,7 @@ from tinysnn_dse.core.layout import (
     KC_WREC,
 )
 from tinysnn_dse.core.modes import RoundMode, Topology
-from tinysnn_dse.core.neuron import LIFConsts, consts
+from tinysnn_dse.core.neuron import LIFConsts, consts, floor_code, floor_mv
 from tinysnn_dse.core.params import ModelConfig
 from tinysnn_dse.core.quant import FixedPoint, Quantizers, quantize
 
@@ -129,6 +130,7 @@ class IntDesign:
     inh_thr: int  # Vth code of the inhibitory threshold (baseline)
     n_in: int
     n_exc: int
+    floor: int  # Vmem code of the excitatory membrane floor (the format's lowest: none)
 
     @property
     def acc_frac(self) -> int:
@@ -189,6 +191,7 @@ class IntDesign:
         c[KC_INHIBITORY] = 1 if self.topology == Topology.INHIBITORY else 0
         c[KC_K], c[KC_P2K] = k, 1 << k
         c[KC_KEEP] = e.keep  # the inhibitory layer resets to its value
+        c[KC_FLOOR] = self.floor
         return c
 
 
@@ -264,6 +267,7 @@ def _design(cfg: ModelConfig, qz: Quantizers) -> IntDesign:
         inh_thr=code_nearest(inh_thr, qz.vth.frac_bits),
         n_in=cfg.n_in,
         n_exc=cfg.n_exc,
+        floor=floor_code(floor_mv(cfg), v),
     )
 
 
@@ -383,6 +387,7 @@ def infer_reference(
         cur = (spikes[:, t].to(torch.float64) @ wf).to(i64) << int(c[KC_SH_W])
         v, sat = integrate(v, int(c[KC_REST]), int(c[KC_DSH]), refr, cur + irec,
                            None if u is None else u[t, 0])  # fmt: skip
+        v = v.clamp(min=int(c[KC_FLOOR]))  # step.floor_at, after the rounding
         n_sat += sat
         s = (v >= thr_t).to(i64)
         v = torch.where(s > 0, step.reset_to(v, thr_t, int(c[KC_RESET]), int(c[KC_KEEP])), v)

@@ -54,6 +54,7 @@ import numpy as np
 from tinysnn_dse.core import layout, step
 from tinysnn_dse.core.layout import (
     C_DECAY,
+    C_FLOOR,
     C_I_DECAY,
     C_I_REF,
     C_I_RESET,
@@ -115,11 +116,11 @@ from tinysnn_dse.core.modes import Rule
 
 #: the layouts (core/layout.py) this file's kernels read; Numba's disk cache of them is
 #: keyed on this file, so a changed layout is refused until this line is edited
-LAYOUT_STAMP = "df964aec"
+LAYOUT_STAMP = "ba0fbfc1"
 layout.require(LAYOUT_STAMP, __name__)
 #: a digest of the neuron step's statements (core/step.py) this file's kernels inline, for
 #: the same reason: tests/core/test_step.py fails until it is the statements' digest
-STEP_STAMP = "6bb97930"
+STEP_STAMP = "a237eaa6"
 
 try:  # numba is a declared dependency; the reference path works without it
     from numba import njit, prange
@@ -143,6 +144,7 @@ F32 = np.float32
 leak = njit(cache=True, nogil=True, inline="always")(step.leak)
 gate = njit(cache=True, nogil=True, inline="always")(step.gate)
 reset_to = njit(cache=True, nogil=True, inline="always")(step.reset_to)
+floor_at = njit(cache=True, nogil=True, inline="always")(step.floor_at)
 
 # the per-step learning rules :func:`learn_stepwise` runs (``ModelConfig.rule``), each by
 # its code; a rule not named here (nor ``tinysnn``, :func:`learn_tinysnn`) runs in the
@@ -406,10 +408,11 @@ def grid_scalars(vq):  # type: ignore[no-untyped-def]
 def _integrate(v, refr, i_in, i_rec, theta, nc):  # type: ignore[no-untyped-def]
     """The excitatory step's leak and gated input ``i_in + i_rec`` (FP32) for every neuron
     in place; returns how many reach their threshold."""
-    v_rest, decay, v_th = nc[C_V_REST], nc[C_DECAY], nc[C_V_TH]
+    v_rest, decay, v_th, floor = nc[C_V_REST], nc[C_DECAY], nc[C_V_TH], nc[C_FLOOR]
     n_fire = 0
     for j in range(v.shape[0]):
         x = gate(leak(v[j], v_rest, decay, v_rest), i_in[j] + i_rec[j], refr[j])
+        x = floor_at(x, floor)
         v[j] = x
         n_fire += x >= theta[j] + v_th
     return n_fire
@@ -420,7 +423,7 @@ def _integrate_q(v, refr, i_in, i_rec, theta, nc, vq, u, meter):  # type: ignore
     """:func:`_integrate` with Vmem rounded to ``vq`` (:func:`on_grid`, uniforms ``u``
     [N]; clipped roundings into ``meter``). A loop of its own rather than a flag of
     :func:`_integrate`: one body for both ran baseline inference at 0.93x (measured)."""
-    v_rest, decay, v_th = nc[C_V_REST], nc[C_DECAY], nc[C_V_TH]
+    v_rest, decay, v_th, floor = nc[C_V_REST], nc[C_DECAY], nc[C_V_TH], nc[C_FLOOR]
     q64, q32 = grid_scalars(vq)
     stoch = vq[QP_STOCH] != 0
     n_fire = 0
@@ -428,6 +431,7 @@ def _integrate_q(v, refr, i_in, i_rec, theta, nc, vq, u, meter):  # type: ignore
     for j in range(v.shape[0]):
         x = gate(leak(v[j], v_rest, decay, v_rest), i_in[j] + i_rec[j], refr[j])
         x, clip = on_grid(x, q64, q32, False, stoch, u[j])
+        x = floor_at(x, floor)  # after the rounding: a floored value stays on the grid
         v[j] = x
         sat += np.int32(clip)
         n_fire += x >= theta[j] + v_th
@@ -888,7 +892,7 @@ def _lateral_pass(t, cur, rows, thr, nc, q, quant, narrow, stoch, ukey, b):  # t
     Returns (neurons at threshold, clipped roundings)."""
     v, _, refr, i_rec = rows
     n = v.shape[0]
-    rest, decay = nc[C_V_REST], nc[C_DECAY]
+    rest, decay, floor = nc[C_V_REST], nc[C_DECAY], nc[C_FLOOR]
     q64, q32 = q
     one = F32(1.0)
     zero = F32(0.0)
@@ -900,6 +904,7 @@ def _lateral_pass(t, cur, rows, thr, nc, q, quant, narrow, stoch, ukey, b):  # t
             r = hash_uniform(ukey, t, b * n + j) if stoch else zero
             x, clip = on_grid(x, q64, q32, narrow, stoch, r)
             sat += np.int32(clip)
+        x = floor_at(x, floor)
         v[j] = x
         n_fire += x >= thr[j]
         refr[j] = refr[j] - one

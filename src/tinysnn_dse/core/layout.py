@@ -41,11 +41,11 @@ S_V, S_REFR, S_THETA, S_COUNTS, S_IREC, S_INHV, S_INHREFR, S_SPREV = range(S_LEN
 
 # neuron and inhibition constants, float32 [C_LEN] (marshal.neuron_consts); KEEP: the share
 # of the overshoot an excitatory spike keeps (step.reset_to; modes.Reset; the inhibitory
-# layer resets to its value)
-C_LEN = 16
+# layer resets to its value); FLOOR: the excitatory membrane floor, on the Vmem grid
+C_LEN = 17
 (C_V_REST, C_V_RESET, C_DECAY, C_REF, C_I_REST, C_I_RESET, C_I_DECAY, C_I_REF,
  C_V_TH, C_THETA_PLUS, C_W_LAT, C_W_EXC_INH, C_INH_THR, C_ONE_SPIKE,
- C_INHIB, C_KEEP) = range(C_LEN)  # fmt: skip
+ C_INHIB, C_KEEP, C_FLOOR) = range(C_LEN)  # fmt: skip
 
 # hash keys of a presentation, int64 [K_LEN]: tie-breaks, threshold rounding, weight rounding
 K_LEN = 3
@@ -74,12 +74,12 @@ SR_ETA_PRE, SR_ETA_POST, SR_ETA_SL, SR_X_TAR, SR_W_MAX = range(SR_LEN)
 # of each layer, the nearest-rounding offset (2**(k-1), or 0), 2**-k (float64 state only),
 # the stochastic comparison's factors (remainder * P2A > u * P2B), the Vmem format's
 # lowest and highest code, the rounding (RoundMode.code), whether there is an inhibitory
-# layer, k and 2**k, and the excitatory reset's keep (as C_KEEP)
-KC_LEN = 26
+# layer, k and 2**k, the excitatory reset's keep (as C_KEEP) and membrane floor (a code)
+KC_LEN = 27
 (KC_REST, KC_RESET, KC_DSH, KC_REF, KC_IREST, KC_IRESET, KC_IDSH, KC_IREF, KC_WREC,
  KC_WEI, KC_ITHR, KC_SH_W, KC_SCALE_W, KC_REST_K, KC_IREST_K, KC_HALF, KC_INV_K, KC_P2A,
  KC_P2B, KC_V_LO, KC_V_HI, KC_ROUNDING, KC_INHIBITORY, KC_K, KC_P2K,
- KC_KEEP) = range(KC_LEN)  # fmt: skip
+ KC_KEEP, KC_FLOOR) = range(KC_LEN)  # fmt: skip
 
 #: the integer constants ``model.h`` leaves out: 2**-k is a float64-state matter (0 in int64)
 KC_NOT_IN_C = (KC_INV_K,)

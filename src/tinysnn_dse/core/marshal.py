@@ -25,6 +25,7 @@ from tinysnn_dse.core.neuron import (
     roundings,
     start_acc,
     uniform_rows,
+    vmem_floor,
 )
 from tinysnn_dse.core.params import ModelConfig
 from tinysnn_dse.core.prune import fan_in, pruned_per_input
@@ -51,6 +52,7 @@ def neuron_consts(cfg: ModelConfig, qz: Quantizers, learn: bool) -> np.ndarray:
     nc[L.C_INH_THR] = float(quantize(torch.tensor(cfg.inh.v_th_mv), qz.vth, RoundMode.NEAREST))
     nc[L.C_ONE_SPIKE] = 1.0 if learn and cfg.exc.one_spike else 0.0
     nc[L.C_INHIB] = 1.0 if inhibitory else 0.0
+    nc[L.C_FLOOR] = vmem_floor(cfg, qz)
     return nc
 
 

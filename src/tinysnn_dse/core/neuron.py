@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from fractions import Fraction
 from typing import NamedTuple
 
 import numpy as np
@@ -89,6 +90,33 @@ def init_net(
     )
     w = normalize(w, cfg.norm, cfg.learning.w_max)
     return Net(w=w, theta=torch.zeros(cfg.n_exc, device=device))
+
+
+#: the membrane floor's value where there is none (``ExcParams.vmem_floor_mv``)
+FLOOR_OFF = -1e30
+
+
+def floor_mv(cfg: ModelConfig) -> float:
+    """The excitatory membrane floor in mV, ``v_rest_mv - vmem_floor_mv``; FLOOR_OFF
+    where ``vmem_floor_mv`` is 0 (none)."""
+    below = cfg.exc.vmem_floor_mv
+    return cfg.exc.v_rest_mv - below if below > 0 else FLOOR_OFF
+
+
+def vmem_floor(cfg: ModelConfig, qz: Quantizers) -> float:
+    """The excitatory membrane floor as every path applies it: :func:`floor_mv`, or with
+    a Vmem format the lowest grid value at or above it (held to the format's range), so
+    that a floored potential stays on the grid. FLOOR_OFF where there is none."""
+    f = floor_mv(cfg)
+    if f <= FLOOR_OFF or qz.vmem is None:
+        return float(np.float32(f)) if f > FLOOR_OFF else FLOOR_OFF
+    return floor_code(f, qz.vmem) * qz.vmem.eps
+
+
+def floor_code(floor_mv: float, fmt: FixedPoint) -> int:
+    """The Vmem code of a floor: ceil(floor / eps), held to the format's codes."""
+    c = math.ceil(Fraction(floor_mv) / Fraction(fmt.eps)) if floor_mv > FLOOR_OFF else fmt.lo_code
+    return min(max(c, fmt.lo_code), fmt.hi_code)
 
 
 def lif_integrate(

@@ -84,6 +84,10 @@ class ExcParams:
     one_spike: bool = True  # at most one excitatory spike per step during learning
     leak: Leak = "lif"  # "if": integrate-and-fire, no leak (decay 1)
     reset: Reset = Reset.VALUE  # what a spike leaves in the potential (modes.Reset)
+    # how far below rest an excitatory potential may fall: a floor (BindsNET's lbound) at
+    # v_rest_mv - this, applied after every step's rounding; 0: none. Spares a Vmem format
+    # the inhibited tail (docs/model.md, "Membrane floor")
+    vmem_floor_mv: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "reset", Reset.of(self.reset))
@@ -261,6 +265,9 @@ def validate_model(cfg: ModelConfig) -> ModelConfig:
         raise ConfigError(f"unknown leak {cfg.exc.leak!r}; choose one of {', '.join(LEAKS)}")
     if cfg.readout not in READOUTS:
         raise ConfigError(f"unknown readout {cfg.readout!r}; choose one of {READOUTS}")
+    if not cfg.exc.vmem_floor_mv >= 0.0:
+        got = cfg.exc.vmem_floor_mv
+        raise ConfigError(f"vmem_floor_mv is mV below rest, 0 or more (0: no floor), got {got!r}")
     if cfg.n_exc < 1 or cfg.n_in < 1:
         raise ConfigError(f"network size must be positive, got {cfg.n_in}x{cfg.n_exc}")
     enc = cfg.encoding

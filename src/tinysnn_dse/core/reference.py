@@ -23,6 +23,7 @@ from tinysnn_dse.core.encoding import SpikeTrains, draw_key, hashed_uniforms
 from tinysnn_dse.core.energy import OpCounts
 from tinysnn_dse.core.modes import RoundMode, Rule, Topology
 from tinysnn_dse.core.neuron import (
+    FLOOR_OFF,
     LIFState,
     Net,
     QuantMeter,
@@ -37,6 +38,7 @@ from tinysnn_dse.core.neuron import (
     theta_decay_,
     theta_set,
     uniform_rows,
+    vmem_floor,
 )
 from tinysnn_dse.core.params import ModelConfig
 from tinysnn_dse.core.prune import fan_in as fan_in_of
@@ -91,20 +93,24 @@ def simulate_reference(
     g = generator
     v_lo, v_hi = math.inf, -math.inf
 
-    def quant_v(x: Tensor, u: Tensor | None) -> Tensor:
+    v_floor = vmem_floor(cfg, qz)
+
+    def quant_v(x: Tensor, u: Tensor | None, floor: float) -> Tensor:
         nonlocal v_lo, v_hi
         if qz.vmem is None:
+            x = torch.clamp(x, min=floor)  # step.floor_at
             if meter is not None and meter.track:
                 v_lo, v_hi = min(v_lo, float(x.min())), max(v_hi, float(x.max()))
             return x
         q, n_sat = quantize_counted(x, qz.vmem, qz.rounding, g, u)
         if meter is not None:
             meter.add(0, n_sat, math.inf, -math.inf)
-        return q
+        return torch.clamp(q, min=floor)  # step.floor_at, after the rounding
 
     def qv_step(t: int, row: int) -> Callable[[Tensor], Tensor]:
         u = None if vmem_u is None or qz.vmem is None else vmem_u[t, row]
-        return lambda x: quant_v(x, u)
+        floor = v_floor if row == 0 else FLOOR_OFF  # the excitatory layer's floor
+        return lambda x: quant_v(x, u, floor)
 
     w = net.w.clone() if learn else net.w
     keep = net.keep

@@ -5,6 +5,7 @@ A LIF population's step (docs/model.md; method.md section 4) is, per neuron,
     x  = leak(v, rest, gain, base)        (v - rest) * gain + base
     x  = gate(x, inp, refr)               + inp unless refractory
     v' = the Vmem grid's rounding of x    (kernels.fxp_code; integer: floor, round_up)
+    v' = floor_at(v', floor)              the membrane floor (excitatory layer; off: -1e30)
     spike where v' >= threshold: v' = reset_to(v', threshold, v_reset, keep), refractory.
 
 The same statements serve both arithmetics. Float (FP32 or rounded onto a fixed-point
@@ -54,6 +55,11 @@ def reset_to(v: Any, thr: Any, v_reset: Any, keep: Any) -> Any:
     return v_reset + (v - thr) * keep
 
 
+def floor_at(v: Any, floor: Any) -> Any:
+    """``v`` held at or above the membrane floor (BindsNET's ``lbound``)."""
+    return max(v, floor)
+
+
 def round_up(a: Any, q: Any, u: Any, p2k: Any, p2a: Any, p2b: Any) -> Any:
     """Stochastic rounding of the accumulator ``a`` (integer) given its floor ``q`` =
     floor(a / p2k): one code up where the remainder's share of a step exceeds the 24-bit
@@ -68,4 +74,4 @@ def clamp(x: Any, lo: Any, hi: Any) -> Any:
 
 
 #: the statements, in the order the C defines them (``export/c_step.py``)
-STATEMENTS: tuple[Callable[..., Any], ...] = (leak, gate, reset_to, round_up, clamp)
+STATEMENTS: tuple[Callable[..., Any], ...] = (leak, gate, floor_at, reset_to, round_up, clamp)

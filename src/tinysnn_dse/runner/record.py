@@ -177,6 +177,7 @@ def energy_fields(
         quant.vth_bits,
         learn_bits,
         leak=model.exc.leak,
+        floor=model.exc.vmem_floor_mv > 0,
     )
     n = counts.samples
     out = {

@@ -6,11 +6,12 @@
  *   A  = (V - REST) * DSH + REST * 2**K                       leak (DSH = D * 2**(K - 16))
  *      + [not refractory] * (I * 2**SH_W + IREC)              input and recurrent input
  *   V' = clamp(round_K(A), V_LO, V_HI)                        the design's one rounding
+ *   V' = max(V', FLOOR)                                       excitatory membrane floor
  *   spike where V' >= THR (THR = ceil(T * 2**(FV - FT))), then
  *   V' = RESET + (V' - THR) * KEEP (KEEP 0: to RESET), refractory
  *
- * written as the macros TSNN_LEAK, TSNN_GATE, TSNN_RESET_TO, TSNN_ROUND_UP and
- * TSNN_CLAMP, which model.h defines by translation from the Python of core/step.py, the
+ * written as the macros TSNN_LEAK, TSNN_GATE, TSNN_FLOOR_AT, TSNN_RESET_TO, TSNN_ROUND_UP
+ * and TSNN_CLAMP, which model.h defines by translation from the Python of core/step.py, the
  * statements the Numba kernels compile.
  *
  * I is the sum of the weight codes of the inputs spiking at this step, IREC the
@@ -243,6 +244,7 @@ int32_t tsnn_present(const tsnn_presentation *p, int32_t *counts)
             int64_t x;
             a = TSNN_GATE(a, cur[j] * TSNN_SCALE_W + irec[j], refr[j]);
             x = round_k(a, p->key, t, j);
+            x = TSNN_FLOOR_AT(x, TSNN_FLOOR); /* a macro: its arguments are evaluated twice */
             cur[j] = 0;
             s_exc[j] = x >= thr[j];
             if (s_exc[j]) {
