@@ -77,7 +77,7 @@ FORMATS = [
 #: 8-bit neurons: the case the floor is for (docs/model.md, "Membrane floor")
 FLOOR_CASES = [  # floors 15 and 5 mV below rest: at -80 and -70 mV
     ("tinysnn", QuantSpec(rounding="nearest", weight_bits=8, vmem_bits=8, vth_bits=8), 15.0),
-    ("baseline", QuantSpec(rounding="stochastic", weight_bits=6, vmem_bits=10, vth_bits=10), 5.0),
+    ("tinysnn", QuantSpec(rounding="stochastic", weight_bits=6, vmem_bits=10, vth_bits=10), 5.0),
 ]
 
 
@@ -120,6 +120,10 @@ def test_c_is_bit_exact_with_the_simulator(
     assert len(expected) == 1000 and pred == [e[0] for e in expected]
     # the simulator's counts of each image's last presentation, from the same evaluation
     ev = evaluate_checkpoint(trained, q, str(data_dir), 1000)
+    if floor is not None:  # the floor binds: without it the same design counts otherwise
+        free = evaluate_checkpoint(load_checkpoint(checkpoints[model]), q, str(data_dir), 1000)
+        assert free.test_counts is not None and ev.test_counts is not None
+        assert not torch.equal(free.test_counts, ev.test_counts)
     assert ev.test_counts is not None
     assert counts.shape == (1000, 100) and counts.sum() > 1000
     assert np.array_equal(counts, ev.test_counts.numpy().astype(np.int64))
