@@ -220,15 +220,22 @@ def _net_and_spikes(model: str, q: QuantSpec, seed: int, n_in: int = 12, n_exc: 
     return cfg, qz, d, net, spikes
 
 
-@pytest.mark.parametrize(("model", "q"), CASES)
-def test_reference_equals_exact_rational_physics(model: str, q: QuantSpec) -> None:
-    cfg, qz, d, net, spikes = _net_and_spikes(model, q, 1)
+def _reference_and_exact(cfg, qz, d, net, spikes):  # type: ignore[no-untyped-def]
+    """The torch reference's (counts, final potentials) and the exact-rational statement's,
+    on the same codes and keys; then the codes and keys themselves."""
     wc = integer.weight_codes(net.w, d)
     tc = integer.threshold_codes(net.theta, cfg, qz)
     keys = integer.image_keys(12345, spikes.shape[0])
     counts, _, v = integer.infer_reference(torch.from_numpy(wc), d.vmem_thresholds(tc), spikes,
                                           d, keys)  # fmt: skip
     exp_counts, exp_v = fraction_reference(wc, tc, spikes.numpy(), d, keys)
+    return counts, v, exp_counts, exp_v, (wc, tc, keys)
+
+
+@pytest.mark.parametrize(("model", "q"), CASES)
+def test_reference_equals_exact_rational_physics(model: str, q: QuantSpec) -> None:
+    cfg, qz, d, net, spikes = _net_and_spikes(model, q, 1)
+    counts, v, exp_counts, exp_v, (wc, tc, keys) = _reference_and_exact(cfg, qz, d, net, spikes)
     assert counts.sum() > 10  # the case exercises firing and inhibition
     assert counts.to(torch.int64).tolist() == exp_counts.tolist()
     assert v.tolist() == exp_v.tolist()
@@ -348,18 +355,13 @@ def test_why_not() -> None:
 @pytest.mark.parametrize(("model", "q"), [CASES[0], CASES[1], CASES[2]])
 def test_a_membrane_floor_in_integers(model: str, q: QuantSpec) -> None:
     """A floor 3 mV below rest that binds: the torch reference equals the exact-rational
-    statement (with the floor raised onto the grid), and the Numba kernel equals the
-    reference bit for bit; the floor's code is the lowest grid value at or above it, and
-    the final potentials all sit at or above it."""
+    statement (with the floor raised onto the grid; the Numba kernel is held to the
+    reference by test_kernel_equals_reference_bit_for_bit); the floor's code is the lowest
+    grid value at or above it, and the final potentials all sit at or above it."""
     cfg, qz, d, net, spikes = _net_and_spikes(model, q, 1, floor=-68.0)
     assert qz.vmem is not None
     assert d.floor == math.ceil(Fraction(-68) / Fraction(qz.vmem.eps))
-    wc = integer.weight_codes(net.w, d)
-    tc = integer.threshold_codes(net.theta, cfg, qz)
-    keys = integer.image_keys(12345, spikes.shape[0])
-    counts, _, v = integer.infer_reference(torch.from_numpy(wc), d.vmem_thresholds(tc), spikes,
-                                          d, keys)  # fmt: skip
-    exp_counts, exp_v = fraction_reference(wc, tc, spikes.numpy(), d, keys)
+    counts, v, exp_counts, exp_v, (wc, tc, keys) = _reference_and_exact(cfg, qz, d, net, spikes)
     assert counts.to(torch.int64).tolist() == exp_counts.tolist()
     assert v.tolist() == exp_v.tolist() and int(v.min()) >= d.floor
     _, _, d0, _, _ = _net_and_spikes(model, q, 1)
