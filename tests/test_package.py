@@ -57,4 +57,4 @@ def test_wheel_ships_the_search_spaces(tmp_path: Path) -> None:
         capture_output=True, text=True, cwd=elsewhere, env=env_vars,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
-    assert "study smoke: 13 design points" in run.stdout and "Nothing was run" in run.stdout
+    assert "study smoke: 19 design points" in run.stdout and "Nothing was run" in run.stdout

@@ -39,10 +39,12 @@ from typing import Any, Literal, get_args
 from tinysnn_dse.core.modes import RoundMode
 from tinysnn_dse.errors import ConfigError
 
-ModelName = Literal["baseline", "sl-stdp", "tinysnn"]
+ModelName = Literal["baseline", "sl-stdp", "tinysnn", "diet"]
 Scheme = Literal["ptq", "itq"]
 Leak = Literal["lif", "if"]
 PruneMethod = Literal["stdp", "magnitude"]
+Encoding = Literal["direct", "poisson"]
+Trainable = Literal["none", "leak", "threshold", "both"]
 
 MODELS: tuple[str, ...] = get_args(ModelName)
 SCHEMES: tuple[str, ...] = get_args(Scheme)
@@ -50,6 +52,15 @@ SCHEMES: tuple[str, ...] = get_args(Scheme)
 ROUNDINGS: tuple[str, ...] = tuple(m.value for m in RoundMode)
 LEAKS: tuple[str, ...] = get_args(Leak)
 PRUNE_METHODS: tuple[str, ...] = get_args(PruneMethod)
+ENCODINGS: tuple[str, ...] = get_args(Encoding)
+TRAINABLES: tuple[str, ...] = get_args(Trainable)
+#: the model families (docs/model.md): the STDP family (method.md sections 2-4b), trained
+#: without labels and read out by assigned labels, and the gradient-trained family (4c)
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "stdp": ("baseline", "sl-stdp", "tinysnn"),
+    "diet": ("diet",),
+}
+FAMILY_OF: dict[str, str] = {m: f for f, ms in FAMILIES.items() for m in ms}
 MIN_BITS, MAX_BITS = 2, 32
 #: how a bits value says "no quantization" (case-insensitive)
 FP32_WORDS = ("fp32", "float", "float32", "none")
@@ -72,6 +83,7 @@ class Axis:
     choices: tuple[str, ...] = ()
     quant: bool = False  # meaningless for an FP32 point
     minimum: int = 1  # count axes
+    maximum: int = 0  # count axes: 0 for none
     fp32_label: str = "-"  # a quant choice axis's cell for an FP32 point
     #: the model parameter (``tinysnn params``) the axis sets, if it is one; the paper's
     #: axes are not (they choose the preset, its size and the quantization)
@@ -83,6 +95,12 @@ class Axis:
     infer_only: bool = False
     #: meaningless for an unpruned point (``prune`` 0)
     pruned: bool = False
+    #: the model families (:data:`FAMILIES`) it means something for; () for every one.
+    #: A point of another family holds the default (:func:`check_family`)
+    families: tuple[str, ...] = ()
+
+    def applies_to(self, model: str) -> bool:
+        return not self.families or FAMILY_OF.get(model, "") in self.families
 
     @property
     def log(self) -> bool:
@@ -99,10 +117,12 @@ class Axis:
                 )
             return v
         if self.kind == "count":
-            if isinstance(v, bool) or not isinstance(v, int) or v < self.minimum:
+            hi = self.maximum or None
+            if isinstance(v, bool) or not isinstance(v, int) or v < self.minimum \
+                    or (hi is not None and v > hi):  # fmt: skip
+                allowed = f">= {self.minimum}" if hi is None else f"in {self.minimum}..{hi}"
                 raise ConfigError(
-                    f"{where}: {short_repr(v)} is not allowed; "
-                    f"expected an integer >= {self.minimum}"
+                    f"{where}: {short_repr(v)} is not allowed; expected an integer {allowed}"
                 )
             return v
         if self.kind == "fraction":
@@ -144,9 +164,13 @@ class Axis:
             return f"{float(v):g}"
         return "fp32" if self.kind == "bits" and v is None else str(v)
 
-    def display(self, v: Any, fp32_point: bool, unpruned: bool = False) -> str:
+    def display(self, v: Any, fp32_point: bool, unpruned: bool = False,
+                model: str | None = None) -> str:  # fmt: skip
         """The cell of a point's value in tables and in a grid study's trial parameters
-        (an FP32 point names no scheme or rounding, an unpruned one no pruning method)."""
+        (an FP32 point names no scheme or rounding, an unpruned one no pruning method, a
+        point of ``model`` no axis of another family)."""
+        if model is not None and not self.applies_to(model):
+            return "-"
         if fp32_point and self.quant and self.kind == "choice":
             return self.fp32_label
         if unpruned and self.pruned:
@@ -202,6 +226,7 @@ AXES: tuple[Axis, ...] = (
         "presentation time per sample, ms (training and inference)",
         param="t_present_ms",
         tag="t",
+        families=("stdp",),
     ),  # fmt: skip
     Axis(
         "leak",
@@ -223,6 +248,7 @@ AXES: tuple[Axis, ...] = (
         param="t_infer_ms",
         tag="ti",
         infer_only=True,
+        families=("stdp",),
     ),  # fmt: skip
     Axis(
         "vmem_floor",
@@ -233,6 +259,7 @@ AXES: tuple[Axis, ...] = (
         minimum=0,
         param="vmem_floor_mv",
         tag="floor",
+        families=("stdp",),
     ),  # fmt: skip
     Axis(
         "prune",
@@ -242,6 +269,7 @@ AXES: tuple[Axis, ...] = (
         "fraction of each excitatory neuron's input synapses removed",
         param="prune",
         tag="prune",
+        families=("stdp",),
     ),  # fmt: skip
     Axis(
         "prune_method",
@@ -253,6 +281,52 @@ AXES: tuple[Axis, ...] = (
         param="prune_method",
         tag="pm-",
         pruned=True,
+        families=("stdp",),
+    ),  # fmt: skip
+    # the gradient-trained family's axes (method.md 4c, docs/model.md)
+    Axis(
+        "depth",
+        "count",
+        1,
+        "depth",
+        "hidden layers of `neurons` each",
+        maximum=2,
+        param="depth",
+        tag="d",
+        families=("diet",),
+    ),  # fmt: skip
+    Axis(
+        "timesteps",
+        "count",
+        4,
+        "T",
+        "steps per image (latency = T x dt)",
+        maximum=256,
+        param="timesteps",
+        tag="T",
+        families=("diet",),
+    ),  # fmt: skip
+    Axis(
+        "encoding",
+        "choice",
+        "direct",
+        "input",
+        "direct (the pixel as input current every step) or poisson (rate-coded spikes)",
+        choices=ENCODINGS,
+        param="encoding",
+        tag="enc-",
+        families=("diet",),
+    ),  # fmt: skip
+    Axis(
+        "trainable",
+        "choice",
+        "both",
+        "learned",
+        "which per-layer neuron parameters learn: none, leak, threshold or both",
+        choices=TRAINABLES,
+        param="trainable",
+        tag="tr-",
+        families=("diet",),
     ),  # fmt: skip
 )
 BY_NAME: dict[str, Axis] = {a.name: a for a in AXES}
@@ -267,6 +341,24 @@ ALIASES: dict[str, tuple[str, ...]] = {
     # symmetrically beside t_present_infer_ms
     "t_present_train_ms": ("t_present_ms",),
 }
+
+
+def family_of(model: str) -> str:
+    """The family of a model name of :data:`MODELS`."""
+    return FAMILY_OF[model]
+
+
+def check_family(values: Mapping[str, Any], where: str) -> None:
+    """A one-line ConfigError where ``values`` (a point's axes) sets an axis that means
+    nothing for its model's family (one left at its default is fine: every point holds
+    every axis)."""
+    model = values["model"]
+    for a in AXES:
+        if not a.applies_to(model) and a.name in values and values[a.name] != a.default:
+            raise ConfigError(
+                f"{where}: {a.name} means nothing for model {model} (an axis of the "
+                f"{' and '.join(a.families)} family); leave it out of {model}'s designs"
+            )
 
 
 def is_fp32(values: Mapping[str, Any]) -> bool:

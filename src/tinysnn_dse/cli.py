@@ -44,6 +44,7 @@ from tinysnn_dse.records import Record
 from tinysnn_dse.runner import (
     RunSettings,
     evaluate_checkpoint,
+    family_of,
     load_checkpoint,
     prepare_out_dir,
     resolve_device,
@@ -311,7 +312,7 @@ def train(
     if readout is not None:
         overrides["readout"] = choice("--readout", readout, READOUTS)
     overrides.update(parse_params(param))
-    cfg = preset(model, n_in, neurons, dataset, **overrides)
+    cfg = family_of(model).model(model, n_in, neurons, 10, dataset, overrides)
     settings = RunSettings(
         dataset=choice("--dataset", dataset, data_mod.DATASETS),
         train_samples=train_samples,
@@ -351,6 +352,9 @@ def _retest(
     trained = load_checkpoint(checkpoint, device)
     if readout is not None:
         choice("--readout", readout, READOUTS)
+        if family_of(trained.model).name != "stdp":
+            raise ConfigError(f"--readout: the {trained.model.model} family reads out by its "
+                              "output layer; it has no assignment readouts")  # fmt: skip
         trained = dataclasses.replace(
             trained,
             model=dataclasses.replace(trained.model, readout=readout),  # type: ignore[arg-type]
@@ -904,7 +908,7 @@ def _print_points(sp: Any, as_json: bool) -> None:
         if len(group) > 1:
             trains = f"batch {groups.setdefault(group, len(groups) + 1)}"
         cells = (
-            a.display(v, p.is_fp32, not p.is_pruned)
+            a.display(v, p.is_fp32, not p.is_pruned, p.model)
             for a, v in zip(AXES, p.axes.values(), strict=True)
         )
         t.add_row(str(i), *cells, trains)

@@ -20,11 +20,15 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from tinysnn_dse.axes import AXES, BITS
+from tinysnn_dse.axes import AXES, BITS, FAMILY_OF
 from tinysnn_dse.errors import TinySNNError
 
 SCHEMA_VERSION = 2
 PHASES = ("train", "infer")
+#: NeuroBench's metrics an outcome may hold (:attr:`Outcome.neurobench`), per image, as
+#: NeuroBench defines them (neurobench.readthedocs.io, "Metrics")
+NEUROBENCH = ("footprint_bytes", "connection_sparsity", "activation_sparsity",
+              "effective_macs", "effective_acs", "dense_ops")  # fmt: skip
 
 
 class RecordError(TinySNNError):
@@ -67,11 +71,20 @@ class DesignPoint:
     vmem_floor: int = 0
     prune: float = 0.0
     prune_method: str = "stdp"
+    depth: int = 1
+    timesteps: int = 4
+    encoding: str = "direct"
+    trainable: str = "both"
     params: tuple[tuple[str, Any], ...] = ()  # model parameter overrides, sorted
 
     @property
     def is_fp32(self) -> bool:
         return all(getattr(self, b) is None for b in BITS)
+
+    @property
+    def family(self) -> str:
+        """The model family (:data:`tinysnn_dse.axes.FAMILIES`)."""
+        return FAMILY_OF[self.model]
 
     @property
     def is_pruned(self) -> bool:
@@ -81,7 +94,7 @@ class DesignPoint:
     def post_training(self) -> tuple[str, ...]:
         """The axes applied after training: the inference-only ones and, for magnitude
         pruning, the pruning axes (it prunes a trained network, as PTQ quantizes one)."""
-        out = tuple(a.name for a in AXES if a.infer_only)
+        out = tuple(a.name for a in AXES if a.infer_only and a.applies_to(self.model))
         if self.is_pruned and self.prune_method == "magnitude":
             out += tuple(a.name for a in AXES if a.name == "prune" or a.pruned)
         return out
@@ -95,7 +108,8 @@ class DesignPoint:
     def model_params(self) -> dict[str, Any]:
         """The model parameters the point sets (``apply_overrides`` on its model's preset):
         the axes that are model parameters, then its ``params``."""
-        out = {a.param: getattr(self, a.name) for a in AXES if a.param}
+        out = {a.param: getattr(self, a.name) for a in AXES
+               if a.param and a.applies_to(self.model)}  # fmt: skip
         out.update(self.params)
         return out
 
@@ -200,6 +214,10 @@ class Outcome:
     infer_seconds: float = 0.0
     infer_images_per_s: float = 0.0
     latency_ms: float = 0.0  # mean presentation time per test image, boosts included
+    #: NeuroBench's metrics of the test pass, as NeuroBench defines them (footprint_bytes,
+    #: connection_sparsity, activation_sparsity, effective_macs, effective_acs, dense_ops;
+    #: per image), where the family counts them
+    neurobench: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

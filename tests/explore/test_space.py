@@ -58,10 +58,11 @@ def test_prune_space_counts_its_points_and_trainings_by_hand() -> None:
     assert {p.prune_method for p in sp.points if not p.is_pruned} == {"stdp"}
 
 
-def test_smoke_space_is_about_a_dozen_points_on_digits() -> None:
+def test_smoke_space_is_small_on_digits_and_holds_both_families() -> None:
     sp = parse_space(yaml.safe_load((SPACES / "smoke.yaml").read_text()), "smoke")
     assert sp.budget.dataset == "digits"
-    assert 10 <= len(sp.points) <= 14
+    assert 10 <= len(sp.points) <= 24
+    assert {p.family for p in sp.points} == {"stdp", "diet"}
 
 
 def test_fp32_collapses_to_one_point_and_comes_first() -> None:

@@ -26,13 +26,14 @@ initial weights, the order of the training images, Poisson spikes) takes an expl
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from tinysnn_dse.core import step
+from tinysnn_dse.core import energy, step
 from tinysnn_dse.core.modes import Mode, RoundMode
 from tinysnn_dse.core.params import validate_bits
 from tinysnn_dse.core.quant import FixedPoint, quantize
@@ -233,8 +234,12 @@ class DietNet:
         return out
 
     def to(self, device: torch.device | str) -> DietNet:
+        """A copy on ``device`` (never sharing storage with this one, so that training
+        the copy leaves this network as it is)."""
+
         def mv(xs: list[Tensor]) -> list[Tensor]:
-            return [x.detach().to(device).requires_grad_(x.requires_grad) for x in xs]
+            return [x.detach().to(device, copy=True).requires_grad_(x.requires_grad)
+                    for x in xs]  # fmt: skip
 
         return DietNet(mv(self.w), mv(self.leak), mv(self.theta), self.cfg)
 
@@ -476,13 +481,19 @@ def op_counts(
     batch_size: int = 1000,
 ) -> Ops:
     """:class:`Ops` of inference over images ``x`` [S, n_in], per image."""
-    cfg = net.cfg
-    n_img = max(x.shape[0], 1)
-    depth = len(cfg.hidden)
+    depth = len(net.cfg.hidden)
     spikes = [0.0] * depth
     for a in range(0, x.shape[0], batch_size):
         _, counts = forward(net, x[a : a + batch_size], generator, formats)
         spikes = [s + float(c.sum()) for s, c in zip(spikes, counts, strict=True)]
+    return ops_of(net.cfg, x, spikes)
+
+
+def ops_of(cfg: DietConfig, x: Tensor, spikes: list[float]) -> Ops:
+    """:class:`Ops` per image of inference over images ``x`` [S, n_in] whose hidden layers
+    spiked ``spikes[l]`` times in all (:func:`forward`'s counts, summed)."""
+    n_img = max(x.shape[0], 1)
+    depth = len(cfg.hidden)
     spikes = [s / n_img for s in spikes]
     sizes, t = cfg.sizes, cfg.timesteps
     fan_out = sizes[2:]  # of each hidden layer: the next layer's width
@@ -503,4 +514,237 @@ def op_counts(
         neuron_updates=float((sum(cfg.hidden) + cfg.n_out) * t),
         spikes=tuple(spikes),
         activation_sparsity=1.0 - sum(spikes) / hidden_slots,
+    )
+
+
+def deployed(
+    net: DietNet, formats: Formats, generator: torch.Generator | None
+) -> tuple[DietNet, Formats]:
+    """The network as a fixed-point design runs it: weights and thresholds on their grids
+    once (stochastic rounding draws from ``generator``), and the formats its membranes
+    are still rounded to at every step (:func:`forward` with the result's formats)."""
+    rnd = formats.rounding
+    with torch.no_grad():
+        w = [_q(w.detach(), f, rnd, generator) for w, f in zip(net.w, formats.weight, strict=True)]
+        th = [_q(t.detach(), f, rnd, generator)
+              for t, f in zip(net.theta, formats.vth, strict=True)]  # fmt: skip
+    depth = len(net.cfg.hidden)
+    steps = Formats((None,) * (depth + 1), formats.vmem, (None,) * depth, rnd)
+    return DietNet(w, [lam.detach() for lam in net.leak], th, net.cfg), steps
+
+
+# ------------------------------------------------------------------- a design point's model
+
+
+@dataclass(frozen=True)
+class DietModel:
+    """A design point of the family as the runner trains it: the network (:class:`DietConfig`),
+    how it trains (:class:`TrainConfig`, and QAT's fine-tuning), and the length of a step.
+    ``model`` is its name in the axis table, as :class:`params.ModelConfig`'s is."""
+
+    net: DietConfig = field(default_factory=DietConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10))
+    #: quantization-aware training: epochs of fine-tuning from the FP32 training, at
+    #: ``qat_lr`` (docs/model.md, "The gradient-trained family")
+    qat_epochs: int = 2
+    qat_lr: float = 1e-4
+    dt_ms: float = 1.0  # one step's length: latency = timesteps x dt_ms
+    leak: str = "lif"  # the axis: "if" holds every lambda at 1 (model_for)
+    model: str = "diet"
+
+    def __post_init__(self) -> None:
+        if self.leak not in ("lif", "if"):
+            raise ConfigError(f"leak: unknown value {self.leak!r}; allowed: lif, if")
+        if self.qat_epochs < 0 or not self.qat_lr > 0:
+            raise ConfigError("qat_epochs must be >= 0 and qat_lr > 0")
+        if not (self.dt_ms > 0 and math.isfinite(self.dt_ms)):
+            raise ConfigError(f"dt_ms must be a positive number of ms, got {self.dt_ms}")
+
+    @property
+    def n_in(self) -> int:
+        return self.net.n_in
+
+    @property
+    def latency_ms(self) -> float:
+        return self.net.timesteps * self.dt_ms
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["net"]["hidden"] = list(self.net.hidden)
+        d["net"]["encoding"] = self.net.encoding.value
+        d["net"]["trainable"] = self.net.trainable.value
+        return d
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> DietModel:
+        d = dict(d)
+        return DietModel(net=DietConfig(**d.pop("net")), train=TrainConfig(**d.pop("train")),
+                         **d)  # fmt: skip
+
+
+#: the family's model parameters (``--param`` / a space's ``params``, and the axes that set
+#: them): name -> (type, where it goes, its field there)
+PARAMS: dict[str, tuple[type, str, str]] = {
+    "depth": (int, "net", "hidden"),  # hidden layers of ``neurons`` each
+    "timesteps": (int, "net", "timesteps"),
+    "encoding": (str, "net", "encoding"),
+    "trainable": (str, "net", "trainable"),
+    "leak": (str, "", ""),  # lif, or if: lambda held at 1 (not learned)
+    "leak_init": (float, "net", "leak"),
+    "threshold": (float, "net", "threshold"),
+    "gamma": (float, "net", "gamma"),
+    "epochs": (int, "train", "epochs"),
+    "batch_size": (int, "train", "batch_size"),
+    "lr": (float, "train", "lr"),
+    "anneal": (bool, "train", "anneal"),
+    "qat_epochs": (int, "", "qat_epochs"),
+    "qat_lr": (float, "", "qat_lr"),
+    "dt_ms": (float, "", "dt_ms"),
+}
+#: a data set's defaults that differ from the ones above, each chosen on that data set's
+#: training holdout (docs/results.md): 1,437 digits make 15 batches an epoch
+DATASET_DEFAULTS: dict[str, dict[str, Any]] = {"digits": {"epochs": 30, "lr": 3e-3}}
+
+
+def _coerce(name: str, v: Any, kind: type) -> Any:
+    """A parameter value of ``kind``, or a one-line ConfigError (strings from ``--param``
+    become numbers and booleans)."""
+    if kind is bool:
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, str) and v.strip().lower() in ("true", "false", "1", "0"):
+            return v.strip().lower() in ("true", "1")
+    elif kind is int:
+        if isinstance(v, str):
+            try:
+                return int(v.strip())
+            except ValueError:
+                pass
+        elif isinstance(v, int) and not isinstance(v, bool):
+            return v
+    elif kind is float:
+        if isinstance(v, str):
+            try:
+                return float(v.strip())
+            except ValueError:
+                pass
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+    elif isinstance(v, str):
+        return v
+    raise ConfigError(f"parameter {name}: {v!r} is not a {kind.__name__}")
+
+
+def model_for(
+    n_in: int, neurons: int, n_out: int, dataset: str | None, params: Mapping[str, Any]
+) -> DietModel:
+    """The family's model of ``neurons`` hidden neurons a layer for a data set: the
+    defaults, the data set's :data:`DATASET_DEFAULTS`, then ``params`` (names of
+    :data:`PARAMS`; an unknown name or a bad value is a one-line ConfigError)."""
+    merged = {**DATASET_DEFAULTS.get(dataset or "", {}), **params}
+    parts: dict[str, dict[str, Any]] = {"net": {}, "train": {}, "": {}}
+    depth = 1
+    leak = "lif"
+    for name, v in merged.items():
+        if name not in PARAMS:
+            raise ConfigError(
+                f"unknown parameter {name!r} of the diet family; known: {', '.join(PARAMS)}"
+            )
+        kind, where, fld = PARAMS[name]
+        v = _coerce(name, v, kind)
+        if name == "depth":
+            if v not in DEPTHS:
+                raise ConfigError(f"depth must be one of {DEPTHS}, got {v}")
+            depth = v
+        elif name == "leak":
+            if v not in ("lif", "if"):
+                raise ConfigError(f"leak: unknown value {v!r}; allowed: lif, if")
+            leak = v
+        else:
+            parts[where][fld] = v
+    try:
+        net = DietConfig(n_in=n_in, hidden=(neurons,) * depth, n_out=n_out, **parts["net"])
+        if leak == "if":  # integrate-and-fire: lambda 1, held
+            held = {Trainable.BOTH: Trainable.THRESHOLD, Trainable.LEAK: Trainable.NONE}
+            net = replace(net, leak=1.0, trainable=held.get(net.trainable, net.trainable))
+        train = TrainConfig(**{"epochs": 10, **parts["train"]})
+    except TypeError as e:
+        raise ConfigError(f"diet parameters: {e}") from None
+    return DietModel(net=net, train=train, leak=leak, **parts[""])
+
+
+# ------------------------------------------------------------------------------ energy
+
+#: the width of an input pixel in a fixed-point design (direct encoding: 0..255 as an
+#: integer; FP32 designs take the float intensity)
+PIXEL_BITS = 8
+
+
+def inference_energy(ops: Ops, cfg: DietConfig, weight_bits: int | None,
+                     vmem_bits: int | None, vth_bits: int | None, images: int,
+                     leaky: bool = True) -> energy.EnergyEstimate:  # fmt: skip
+    """The modelled energy of inferring ``images`` images with :class:`Ops` per image, by
+    the per-operation table of :mod:`energy` at the design's widths (FP32: floating
+    point):
+
+    - a multiply-accumulate (a non-zero pixel into a first-layer neuron, direct encoding):
+      one weight read, a multiply at the wider of weight and pixel, an add into the
+      membrane's width;
+    - an accumulate (a spike into a neuron of the next layer): one weight read and an add;
+    - a hidden neuron's step: read and write its membrane, its leak (a multiply and an add;
+      none for IF), its compare with the layer's threshold (held in a register, one per
+      layer), and per spike the reset's subtraction;
+    - an output neuron's step: read and write its membrane (its adds are the accumulates).
+    """
+    bw, bv, bt = weight_bits, vmem_bits, vth_bits
+    bx = None if bw is None else PIXEL_BITS
+    wide = energy._wider
+    t = cfg.timesteps
+    hidden_steps = sum(cfg.hidden) * t
+    pj = {
+        "mac": ops.effective_macs
+        * (energy.mem_pj(bw) + energy.mul_pj(wide(bw, bx)) + energy.add_pj(wide(bw, bv))),
+        "ac": ops.effective_acs * (energy.mem_pj(bw) + energy.add_pj(wide(bw, bv))),
+        "neuron": hidden_steps * (energy.mem_pj(bv, 2) + energy.add_pj(wide(bv, bt)))
+        + (hidden_steps * (energy.mul_pj(bv) + energy.add_pj(bv)) if leaky else 0.0)
+        + sum(ops.spikes) * energy.add_pj(wide(bv, bt))
+        + cfg.n_out * t * energy.mem_pj(bv, 2),
+    }
+    per = sum(pj.values()) * 1e-12
+    counted = {
+        "samples": images,
+        "effective_macs": round(ops.effective_macs * images),
+        "effective_acs": round(ops.effective_acs * images),
+        "dense_ops": round(ops.dense_ops * images),
+        "neuron_updates": round(ops.neuron_updates * images),
+        "spikes": round(sum(ops.spikes) * images),
+    }
+    return energy.EnergyEstimate(
+        total_j=per * images,
+        per_sample_j=per if images else math.nan,
+        breakdown_j={k: v * 1e-12 * images for k, v in pj.items()},
+        ops=counted,
+    )
+
+
+def training_energy(cfg: DietConfig, images: int) -> energy.EnergyEstimate:
+    """The modelled energy of training on ``images`` image presentations (epochs x
+    images): each costs three times its forward pass's dense operations (the forward
+    pass, the gradient with respect to each layer's input and the one with respect to
+    its weights), every one a multiply and an add at FP32 with a weight read, plus the
+    neurons' steps at FP32. Upper bounds of a dense accelerator: backpropagation does not
+    skip the silent neurons that inference does; QAT's quantizers are not priced."""
+    sizes, t = cfg.sizes, cfg.timesteps
+    first = sizes[0] * sizes[1] * (1 if cfg.encoding == Encoding.DIRECT else t)
+    dense = first + sum(sizes[k] * sizes[k + 1] * t for k in range(1, len(sizes) - 1))
+    neurons = (sum(cfg.hidden) + cfg.n_out) * t
+    mac = energy.mem_pj(None) + energy.mul_pj(None) + energy.add_pj(None)
+    step_pj = energy.mem_pj(None, 2) + energy.mul_pj(None) + 2 * energy.add_pj(None)
+    pj = {"backprop": 3 * dense * mac * images, "neuron": 3 * neurons * step_pj * images}
+    total = sum(pj.values()) * 1e-12
+    return energy.EnergyEstimate(
+        total_j=total,
+        per_sample_j=total / images if images else math.nan,
+        breakdown_j={k: v * 1e-12 for k, v in pj.items()},
+        ops={"samples": images, "dense_ops": 3 * dense * images},
     )

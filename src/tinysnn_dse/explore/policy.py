@@ -24,12 +24,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from tinysnn_dse import data as data_mod
 from tinysnn_dse import runner
-from tinysnn_dse.core.params import ModelConfig, QuantSpec, apply_overrides, preset
+from tinysnn_dse.core.params import QuantSpec, apply_overrides
 from tinysnn_dse.errors import CheckpointError
-from tinysnn_dse.explore.space import DesignPoint, SearchSpace, quant_of
+from tinysnn_dse.explore.space import DesignPoint, SearchSpace, needs_reference, quant_of
 
 
 @contextlib.contextmanager
@@ -75,10 +76,12 @@ class Trainings:
         return self._split, self._n_in
 
     # -- one design point
-    def model_of(self, p: DesignPoint, n_in: int) -> ModelConfig:
-        """``p``'s network: its model's preset for this study's data set, then its params."""
-        return apply_overrides(
-            preset(p.model, n_in, p.neurons, self.settings.dataset), p.trained.model_params
+    def model_of(self, p: DesignPoint, n_in: int) -> Any:
+        """``p``'s network: its family's model for this study's data set, then its params
+        (:meth:`runner.Family.model`)."""
+        split, _n = self.split()
+        return runner.family_of(p.model).model(
+            p.model, n_in, p.neurons, split.n_classes, self.settings.dataset, p.trained.model_params
         )
 
     def fp32_training(self, p: DesignPoint) -> tuple[runner.Trained, bool]:
@@ -87,9 +90,11 @@ class Trainings:
         fp32_key = p.fp32.training_key  # == PTQ training_key
         return self._cached(fp32_key, lambda: self._train(p, QuantSpec()))
 
-    def _train(self, p: DesignPoint, quant: QuantSpec) -> runner.Trained:
+    def _train(self, p: DesignPoint, quant: QuantSpec,
+               reference: runner.Trained | None = None) -> runner.Trained:  # fmt: skip
         split, n_in = self.split()
-        return runner.train(self.model_of(p, n_in), quant, self.settings, split)
+        return runner.train(self.model_of(p, n_in), quant, self.settings, split,
+                            reference=reference)  # fmt: skip
 
     def _cached(self, key: str, make: Callable[[], runner.Trained]) -> tuple[runner.Trained, bool]:
         """The training of ``key`` from the artifact folder, or made by ``make`` under its
@@ -118,11 +123,15 @@ class Trainings:
 
     def _training_of(self, p: DesignPoint) -> tuple[runner.Trained, QuantSpec, bool]:
         if p.scheme == "itq" and not p.is_fp32:
-            quant = self.itq_quant(p)
             group = self.space.itq_group(p)
             if len(group) > 1:
-                return self.batched_training(p, group), quant, False
-            return self._cached(p.training_key, lambda: self._train(p, quant))[0], quant, False
+                return self.batched_training(p, group), self.itq_quant(p), False
+            quant = quant_of(p)
+            # the FP32 training of the same network, where the ITQ training starts from it
+            # or takes its ranges from it (made or loaded first)
+            ref = self.fp32_training(p)[0] if needs_reference(p) else None
+            trained = self._cached(p.training_key, lambda: self._train(p, quant, ref))[0]
+            return trained, trained.quant, False
         trained, shared = self.fp32_training(p)
         return trained, quant_of(p), shared
 

@@ -24,15 +24,15 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from tinysnn_dse.axes import ALIASES, AXES, BY_NAME, short_repr
-from tinysnn_dse.core.params import QuantSpec, apply_overrides, preset
+from tinysnn_dse.axes import ALIASES, AXES, BY_NAME, check_family, short_repr
+from tinysnn_dse.core.params import QuantSpec
 from tinysnn_dse.data import DATASETS
 from tinysnn_dse.errors import ConfigError
 from tinysnn_dse.records import DesignPoint
-from tinysnn_dse.runner import MAX_SEED
+from tinysnn_dse.runner import MAX_SEED, family_of
 
 SAMPLERS = ("grid", "tpe", "nsga2")
 #: the most design points one space may hold (the shipped ones hold at most 580)
@@ -144,10 +144,20 @@ class SearchSpace:
         return d
 
 
+def needs_reference(p: DesignPoint) -> bool:
+    """Whether ``p``'s training needs the FP32 training of its network first: an ITQ point
+    of the STDP family with quantized Vmem or Vth (the range of its formats), and every
+    ITQ point of the gradient-trained family (it fine-tunes that training, in the formats
+    of its ranges)."""
+    if p.scheme != "itq" or p.is_fp32:
+        return False
+    return p.family != "stdp" or p.vmem_bits is not None or p.vth_bits is not None
+
+
 def _trainings_needed(p: DesignPoint) -> tuple[str, ...]:
-    """Training keys ``p`` needs: its own, and for an ITQ point with quantized Vmem or Vth
-    the FP32 training of its network (the range of its formats)."""
-    if p.scheme == "itq" and (p.vmem_bits is not None or p.vth_bits is not None):
+    """Training keys ``p`` needs: its own, and the FP32 training of its network where
+    :func:`needs_reference`."""
+    if needs_reference(p):
         return (p.training_key, p.fp32.training_key)
     return (p.training_key,)
 
@@ -156,7 +166,13 @@ def _batchable(p: DesignPoint) -> bool:
     # STDP pruning trains in batches too (magnitude pruning needs no ITQ training of its own)
     if p.scheme != "itq" or p.is_fp32:
         return False
-    return apply_overrides(preset(p.model, 1, p.neurons), p.model_params).rule == "tinysnn"
+    return family_of(p.model).batchable(_model(p))
+
+
+def _model(p: DesignPoint) -> Any:
+    """``p``'s model at a nominal size (784 inputs, 10 classes): what its family builds of
+    its axes and parameters, checked (a one-line ConfigError otherwise)."""
+    return family_of(p.model).model(p.model, 784, p.neurons, 10, None, p.model_params)
 
 
 def _itq_groups(points: tuple[DesignPoint, ...], size: int) -> dict[str, tuple[DesignPoint, ...]]:
@@ -223,12 +239,31 @@ def _mapping(ctx: _Ctx, key: str, v: Any, allowed: tuple[str, ...] | None) -> di
 
 
 def _params(ctx: _Ctx, key: str, v: Any) -> tuple[tuple[str, Any], ...]:
+    """A ``params`` mapping (checked against each point's family: :func:`_check_models`)."""
     d = _mapping(ctx, key, v or {}, None)
-    try:  # every name and value must be a real model parameter
-        apply_overrides(preset("tinysnn", 784, 1), d)
-    except ConfigError as e:
-        raise ctx.err(key, str(e)) from None
     return tuple(sorted((str(k), d[k]) for k in d))
+
+
+def _check_models(ctx: _Ctx, where: str, points: list[DesignPoint],
+                  common: tuple[tuple[str, Any], ...]) -> None:  # fmt: skip
+    """Every point's axes mean something for its family, and its parameters are real
+    parameters of its family with valid values; one check per model and parameters (an
+    error in the space's own ``params`` is named as such)."""
+    seen: set[tuple[str, tuple[tuple[str, Any], ...]]] = set()
+    for p in points:
+        check_family(p.axes, f"{ctx.source}: {where}")
+        sig = (p.model, tuple(sorted((k, repr(v)) for k, v in p.model_params.items())))
+        if sig in seen:
+            continue
+        seen.add(sig)
+        try:
+            _model(p)
+        except ConfigError as e:
+            try:  # the space's common params alone
+                _model(replace(p, params=common))
+            except ConfigError as e0:
+                raise ctx.err("params", f"{e0} (model {p.model})") from None
+            raise ctx.err(f"{where}.params", f"{e} (model {p.model})") from None
 
 
 def parse_space(raw: Any, source: str) -> SearchSpace:
@@ -296,8 +331,10 @@ def parse_space(raw: Any, source: str) -> SearchSpace:
             c.update({n: c[first] for n, first in tied.items()})
         prm = dict(common)
         prm.update(_params(ctx, f"{where}.params", blk.get("params")))
-        for c in combos:
-            p = canonical(DesignPoint(**c, params=tuple(sorted(prm.items()))))  # type: ignore[arg-type]
+        block = [DesignPoint(**c, params=tuple(sorted(prm.items()))) for c in combos]  # type: ignore[arg-type]
+        _check_models(ctx, where, block, common)
+        for p in block:
+            p = canonical(p)
             points.setdefault(p.key, p)
     itq_batch = _int(ctx, "itq_batch", raw.get("itq_batch", 1)) or 1
     # FP32 first (they train the networks PTQ reuses), then ITQ, then PTQ.

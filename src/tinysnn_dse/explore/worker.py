@@ -24,7 +24,7 @@ from tinysnn_dse import runner
 from tinysnn_dse.axes import AXES, nearest
 from tinysnn_dse.errors import OutputError, TinySNNError
 from tinysnn_dse.explore import stopping
-from tinysnn_dse.explore.distributions import display_distribution, search_distribution, suggest
+from tinysnn_dse.explore.distributions import display_distributions, suggest, suggest_axes
 from tinysnn_dse.explore.liveness import Heartbeat
 from tinysnn_dse.explore.policy import Trainings
 from tinysnn_dse.explore.space import DesignPoint, SearchSpace
@@ -91,11 +91,11 @@ class Worker:
                 study.stop()
                 raise optuna.TrialPruned("queue empty")
             p = DesignPoint.from_dict(trial.user_attrs["design"])
-            for a in AXES:  # the queued axes, shown by optuna-dashboard
-                suggest(trial, a.name, display_distribution(a))
+            for name, dist in display_distributions(p).items():  # shown by optuna-dashboard
+                suggest(trial, name, dist)
         else:  # per axis, then the space's nearest point (a union of grids)
             pts = self.cfg.space.points
-            s = {a.name: suggest(trial, a.name, search_distribution(a, pts)) for a in AXES}
+            s = suggest_axes(trial, pts)
             p = pts[nearest(s, self._axes)]
             trial.set_user_attr("design_key", p.key)
             trial.set_user_attr("design", p.to_dict())

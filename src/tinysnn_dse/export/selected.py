@@ -11,7 +11,13 @@ from pathlib import Path
 
 from tinysnn_dse.core.params import quant_from_dict
 from tinysnn_dse.errors import ConfigError
-from tinysnn_dse.export.design import ExportError, ExportResult, check_expressible, export_design
+from tinysnn_dse.export.design import (
+    ExportError,
+    ExportResult,
+    check_expressible,
+    check_family,
+    export_design,
+)
 from tinysnn_dse.files import check_clobber, write_files
 from tinysnn_dse.records import Record
 from tinysnn_dse.runner import Progress, load_checkpoint, no_progress
@@ -49,6 +55,14 @@ def export_selected(
         raise ConfigError(f"cannot read the checkpoint {checkpoint}: {e.strerror or e}") from None
     files["record.json"] = json.dumps(rec.to_dict(), indent=2, sort_keys=True) + "\n"
     quant = quant_from_dict(dict(rec.config["quant"])) if rec.config.get("quant") else None
+    try:
+        check_family(trained)
+    except ExportError as e:
+        if dest.exists() and not dest.is_dir():
+            raise ConfigError(f"{dest} exists and is not a folder") from None
+        check_clobber(dest, files, force, "select --export")
+        write_files({dest / name: data for name, data in files.items()})
+        return SelectedExport(None, f"note: {rec.key}: {e}")
     try:
         check_expressible(quant or trained.quant)
     except ExportError:

@@ -17,7 +17,8 @@ from tinysnn_dse.axes import BITS, ROUNDINGS, is_fp32
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-MODEL_COLORS = {"baseline": "#7f7f7f", "sl-stdp": "#9467bd", "tinysnn": "#1f77b4"}
+MODEL_COLORS = {"baseline": "#7f7f7f", "sl-stdp": "#9467bd", "tinysnn": "#1f77b4",
+                "diet": "#d62728"}  # fmt: skip
 NEURON_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#8c564b", "#e377c2"]
 
 
@@ -216,6 +217,39 @@ def accuracy_against(rows: list[dict[str, Any]], axis: str, label: str, out: Pat
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.12))
     return _save(fig, out, f"accuracy_vs_{axis}")
+
+
+def accuracy_vs_latency(rows: list[dict[str, Any]], out: Path) -> Path:
+    """Accuracy against latency (ms per image: the STDP family's presentation time, the
+    gradient-trained family's steps x dt), every point a marker coloured by model (filled:
+    FP32; open: fixed point), and each model's accuracy-latency Pareto front joined."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for model, color in MODEL_COLORS.items():
+        pts = [r for r in rows if r["design_point"]["model"] == model and r.get("latency_ms")]
+        if not pts:
+            continue
+        for fp32 in (True, False):
+            sel = [r for r in pts if is_fp32(r["design_point"]) == fp32]
+            if sel:
+                kind = "FP32" if fp32 else "fixed point"
+                ax.scatter([r["latency_ms"] for r in sel], [r["accuracy"] * 100 for r in sel],
+                           s=22, color=color if fp32 else "none", edgecolors=color,
+                           alpha=0.8, label=f"{model} {kind}")  # fmt: skip
+        front, best = [], -1.0
+        for r in sorted(pts, key=lambda r: (r["latency_ms"], -r["accuracy"])):
+            if r["accuracy"] > best:
+                front.append(r)
+                best = r["accuracy"]
+        ax.plot([r["latency_ms"] for r in front], [r["accuracy"] * 100 for r in front], "-",
+                color=color, lw=1)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("latency (ms per image, log scale)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("Accuracy against latency, both families\n(lines: each model's best accuracy "
+                 "at or below a latency)", fontsize=10)  # fmt: skip
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    return _save(fig, out, "accuracy_vs_latency")
 
 
 def hypervolume(history: list[tuple[int, float]], ref: tuple[float, ...], out: Path) -> Path:

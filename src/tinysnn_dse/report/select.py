@@ -13,8 +13,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tinysnn_dse.axes import FAMILY_OF
 from tinysnn_dse.errors import ConfigError
-from tinysnn_dse.records import PHASES, Record
+from tinysnn_dse.records import NEUROBENCH, PHASES, Record
 
 MemoryReference = Literal["same-topology", "baseline-fp32"]
 MEMORY_REFERENCES = ("same-topology", "baseline-fp32")
@@ -101,6 +102,9 @@ def row(rec: Record, mu: float, reference: str) -> dict[str, Any]:
         # pruned share of the input synapses and how the input matrix is stored
         "sparsity": float(rec.memory.detail.get("sparsity", 0.0)),
         "memory_format": rec.memory.detail.get("memory_format", "dense"),
+        "family": FAMILY_OF.get(rec.design_point.model, ""),
+        # NeuroBench's metrics, as NeuroBench defines them, where the record has them
+        **{f"nb_{k}": rec.outcome.neurobench.get(k) for k in NEUROBENCH},
     }
     for phase in PHASES:
         for source in ENERGY_SOURCES:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tinysnn_dse.axes import AXES, NAMES, is_fp32
-from tinysnn_dse.records import Record
+from tinysnn_dse.records import NEUROBENCH, Record
 
 CSV_FIELDS = [
     "trial",
@@ -34,6 +34,8 @@ CSV_FIELDS = [
     "train_seconds",
     "shared_training",
     "train_batch_points",
+    "family",
+    *(f"nb_{k}" for k in NEUROBENCH),  # NeuroBench's metrics where the family counts them
 ]
 
 
@@ -136,7 +138,13 @@ def write_csv(path: Path, rows: list[dict[str, Any]], records: dict[str, Record]
             w.writerow(
                 {
                     **{k: r.get(k) for k in CSV_FIELDS if k in r},
-                    **{a.name: a.label(dp.get(a.name, a.default)) for a in AXES},
+                    # an axis of another family than the point's is an empty cell
+                    **{
+                        a.name: a.label(dp.get(a.name, a.default))
+                        if a.applies_to(dp["model"])
+                        else ""
+                        for a in AXES
+                    },  # fmt: skip
                     "train_seconds": rec.outcome.train_seconds,
                     "shared_training": rec.study.get("shared_training"),
                     "train_batch_points": rec.study.get("train_batch_points", 1),

@@ -103,7 +103,8 @@ def draw_figures(
 ) -> list[Path]:
     """The paper's figures (6 to 9 and the accuracy-memory Pareto front), accuracy against
     each of presentation time and pruning where the points differ in it, and the
-    hypervolume history where there is one; their PNG files."""
+    hypervolume history where there is one, accuracy against latency where the points
+    differ in it (both families on one figure); their PNG files."""
     front2 = pareto([{**r, "_e": math.nan} for r in rows], "_e")
     figs = [
         figures.grouped(rows, "accuracy", "accuracy (%)", "Fig. 6: accuracy per design point",
@@ -118,6 +119,8 @@ def draw_figures(
         figures.reward_vs_mu(rows, PAPER_MUS, mu, out_dir),
         figures.pareto_front(rows, front2, out_dir),
     ]  # fmt: skip
+    if len({r.get("latency_ms") for r in rows if r.get("latency_ms")}) > 1:
+        figs.append(figures.accuracy_vs_latency(rows, out_dir))
     if len({r["design_point"].get("t_present_ms", 250) for r in rows}) > 1:
         figs.append(figures.accuracy_against(rows, "t_present_ms", "presentation time (ms)",
                                              out_dir))  # fmt: skip

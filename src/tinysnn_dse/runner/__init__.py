@@ -14,7 +14,10 @@ The package's face; its modules, one concern each:
 - ``evaluation``: the formats, the quantized network, the assignment and test passes;
 - ``record``: the record of a tested point (outcome, memory, energy, configuration);
 - ``checkpoints``: saving and loading trained networks;
-- ``point``: one design point from the data files (train and evaluate, or re-test).
+- ``point``: one design point from the data files (train and evaluate, or re-test);
+- ``family``: the one seam for a model family (build, train, evaluate, checkpoint), with
+  ``train`` and ``evaluate`` for a point of any family; ``diet``: the gradient-trained
+  family behind it.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from tinysnn_dse.runner.checkpoints import (
     save,
     save_trained,
 )
-from tinysnn_dse.runner.evaluation import Deployed, Evaluation, evaluate
+from tinysnn_dse.runner.evaluation import Deployed, Evaluation
+from tinysnn_dse.runner.family import FAMILIES, Family, evaluate, family_of, train
 from tinysnn_dse.runner.point import evaluate_checkpoint, train_and_evaluate
 from tinysnn_dse.runner.record import design_point_of, energy_fields
 from tinysnn_dse.runner.settings import (
@@ -49,7 +53,6 @@ from tinysnn_dse.runner.training import (
     itq_ranges,
     magnitude_pruned,
     observed_quant,
-    train,
     train_batch,
 )
 
@@ -59,7 +62,9 @@ __all__ = [
     "MAX_SEED",
     "RANGES_SEED_OFFSET",
     "RANGE_SAMPLES",
+    "FAMILIES",
     "Deployed",
+    "Family",
     "Evaluation",
     "Progress",
     "RunSettings",
@@ -71,6 +76,7 @@ __all__ = [
     "energy_fields",
     "evaluate",
     "evaluate_checkpoint",
+    "family_of",
     "itq_ranges",
     "load_checkpoint",
     "magnitude_pruned",

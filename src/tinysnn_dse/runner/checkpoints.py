@@ -12,24 +12,30 @@ from typing import Any
 
 import torch
 
-from tinysnn_dse.core.params import model_from_dict, quant_from_dict
-from tinysnn_dse.core.sim import Net
+from tinysnn_dse.axes import short_repr
+from tinysnn_dse.core.params import quant_from_dict
 from tinysnn_dse.errors import CheckpointError, ConfigError
 from tinysnn_dse.files import atomic_write, write_files
 from tinysnn_dse.runner.evaluation import Evaluation
+from tinysnn_dse.runner.family import FAMILIES, ShapeError, family_of, ranges_of
 from tinysnn_dse.runner.settings import RunSettings, resolve_device
 from tinysnn_dse.runner.training import Trained
 
 CHECKPOINT_FORMAT = "tinysnn-checkpoint-v1"
 
 
+def _model_json(model: Any) -> str:
+    return json.dumps(model.to_dict() if hasattr(model, "to_dict") else asdict(model))
+
+
 def _payload(trained: Trained) -> dict[str, Any]:
+    fam = family_of(trained.model)
     return {
         "format": CHECKPOINT_FORMAT,
-        "w": trained.net.w.detach().cpu(),
-        "theta": trained.net.theta.detach().cpu(),
-        **({} if trained.net.keep is None else {"keep": trained.net.keep.detach().cpu()}),
-        "model_json": json.dumps(asdict(trained.model)),
+        # the STDP family's checkpoints say nothing: every one written before the second
+        "family": fam.name,
+        **fam.payload(trained),
+        "model_json": _model_json(trained.model),
         "trained_with_json": json.dumps(asdict(trained.quant)),
         "settings_json": json.dumps(asdict(trained.settings)),
         "train_seconds": float(trained.train_seconds),
@@ -59,12 +65,11 @@ def save_trained(path: Path, trained: Trained) -> Path:
 def save(out_dir: Path, trained: Trained, ev: Evaluation) -> tuple[Path, Path]:
     """Write ``model.pt`` (tensors + JSON strings only) and ``record.json`` atomically,
     replacing those of an earlier run (both or, on a failure, neither)."""
-    payload = {
-        **_payload(trained),
+    assigned = {} if ev.assignment is None else {
         "assignment": ev.assignment.labels.cpu(),
         "proportions": ev.assignment.proportions.cpu(),
-        "record_json": json.dumps(ev.record.to_dict()),
-    }
+    }  # fmt: skip
+    payload = {**_payload(trained), **assigned, "record_json": json.dumps(ev.record.to_dict())}
     ckpt = out_dir / "model.pt"
     rec = out_dir / "record.json"
     text = json.dumps(ev.record.to_dict(), indent=2, sort_keys=True)
@@ -86,22 +91,25 @@ def load_checkpoint(path: Path, device: str = "cpu") -> Trained:
         ) from None
     if not isinstance(p, dict) or p.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a tinysnn checkpoint (format {CHECKPOINT_FORMAT})")
+    fam = FAMILIES.get(str(p.get("family", "stdp")))
+    if fam is None:
+        raise CheckpointError(f"{path}: a checkpoint of an unknown model family "
+                              f"{short_repr(p.get('family'))}")  # fmt: skip
     try:
-        model = model_from_dict(json.loads(p["model_json"]))
         quant = quant_from_dict(json.loads(p["trained_with_json"]))
         settings = RunSettings(**json.loads(p["settings_json"]))
         dev = resolve_device(device)
-        keep = p.get("keep")
-        if keep is not None and tuple(keep.shape) != tuple(p["w"].shape):
-            raise ValueError("pruning mask shape differs from the weights'")
-        net = Net(w=p["w"].to(dev), theta=p["theta"].to(dev),
-                  keep=None if keep is None else keep.to(dev).bool())  # fmt: skip
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        net, model = fam.restore(p, dev)
+        ranges = ranges_of(p)
+    except ShapeError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as e:
         raise CheckpointError(f"{path}: incomplete checkpoint ({e})") from None
-    if tuple(net.w.shape) != (model.n_in, model.n_exc):
-        raise CheckpointError(f"{path}: weight shape {tuple(net.w.shape)} does not match config")
-    bad = [n for n, t in (("weights", net.w), ("thresholds", net.theta))
-           if not bool(torch.isfinite(t).all())]  # fmt: skip
+    tensors = [("weights", w) for w in (net.w if isinstance(net.w, list) else [net.w])]
+    tensors += [("thresholds", t) for t in (net.theta if isinstance(net.theta, list)
+                                             else [net.theta])]  # fmt: skip
+    tensors += [("leaks", t) for t in getattr(net, "leak", [])]
+    bad = list(dict.fromkeys(n for n, t in tensors if not bool(torch.isfinite(t).all())))
     if bad:
         raise CheckpointError(
             f"{path}: non-finite {' and '.join(bad)} (NaN or inf); not a usable network"
@@ -127,4 +135,5 @@ def load_checkpoint(path: Path, device: str = "cpu") -> Trained:
         train_quant=json.loads(p.get("train_quant_json", "null")),
         train_backend=p.get("train_backend") or None,
         design_quant=design_quant,
+        ranges=ranges,
     )

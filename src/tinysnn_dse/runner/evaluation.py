@@ -50,7 +50,7 @@ class Evaluation(NamedTuple):
     [S], and the network as deployed."""
 
     record: Record
-    assignment: readout.Assignment
+    assignment: readout.Assignment | None  # None: a family that reads out without one
     test_counts: torch.Tensor | None = None
     test_labels: torch.Tensor | None = None
     deployed: Deployed | None = None

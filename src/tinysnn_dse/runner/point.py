@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from tinysnn_dse import data as data_mod
-from tinysnn_dse.core.params import ModelConfig, QuantSpec, validate_quant
+from tinysnn_dse.core.params import QuantSpec, validate_quant
 from tinysnn_dse.core.sim import Capture
-from tinysnn_dse.runner.evaluation import Evaluation, evaluate
+from tinysnn_dse.runner.evaluation import Evaluation
+from tinysnn_dse.runner.family import evaluate, train
 from tinysnn_dse.runner.settings import (
     Progress,
     RunSettings,
@@ -18,11 +20,11 @@ from tinysnn_dse.runner.settings import (
     no_progress,
     resolve_device,
 )
-from tinysnn_dse.runner.training import Trained, train
+from tinysnn_dse.runner.training import Trained
 
 
 def train_and_evaluate(
-    model: ModelConfig,
+    model: Any,
     quant: QuantSpec,
     settings: RunSettings,
     data_dir: str | None = None,
@@ -36,7 +38,11 @@ def train_and_evaluate(
         torch.set_num_threads(settings.threads)
     ds = data_mod.load(settings.dataset, data_dir)
     if ds.n_in != model.n_in:
-        model = dataclasses.replace(model, n_in=ds.n_in)
+        if hasattr(model, "n_exc"):
+            model = dataclasses.replace(model, n_in=ds.n_in)
+        else:  # the gradient-trained family's network holds its sizes
+            net = dataclasses.replace(model.net, n_in=ds.n_in, n_out=ds.n_classes)
+            model = dataclasses.replace(model, net=net)
     split = make_split(ds, settings, device)
     trained = dataclasses.replace(train(model, quant, settings, split, progress),
                                   data_source=ds.source)  # fmt: skip

@@ -39,7 +39,9 @@ from tinysnn_dse.runner.settings import (
 
 @dataclass
 class Trained:
-    """A trained network and what is needed to evaluate it again."""
+    """A trained network and what is needed to evaluate it again. ``net`` and ``model``
+    are its family's (runner/family.py): ``sim.Net`` and ``ModelConfig`` for the STDP
+    family, ``core.diet.DietNet`` and ``DietModel`` for the gradient-trained one."""
 
     net: Net
     model: ModelConfig
@@ -55,6 +57,9 @@ class Trained:
     # the design point's quantization, where the checkpoint's record holds one (a PTQ
     # point trains in FP32: its formats are the record's, not the training's)
     design_quant: QuantSpec | None = None
+    #: the gradient-trained family: the value ranges an ITQ training took its formats
+    #: from (``core.diet.Ranges``), which its evaluation uses again
+    ranges: Any = None
 
 
 def _quant_summary(m: QuantMeter) -> dict[str, float]:
