@@ -78,7 +78,7 @@ def _exact(net: diet.DietNet, fmts: diet.Formats, p: np.ndarray, key: int) -> li
             for j in range(len(u[k])):
                 cur = sum((x[i] * w[k][i][j] for i in range(len(x))), Fraction(0))
                 a = u[k][j] + cur if k == depth else lam[k] * u[k][j] + cur - s[k][j] * th[k]
-                u24 = int(kernels.hash_bits(np.uint64(key), np.uint64(4 + 4 * t + k),
+                u24 = int(kernels.hash_bits(np.uint64(key), np.uint64(4 * t + 1 + k),
                                             np.uint64(j))) >> 40  # fmt: skip
                 c = _round(a, step, fmts.rounding, u24)
                 c = min(max(c, f.lo_code), f.hi_code)

@@ -23,7 +23,8 @@ threshold, un-leaked), and the output layer without leak or spike, ``A = U * 2**
 + (sum_i s_i W_ij) * 2**(F - fw)``, ``F = max(fv, fw)``. The prediction is the first
 output with the largest final ``U``. ``round_k`` is :func:`integer.round_shift`:
 truncation, nearest (a tie up), or stochastic with the top 24 bits of
-:func:`kernels.hash_bits` (image key, ``4 + 4 t + l``, neuron) as the uniform. Every
+:func:`kernels.hash_bits` (image key, ``4 t + 1 + l``, neuron) as the uniform (the input's Poisson
+stream is ``4 t``: the streams never meet, depth <= 2). Every
 quantity is an int64 below 2**62 (:func:`why_not` checks the bounds), so torch int64 here
 and C alike are exact.
 """
@@ -54,6 +55,7 @@ class IntLayer:
     """One layer's integer constants (hidden layers have a leak and a threshold)."""
 
     w: np.ndarray  # [n_in, n_out] int64 codes
+    w_bits: int  # the weights' width
     fw: int  # the weights' fractional bits
     fi: int  # the input's fractional bits (pixels: fw + 8; spikes: fw)
     fv: int
@@ -135,7 +137,7 @@ def design_of(net: diet.DietNet, formats: diet.Formats) -> IntDiet:
         else:
             th, ft, lam, thr = 0, 0, 1 << diet.LEAK_BITS, 0
             big = max(fv.frac_bits, fi)
-        layers.append(IntLayer(_codes(net.w[k], fw), fw.frac_bits, fi, fv.frac_bits,
+        layers.append(IntLayer(_codes(net.w[k], fw), fw.bits, fw.frac_bits, fi, fv.frac_bits,
                                fv.lo_code, fv.hi_code, lam, th, ft, thr, big))  # fmt: skip
     return IntDiet(tuple(layers), cfg.timesteps, cfg.encoding, formats.rounding)
 
@@ -218,7 +220,7 @@ def run(d: IntDiet, p: Tensor, keys: Tensor | None = None) -> tuple[list[Tensor]
             uni = None
             if d.rounding.stochastic:
                 assert keys is not None
-                uni = u24(keys, 4 + 4 * t + k, layer.w.shape[1])
+                uni = u24(keys, 4 * t + 1 + k, layer.w.shape[1])
             # k = 0 (an output whose weights have no more fractional bits than its
             # membrane): the sum is on the grid already, nothing to round
             r = a if big == fv else integer.round_shift(a, big - fv, d.rounding, uni)

@@ -127,3 +127,33 @@ def run_counts(module: torch.nn.Module, spikes: torch.Tensor) -> torch.Tensor:
             total = z.clone() if total is None else total + z
     assert total is not None
     return total
+
+
+def diet_outputs(g: Any, pixels: torch.Tensor, keys: torch.Tensor,
+                 reset_subtract: bool = False) -> torch.Tensor:  # fmt: skip
+    """The output summed over the steps [B, n_out] of a gradient-trained family's graph
+    (``export/diet_nir.py``) run as written by Norse's ``from_nir`` (``reset_subtract``:
+    with Norse's own ``reset_method=reset_subtract``, a consumer's option), for pixel codes
+    ``pixels`` [B, n_in] and keys ``keys`` [B]: the direct input P / the graph's
+    ``pixel_divisor`` at every step, or
+    Poisson spikes drawn as the integer datapath draws them (``diet_integer.u24``)."""
+    import norse.torch as nt
+    from norse.torch.functional.reset import reset_subtract as subtract
+
+    from tinysnn_dse.core import diet_integer
+
+    kw: dict[str, Any] = {"reset_method": subtract} if reset_subtract else {}
+    module = nt.from_nir(g, dt=float(g.metadata["dt_s"]), ignore_warnings=True, **kw)
+    poisson = "P / 255" in str(g.metadata["input"])
+    state = None
+    total: Any = 0
+    with torch.no_grad():
+        for t in range(int(g.metadata["steps"])):
+            if poisson:
+                u = diet_integer.u24(keys, 4 * t, pixels.shape[1])
+                x = (u < pixels * diet_integer.POISSON_SCALE).to(torch.float32)
+            else:
+                x = pixels.to(torch.float32) / float(g.metadata.get("pixel_divisor", 255))
+            y, state = module(x, state)
+            total = total + y
+    return total  # type: ignore[no-any-return]

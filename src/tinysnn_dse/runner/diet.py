@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import platform
 from dataclasses import asdict
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -43,6 +43,15 @@ from tinysnn_dse.runner.training import Trained
 READOUT = "membrane"
 #: the family's training backend (``Trained.train_backend``): torch autograd
 BACKEND = "torch"
+
+
+class IntTested(NamedTuple):
+    """A fixed-point design as its integer datapath tested it: the constants, the formats
+    and every test image's key of the counter-based uniforms."""
+
+    design: diet_integer.IntDiet
+    formats: diet.Formats
+    keys: torch.Tensor
 
 
 def _generator(device: torch.device, seed: int) -> torch.Generator:
@@ -124,10 +133,10 @@ def evaluate(
     """Test a trained point at ``quant``: FP32, PTQ (formats from the ranges the trained
     network reaches on the first :data:`RANGE_SAMPLES` training images) or ITQ (the
     formats it trained in); the weights and thresholds rounded once, every membrane at
-    every step. Returns the evaluation with its record (no label assignment: the output
-    layer reads out)."""
-    if capture is not None:
-        raise ConfigError("spike capture (export) is not built for the diet family yet")
+    every step (a fully fixed-point design in integers, :mod:`core.diet_integer`).
+    Returns the evaluation with its record (no label assignment: the output layer reads
+    out) and, for an integer design, :class:`IntTested`; ``capture`` (an integer design
+    only) receives each batch's pixel codes and keys, ``capture(pixels, keys)``."""
     net: diet.DietNet = trained.net  # type: ignore[assignment]
     model: diet.DietModel = trained.model  # type: ignore[assignment]
     s = trained.settings
@@ -157,6 +166,8 @@ def evaluate(
     preds, silent = [], 0
     # a fully fixed-point design infers in integers (core/diet_integer.py), as its C does
     design = None
+    if capture is not None and (formats is None or diet_integer.why_not(model.net, formats)):
+        raise ConfigError("only a fully fixed-point design of the diet family is captured")
     if formats is not None and diet_integer.why_not(model.net, formats) is None:
         design = diet_integer.design_of(net, formats)
         ukey = int(torch.randint(0, 2**62, (1,), generator=gen, device=gen.device))
@@ -165,8 +176,10 @@ def evaluate(
         for a in range(0, x.shape[0], bs):
             xb = x[a : a + bs]
             if design is not None:
-                out, per_layer = diet_integer.infer(design, diet_integer.pixels(xb.cpu()),
-                                                    keys[a : a + bs])  # fmt: skip
+                px = diet_integer.pixels(xb.cpu())
+                out, per_layer = diet_integer.infer(design, px, keys[a : a + bs])
+                if capture is not None:
+                    capture(px, keys[a : a + bs])
                 preds.append(out.argmax(dim=1))
                 spikes = [t + float(per_layer[:, k].sum()) for k, t in enumerate(spikes)]
                 silent += int((per_layer[:, -1] == 0).sum())
@@ -183,7 +196,8 @@ def evaluate(
     ops = diet.ops_of(model.net, x, spikes)
     record = _record(trained, quant, formats, split, acc, silent / n if n else 0.0, ops, net,
                      asdict(m), "integer" if design is not None else "float32")  # fmt: skip
-    return Evaluation(record, None, pred, labels, None)
+    tested = None if design is None else IntTested(design, formats, keys)  # type: ignore[arg-type]
+    return Evaluation(record, None, pred, labels, None, integer=tested)
 
 
 def design_point_of(model: diet.DietModel, quant: QuantSpec) -> DesignPoint:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -54,6 +54,9 @@ class Evaluation(NamedTuple):
     test_counts: torch.Tensor | None = None
     test_labels: torch.Tensor | None = None
     deployed: Deployed | None = None
+    #: the gradient-trained family's integer design as tested (``runner.diet.IntTested``:
+    #: its constants, formats and the images' keys), where it ran in integers
+    integer: Any = None
 
 
 def evaluate(
