@@ -36,7 +36,7 @@ bench: install
 	$(BENCH) --threads 1 --train-images 100 --infer-images 1000 --model baseline
 	$(BENCH) --threads 2 --train-images 100 --infer-images 10000 --scheme itq --rounding nearest --weight-bits 8 --design-points 8
 	# the gradient-trained family (core/diet.py): 784-400-10 at T = 4, one MNIST epoch, 2 threads
-	$(PY) benchmarks/diet_mnist.py --epochs 1 --threads 2
+	$(PY) benchmarks/diet_mnist.py --epochs 1 --threads 2 --ptq 8,16,16
 
 lint: install
 	$(VENV)/bin/ruff check src tests

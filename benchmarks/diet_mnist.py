@@ -17,7 +17,7 @@ import time
 import torch
 
 from tinysnn_dse import data
-from tinysnn_dse.core import diet
+from tinysnn_dse.core import diet, diet_integer
 
 
 def main() -> None:
@@ -40,6 +40,9 @@ def main() -> None:
     ap.add_argument("--rounding", default="nearest")
     ap.add_argument("--qat", nargs="*", default=[], help="W,V,T: fine-tune quantization-aware")
     ap.add_argument("--qat-epochs", type=int, default=2)
+    ap.add_argument("--qat-scratch", nargs="*", default=[],
+                    help="W,V,T: quantization-aware training from the seed's initial weights "
+                         "for --epochs at --lr, in the formats of the FP32 training's ranges")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     ds = data.load(a.dataset)
@@ -77,7 +80,7 @@ def main() -> None:
         clock[0] = time.perf_counter()
 
     diet.train(net, x, y, tc, g, on_epoch=report)
-    if not (a.ptq or a.qat):
+    if not (a.ptq or a.qat or a.qat_scratch):
         return
     ranges = diet.observe(net, x[:10000])
     print(f"observed ranges: {ranges}")
@@ -94,6 +97,17 @@ def main() -> None:
     for spec in a.ptq:
         f = diet.formats_for(ranges, *bits(spec), rounding=a.rounding)
         print(f"PTQ W/V/T {spec} {a.rounding}: acc {accuracy(f):.2f} % (FP32 {fp32:.2f} %)")
+        if diet_integer.why_not(cfg, f) is None:  # the integer datapath (all fixed point)
+            dep, _steps = diet.deployed(net, f, torch.Generator().manual_seed(a.seed + 1))
+            d = diet_integer.design_of(dep, f)
+            px = diet_integer.pixels(xe)
+            keys = torch.arange(px.shape[0], dtype=torch.int64)
+            t0 = time.perf_counter()
+            out = torch.cat([diet_integer.infer(d, px[i : i + 1000], keys[i : i + 1000])[0]
+                             for i in range(0, px.shape[0], 1000)])  # fmt: skip
+            dt = time.perf_counter() - t0
+            acc_i = float((out.argmax(dim=1) == ye).float().mean()) * 100
+            print(f"  integer datapath: acc {acc_i:.2f} %, {px.shape[0] / dt:,.0f} img/s")
     state = [w.detach().clone() for w in net.w + net.leak + net.theta]
     for spec in a.qat:
         with torch.no_grad():  # each QAT run starts from the FP32 training
@@ -106,7 +120,17 @@ def main() -> None:
         print(f"QAT W/V/T {spec} {a.rounding}: acc {accuracy(f):.2f} % after {a.qat_epochs} "
               f"epochs at lr {a.lr / 10:g} from the FP32 training (PTQ {before:.2f} %, "
               f"FP32 {fp32:.2f} %)")  # fmt: skip
+    for spec in a.qat_scratch:
+        f = diet.formats_for(ranges, *bits(spec), rounding=a.rounding)
+        g2 = torch.Generator().manual_seed(a.seed)
+        net = diet.init_net(cfg, g2)  # the seed's initial weights, as the FP32 training's
+        t0 = time.perf_counter()
+        diet.train(net, x, y, tc, g2, formats=f)
+        print(f"QAT W/V/T {spec} {a.rounding} from scratch: acc {accuracy(f):.2f} % after "
+              f"{a.epochs} epochs at lr {a.lr:g} ({time.perf_counter() - t0:.0f} s; "
+              f"FP32 {fp32:.2f} %)")  # fmt: skip
 
 
 if __name__ == "__main__":
     main()
+

@@ -237,3 +237,25 @@ def test_fused_cuda_batch_prunes_like_the_cpu_batch() -> None:
         assert torch.equal(a.keep, b.keep.cpu())
         assert float(b.w[~b.keep].abs().max()) == 0.0
         torch.testing.assert_close(b.w.cpu(), a.w, rtol=0, atol=1e-5)
+
+
+def test_diet_trains_and_tests_on_cuda(capsys, tmp_path: Path) -> None:
+    """The gradient-trained family on CUDA (issue 24 item 8): a fixed-point point trains
+    on the GPU, tests in integers, and its checkpoint re-tests on the CPU to within a few
+    images (its ranges are observed in float32 on another device)."""
+    out = tmp_path / "d"
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--model", "diet", "--dataset", "digits", "--neurons", "32",
+              "--device", "cuda", "-p", "epochs=15", "--weight-bits", "8", "--vmem-bits", "16",
+              "--vth-bits", "16", "--out", str(out), "--json"])  # fmt: skip
+    text, err = capsys.readouterr()
+    assert (e.value.code or 0) == 0, err
+    rec = json.loads(text)
+    assert rec["environment"]["device"].startswith("cuda")
+    assert rec["backend"]["infer_datapath"] == "integer" and rec["outcome"]["accuracy"] > 0.8
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", str(out / "model.pt"), "--device", "cpu", "--weight-bits", "8",
+              "--vmem-bits", "16", "--vth-bits", "16", "--json"])  # fmt: skip
+    text, err = capsys.readouterr()
+    assert (e.value.code or 0) == 0, err
+    assert abs(json.loads(text)["outcome"]["accuracy"] - rec["outcome"]["accuracy"]) < 0.03
