@@ -101,7 +101,9 @@ def _exact(net: diet.DietNet, fmts: diet.Formats, p: np.ndarray, key: int) -> li
     [((5, 4, 3), (6, 8, 6), "direct"), ((4, 3, 3, 2), (4, 6, 5), "direct"),
      ((5, 4, 3), (8, 10, 8), "poisson"),
      # a 24-bit membrane: a leak one code off (2**-16) moves it by many steps
-     ((5, 4, 3), (8, 24, 8), "direct")],
+     ((5, 4, 3), (8, 24, 8), "direct"),
+     # 20-bit weights: sums past 2**24, the float64 product (float32 below it)
+     ((5, 4, 3), (20, 16, 8), "direct")],
 )  # fmt: skip
 def test_integer_step_equals_the_exact_rational_statement(
     rounding: RoundMode, sizes: tuple[int, ...], bits: tuple[int, int, int], encoding: str
@@ -179,3 +181,20 @@ def test_why_not_names_fp32_parts() -> None:
     f = diet.formats_for(diet.Ranges((1.0, 1.0), (4.0, 4.0), (1.0,)), 8, None, 8)
     assert di.why_not(cfg, f) == "it has FP32 parts"
     assert di.why_not(cfg, None) == "it has FP32 parts"
+
+
+def test_layer_sums_are_exact_in_every_arithmetic() -> None:
+    """Where float32 would round (sums past 2**24), the sum takes float64, and past 2**53
+    int64: equal to the int64 product in every case."""
+    g = torch.Generator().manual_seed(3)
+    for w_bits, n, x_hi in ((8, 784, 256), (20, 784, 256), (31, 4000, 2**20)):
+        w = torch.randint(-(2 ** (w_bits - 1)), 2 ** (w_bits - 1), (n, 7), generator=g)
+        x = torch.randint(0, x_hi, (5, n), generator=g)  # the last: past 2**53, int64
+        assert torch.equal(di.layer_sum(x, w), x @ w), w_bits
+        spikes = torch.rand(5, n, generator=g) < 0.5
+        assert torch.equal(di.layer_sum(spikes, w), spikes.to(torch.int64) @ w), w_bits
+    # the bound: a float32 product of these would be off
+    w = torch.full((784, 1), 2**19 + 1)
+    x = torch.full((1, 784), 255)
+    assert int(di.layer_sum(x, w)) == 784 * 255 * (2**19 + 1)
+    assert int((x.float() @ w.float()).to(torch.int64)) != 784 * 255 * (2**19 + 1)

@@ -166,14 +166,6 @@ def u24(keys: Tensor, a: int, n: int) -> Tensor:
     return torch.from_numpy((z >> np.uint64(40)).astype(np.int64))
 
 
-def _matmul(x: Tensor, w: Tensor, exact_f64: bool) -> Tensor:
-    """``x @ w`` of int64 tensors, exactly: in float64 (BLAS) where every sum is below
-    2**53, else in int64."""
-    if exact_f64:
-        return (x.to(torch.float64) @ w.to(torch.float64)).to(torch.int64)
-    return x @ w
-
-
 def infer(d: IntDiet, p: Tensor, keys: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Integer inference of pixel codes ``p`` [B, n_in] (:func:`pixels`): the output
     membranes' codes after the last step [B, n_out] and each hidden layer's spike count,
@@ -183,40 +175,58 @@ def infer(d: IntDiet, p: Tensor, keys: Tensor | None = None) -> tuple[Tensor, Te
     return u[-1], counts
 
 
+def layer_sum(x: Tensor, w: Tensor) -> Tensor:
+    """``x @ w`` exactly, for non-negative integer inputs ``x`` [B, n] (pixel codes or
+    spikes) and int64 codes ``w`` [n, m]: every partial sum of a row is an integer of at
+    most the row's sum times the largest |w|, so float32 BLAS is exact (in any order of
+    addition) where that bound is below 2**24, float64 below 2**53, else int64."""
+    w_max = int(w.abs().max()) if w.numel() else 0
+    bound = w_max * (int(x.sum(dim=1, dtype=torch.int64).max()) if x.numel() else 0)
+    if bound < 2**24:
+        return (x.to(torch.float32) @ w.to(torch.float32)).to(torch.int64)
+    if bound < 2**53:
+        return (x.to(torch.float64) @ w.to(torch.float64)).to(torch.int64)
+    return x.to(torch.int64) @ w
+
+
 def run(d: IntDiet, p: Tensor, keys: Tensor | None = None) -> tuple[list[Tensor], Tensor]:
-    """:func:`infer`, with every layer's membrane codes after the last step."""
+    """:func:`infer`, with every layer's membrane codes after the last step.
+
+    Each layer's sum is exact (:func:`layer_sum`: BLAS where it is), the step in int64 with each power of two folded into one constant (``2**(F - fi)``,
+    ``LAM * 2**(F - fv - L)``, ``TH * 2**(F - ft)``), in place."""
     b = p.shape[0]
-    ws = [torch.from_numpy(layer.w) for layer in d.layers]
-    u = [torch.zeros(b, layer.w.shape[1], dtype=torch.int64) for layer in d.layers]
-    s = [torch.zeros(b, layer.w.shape[1], dtype=torch.int64) for layer in d.layers[:-1]]
-    counts = torch.zeros(b, d.depth, dtype=torch.int64)
     need_u = d.rounding.stochastic or d.encoding == diet.Encoding.POISSON
     if need_u and keys is None:
         raise ValueError("stochastic rounding and Poisson input need the images' keys")
-    amp = 255 if d.encoding == diet.Encoding.DIRECT else 1
-    exact = [layer.w.shape[0] * (amp if k == 0 else 1) * int(np.abs(layer.w).max(initial=0))
-             < 2**53 for k, layer in enumerate(d.layers)]  # fmt: skip
-    cur0 = _matmul(p, ws[0], exact[0]) if d.encoding == diet.Encoding.DIRECT else None
+    ws = [torch.from_numpy(layer.w) for layer in d.layers]
+
+    def matmul(x: Tensor, k: int) -> Tensor:
+        return layer_sum(x, ws[k])
+
+    u = [torch.zeros(b, layer.w.shape[1], dtype=torch.int64) for layer in d.layers]
+    s = [torch.zeros(b, layer.w.shape[1], dtype=torch.bool) for layer in d.layers[:-1]]
+    counts = torch.zeros(b, d.depth, dtype=torch.int64)
+    cur0 = matmul(p, 0) if d.encoding == diet.Encoding.DIRECT else None
     for t in range(d.timesteps):
-        x = None
+        x: Tensor | None = None
         for k, layer in enumerate(d.layers):
+            big, fv = layer.big, layer.fv
             if k == 0:
                 if cur0 is not None:
                     cur = cur0
                 else:
                     assert keys is not None
-                    spk = (u24(keys, 4 * t, p.shape[1]) < p * POISSON_SCALE).to(torch.int64)
-                    cur = _matmul(spk, ws[0], exact[0])
+                    cur = matmul(u24(keys, 4 * t, p.shape[1]) < p * POISSON_SCALE, 0)
             else:
                 assert x is not None
-                cur = _matmul(x, ws[k], exact[k])
-            big, fv = layer.big, layer.fv
-            a = cur << (big - layer.fi)
-            if k < d.depth:
-                a = a + ((layer.lam * u[k]) << (big - fv - diet.LEAK_BITS))
-                a = a - s[k] * (layer.th << (big - layer.ft))
+                cur = matmul(x, k)
+            if k < d.depth:  # LAM * U * 2**(F - fv - L) + cur * 2**(F - fi) - S * TH * 2**(F - ft)
+                a = u[k] * (layer.lam << (big - fv - diet.LEAK_BITS))
+                a.add_(cur, alpha=1 << (big - layer.fi))
+                a.sub_(s[k].to(torch.int64), alpha=layer.th << (big - layer.ft))
             else:
-                a = a + (u[k] << (big - fv))
+                a = u[k] << (big - fv)
+                a.add_(cur, alpha=1 << (big - layer.fi))
             uni = None
             if d.rounding.stochastic:
                 assert keys is not None
@@ -224,9 +234,9 @@ def run(d: IntDiet, p: Tensor, keys: Tensor | None = None) -> tuple[list[Tensor]
             # k = 0 (an output whose weights have no more fractional bits than its
             # membrane): the sum is on the grid already, nothing to round
             r = a if big == fv else integer.round_shift(a, big - fv, d.rounding, uni)
-            u[k] = torch.clamp(r, layer.lo, layer.hi)
+            u[k] = r.clamp_(layer.lo, layer.hi)
             if k < d.depth:
-                s[k] = (u[k] >= layer.thr).to(torch.int64)
+                s[k] = u[k] >= layer.thr
                 counts[:, k] += s[k].sum(dim=1)
                 x = s[k]
     return u, counts
