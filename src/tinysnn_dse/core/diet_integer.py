@@ -192,8 +192,9 @@ def layer_sum(x: Tensor, w: Tensor) -> Tensor:
 def run(d: IntDiet, p: Tensor, keys: Tensor | None = None) -> tuple[list[Tensor], Tensor]:
     """:func:`infer`, with every layer's membrane codes after the last step.
 
-    Each layer's sum is exact (:func:`layer_sum`: BLAS where it is), the step in int64 with each power of two folded into one constant (``2**(F - fi)``,
-    ``LAM * 2**(F - fv - L)``, ``TH * 2**(F - ft)``), in place."""
+    Each layer's sum is exact (:func:`layer_sum`: BLAS where it is), the step in int64
+    with each power of two folded into one constant (``2**(F - fi)``, ``LAM * 2**(F - fv
+    - L)``, ``TH * 2**(F - ft)``), in place."""
     b = p.shape[0]
     need_u = d.rounding.stochastic or d.encoding == diet.Encoding.POISSON
     if need_u and keys is None:
