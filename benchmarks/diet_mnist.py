@@ -40,9 +40,14 @@ def main() -> None:
     ap.add_argument("--rounding", default="nearest")
     ap.add_argument("--qat", nargs="*", default=[], help="W,V,T: fine-tune quantization-aware")
     ap.add_argument("--qat-epochs", type=int, default=2)
-    ap.add_argument("--qat-scratch", nargs="*", default=[],
-                    help="W,V,T: quantization-aware training from the seed's initial weights "
-                         "for --epochs at --lr, in the formats of the FP32 training's ranges")
+    ap.add_argument("--surrogate", default="linear", help="linear or fast-sigmoid")
+    ap.add_argument(
+        "--qat-scratch",
+        nargs="*",
+        default=[],
+        help="W,V,T: quantization-aware training from the seed's initial weights "
+        "for --epochs at --lr, in the formats of the FP32 training's ranges",
+    )
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     ds = data.load(a.dataset)
@@ -54,6 +59,7 @@ def main() -> None:
         xe = torch.tensor(ds.test_images, dtype=torch.float32) / 255.0
         ye = torch.tensor(ds.test_labels, dtype=torch.int64)
     cfg = diet.DietConfig(n_in=x.shape[1], hidden=tuple(a.hidden), timesteps=a.timesteps,
+                          surrogate=a.surrogate,
                           encoding=a.encoding, trainable=a.trainable, leak=a.leak,
                           threshold=a.threshold)  # fmt: skip
     g = torch.Generator().manual_seed(a.seed)
@@ -133,4 +139,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-

@@ -307,3 +307,24 @@ def test_cli_trains_and_exports_a_diet_point_and_refuses_bad_input(capsys, tmp_p
 
 def test_the_model_axis_knows_the_family() -> None:
     assert "diet" in BY_NAME["model"].choices
+
+
+def test_stdp_records_carry_neurobench_metrics_by_hand() -> None:
+    """The STDP family's NeuroBench metrics from the test pass's event counts: no MACs
+    (spike input), ACs = input spikes x n (retained) + excitatory spikes x (n - 1)
+    (tinySNN's lateral inhibition), dense = steps x (n_in n + n (n - 1)) per image."""
+    from tinysnn_dse.core.params import preset
+
+    s = runner.RunSettings(dataset="digits", train_samples=100, test_samples=40,
+                           device="cpu").validate()  # fmt: skip
+    _t, ev = runner.train_and_evaluate(preset("tinysnn", 64, 20, "digits"), QuantSpec(), s)
+    nb = ev.record.outcome.neurobench
+    ops = ev.record.energy["infer"].ops
+    n, n_in, k = 20, 64, ops["samples"]
+    assert nb["effective_macs"] == 0.0
+    assert nb["effective_acs"] == pytest.approx(
+        (ops["input_spikes"] * n + ops["exc_spikes"] * (n - 1)) / k
+    )
+    assert nb["dense_ops"] == pytest.approx(ops["steps"] * (n_in * n + n * (n - 1)) / k)
+    assert nb["activation_sparsity"] == pytest.approx(1 - ops["exc_spikes"] / (ops["steps"] * n))
+    assert nb["footprint_bytes"] == ev.record.memory.bits / 8

@@ -59,6 +59,21 @@ def test_surrogate_backward_is_the_hand_derivative() -> None:
     assert z.grad.tolist() == pytest.approx(want)
 
 
+def test_fast_sigmoid_surrogate_is_superspikes_derivative() -> None:
+    """gamma / (1 + 10 |z|)**2 (Zenke & Ganguli 2018): 0.3 at the threshold, 0.3 / 36 at
+    |z| = 0.5, by hand; the forward pass is the same step."""
+    z = torch.tensor([-0.5, -0.1, 0.0, 0.5, 2.0], requires_grad=True)
+    s = diet.spike(z, 0.3, diet.Surrogate.FAST_SIGMOID)
+    assert s.tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]
+    s.sum().backward()
+    assert z.grad is not None
+    assert z.grad.tolist() == pytest.approx([0.3 / 36, 0.3 / 4, 0.3, 0.3 / 36, 0.3 / 441])
+    m = diet.model_for(64, 8, 10, None, {"surrogate": "fast-sigmoid"})
+    assert m.net.surrogate == diet.Surrogate.FAST_SIGMOID
+    with pytest.raises(ConfigError, match="unknown surrogate 'tanh'"):
+        diet.model_for(64, 8, 10, None, {"surrogate": "tanh"})
+
+
 def test_one_step_gradient_by_hand() -> None:
     """One step, u = w x, out = w_o * H(u / theta - 1): d out / d w = w_o * gamma *
     max(0, 1 - |u/theta - 1|) * x / theta and d out / d theta = -w_o * gamma * (...) * u /

@@ -52,6 +52,18 @@ class Encoding(Mode):
     POISSON = "poisson"  # a spike with the intensity's probability at every step
 
 
+class Surrogate(Mode):
+    """The derivative the backward pass takes for the spike's step function, in ``z = u
+    / theta - 1``, with height ``gamma`` at the threshold."""
+
+    LINEAR = "linear"  # gamma * max(0, 1 - |z|): piecewise linear (Rathi's code)
+    FAST_SIGMOID = "fast-sigmoid"  # gamma / (1 + 10 |z|)**2 (SuperSpike, slope 10)
+
+
+#: the fast sigmoid's slope in z (Zenke & Ganguli 2018, SuperSpike)
+FAST_SIGMOID_SLOPE = 10.0
+
+
 class Trainable(Mode):
     """Which per-layer neuron parameters learn beside the weights."""
 
@@ -83,10 +95,12 @@ class DietConfig:
     leak: float = 1.0  # the initial lambda of every hidden layer (1: IF)
     threshold: float = 1.0  # the initial theta of every hidden layer
     gamma: float = 0.3  # the surrogate's height
+    surrogate: Surrogate = Surrogate.LINEAR
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "encoding", Encoding.of(self.encoding))
         object.__setattr__(self, "trainable", Trainable.of(self.trainable))
+        object.__setattr__(self, "surrogate", Surrogate.of(self.surrogate))
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         if len(self.hidden) not in DEPTHS:
             raise ConfigError(f"depth must be one of {DEPTHS}, got {len(self.hidden)}")
@@ -193,23 +207,28 @@ def _q(x: Tensor, f: FixedPoint | None, rounding: RoundMode, g: torch.Generator 
 
 
 class _Spike(torch.autograd.Function):
-    """H(z) forward (a spike where ``z`` >= 0), ``gamma * max(0, 1 - |z|)`` backward."""
+    """H(z) forward (a spike where ``z`` >= 0), the surrogate's derivative backward."""
 
     @staticmethod
-    def forward(ctx, z: Tensor, gamma: float) -> Tensor:  # type: ignore[override]
+    def forward(ctx, z: Tensor, gamma: float, kind: Surrogate) -> Tensor:  # type: ignore[override]
         ctx.save_for_backward(z)
         ctx.gamma = gamma
+        ctx.kind = kind
         return (z >= 0).to(z.dtype)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
         (z,) = ctx.saved_tensors
-        return grad * ctx.gamma * torch.clamp(1.0 - z.abs(), min=0.0), None
+        if ctx.kind == Surrogate.FAST_SIGMOID:
+            d = ctx.gamma / (1.0 + FAST_SIGMOID_SLOPE * z.abs()) ** 2
+        else:
+            d = ctx.gamma * torch.clamp(1.0 - z.abs(), min=0.0)
+        return grad * d, None, None
 
 
-def spike(z: Tensor, gamma: float) -> Tensor:
-    """A spike where ``z`` = u / theta - 1 >= 0, with the piecewise-linear surrogate."""
-    out: Tensor = _Spike.apply(z, gamma)
+def spike(z: Tensor, gamma: float, kind: Surrogate = Surrogate.LINEAR) -> Tensor:
+    """A spike where ``z`` = u / theta - 1 >= 0, with the surrogate ``kind``'s gradient."""
+    out: Tensor = _Spike.apply(z, gamma, kind)
     return out
 
 
@@ -313,7 +332,7 @@ def forward(
             theta = thq[k]
             u[k] = _q(step.leak(u[k], 0.0, net.leak[k], 0.0) + cur - theta * s[k], vq[k], rnd,
                       generator)  # fmt: skip
-            s[k] = spike(u[k] / theta - 1.0, cfg.gamma)
+            s[k] = spike(u[k] / theta - 1.0, cfg.gamma, cfg.surrogate)
             counts[k] = counts[k] + s[k]
             inp = s[k]
             if peaks is not None:
@@ -573,6 +592,7 @@ class DietModel:
         d["net"]["hidden"] = list(self.net.hidden)
         d["net"]["encoding"] = self.net.encoding.value
         d["net"]["trainable"] = self.net.trainable.value
+        d["net"]["surrogate"] = self.net.surrogate.value
         return d
 
     @staticmethod
@@ -593,6 +613,7 @@ PARAMS: dict[str, tuple[type, str, str]] = {
     "leak_init": (float, "net", "leak"),
     "threshold": (float, "net", "threshold"),
     "gamma": (float, "net", "gamma"),
+    "surrogate": (str, "net", "surrogate"),
     "epochs": (int, "train", "epochs"),
     "batch_size": (int, "train", "batch_size"),
     "lr": (float, "train", "lr"),

@@ -16,6 +16,7 @@ from tinysnn_dse.core import integer, readout
 from tinysnn_dse.core.backend import choose
 from tinysnn_dse.core.energy import OpCounts, modelled_energy
 from tinysnn_dse.core.memory import memory_report
+from tinysnn_dse.core.modes import Topology
 from tinysnn_dse.core.params import READOUTS, ModelConfig, QuantSpec
 from tinysnn_dse.core.quant import VTH_GUARD_BITS, Quantizers
 from tinysnn_dse.core.sim import Net
@@ -114,6 +115,7 @@ def outcome_of(t: Tested) -> Outcome:
         assign_seconds=t.assigned.measured.seconds,
         infer_seconds=test_s,
         infer_images_per_s=_rate(n_test, test_s),
+        neurobench=neurobench_of(t, ops),
         # mean presentation time per test image, boosted re-presentations included
         latency_ms=(
             t.infer_model.encoding.t_present_ms * ops.presentations / ops.samples
@@ -121,6 +123,32 @@ def outcome_of(t: Tested) -> Outcome:
             else 0.0
         ),
     )
+
+
+def neurobench_of(t: Tested, ops: OpCounts) -> dict[str, float]:
+    """NeuroBench's metrics of the test pass, per image, as NeuroBench defines them:
+    every input is a spike, so there are no multiply-accumulates; an accumulate is a spike
+    reaching a neuron through a retained synapse (the input's, and the recurrent ones:
+    tinySNN's lateral inhibition reaches the n - 1 others; the baseline's excitatory
+    spike its inhibitory partner and, counted as one, that partner's spike the n - 1
+    others); dense operations are every connection at every simulated step; activation
+    sparsity the share of excitatory neuron-steps without a spike."""
+    model = t.trained.model
+    n, n_in, samples = model.n_exc, model.n_in, max(ops.samples, 1)
+    inhibitory = model.topology == Topology.INHIBITORY
+    rec_per_spike = n if inhibitory else n - 1  # (1 + (n - 1)) or (n - 1)
+    rec_dense = n * n if inhibitory else n * (n - 1)
+    acs = ops.input_spikes * n - ops.pruned_events + ops.exc_spikes * rec_per_spike
+    w = t.net.w  # as deployed: pruned weights are 0, and so are those rounded to 0
+    zeros = int((w == 0).sum())
+    return {
+        "footprint_bytes": memory_of(t).bits / 8,
+        "connection_sparsity": zeros / max(w.numel(), 1),
+        "activation_sparsity": 1.0 - ops.exc_spikes / max(ops.steps * n, 1),
+        "effective_macs": 0.0,
+        "effective_acs": acs / samples,
+        "dense_ops": ops.steps * (n_in * n + rec_dense) / samples,
+    }
 
 
 def memory_of(t: Tested) -> Memory:
