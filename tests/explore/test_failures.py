@@ -289,9 +289,10 @@ def test_a_corrupt_sqlite_file_is_one_line(capsys, tmp_path: Path, done_study: P
     db = tmp_path / "s.db"
     shutil.copy(done_study, db)
     size = db.stat().st_size
-    with db.open("r+b") as f:  # 4 KB overwritten mid-file
-        f.seek(size // 2 // 4096 * 4096)
-        f.write(hashlib.sha256(b"x").digest() * 128)
+    with db.open("r+b") as f:  # 4 KB overwritten at a quarter, a half, three quarters
+        for q in (1, 2, 3):  # (one page alone may be one no command reads: a free page)
+            f.seek(size * q // 4 // 4096 * 4096)
+            f.write(hashlib.sha256(b"x").digest() * 128)
     before = db.read_bytes()
     url = f"sqlite:///{db}"
     space = tmp_path / "mini.yaml"
