@@ -45,6 +45,7 @@ Leak = Literal["lif", "if"]
 PruneMethod = Literal["stdp", "magnitude"]
 Encoding = Literal["direct", "poisson"]
 Trainable = Literal["none", "leak", "threshold", "both"]
+Schedule = Literal["direct", "iir"]
 
 MODELS: tuple[str, ...] = get_args(ModelName)
 SCHEMES: tuple[str, ...] = get_args(Scheme)
@@ -54,6 +55,7 @@ LEAKS: tuple[str, ...] = get_args(Leak)
 PRUNE_METHODS: tuple[str, ...] = get_args(PruneMethod)
 ENCODINGS: tuple[str, ...] = get_args(Encoding)
 TRAINABLES: tuple[str, ...] = get_args(Trainable)
+SCHEDULES: tuple[str, ...] = get_args(Schedule)
 #: the model families (docs/model.md): the STDP family (method.md sections 2-4b), trained
 #: without labels and read out by assigned labels, and the gradient-trained family (4c)
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -326,6 +328,17 @@ AXES: tuple[Axis, ...] = (
         choices=TRAINABLES,
         param="trainable",
         tag="tr-",
+        families=("diet",),
+    ),  # fmt: skip
+    Axis(
+        "schedule",
+        "choice",
+        "direct",
+        "schedule",
+        "direct (trained at its timesteps) or iir (from 5 steps down, a stage a step)",
+        choices=SCHEDULES,
+        param="schedule",
+        tag="sch-",
         families=("diet",),
     ),  # fmt: skip
 )

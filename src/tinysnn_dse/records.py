@@ -75,6 +75,7 @@ class DesignPoint:
     timesteps: int = 4
     encoding: str = "direct"
     trainable: str = "both"
+    schedule: str = "direct"
     params: tuple[tuple[str, Any], ...] = ()  # model parameter overrides, sorted
 
     @property

@@ -569,11 +569,28 @@ class DietModel:
     qat_lr: float = 1e-4
     dt_ms: float = 1.0  # one step's length: latency = timesteps x dt_ms
     leak: str = "lif"  # the axis: "if" holds every lambda at 1 (model_for)
+    #: how the network reaches its timesteps: "direct" (trained at them) or "iir"
+    #: (IIR-SNN: trained at ``iir_start`` steps, then retrained at each smaller number of
+    #: steps down to ``timesteps``, each stage from the previous stage's W, theta and
+    #: lambda, for ``iir_epochs`` epochs; 0: ``train.epochs``)
+    schedule: str = "direct"
+    iir_start: int = 5
+    iir_epochs: int = 0
     model: str = "diet"
 
     def __post_init__(self) -> None:
         if self.leak not in ("lif", "if"):
             raise ConfigError(f"leak: unknown value {self.leak!r}; allowed: lif, if")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule: unknown value {self.schedule!r}; allowed: "
+                              f"{', '.join(SCHEDULES)}")  # fmt: skip
+        if self.iir_epochs < 0 or not 2 <= self.iir_start <= MAX_TIMESTEPS:
+            raise ConfigError(f"IIR needs iir_start in 2..{MAX_TIMESTEPS} and iir_epochs >= 0")
+        if self.schedule == "iir" and self.net.timesteps >= self.iir_start:
+            raise ConfigError(
+                f"an IIR schedule descends from iir_start = {self.iir_start} steps: timesteps "
+                f"must be below it, got {self.net.timesteps}"
+            )
         if self.qat_epochs < 0 or not self.qat_lr > 0:
             raise ConfigError("qat_epochs must be >= 0 and qat_lr > 0")
         if not (self.dt_ms > 0 and math.isfinite(self.dt_ms)):
@@ -586,6 +603,28 @@ class DietModel:
     @property
     def latency_ms(self) -> float:
         return self.net.timesteps * self.dt_ms
+
+    @property
+    def stages(self) -> tuple[int, ...]:
+        """The timesteps of each training stage, in order (IIR: ``iir_start`` down to
+        ``timesteps``; direct: ``timesteps`` alone)."""
+        if self.schedule != "iir":
+            return (self.net.timesteps,)
+        return tuple(range(self.iir_start, self.net.timesteps - 1, -1))
+
+    @property
+    def stage_epochs(self) -> int:
+        """Epochs of every IIR stage after the first (the first is ``train.epochs``)."""
+        return self.iir_epochs or self.train.epochs
+
+    def stage_before(self) -> DietModel | None:
+        """The model whose training this one's starts from: IIR at ``timesteps`` + 1
+        (direct where that is ``iir_start``); None for a direct schedule."""
+        if self.schedule != "iir":
+            return None
+        t = self.net.timesteps + 1
+        return replace(self, net=replace(self.net, timesteps=t),
+                       schedule="iir" if t < self.iir_start else "direct")  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -621,7 +660,12 @@ PARAMS: dict[str, tuple[type, str, str]] = {
     "qat_epochs": (int, "", "qat_epochs"),
     "qat_lr": (float, "", "qat_lr"),
     "dt_ms": (float, "", "dt_ms"),
+    "schedule": (str, "", "schedule"),
+    "iir_start": (int, "", "iir_start"),
+    "iir_epochs": (int, "", "iir_epochs"),
 }
+#: how a network reaches its timesteps (DietModel.schedule)
+SCHEDULES = ("direct", "iir")
 #: a data set's defaults that differ from the ones above, each chosen on that data set's
 #: training holdout (docs/results.md): 1,437 digits make 15 batches an epoch
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {"digits": {"epochs": 30, "lr": 3e-3}}

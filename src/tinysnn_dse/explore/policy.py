@@ -30,7 +30,13 @@ from tinysnn_dse import data as data_mod
 from tinysnn_dse import runner
 from tinysnn_dse.core.params import QuantSpec, apply_overrides
 from tinysnn_dse.errors import CheckpointError
-from tinysnn_dse.explore.space import DesignPoint, SearchSpace, needs_reference, quant_of
+from tinysnn_dse.explore.space import (
+    DesignPoint,
+    SearchSpace,
+    needs_reference,
+    quant_of,
+    stage_before,
+)
 
 
 @contextlib.contextmanager
@@ -88,7 +94,13 @@ class Trainings:
         """The FP32 training of ``p``'s network, trained once per study and shared through
         the artifact folder; returns (trained, loaded from the cache)."""
         fp32_key = p.fp32.training_key  # == PTQ training_key
-        return self._cached(fp32_key, lambda: self._train(p, QuantSpec()))
+        return self._cached(fp32_key, lambda: self._train(p, QuantSpec(), self._stage_of(p)))
+
+    def _stage_of(self, p: DesignPoint) -> runner.Trained | None:
+        """The FP32 training ``p``'s starts from where it is a stage of a schedule (IIR),
+        made or loaded first (:func:`space.stage_before`), else None."""
+        before = stage_before(p.fp32)
+        return None if before is None else self.fp32_training(before)[0]
 
     def _train(self, p: DesignPoint, quant: QuantSpec,
                reference: runner.Trained | None = None) -> runner.Trained:  # fmt: skip

@@ -154,12 +154,26 @@ def needs_reference(p: DesignPoint) -> bool:
     return p.family != "stdp" or p.vmem_bits is not None or p.vth_bits is not None
 
 
+def stage_before(p: DesignPoint) -> DesignPoint | None:
+    """The FP32 point whose training ``p``'s FP32 training starts from, where it is a stage
+    of a schedule (IIR: the same network one step longer), else None."""
+    axes = family_of(p.model).stage_before(_model(p))
+    return None if axes is None else replace(p.fp32, **axes)
+
+
 def _trainings_needed(p: DesignPoint) -> tuple[str, ...]:
-    """Training keys ``p`` needs: its own, and the FP32 training of its network where
-    :func:`needs_reference`."""
-    if needs_reference(p):
-        return (p.training_key, p.fp32.training_key)
-    return (p.training_key,)
+    """Training keys ``p`` needs: its own, the FP32 training of its network where
+    :func:`needs_reference`, and the stages that one starts from."""
+    keys = [p.training_key]
+    q: DesignPoint | None = p.fp32 if needs_reference(p) or p.is_fp32 or p.scheme == "ptq" \
+        else None  # fmt: skip
+    if q is not None and q.training_key != p.training_key:
+        keys.append(q.training_key)
+    while q is not None:
+        q = stage_before(q)
+        if q is not None:
+            keys.append(q.training_key)
+    return tuple(keys)
 
 
 def _batchable(p: DesignPoint) -> bool:

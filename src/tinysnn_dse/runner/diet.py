@@ -100,8 +100,19 @@ def train(
         tc = dataclasses.replace(model.train, epochs=model.qat_epochs, lr=model.qat_lr)
     else:
         quant = QuantSpec()
-        net = diet.init_net(model.net, gen, device)
-        tc = model.train
+        before = model.stage_before()
+        if before is not None:  # an IIR stage: from the previous stage's W, theta, lambda
+            if reference is None:
+                reference = train(before, QuantSpec(), settings, split,
+                                  lambda _p, d, t: progress("stage", d, t))  # fmt: skip
+            prev: diet.DietNet = reference.net  # type: ignore[assignment]
+            copy = prev.to(device)  # the previous stage's training stays as it is
+            net = diet.DietNet(copy.w, copy.leak, copy.theta, model.net)
+            tc = dataclasses.replace(model.train, epochs=model.stage_epochs)
+        else:
+            reference = None
+            net = diet.init_net(model.net, gen, device)
+            tc = model.train
 
     def on_epoch(ep: int, _loss: float) -> None:
         progress("train", ep + 1, tc.epochs)
@@ -109,15 +120,25 @@ def train(
     with meter.measure(str(device), settings.power_w, sync(device)) as m:
         diet.train(net, x, y, tc, gen, on_epoch, formats)
     images = tc.epochs * int(x.shape[0])
+    # an IIR stage's cost includes the stages before it (each at its own timesteps); a
+    # QAT fine-tuning's is its own (the FP32 training it starts from is the PTQ points')
+    stages = [[model.net.timesteps, images]]
+    seconds, measured = m.seconds, asdict(m)
+    if quant.is_fp32 and reference is not None:
+        stages = [*_stages(reference), *stages]
+        seconds += reference.train_seconds
+        images += reference.train_images
+        measured["energy_j"] += (reference.train_measured or {}).get("energy_j", 0.0)
+        measured["seconds"] = seconds
     return Trained(
         net,  # type: ignore[arg-type]
         model,  # type: ignore[arg-type]
         quant,
         settings,
-        m.seconds,
+        seconds,
         images,
-        train_ops={"samples": images},
-        train_measured=asdict(m),
+        train_ops={"samples": images, "stages": stages},  # type: ignore[dict-item]
+        train_measured=measured,
         train_backend=BACKEND,
         ranges=ranges,
     )
@@ -207,6 +228,7 @@ def design_point_of(model: diet.DietModel, quant: QuantSpec) -> DesignPoint:
         model.model, c.hidden[0], quant.scheme, quant.rounding.value, quant.weight_bits,
         quant.vmem_bits, quant.vth_bits, leak=model.leak, depth=len(c.hidden),
         timesteps=c.timesteps, encoding=c.encoding.value, trainable=c.trainable.value,
+        schedule=model.schedule,
     )  # fmt: skip
     return p.canonical
 
@@ -233,6 +255,31 @@ def memory_of(model: diet.DietModel, formats: diet.Formats | None) -> Memory:
             "baseline_fp32_bits": base.reference_bits,
             "leak_bits": diet.LEAK_BITS if formats is not None else 32,
         },
+    )
+
+
+def _stages(trained: Trained) -> list[list[int]]:
+    """The ``[timesteps, images]`` of each training stage a training records (IIR)."""
+    ops: dict[str, Any] = dict(trained.train_ops or {})
+    return [[int(t), int(n)] for t, n in ops.get("stages") or []]
+
+
+def _training_energy(model: diet.DietModel, trained: Trained) -> Any:
+    """The modelled training energy: each stage (IIR) at its own timesteps."""
+    stages = _stages(trained) or [[model.net.timesteps, trained.train_images]]
+    ests = [diet.training_energy(dataclasses.replace(model.net, timesteps=int(t)), int(n))
+            for t, n in stages]  # fmt: skip
+    total = sum(e.total_j for e in ests)
+    images = sum(int(n) for _t, n in stages)
+    breakdown: dict[str, float] = {}
+    for e in ests:
+        for k, v in e.breakdown_j.items():
+            breakdown[k] = breakdown.get(k, 0.0) + v
+    return diet.energy.EnergyEstimate(
+        total_j=total,
+        per_sample_j=total / images if images else float("nan"),
+        breakdown_j=breakdown,
+        ops={"samples": images, "dense_ops": sum(int(e.ops["dense_ops"]) for e in ests)},
     )
 
 
@@ -277,8 +324,8 @@ def _record(
     }
     leaky = model.leak == "lif"
     energy = {
-        "train": _phase(diet.training_energy(model.net, trained.train_images),
-                        trained.train_measured or {}, trained.train_images),
+        "train": _phase(_training_energy(model, trained), trained.train_measured or {},
+                        trained.train_images),
         "infer": _phase(diet.inference_energy(ops, model.net, quant.weight_bits,
                                               quant.vmem_bits, quant.vth_bits, n, leaky),
                         measured, n),
@@ -314,6 +361,8 @@ def _record(
         backend={"train": trained.train_backend, "infer": BACKEND, "infer_datapath": datapath},
         config={
             "model": model.to_dict(),
+            # the training stages that made it: [timesteps, images] each (IIR: several)
+            "train_stages": _stages(trained),
             "quant": asdict(quant),
             "trained_with": asdict(trained.quant),
             "run": {

@@ -12,7 +12,10 @@ A family provides:
 - ``evaluate``: the test of a trained point at a design point's quantization, with its
   record;
 - ``payload`` / ``restore``: its network in a checkpoint (tensors and JSON only);
-- ``batchable``: whether ITQ points of one network may train together (a design batch).
+- ``batchable``: whether ITQ points of one network may train together (a design batch);
+- ``stage_before``: the axes of the FP32 training a training starts from where it is a
+  stage of a schedule (IIR), so that explore shares every stage between the points that
+  pass through it.
 
 :func:`family_of` finds a model's family by its name (``axes.FAMILIES``). The STDP
 family's pieces are the runner's modules (``training``, ``evaluation``); the
@@ -62,6 +65,8 @@ class Family(Protocol):
 
     def batchable(self, model: Any) -> bool: ...
 
+    def stage_before(self, model: Any) -> dict[str, Any] | None: ...
+
 
 class STDP:
     """The STDP family: the Diehl & Cook baseline, SL-STDP and tinySNN (method.md 2-4b)."""
@@ -109,6 +114,9 @@ class STDP:
 
     def batchable(self, model: Any) -> bool:
         return bool(model.rule == "tinysnn")
+
+    def stage_before(self, model: Any) -> dict[str, Any] | None:
+        return None
 
 
 class Diet:
@@ -164,6 +172,13 @@ class Diet:
 
     def batchable(self, model: Any) -> bool:
         return False
+
+    def stage_before(self, model: Any) -> dict[str, Any] | None:
+        """The axes of the training an IIR stage starts from (``DietModel.stage_before``)."""
+        before = model.stage_before()
+        if before is None:
+            return None
+        return {"timesteps": before.net.timesteps, "schedule": before.schedule}
 
 
 FAMILIES: dict[str, Family] = {"stdp": STDP(), "diet": Diet()}
