@@ -264,3 +264,30 @@ def test_op_counts_by_hand() -> None:
     p = diet.op_counts(pnet, torch.full((4, 1), 0.5), generator=torch.Generator().manual_seed(1))
     assert p.effective_macs == 0.0 and p.dense_ops == 16.0
     assert p.effective_acs == pytest.approx(0.5 * 8 * 1 + p.spikes[0] * 1)
+
+
+def test_stdb_surrogate_against_its_formula(monkeypatch) -> None:
+    """STDB (Rathi et al. 2020): gamma * exp(-beta * dt_spike). The derivative at a few
+    spike histories by hand, and the histories a forward pass keeps: one IF neuron with
+    input 0.6 a step and threshold 1 fires at steps 1, 3 and 4 (u: 0.6, 1.2, 0.8, 1.4,
+    1.0), so the steps since its last spike are 1, 2, 1, 2, 1 (before its first spike,
+    as if it had fired at step -1)."""
+    z = torch.tensor([-0.4, 0.2, 3.0, -2.0], requires_grad=True)
+    since = torch.tensor([0.0, 1.0, 5.0, 100.0])
+    diet.spike(z, 0.3, diet.Surrogate.STDB, since, 0.01).sum().backward()
+    assert z.grad is not None
+    assert z.grad.tolist() == pytest.approx([0.3 * math.exp(-0.01 * d) for d in (0, 1, 5, 100)])
+    seen: list[list[float]] = []
+    real = diet.spike
+
+    def spy(z, gamma, kind=diet.Surrogate.LINEAR, since=None, beta=0.01):  # type: ignore[no-untyped-def]
+        seen.append(since.flatten().tolist())
+        return real(z, gamma, kind, since, beta)
+
+    monkeypatch.setattr(diet, "spike", spy)
+    cfg = diet.DietConfig(n_in=1, hidden=(1,), n_out=1, timesteps=5, surrogate="stdb")
+    net = diet.DietNet([torch.tensor([[0.6]]), torch.tensor([[1.0]])], [torch.tensor(1.0)],
+                       [torch.tensor(1.0)], cfg)  # fmt: skip
+    _out, counts = diet.forward(net, torch.tensor([[1.0]]))
+    assert counts[0].item() == 3
+    assert seen == [[1.0], [2.0], [1.0], [2.0], [1.0]]

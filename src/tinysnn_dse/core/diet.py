@@ -58,6 +58,9 @@ class Surrogate(Mode):
 
     LINEAR = "linear"  # gamma * max(0, 1 - |z|): piecewise linear (Rathi's code)
     FAST_SIGMOID = "fast-sigmoid"  # gamma / (1 + 10 |z|)**2 (SuperSpike, slope 10)
+    #: STDB (Rathi et al. 2020): gamma * exp(-stdb_beta * dt_spike), dt_spike the steps
+    #: since the neuron's last spike (t + 1 before its first: as if it spiked at step -1)
+    STDB = "stdb"
 
 
 #: the fast sigmoid's slope in z (Zenke & Ganguli 2018, SuperSpike)
@@ -96,6 +99,7 @@ class DietConfig:
     threshold: float = 1.0  # the initial theta of every hidden layer
     gamma: float = 0.3  # the surrogate's height
     surrogate: Surrogate = Surrogate.LINEAR
+    stdb_beta: float = 0.01  # STDB's decay per step since the last spike (Rathi's code)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "encoding", Encoding.of(self.encoding))
@@ -114,6 +118,8 @@ class DietConfig:
             raise ConfigError(f"threshold must be positive, got {self.threshold}")
         if not self.gamma > 0:
             raise ConfigError(f"gamma must be positive, got {self.gamma}")
+        if not self.stdb_beta >= 0:
+            raise ConfigError(f"stdb_beta must be >= 0, got {self.stdb_beta}")
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -207,28 +213,42 @@ def _q(x: Tensor, f: FixedPoint | None, rounding: RoundMode, g: torch.Generator 
 
 
 class _Spike(torch.autograd.Function):
-    """H(z) forward (a spike where ``z`` >= 0), the surrogate's derivative backward."""
+    """H(z) forward (a spike where ``z`` >= 0), the surrogate's derivative backward;
+    ``since`` (STDB) the steps since each neuron's last spike."""
 
     @staticmethod
-    def forward(ctx, z: Tensor, gamma: float, kind: Surrogate) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(z)
+    def forward(ctx, z: Tensor, gamma: float, kind: Surrogate, since: Tensor | None,  # type: ignore[override]
+                beta: float) -> Tensor:  # fmt: skip
+        ctx.save_for_backward(z if since is None else since)
         ctx.gamma = gamma
         ctx.kind = kind
+        ctx.beta = beta
         return (z >= 0).to(z.dtype)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None, None, None]:  # type: ignore[override]
         (z,) = ctx.saved_tensors
-        if ctx.kind == Surrogate.FAST_SIGMOID:
+        if ctx.kind == Surrogate.STDB:
+            d = ctx.gamma * torch.exp(-ctx.beta * z)  # z: the steps since the last spike
+        elif ctx.kind == Surrogate.FAST_SIGMOID:
             d = ctx.gamma / (1.0 + FAST_SIGMOID_SLOPE * z.abs()) ** 2
         else:
             d = ctx.gamma * torch.clamp(1.0 - z.abs(), min=0.0)
-        return grad * d, None, None
+        return grad * d, None, None, None, None
 
 
-def spike(z: Tensor, gamma: float, kind: Surrogate = Surrogate.LINEAR) -> Tensor:
-    """A spike where ``z`` = u / theta - 1 >= 0, with the surrogate ``kind``'s gradient."""
-    out: Tensor = _Spike.apply(z, gamma, kind)
+def spike(
+    z: Tensor,
+    gamma: float,
+    kind: Surrogate = Surrogate.LINEAR,
+    since: Tensor | None = None,
+    beta: float = 0.01,
+) -> Tensor:
+    """A spike where ``z`` = u / theta - 1 >= 0, with the surrogate ``kind``'s gradient
+    (STDB: ``since``, the steps since each neuron's last spike, and its decay ``beta``)."""
+    if kind == Surrogate.STDB and since is None:
+        raise ValueError("the STDB surrogate needs the steps since each neuron's last spike")
+    out: Tensor = _Spike.apply(z, gamma, kind, since if kind == Surrogate.STDB else None, beta)
     return out
 
 
@@ -322,6 +342,8 @@ def forward(
     out = x.new_zeros(b, cfg.n_out)
     peak = [x.new_zeros(()) for _ in range(depth + 1)]
     current0 = x @ wq[0] if cfg.encoding == Encoding.DIRECT else None  # the same each step
+    stdb = cfg.surrogate == Surrogate.STDB
+    last = [x.new_full((b, n), -1.0) for n in cfg.hidden] if stdb else []  # last spike step
     for t in range(cfg.timesteps):
         inp = None
         for k in range(depth):
@@ -332,7 +354,10 @@ def forward(
             theta = thq[k]
             u[k] = _q(step.leak(u[k], 0.0, net.leak[k], 0.0) + cur - theta * s[k], vq[k], rnd,
                       generator)  # fmt: skip
-            s[k] = spike(u[k] / theta - 1.0, cfg.gamma, cfg.surrogate)
+            since = (t - last[k]) if stdb else None
+            s[k] = spike(u[k] / theta - 1.0, cfg.gamma, cfg.surrogate, since, cfg.stdb_beta)
+            if stdb:
+                last[k] = torch.where(s[k].detach() > 0, float(t), last[k])
             counts[k] = counts[k] + s[k]
             inp = s[k]
             if peaks is not None:
@@ -653,6 +678,7 @@ PARAMS: dict[str, tuple[type, str, str]] = {
     "threshold": (float, "net", "threshold"),
     "gamma": (float, "net", "gamma"),
     "surrogate": (str, "net", "surrogate"),
+    "stdb_beta": (float, "net", "stdb_beta"),
     "epochs": (int, "train", "epochs"),
     "batch_size": (int, "train", "batch_size"),
     "lr": (float, "train", "lr"),
