@@ -63,6 +63,7 @@ def test_grid_distributions_are_those_stored_studies_hold() -> None:
         "encoding": ["direct", "poisson"],  # issue 24 (new parameters of a study)
         "trainable": ["none", "leak", "threshold", "both"],
         "schedule": ["direct", "iir"],  # issue 25
+        "init": ["random", "ann"],
     }
     for a in AXES:
         d = display_distribution(a)
@@ -108,7 +109,7 @@ def test_nearest_point_by_hand() -> None:
          "weight_bits": 8, "vmem_bits": 16, "vth_bits": 16, "t_present_ms": 250,
          "leak": "lif", "t_present_infer_ms": 0, "vmem_floor": 0, "prune": 0.0,
          "prune_method": "stdp", "depth": 1, "timesteps": 4, "encoding": "direct",
-         "trainable": "both", "schedule": "direct"}  # fmt: skip
+         "trainable": "both", "schedule": "direct", "init": "random"}  # fmt: skip
     # spans: neurons log2(400/100) = 2, weight 33-4 = 29, vmem/vth 33-16 = 17.
     # a: scheme and rounding differ (2) + vmem, vth 17/17 each (2) = 4.0
     # b: weight 4/29 = 0.138;  c: neurons 2/2 + weight 25/29 + 17/17 + 17/17 = 3.86

@@ -46,6 +46,7 @@ PruneMethod = Literal["stdp", "magnitude"]
 Encoding = Literal["direct", "poisson"]
 Trainable = Literal["none", "leak", "threshold", "both"]
 Schedule = Literal["direct", "iir"]
+Init = Literal["random", "ann"]
 
 MODELS: tuple[str, ...] = get_args(ModelName)
 SCHEMES: tuple[str, ...] = get_args(Scheme)
@@ -56,6 +57,7 @@ PRUNE_METHODS: tuple[str, ...] = get_args(PruneMethod)
 ENCODINGS: tuple[str, ...] = get_args(Encoding)
 TRAINABLES: tuple[str, ...] = get_args(Trainable)
 SCHEDULES: tuple[str, ...] = get_args(Schedule)
+INITS: tuple[str, ...] = get_args(Init)
 #: the model families (docs/model.md): the STDP family (method.md sections 2-4b), trained
 #: without labels and read out by assigned labels, and the gradient-trained family (4c)
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -339,6 +341,17 @@ AXES: tuple[Axis, ...] = (
         choices=SCHEDULES,
         param="schedule",
         tag="sch-",
+        families=("diet",),
+    ),  # fmt: skip
+    Axis(
+        "init",
+        "choice",
+        "random",
+        "init",
+        "random (the seed's weights) or ann (converted from a trained ANN, then trained)",
+        choices=INITS,
+        param="init",
+        tag="init-",
         families=("diet",),
     ),  # fmt: skip
 )

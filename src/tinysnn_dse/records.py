@@ -76,6 +76,7 @@ class DesignPoint:
     encoding: str = "direct"
     trainable: str = "both"
     schedule: str = "direct"
+    init: str = "random"
     params: tuple[tuple[str, Any], ...] = ()  # model parameter overrides, sorted
 
     @property

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -466,6 +467,80 @@ def predict(
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64, device=x.device)
 
 
+# ------------------------------------------------------------------ ANN-to-SNN conversion
+
+
+def ann_forward(w: list[Tensor], x: Tensor, pre: list[Tensor] | None = None) -> Tensor:
+    """The ANN of the same topology (method.md 4c, conversion): ReLU hidden layers, a
+    linear output, no biases; ``pre`` receives each hidden layer's pre-activations."""
+    a = x
+    for wk in w[:-1]:
+        z = a @ wk
+        if pre is not None:
+            pre.append(z.detach())
+        a = torch.relu(z)
+    return a @ w[-1]  # type: ignore[no-any-return]
+
+
+def train_ann(
+    cfg: DietConfig, x: Tensor, y: Tensor, tc: TrainConfig, generator: torch.Generator
+) -> list[Tensor]:
+    """Train the ANN of ``cfg``'s topology from weights drawn as :func:`init_net` draws
+    them (from ``generator``), by Adam on cross-entropy with ``tc``'s schedule, the batch
+    order from ``generator``; returns its weights."""
+    w = init_net(cfg, generator, x.device).w
+    opt = torch.optim.Adam(w, lr=tc.lr)
+    n = x.shape[0]
+    total_steps = max(1, tc.epochs * max(1, math.ceil(n / tc.batch_size)))
+    k = 0
+    for _ in range(tc.epochs):
+        order = torch.randperm(n, generator=generator, device=generator.device).to(x.device)
+        for a in range(0, n, tc.batch_size):
+            if tc.anneal:
+                for group in opt.param_groups:
+                    group["lr"] = tc.lr * 0.5 * (1.0 + math.cos(math.pi * k / total_steps))
+            idx = order[a : a + tc.batch_size]
+            loss = torch.nn.functional.cross_entropy(ann_forward(w, x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            k += 1
+    return [t.detach() for t in w]
+
+
+@torch.no_grad()
+def conversion_thresholds(
+    w: list[Tensor], x: Tensor, percentile: float, scale: float
+) -> list[float]:
+    """Each hidden layer's threshold from the ANN's pre-activations on images ``x``
+    (Rathi et al. 2020; rate normalization, Rueckauer et al. 2017): with ``lambda_l`` the
+    ``percentile`` of layer l's pre-activations (all neurons, all images), ``theta_0 =
+    scale * lambda_0`` (the pixels are the first layer's current) and ``theta_l = scale *
+    lambda_l / lambda_(l-1)`` (a spike of layer l - 1 stands for ``lambda_(l-1)``)."""
+    pre: list[Tensor] = []
+    ann_forward(w, x, pre)
+    lam = [float(np.percentile(z.flatten().cpu().double().numpy(), percentile)) for z in pre]
+    out = []
+    for k, v in enumerate(lam):
+        if not v > 0:
+            raise ConfigError(f"conversion: layer {k}'s pre-activations have no positive "
+                              f"{percentile} percentile")  # fmt: skip
+        out.append(scale * v / (lam[k - 1] if k else 1.0))
+    return out
+
+
+def converted(cfg: DietConfig, w: list[Tensor], thresholds: list[float],
+              device: torch.device | str = "cpu") -> DietNet:  # fmt: skip
+    """The SNN that starts from the ANN's weights and the conversion's thresholds (each
+    hidden layer's leak at the config's value)."""
+    ws = [t.detach().clone().to(device).requires_grad_(True) for t in w]
+    leak = [torch.tensor(cfg.leak, device=device, requires_grad=cfg.trainable.leak)
+            for _ in cfg.hidden]  # fmt: skip
+    theta = [torch.tensor(th, device=device, requires_grad=cfg.trainable.threshold)
+             for th in thresholds]  # fmt: skip
+    return DietNet(ws, leak, theta, cfg)
+
+
 # ------------------------------------------------------------------------ accounting
 
 #: fractional bits of a fixed-point leak factor (as the STDP family's integer datapath)
@@ -601,11 +676,24 @@ class DietModel:
     schedule: str = "direct"
     iir_start: int = 5
     iir_epochs: int = 0
+    #: where training starts: "random" (the seed's initial weights) or "ann" (hybrid
+    #: conversion: an ANN of the same topology trained for ``ann_epochs`` (0: ``epochs``),
+    #: its weights, thresholds from its pre-activations' ``conv_percentile`` times
+    #: ``conv_scale``, then ``epochs`` of SNN training)
+    init: str = "random"
+    ann_epochs: int = 0
+    conv_percentile: float = 99.7
+    conv_scale: float = 0.7
     model: str = "diet"
 
     def __post_init__(self) -> None:
         if self.leak not in ("lif", "if"):
             raise ConfigError(f"leak: unknown value {self.leak!r}; allowed: lif, if")
+        if self.init not in INITS:
+            raise ConfigError(f"init: unknown value {self.init!r}; allowed: {', '.join(INITS)}")
+        if not (0 < self.conv_percentile <= 100 and self.conv_scale > 0 and self.ann_epochs >= 0):
+            raise ConfigError("conversion needs conv_percentile in (0, 100], conv_scale > 0 "
+                              "and ann_epochs >= 0")  # fmt: skip
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule: unknown value {self.schedule!r}; allowed: "
                               f"{', '.join(SCHEDULES)}")  # fmt: skip
@@ -641,6 +729,14 @@ class DietModel:
     def stage_epochs(self) -> int:
         """Epochs of every IIR stage after the first (the first is ``train.epochs``)."""
         return self.iir_epochs or self.train.epochs
+
+    @property
+    def ann_key(self) -> str:
+        """What fixes the ANN a converted model starts from (with the data and the seed):
+        its topology and training."""
+        e = self.ann_epochs or self.train.epochs
+        t = self.train
+        return f"ann:{list(self.net.sizes)}:{e}:{t.lr}:{t.batch_size}:{t.anneal}"
 
     def stage_before(self) -> DietModel | None:
         """The model whose training this one's starts from: IIR at ``timesteps`` + 1
@@ -689,9 +785,15 @@ PARAMS: dict[str, tuple[type, str, str]] = {
     "schedule": (str, "", "schedule"),
     "iir_start": (int, "", "iir_start"),
     "iir_epochs": (int, "", "iir_epochs"),
+    "init": (str, "", "init"),
+    "ann_epochs": (int, "", "ann_epochs"),
+    "conv_percentile": (float, "", "conv_percentile"),
+    "conv_scale": (float, "", "conv_scale"),
 }
 #: how a network reaches its timesteps (DietModel.schedule)
 SCHEDULES = ("direct", "iir")
+#: where its training starts (DietModel.init)
+INITS = ("random", "ann")
 #: a data set's defaults that differ from the ones above, each chosen on that data set's
 #: training holdout (docs/results.md): 1,437 digits make 15 batches an epoch
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {"digits": {"epochs": 30, "lr": 3e-3}}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import json
 import os
 import time
@@ -25,6 +26,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from tinysnn_dse import data as data_mod
 from tinysnn_dse import runner
@@ -37,6 +40,7 @@ from tinysnn_dse.explore.space import (
     quant_of,
     stage_before,
 )
+from tinysnn_dse.files import atomic_write
 
 
 @contextlib.contextmanager
@@ -106,7 +110,29 @@ class Trainings:
                reference: runner.Trained | None = None) -> runner.Trained:  # fmt: skip
         split, n_in = self.split()
         return runner.train(self.model_of(p, n_in), quant, self.settings, split,
-                            reference=reference)  # fmt: skip
+                            reference=reference, cache=self.tensors)  # fmt: skip
+
+    def tensors(self, key: str, make: Callable[[], dict[str, torch.Tensor]]
+                ) -> dict[str, torch.Tensor]:  # fmt: skip
+        """Tensors a family makes on the way and points share (a converted model's ANN),
+        ``<artifacts>/trainings/<hash>.tensors.pt``: made once under its file lock by the
+        first process that needs them, loaded (tensors only) by the others; a file that
+        no longer loads is made again."""
+        cache = self.training_file(key).with_suffix(".tensors.pt")
+        with file_lock(cache.with_suffix(".lock")):
+            if cache.is_file():
+                try:
+                    got = torch.load(cache, map_location="cpu", weights_only=True)
+                    if isinstance(got, dict):
+                        return got  # type: ignore[no-any-return]
+                except Exception:  # a damaged file: made again below
+                    pass
+            made = make()
+            buf = io.BytesIO()
+            torch.save(made, buf)
+            with runner.write_guard(f"the shared tensors {cache}"):
+                atomic_write(cache, buf.getvalue())
+        return made
 
     def _cached(self, key: str, make: Callable[[], runner.Trained]) -> tuple[runner.Trained, bool]:
         """The training of ``key`` from the artifact folder, or made by ``make`` under its

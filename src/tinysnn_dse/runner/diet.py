@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import platform
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, NamedTuple
 
@@ -39,6 +40,8 @@ from tinysnn_dse.runner.settings import (
 )
 from tinysnn_dse.runner.training import Trained
 
+#: the ANN's generator stream of a converted model: ``seed + ANN_SEED_OFFSET``
+ANN_SEED_OFFSET = 3_000_017
 #: the readout of the family: the output neuron with the largest final membrane
 READOUT = "membrane"
 #: the family's training backend (``Trained.train_backend``): torch autograd
@@ -70,6 +73,30 @@ def _formats(quant: QuantSpec, ranges: diet.Ranges) -> diet.Formats:
                             quant.rounding)  # fmt: skip
 
 
+#: training images whose ANN pre-activations set a conversion's thresholds (the first ones)
+CONVERSION_SAMPLES = 10_000
+#: ``cache(key, make)``: a caller's store of tensors made once and shared (explore's
+#: artifact folder); ``make()`` makes them where the store has none
+Cache = Callable[[str, Callable[[], dict[str, torch.Tensor]]], dict[str, torch.Tensor]]
+
+
+def ann_weights(model: diet.DietModel, settings: RunSettings, split: Split,
+                cache: Cache | None = None) -> list[torch.Tensor]:  # fmt: skip
+    """The trained ANN a converted model starts from (:func:`diet.train_ann`, from the
+    run's seed, its own generator stream); through ``cache`` where the caller shares it
+    (every point that converts the same topology with the same training)."""
+    x, y = split.train_x, split.train_y.long()
+
+    def make() -> dict[str, torch.Tensor]:
+        g = _generator(x.device, settings.seed + ANN_SEED_OFFSET)
+        tc = dataclasses.replace(model.train, epochs=model.ann_epochs or model.train.epochs)
+        w = diet.train_ann(model.net, x, y, tc, g)
+        return {f"w{k}": t.cpu() for k, t in enumerate(w)}
+
+    got = make() if cache is None else cache(model.ann_key, make)
+    return [got[f"w{k}"].to(x.device) for k in range(len(got))]
+
+
 def train(
     model: diet.DietModel,
     quant: QuantSpec,
@@ -77,6 +104,7 @@ def train(
     split: Split,
     progress: Progress = no_progress,
     reference: Trained | None = None,
+    cache: Cache | None = None,
 ) -> Trained:
     """Train a design point of the family on ``split.train_x``.
 
@@ -92,7 +120,8 @@ def train(
     if quant.scheme == "itq" and not quant.is_fp32:
         if reference is None:
             reference = train(model, QuantSpec(), settings, split,
-                              lambda _p, d, t: progress("reference", d, t))  # fmt: skip
+                              lambda _p, d, t: progress("reference", d, t),
+                              cache=cache)  # fmt: skip
         ref_net: diet.DietNet = reference.net  # type: ignore[assignment]
         ranges = observed_ranges(ref_net, split, settings.seed)
         formats = _formats(quant, ranges)
@@ -104,14 +133,22 @@ def train(
         if before is not None:  # an IIR stage: from the previous stage's W, theta, lambda
             if reference is None:
                 reference = train(before, QuantSpec(), settings, split,
-                                  lambda _p, d, t: progress("stage", d, t))  # fmt: skip
+                                  lambda _p, d, t: progress("stage", d, t),
+                                  cache=cache)  # fmt: skip
             prev: diet.DietNet = reference.net  # type: ignore[assignment]
             copy = prev.to(device)  # the previous stage's training stays as it is
             net = diet.DietNet(copy.w, copy.leak, copy.theta, model.net)
             tc = dataclasses.replace(model.train, epochs=model.stage_epochs)
         else:
             reference = None
-            net = diet.init_net(model.net, gen, device)
+            if model.init == "ann":  # hybrid conversion: the ANN's weights and thresholds
+                w = ann_weights(model, settings, split, cache)
+                n_obs = min(CONVERSION_SAMPLES, int(x.shape[0]))
+                th = diet.conversion_thresholds(w, x[:n_obs], model.conv_percentile,
+                                                model.conv_scale)  # fmt: skip
+                net = diet.converted(model.net, w, th, device)
+            else:
+                net = diet.init_net(model.net, gen, device)
             tc = model.train
 
     def on_epoch(ep: int, _loss: float) -> None:
@@ -228,7 +265,7 @@ def design_point_of(model: diet.DietModel, quant: QuantSpec) -> DesignPoint:
         model.model, c.hidden[0], quant.scheme, quant.rounding.value, quant.weight_bits,
         quant.vmem_bits, quant.vth_bits, leak=model.leak, depth=len(c.hidden),
         timesteps=c.timesteps, encoding=c.encoding.value, trainable=c.trainable.value,
-        schedule=model.schedule,
+        schedule=model.schedule, init=model.init,
     )  # fmt: skip
     return p.canonical
 

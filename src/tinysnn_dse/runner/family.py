@@ -8,7 +8,8 @@ A family provides:
   set and model parameters), checked, or a one-line ConfigError;
 - ``train``: one training (FP32, or the design point's ITQ), given the FP32 training of the
   same network where the caller has it (ITQ takes its ranges, and the gradient-trained
-  family its starting point, from it);
+  family its starting point, from it), and a cache of what a family makes on the way and
+  points share (a converted model's ANN);
 - ``evaluate``: the test of a trained point at a design point's quantization, with its
   record;
 - ``payload`` / ``restore``: its network in a checkpoint (tensors and JSON only);
@@ -52,8 +53,8 @@ class Family(Protocol):
               dataset: str | None, params: Mapping[str, Any]) -> Any: ...  # fmt: skip
 
     def train(self, model: Any, quant: QuantSpec, settings: RunSettings, split: Split,
-              progress: Progress = no_progress,
-              reference: Trained | None = None) -> Trained: ...  # fmt: skip
+              progress: Progress = no_progress, reference: Trained | None = None,
+              cache: Any = None) -> Trained: ...  # fmt: skip
 
     def evaluate(self, trained: Trained, quant: QuantSpec, split: Split,
                  progress: Progress = no_progress,
@@ -78,8 +79,8 @@ class STDP:
         return apply_overrides(preset(model, n_in, neurons, dataset), dict(params))
 
     def train(self, model: Any, quant: QuantSpec, settings: RunSettings, split: Split,
-              progress: Progress = no_progress,
-              reference: Trained | None = None) -> Trained:  # fmt: skip
+              progress: Progress = no_progress, reference: Trained | None = None,
+              cache: Any = None) -> Trained:  # fmt: skip
         if quant.scheme == "itq" and quant.needs_ranges and reference is not None:
             what = f"the FP32 training of the same network ({reference.train_images} images)"
             quant = training.observed_quant(quant, reference.net, model, split, settings.seed,
@@ -130,9 +131,9 @@ class Diet:
         return diet_core.model_for(n_in, neurons, n_classes, dataset, params)
 
     def train(self, model: Any, quant: QuantSpec, settings: RunSettings, split: Split,
-              progress: Progress = no_progress,
-              reference: Trained | None = None) -> Trained:  # fmt: skip
-        return diet_runner.train(model, quant, settings, split, progress, reference)
+              progress: Progress = no_progress, reference: Trained | None = None,
+              cache: Any = None) -> Trained:  # fmt: skip
+        return diet_runner.train(model, quant, settings, split, progress, reference, cache)
 
     def evaluate(self, trained: Trained, quant: QuantSpec, split: Split,
                  progress: Progress = no_progress,
@@ -209,9 +210,12 @@ def train(
     split: Split,
     progress: Progress = no_progress,
     reference: Trained | None = None,
+    cache: Any = None,
 ) -> Trained:
-    """Train a design point of any family (:meth:`Family.train`)."""
-    return family_of(model).train(model, quant, settings, split, progress, reference)
+    """Train a design point of any family (:meth:`Family.train`); ``cache(key, make)``:
+    where the caller shares tensors a family makes on the way (a converted model's
+    ANN), else None."""
+    return family_of(model).train(model, quant, settings, split, progress, reference, cache)
 
 
 def evaluate(
