@@ -165,8 +165,9 @@ def _trainings_needed(p: DesignPoint) -> tuple[str, ...]:
     """Training keys ``p`` needs: its own, the FP32 training of its network where
     :func:`needs_reference`, and the stages that one starts from."""
     keys = [p.training_key]
-    q: DesignPoint | None = p.fp32 if needs_reference(p) or p.is_fp32 or p.scheme == "ptq" \
-        else None  # fmt: skip
+    # the FP32 training: p's own (FP32 and PTQ points), or the one p's starts from
+    fp32_used = needs_reference(p) or p.training_key == p.fp32.training_key
+    q: DesignPoint | None = p.fp32 if fp32_used else None
     if q is not None and q.training_key != p.training_key:
         keys.append(q.training_key)
     while q is not None:
