@@ -124,6 +124,14 @@ def test_c_is_bit_exact_with_the_simulator(
         free = evaluate_checkpoint(load_checkpoint(checkpoints[model]), q, str(data_dir), 1000)
         assert free.test_counts is not None and ev.test_counts is not None
         assert not torch.equal(free.test_counts, ev.test_counts)
+        import nir  # the NIR says the floor it cannot express, relative to the resting
+
+        # level on the grid (its voltage origin): in absolute mV, the floor asked for put
+        # onto the Vmem grid upwards (at most one step above it)
+        meta = nir.read(str(tmp_path / "out" / "model.nir")).nodes["exc"].metadata
+        step = 2.0**-res.design.vmem.frac_bits  # type: ignore[union-attr]
+        want = trained.model.exc.v_rest_mv - floor
+        assert want <= meta["v_floor"] + meta["v_rest_mv"] < want + step
     assert ev.test_counts is not None
     assert counts.shape == (1000, 100) and counts.sum() > 1000
     assert np.array_equal(counts, ev.test_counts.numpy().astype(np.int64))

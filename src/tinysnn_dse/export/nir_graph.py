@@ -14,7 +14,8 @@ tau/dt`` this is the simulator's step ``v <- v_rest + (v - v_rest) D/2**16 + I``
 population's resting potential (NIR has no voltage origin; ``v_leak`` is 0), time in
 seconds, and every value is the quantized design's (weights, thresholds and constants
 on their grids). What NIR cannot say is in the metadata: the fixed-point formats and
-rounding, the refractory period (none in NIR), the comparison ``>=`` (NIR's ``>``), the
+rounding, the refractory period (none in NIR), a membrane floor (the excitatory node's
+``v_floor``, mV relative to rest, on the Vmem grid), the comparison ``>=`` (NIR's ``>``), the
 re-presentation at a boosted rate of a silent image, and the readout.
 """
 
@@ -66,11 +67,14 @@ def build(net: Net, cfg: ModelConfig, d: IntDesign, qz: Quantizers, meta: dict[s
     ev = d.vmem.eps
     w = integer.codes(net.w, d.weight).astype(np.float64) * d.weight.eps  # [n_in, n]
     tc = integer.threshold_codes(net.theta, cfg, qz).astype(np.float64) * d.vth.eps
-    exc_meta = {
+    exc_meta: dict[str, Any] = {
         "v_rest_mv": d.exc.rest * ev,
         "refractory_steps": d.exc.ref_steps,
         "threshold": "v >= v_threshold in tinysnn (NIR: v > v_threshold)",
     }
+    if cfg.exc.vmem_floor_mv > 0:  # NIR has no floor: said here (issue 28)
+        exc_meta["v_floor"] = (d.floor - d.exc.rest) * ev
+        exc_meta["floor"] = "v = max(v, v_floor) after every step (tinysnn; NIR has none)"
     nodes: dict[str, Any] = {
         "input": nir.Input(input_type=np.array([n_in])),
         "w": nir.Linear(weight=w.T.copy(), metadata={"format": d.weight.describe()}),
