@@ -13,14 +13,13 @@ pass's Poisson spikes and membrane roundings) from ``Generator(seed + EVAL_SEED_
 from __future__ import annotations
 
 import dataclasses
-import platform
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, NamedTuple
 
 import torch
 
-from tinysnn_dse import __version__, meter
+from tinysnn_dse import meter
 from tinysnn_dse.core import diet, diet_integer, integer
 from tinysnn_dse.core.memory import memory_report
 from tinysnn_dse.core.modes import Topology
@@ -28,6 +27,7 @@ from tinysnn_dse.core.params import QuantSpec
 from tinysnn_dse.errors import ConfigError
 from tinysnn_dse.records import DesignPoint, Memory, Outcome, PhaseEnergy, Record
 from tinysnn_dse.runner.evaluation import Evaluation
+from tinysnn_dse.runner.record import environment_of, measured_fields
 from tinysnn_dse.runner.settings import (
     EVAL_SEED_OFFSET,
     RANGE_SAMPLES,
@@ -224,9 +224,10 @@ def evaluate(
     preds, silent = [], 0
     # a fully fixed-point design infers in integers (core/diet_integer.py), as its C does
     design = None
-    if capture is not None and (formats is None or diet_integer.why_not(model.net, formats)):
-        raise ConfigError("only a fully fixed-point design of the diet family is captured")
-    if formats is not None and diet_integer.why_not(model.net, formats) is None:
+    why = "it has FP32 parts" if formats is None else diet_integer.why_not(model.net, formats)
+    if capture is not None and why is not None:
+        raise ConfigError(f"only a fully fixed-point design of the diet family is captured: {why}")
+    if formats is not None and why is None:
         design = diet_integer.design_of(net, formats)
         ukey = int(torch.randint(0, 2**62, (1,), generator=gen, device=gen.device))
         keys = torch.from_numpy(integer.image_keys(ukey, int(x.shape[0])))
@@ -321,15 +322,7 @@ def _training_energy(model: diet.DietModel, trained: Trained) -> Any:
 
 
 def _phase(est: Any, measured: dict[str, Any], samples: int) -> PhaseEnergy:
-    return PhaseEnergy.from_dict({
-        "samples": samples,
-        "measured_j": measured["energy_j"],
-        "measured_j_per_sample": measured["energy_j"] / samples if samples else float("nan"),
-        "measured_method": measured["method"],
-        "measured_power_w": measured["power_w"],
-        "measured_seconds": measured["seconds"],
-        **est.to_dict(),
-    })  # fmt: skip
+    return PhaseEnergy.from_dict({**measured_fields(measured, samples), **est.to_dict()})
 
 
 def _record(
@@ -408,11 +401,5 @@ def _record(
                 "data_source": trained.data_source,
             },  # fmt: skip
         },
-        environment={
-            "tinysnn": __version__,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "device": str(device),
-            "threads": torch.get_num_threads(),
-        },
+        environment=environment_of(device),
     )

@@ -68,14 +68,19 @@ def record_of(t: Tested) -> Record:
                 "data_source": t.trained.data_source,
             },
         },
-        environment={
-            "tinysnn": __version__,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "device": str(device),
-            "threads": torch.get_num_threads(),
-        },
+        environment=environment_of(device),
     )
+
+
+def environment_of(device: torch.device) -> dict[str, Any]:
+    """The environment a record was measured in (every family's records)."""
+    return {
+        "tinysnn": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def outcome_of(t: Tested) -> Outcome:
@@ -207,7 +212,12 @@ def energy_fields(
         leak=model.exc.leak,
         floor=model.exc.vmem_floor_mv > 0,
     )
-    n = counts.samples
+    return {**measured_fields(measured, counts.samples), **est.to_dict()}
+
+
+def measured_fields(measured: dict[str, Any], n: int) -> dict[str, Any]:
+    """A phase's measured energy (``meter.Measurement`` as a dict) over ``n`` samples, as
+    a record's fields (every family's records)."""
     out = {
         "measured_j": measured["energy_j"],
         "measured_j_per_sample": measured["energy_j"] / n if n else math.nan,
@@ -218,7 +228,6 @@ def energy_fields(
     }
     if measured.get("shared_by", 1) > 1:  # one point's even share of a batched training
         out["measured_shared_by"] = measured["shared_by"]
-    out.update(est.to_dict())
     return out
 
 
