@@ -22,7 +22,7 @@ from tinysnn_dse.core.readout import PROPORTION_BITS, Assignment, class_weights
 from tinysnn_dse.core.sim import Net
 from tinysnn_dse.export import c_step
 
-SOURCES = ("tinysnn.c", "tinysnn.h", "main.c", "tsnn_common.h")
+SOURCES = ("tinysnn.c", "tinysnn.h", "main.c", "tsnn_common.h", "tsnn_io.h")
 READOUT_CODES = {"all": 0, "proportion": 1, "soft-vote": 2}
 STORAGE_CODES = {"dense": 0, "bitmap": 1, "csr": 2}
 

@@ -20,7 +20,7 @@ from tinysnn_dse.core.modes import RoundMode
 from tinysnn_dse.export import c_step
 from tinysnn_dse.export.c import CArray, pack_bits, twos
 
-SOURCES = ("diet.c", "diet.h", "diet_main.c", "tsnn_common.h")
+SOURCES = ("diet.c", "diet.h", "diet_main.c", "tsnn_common.h", "tsnn_io.h")
 PIXEL_MAGIC = b"TSNNPIX1"
 
 

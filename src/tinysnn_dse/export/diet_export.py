@@ -144,7 +144,8 @@ images: the C reproduces it bit for bit.
   the rounding's offsets, the membrane's range, the leak (`lam`, 16 fractional bits),
   threshold (`th`) and spike threshold on the membrane grid (`thr`);
 - `c/diet.c`, `c/diet.h`: `tsnn_diet_infer(pixels, key, out, spikes)`; `c/diet_main.c`:
-  the file reader; `c/tsnn_common.h`: the hash, floor division and bit reader;
+  the file reader (with `c/tsnn_io.h`); `c/tsnn_common.h`: the hash, floor division and
+  bit reader;
 - `test_pixels.bin`: `TSNNPIX1`, then uint32 version (1), images and inputs, then per
   image uint32 label, uint64 key (of the counter-based uniforms) and the pixel codes
   0..255 (one byte each), little-endian;

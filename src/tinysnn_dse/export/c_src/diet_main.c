@@ -10,27 +10,10 @@
 
 #include "diet.h"
 #include "model.h"
+#include "tsnn_io.h"
 
 static uint8_t pixels[TSNN_N_IN];
 static int64_t out[TSNN_N_OUT];
-
-static int read_u(FILE *f, unsigned bytes, uint64_t *x)
-{
-    unsigned char b[8];
-    unsigned i;
-    *x = 0;
-    if (fread(b, 1, bytes, f) != bytes)
-        return 0;
-    for (i = 0; i < bytes; i++)
-        *x |= (uint64_t)b[i] << (8u * i);
-    return 1;
-}
-
-static int fail(const char *path, const char *what)
-{
-    fprintf(stderr, "error: %s: %s\n", path, what);
-    return 1;
-}
 
 int main(int argc, char **argv)
 {

@@ -12,29 +12,12 @@
 #include <string.h>
 
 #include "model.h"
+#include "tsnn_io.h"
 #include "tinysnn.h"
 
 static uint16_t step_spikes[TSNN_STEPS];
 static uint16_t inputs[(uint32_t)TSNN_STEPS * TSNN_N_IN];
 static int32_t counts[TSNN_N];
-
-static int read_u(FILE *f, unsigned bytes, uint64_t *out)
-{
-    unsigned char b[8];
-    unsigned i;
-    *out = 0;
-    if (fread(b, 1, bytes, f) != bytes)
-        return 0;
-    for (i = 0; i < bytes; i++)
-        *out |= (uint64_t)b[i] << (8u * i);
-    return 1;
-}
-
-static int fail(const char *path, const char *what)
-{
-    fprintf(stderr, "error: %s: %s\n", path, what);
-    return 1;
-}
 
 int main(int argc, char **argv)
 {
