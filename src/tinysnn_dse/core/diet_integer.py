@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tinysnn_dse.core import diet, integer, kernels
+from tinysnn_dse.core import diet, integer, kernels, step
 from tinysnn_dse.core.modes import RoundMode
 from tinysnn_dse.core.quant import FixedPoint
 
@@ -221,10 +221,11 @@ def run(d: IntDiet, p: Tensor, keys: Tensor | None = None) -> tuple[list[Tensor]
             else:
                 assert x is not None
                 cur = matmul(x, k)
-            if k < d.depth:  # LAM * U * 2**(F - fv - L) + cur * 2**(F - fi) - S * TH * 2**(F - ft)
-                a = u[k] * (layer.lam << (big - fv - diet.LEAK_BITS))
-                a.add_(cur, alpha=1 << (big - layer.fi))
-                a.sub_(s[k].to(torch.int64), alpha=layer.th << (big - layer.ft))
+            if k < d.depth:  # the leak statement (core/step.py) with rest 0 and the input
+                # as its base: LAM * U * 2**(F - fv - L) + cur * 2**(F - fi) - S * TH * 2**(F - ft)
+                base = cur * (1 << (big - layer.fi))
+                base.sub_(s[k].to(torch.int64), alpha=layer.th << (big - layer.ft))
+                a = step.leak(u[k], 0, layer.lam << (big - fv - diet.LEAK_BITS), base)
             else:
                 a = u[k] << (big - fv)
                 a.add_(cur, alpha=1 << (big - layer.fi))

@@ -9,6 +9,8 @@
  * threshold codes:
  *
  *   A  = LAM * U * 2**SH_LEAK + (sum_i X_i W_ij) * 2**SH_IN - S * TH * 2**SH_TH
+ *        (TSNN_LEAK, the leak statement of core/step.py, with rest 0 and the input as
+ *        its base)
  *   U' = clamp(round_K(A), V_LO, V_HI)           the design's one rounding
  *   S' = [U' >= THR]                             reset by subtraction at the next step
  *
@@ -109,9 +111,9 @@ int tsnn_diet_infer(const uint8_t *pixels, uint64_t key, int64_t *out, int32_t *
                 current(L, s[l - 1], cur);
             for (j = 0; j < L->n; j++) {
                 int64_t a = c[j] * P2(L->sh_in);
-                if (l < TSNN_DEPTH)
-                    a += L->lam * u[l][j] * P2(L->sh_leak) -
-                         (int64_t)s[l][j] * L->th * P2(L->sh_th);
+                if (l < TSNN_DEPTH) /* the leak statement, rest 0, the input as its base */
+                    a = TSNN_LEAK(u[l][j], 0, L->lam * P2(L->sh_leak),
+                                  a - (int64_t)s[l][j] * L->th * P2(L->sh_th));
                 else
                     a += u[l][j] * P2(L->sh_v);
                 u[l][j] = round_k(L, a, key, t, l, j);
