@@ -169,3 +169,25 @@ def test_norse_runs_the_graph_as_written(capsys, tmp_path: Path, mnist_diet: Pat
                      (out / "expected.txt").read_text().splitlines()])  # fmt: skip
     got = nir_check.diet_outputs(g, pixels, k).argmax(dim=1).numpy()
     assert float((got == want).mean()) >= 0.97
+
+
+@pytest.mark.skipif(CC is None, reason="no C compiler (cc)")
+def test_the_c_reader_refuses_a_bad_pixel_file_in_one_line(capsys, tmp_path: Path,
+                                                            digits_deep: Path) -> None:  # fmt: skip
+    out = tmp_path / "r"
+    code, _, err = cli(capsys, "export", str(digits_deep), "--out", str(out), "--weight-bits",
+                       "8", "--vmem-bits", "16", "--vth-bits", "16",
+                       "--test-samples", "5")  # fmt: skip
+    assert code == 0, err
+    compile_and_run(out)
+    exe = out / "c" / "tinysnn"
+    good = (out / "test_pixels.bin").read_bytes()
+    for name, data, needle in (
+        ("magic.bin", b"NOTPIXEL" + good[8:], "not a tinysnn pixel file"),
+        ("short.bin", good[:-10], "truncated image"),
+        ("head.bin", good[:14], "truncated header"),
+    ):
+        (tmp_path / name).write_bytes(data)
+        res = subprocess.run([str(exe), str(tmp_path / name)], capture_output=True, text=True)
+        assert res.returncode == 1 and needle in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
