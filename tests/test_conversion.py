@@ -93,3 +93,22 @@ def test_bad_conversion_parameters_are_one_line(params: dict, needle: str) -> No
     with pytest.raises(ConfigError, match=needle) as e:
         diet.model_for(64, 8, 10, None, params)
     assert "\n" not in str(e.value)
+
+
+def test_a_damaged_shared_ann_is_moved_aside_and_made_again(tmp_path: Path) -> None:
+    sp = parse_space({"study": "t", "designs": [{"model": "diet", "neurons": 4}]}, "t.yaml")
+    notes: list[str] = []
+    tr = Trainings(sp, SETTINGS, tmp_path, on_note=notes.append)
+    calls = []
+
+    def make() -> dict[str, torch.Tensor]:
+        calls.append(1)
+        return {"w0": torch.ones(2, 2)}
+
+    assert torch.equal(tr.tensors("k", make)["w0"], torch.ones(2, 2))
+    assert torch.equal(tr.tensors("k", make)["w0"], torch.ones(2, 2)) and len(calls) == 1
+    (f,) = tmp_path.joinpath("trainings").glob("*.tensors.pt")
+    f.write_bytes(b"not a torch file")
+    assert torch.equal(tr.tensors("k", make)["w0"], torch.ones(2, 2)) and len(calls) == 2
+    assert len(notes) == 1 and "moved it aside" in notes[0]
+    assert len(list(tmp_path.joinpath("trainings").glob("*.tensors.pt.corrupt-*"))) == 1

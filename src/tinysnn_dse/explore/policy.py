@@ -117,7 +117,7 @@ class Trainings:
         """Tensors a family makes on the way and points share (a converted model's ANN),
         ``<artifacts>/trainings/<hash>.tensors.pt``: made once under its file lock by the
         first process that needs them, loaded (tensors only) by the others; a file that
-        no longer loads is made again."""
+        no longer loads is moved aside (as a training that no longer loads) and made again."""
         cache = self.training_file(key).with_suffix(".tensors.pt")
         with file_lock(cache.with_suffix(".lock")):
             if cache.is_file():
@@ -125,8 +125,12 @@ class Trainings:
                     got = torch.load(cache, map_location="cpu", weights_only=True)
                     if isinstance(got, dict):
                         return got  # type: ignore[no-any-return]
-                except Exception:  # a damaged file: made again below
-                    pass
+                    why = "not a mapping of tensors"
+                except Exception as e:  # torch raises many types for a damaged file
+                    why = (
+                        str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+                    )
+                self._move_aside(cache, f"{cache}: not readable shared tensors ({why})")
             made = make()
             buf = io.BytesIO()
             torch.save(made, buf)
@@ -220,14 +224,19 @@ class Trainings:
         try:
             return runner.load_checkpoint(cache, self.settings.device)
         except CheckpointError as e:
-            stamp = time.strftime("%Y%m%dT%H%M%S")
-            aside = cache.with_name(f"{cache.name}.corrupt-{stamp}")
-            n = 1
-            while aside.exists():
-                n += 1
-                aside = cache.with_name(f"{cache.name}.corrupt-{stamp}-{n}")
-            with runner.write_guard(f"the training cache {cache}"):
-                os.replace(cache, aside)
-            if self.on_note is not None:
-                self.on_note(f"{e}; moved it aside to {aside.name} and training it again")
+            self._move_aside(cache, str(e))
             return None
+
+    def _move_aside(self, cache: Path, why: str) -> None:
+        """Rename a cached file that no longer loads to ``<name>.corrupt-<time>`` (kept for
+        a look) and say so, so that the caller makes it again."""
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        aside = cache.with_name(f"{cache.name}.corrupt-{stamp}")
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = cache.with_name(f"{cache.name}.corrupt-{stamp}-{n}")
+        with runner.write_guard(f"the training cache {cache}"):
+            os.replace(cache, aside)
+        if self.on_note is not None:
+            self.on_note(f"{why}; moved it aside to {aside.name} and making it again")
