@@ -15,6 +15,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	# the NIR consumer of the export tests (optional; no deps: norse asks for torchvision)
 	$(PY) -m pip install -q --no-deps "norse==1.1.0" "nirtorch==2.6"
+	# the attack library of the robustness evaluation (no deps: it pins requests ~= 2.25
+	# and asks for torchvision, neither of which it imports for FGSM and PGD)
+	$(PY) -m pip install -q --no-deps "torchattacks==3.5.1"
 	touch $@
 
 install: $(VENV)/.installed

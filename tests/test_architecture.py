@@ -47,6 +47,7 @@ ALLOWED: dict[str, set[str]] = {
         T + "records",
         T + "files",
         "tinysnn_dse",
+        "torchattacks",  # runner/robustness.py alone (optional; a one-line error without it)
     },  # fmt: skip
     "bench": {"numpy", "torch", T + "core", T + "data", T + "runner", T + "errors", "tinysnn_dse"},
     "explore": {

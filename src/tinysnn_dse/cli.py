@@ -233,6 +233,13 @@ def render_record(record: Record) -> None:
         ("formats", ", ".join(f"{k} {v}" for k, v in record.formats.items())),
         ("backends", ", ".join(f"{k} {v}" for k, v in record.backend.items())),
     ]
+    if o.robustness:  # adversarial accuracy (runner.robustness)
+        n = record.config.get("robustness", {}).get("samples", "")
+        rows.append((
+            "adversarial",
+            f"on the first {n} test images ({o.robust_seconds:.1f} s): "
+            + ", ".join(f"{k} {v * 100:.1f} %" for k, v in o.robustness.items()),
+        ))  # fmt: skip
     for k, v in rows:
         t.add_row(f"[bold]{k}", v)
     Console().print(t)
@@ -379,11 +386,37 @@ def evaluate(
     vth_int_bits: VthIntBits = None,
     test_samples: Annotated[int | None, typer.Option(help="Default: as trained.")] = None,
     readout: Readout = None,
+    attack: Annotated[
+        list[str] | None,
+        typer.Option("--attack", help="Also attack the model: fgsm or pgd (repeatable)."),
+    ] = None,
+    epsilon: Annotated[
+        list[float] | None,
+        typer.Option("--epsilon", help="Attack radius, infinity norm (repeatable; 0.1 0.2 0.3)."),
+    ] = None,
+    threat: Annotated[
+        list[str] | None,
+        typer.Option("--threat", help="white (own gradients) or transfer (from an ANN)."),
+    ] = None,
+    robust_samples: Annotated[
+        int, typer.Option(help="With --attack: test images attacked (the first ones).")
+    ] = 1000,
     device: Device = "cpu",
     data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
 ) -> None:
-    """Re-test a saved model, optionally under a PTQ setting, without retraining."""
+    """Re-test a saved model, optionally under a PTQ setting, without retraining; with
+    --attack, also its accuracy under FGSM / PGD (docs/model.md, "Robustness")."""
+    from tinysnn_dse.runner.robustness import Robustness
+
+    robust = None
+    if attack or epsilon or threat:
+        robust = Robustness.from_mapping(
+            {"attacks": list(attack or ("fgsm", "pgd")),
+             "epsilons": list(epsilon or (0.1, 0.2, 0.3)),
+             "threats": list(threat or ("white", "transfer")), "samples": robust_samples},
+            "--attack/--epsilon/--threat",
+        )  # fmt: skip
     q = QuantOptions(
         scheme=scheme, rounding=rounding, weight_bits=weight_bits, vmem_bits=vmem_bits,
         vth_bits=vth_bits, weight_int_bits=weight_int_bits, vmem_int_bits=vmem_int_bits,
@@ -393,7 +426,7 @@ def evaluate(
     with progress_bar(True) as cb:
         record = evaluate_checkpoint(
             trained, quant, data_dir=str(data_dir) if data_dir else None,
-            test_samples=test_samples, device=device, progress=cb,
+            test_samples=test_samples, device=device, progress=cb, robustness=robust,
         ).record  # fmt: skip
     if as_json:
         typer.echo(json.dumps(record.to_dict(), indent=2, sort_keys=True))
@@ -607,6 +640,23 @@ MaxLatency = Annotated[
     float | None,
     typer.Option("--max-latency-ms", help="Maximum mean presentation time per test image (ms)."),
 ]
+MinRobust = Annotated[
+    float | None,
+    typer.Option(
+        "--min-robust-accuracy",
+        help="Minimum adversarial accuracy (fraction) at --robust-key; a point that did not "
+        "measure it is not admissible.",
+    ),
+]
+RobustKey = Annotated[
+    str | None,
+    typer.Option(
+        "--robust-key",
+        help="The adversarial accuracy THREAT-ATTACK-EPSILON (e.g. transfer-pgd-0.1, the "
+        "default of --min-robust-accuracy) that constraints read; given, the Pareto set "
+        "also maximizes it.",
+    ),
+]
 EnergyPhase = Annotated[
     str, typer.Option("--energy-phase", help="Phase --max-energy-mj limits: infer or train.")
 ]
@@ -725,12 +775,15 @@ def constraints(
     energy_phase: str,
     energy_source: str,
     max_latency_ms: float | None = None,
+    min_robust_accuracy: float | None = None,
+    robust_key: str | None = None,
 ) -> Any:
     from tinysnn_dse.report.select import Constraints
 
     return Constraints(
-        min_accuracy, max_memory_kb, max_energy_mj, energy_phase, energy_source, max_latency_ms
-    ).validate()
+        min_accuracy, max_memory_kb, max_energy_mj, energy_phase, energy_source, max_latency_ms,
+        min_robust_accuracy, robust_key,
+    ).validate()  # fmt: skip
 
 
 @app.command()
@@ -933,6 +986,8 @@ def select(
     max_memory_kb: MaxMem = None,
     max_energy_mj: MaxEnergy = None,
     max_latency_ms: MaxLatency = None,
+    min_robust_accuracy: MinRobust = None,
+    robust_key: RobustKey = None,
     energy_phase: EnergyPhase = "infer",
     energy_source: EnergySource = "modelled",
     memory_reference: MemRef = "same-topology",
@@ -961,8 +1016,9 @@ def select(
     if top < 1:
         raise ConfigError(f"--top must be at least 1, got {top}")
     cons = constraints(
-        min_accuracy, max_memory_kb, max_energy_mj, energy_phase, energy_source, max_latency_ms
-    )
+        min_accuracy, max_memory_kb, max_energy_mj, energy_phase, energy_source, max_latency_ms,
+        min_robust_accuracy, robust_key,
+    )  # fmt: skip
     name, records = load_records(storage, study)
     rows = rank(records, mu, cons, memory_reference)
     if export is not None:
@@ -979,10 +1035,14 @@ def select(
         f"study [bold]{name}[/]: {len(records)} completed, {len(rows)} meet the constraints; "
         f"R = A - {mu:g} * M, {reference_text(memory_reference)}"
     )
-    _rows_table(rows[:top], f"top {min(top, len(rows))} by reward", mark_first=True)
+    _rows_table(rows[:top], f"top {min(top, len(rows))} by reward", mark_first=True,
+                robust_key=cons.robust)  # fmt: skip
     all_rows = [row(r, mu, memory_reference) for r in records]
-    front = pareto(all_rows, f"{energy_phase}_energy_{energy_source}_uj_per_sample")
-    _rows_table(front, f"Pareto set: accuracy, memory, {energy_source} {energy_phase} energy")
+    front = pareto(all_rows, f"{energy_phase}_energy_{energy_source}_uj_per_sample",
+                   cons.robust_key)  # fmt: skip
+    robust = f", {cons.robust_key} accuracy" if cons.robust_key else ""
+    _rows_table(front, f"Pareto set: accuracy, memory, {energy_source} {energy_phase} energy"
+                f"{robust}", robust_key=cons.robust)  # fmt: skip
     if not rows:
         err.print("no design point meets the constraints")
         raise typer.Exit(1)
@@ -990,15 +1050,24 @@ def select(
         console_out().print(f"exported {rows[0]['design_key']} to {export}")
 
 
-def _rows_table(rows: list[dict[str, Any]], title: str, mark_first: bool = False) -> None:
+def _rows_table(
+    rows: list[dict[str, Any]], title: str, mark_first: bool = False, robust_key: str = ""
+) -> None:
+    """The rows as a table; with a column of the ``robust_key`` adversarial accuracy
+    where any row measured it."""
+    from tinysnn_dse.report.select import robust_accuracy
+
+    adv = bool(robust_key) and any(not math.isnan(robust_accuracy(r, robust_key)) for r in rows)
     t = Table(
-        "trial", "design point", "acc %", "KiB", "M", "reward", "train mJ (model)",
-        "infer uJ/img (model)", title=title,
+        "trial", "design point", "acc %", *([f"{robust_key} %"] if adv else []), "KiB", "M",
+        "reward", "train mJ (model)", "infer uJ/img (model)", title=title,
     )  # fmt: skip
     for i, r in enumerate(rows):
         style = "bold green" if mark_first and i == 0 else None
+        ra = robust_accuracy(r, robust_key) if adv else math.nan
         t.add_row(
             str(r["trial"]), r["design_key"], f"{r['accuracy'] * 100:.2f}",
+            *([f"{ra * 100:.2f}" if not math.isnan(ra) else ""] if adv else []),
             f"{r['memory_kb']:,.1f}", f"{r['normalized_memory']:.4f}", f"{r['reward']:.4f}",
             f"{r['train_energy_modelled_mj']:.3g}",
             f"{r['infer_energy_modelled_uj_per_sample']:.3g}", style=style,
@@ -1040,6 +1109,8 @@ def report(
     max_memory_kb: MaxMem = None,
     max_energy_mj: MaxEnergy = None,
     max_latency_ms: MaxLatency = None,
+    min_robust_accuracy: MinRobust = None,
+    robust_key: RobustKey = None,
     energy_phase: EnergyPhase = "infer",
     energy_source: EnergySource = "modelled",
     memory_reference: MemRef = "same-topology",
@@ -1060,8 +1131,9 @@ def report(
     from tinysnn_dse.report import build
 
     cons = constraints(
-        min_accuracy, max_memory_kb, max_energy_mj, energy_phase, energy_source, max_latency_ms
-    )
+        min_accuracy, max_memory_kb, max_energy_mj, energy_phase, energy_source, max_latency_ms,
+        min_robust_accuracy, robust_key,
+    )  # fmt: skip
     name, records = load_records(storage, study)
     ref = _hv_reference(hv_reference, records)
     hv = (ref, hypervolume_history(storage, name, ref)) if records else None

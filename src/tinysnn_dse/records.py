@@ -14,8 +14,10 @@ back, and reads the flat records written before ``schema_version`` existed (tiny
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
@@ -29,6 +31,35 @@ PHASES = ("train", "infer")
 #: NeuroBench defines them (neurobench.readthedocs.io, "Metrics")
 NEUROBENCH = ("footprint_bytes", "connection_sparsity", "activation_sparsity",
               "effective_macs", "effective_acs", "dense_ops")  # fmt: skip
+
+#: the adversarial attacks and threat models an outcome's robustness names
+#: (runner.robustness): ``THREAT-ATTACK-EPSILON`` keys such as ``transfer-pgd-0.1``
+ATTACKS = ("fgsm", "pgd")
+THREATS = ("white", "transfer")
+
+
+def robust_key(threat: str, attack: str, eps: float) -> str:
+    """The name of one adversarial accuracy in an outcome: ``transfer-pgd-0.1``."""
+    return f"{threat}-{attack}-{eps:g}"
+
+
+def check_robust_key(key: str) -> str:
+    """``key`` as an outcome names it (``transfer-pgd-0.10`` -> ``transfer-pgd-0.1``) if it
+    names an adversarial accuracy, else a one-line ConfigError."""
+    from tinysnn_dse.errors import ConfigError
+
+    parts = key.split("-")
+    eps = math.nan
+    if len(parts) == 3 and parts[0] in THREATS and parts[1] in ATTACKS:
+        with contextlib.suppress(ValueError):
+            eps = float(parts[2])
+    if not 0 <= eps <= 1:
+        raise ConfigError(
+            f"robust key {key!r}: expected THREAT-ATTACK-EPSILON with THREAT one of "
+            f"{', '.join(THREATS)}, ATTACK one of {', '.join(ATTACKS)} and EPSILON in [0, 1], "
+            "e.g. transfer-pgd-0.1"
+        )
+    return robust_key(parts[0], parts[1], eps)
 
 
 class RecordError(TinySNNError):
@@ -220,6 +251,11 @@ class Outcome:
     #: connection_sparsity, activation_sparsity, effective_macs, effective_acs, dense_ops;
     #: per image), where the family counts them
     neurobench: Mapping[str, float] = field(default_factory=dict)
+    #: adversarial accuracy on the first images of the evaluation set (runner.robustness):
+    #: ``clean`` and one ``THREAT-ATTACK-EPSILON`` entry (``transfer-pgd-0.1``) per set,
+    #: where the run measured it; and the seconds that took
+    robustness: Mapping[str, float] = field(default_factory=dict)
+    robust_seconds: float = 0.0
 
 
 @dataclass(frozen=True)

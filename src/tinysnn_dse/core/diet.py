@@ -303,12 +303,16 @@ def init_net(
 
 
 def encode(x: Tensor, cfg: DietConfig, t: int, generator: torch.Generator | None) -> Tensor:
-    """The first layer's input at step ``t`` of images ``x`` [B, n_in] in [0, 1]."""
+    """The first layer's input at step ``t`` of images ``x`` [B, n_in] in [0, 1]: the
+    pixels (direct) or Bernoulli spikes of probability x (Poisson)."""
     if cfg.encoding == Encoding.DIRECT:
         return x
     if generator is None:
         raise ValueError("Poisson encoding needs an explicit torch.Generator")
-    return (torch.rand(x.shape, generator=generator, device=x.device) < x).to(x.dtype)
+    s = (torch.rand(x.shape, generator=generator, device=x.device) < x).to(x.dtype)
+    # an input that asks for its gradient (an attack) gets it straight through the
+    # encoder, d spikes / d x = 1 (Sharmin et al. 2020); training's pixels do not ask
+    return s + (x - x.detach()) if x.requires_grad else s
 
 
 def forward(

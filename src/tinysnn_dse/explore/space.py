@@ -33,13 +33,14 @@ from tinysnn_dse.data import DATASETS
 from tinysnn_dse.errors import ConfigError
 from tinysnn_dse.records import DesignPoint
 from tinysnn_dse.runner import MAX_SEED, family_of
+from tinysnn_dse.runner.robustness import Robustness
 
 SAMPLERS = ("grid", "tpe", "nsga2")
 #: the most design points one space may hold (the shipped ones hold at most 580)
 MAX_POINTS = 20_000
 TOP_KEYS = (
     "study", "description", "data", "sampler", "n_trials", "seed", "itq_batch", "params",
-    "designs",
+    "robustness", "designs",
 )  # fmt: skip
 DATA_KEYS = ("dataset", "train_samples", "test_samples", "assign_samples", "epochs", "seed")
 #: a design block's keys: the axes (tinysnn_dse.axes), their shorthands, and params
@@ -86,6 +87,8 @@ class SearchSpace:
     points: tuple[DesignPoint, ...] = field(default_factory=tuple)
     description: str = ""
     itq_batch: int = 1  # ITQ points of one tinySNN-rule network trained together, at most
+    #: adversarial accuracy of every point after its test (runner.robustness), or None
+    robustness: Robustness | None = None
 
     def itq_group(self, p: DesignPoint) -> tuple[DesignPoint, ...]:
         """The ITQ points trained together with ``p`` (``p`` alone if it is not batched):
@@ -352,6 +355,9 @@ def parse_space(raw: Any, source: str) -> SearchSpace:
             p = canonical(p)
             points.setdefault(p.key, p)
     itq_batch = _int(ctx, "itq_batch", raw.get("itq_batch", 1)) or 1
+    robust = None
+    if raw.get("robustness") is not None:
+        robust = Robustness.from_mapping(raw["robustness"], f"{source}: robustness")
     # FP32 first (they train the networks PTQ reuses), then ITQ, then PTQ.
     order = sorted(points.values(), key=lambda p: 0 if p.is_fp32 else 1 if p.scheme == "itq" else 2)
     # Batched ITQ groups interleaved (first member of every group, then the second ...), so
@@ -372,4 +378,5 @@ def parse_space(raw: Any, source: str) -> SearchSpace:
         points=tuple(order),
         description=str(raw.get("description", "")),
         itq_batch=itq_batch,
+        robustness=robust,
     )

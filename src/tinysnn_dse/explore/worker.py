@@ -111,6 +111,10 @@ class Worker:
             split, _n = self.trainings.split()
             trained = replace(trained, data_source=self.trainings.data_source)
             ev = runner.evaluate(trained, quant, split)
+            if self.cfg.space.robustness is not None:  # adversarial accuracy (the space's)
+                rec = runner.robust_record(trained, quant, ev, split, self.cfg.space.robustness,
+                                           self.trainings.tensors)  # fmt: skip
+                ev = ev._replace(record=rec)
             art = self._upload(trial, trained, ev)
             record = ev.record.with_study(
                 p,

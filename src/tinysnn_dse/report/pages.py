@@ -50,6 +50,8 @@ class Summary:
     selection_rows: list[list[str]]
     constraints: str
     methods: list[str]
+    #: the adversarial accuracy the Pareto set also maximizes (``--robust-key``), or None
+    robust_key: str | None = None
 
     @property
     def selected_index(self) -> int | None:
@@ -83,10 +85,13 @@ def summarize(
         reference=reference,
         rows=rows,
         selected=ranked[0] if ranked else None,
-        front=pareto(rows, "infer_energy_modelled_uj_per_sample"),
+        front=pareto(
+            rows, "infer_energy_modelled_uj_per_sample", (constraints or Constraints()).robust_key
+        ),  # fmt: skip
         selection_rows=sel_rows,
         constraints=constraints_text(constraints or Constraints()),
         methods=sorted({str(r["infer_energy_measured_method"]) for r in rows}),
+        robust_key=(constraints or Constraints()).robust_key,
     )
 
 
@@ -99,6 +104,8 @@ def constraints_text(cons: Constraints) -> str:
                 ("min accuracy", cons.min_accuracy),
                 ("max memory KiB", cons.max_memory_kb),
                 (f"max {cons.energy_phase} energy ({cons.energy_source}) mJ", cons.max_energy_mj),
+                ("max latency ms", cons.max_latency_ms),
+                (f"min {cons.robust} accuracy", cons.min_robust_accuracy),
             )
             if v is not None
         )
@@ -132,10 +139,12 @@ def markdown(s: Summary, figs: list[Path], hypervolume: Hypervolume | None) -> s
         "",
         md_table(SELECTION_HEADERS, s.selection_rows),
         "",
-        "## Pareto set (accuracy up, memory down, modelled inference energy down)",
+        "## Pareto set (accuracy up, memory down, modelled inference energy down"
+        + (f", {s.robust_key} accuracy up)" if s.robust_key else ")"),
         "",
         md_table(HEADERS, table_rows(s.front)),
         "",
+        *robustness_section(s.rows),
         *hypervolume_section(hypervolume),
         "## All design points",
         "",
@@ -146,6 +155,41 @@ def markdown(s: Summary, figs: list[Path], hypervolume: Hypervolume | None) -> s
     ]
     md += [f"![{p.stem}]({p.name})\n" for p in figs]
     return "\n".join(md) + "\n"
+
+
+def robustness_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows) of the adversarial accuracies the rows measured (%): one column per
+    ``THREAT-ATTACK-EPSILON`` any of them has, ``clean`` on the same images first."""
+    keys = sorted({k for r in rows for k in r.get("robustness") or {}} - {"clean"},
+                  key=lambda k: (k.split("-")[0] != "transfer", k))  # fmt: skip
+    have = [r for r in rows if r.get("robustness")]
+    if not have:
+        return [], []
+    out = [
+        [str(r["trial"]), r["design_key"],
+         *(f"{r['robustness'][k] * 100:.1f}" if k in r["robustness"] else ""
+           for k in ("clean", *keys))]
+        for r in have
+    ]  # fmt: skip
+    return ["trial", "design point", "clean", *keys], out
+
+
+def robustness_section(rows: list[dict[str, Any]]) -> list[str]:
+    """The Markdown lines of the adversarial accuracies (none where no row has them)."""
+    headers, body = robustness_table(rows)
+    if not body:
+        return []
+    return [
+        "## Adversarial accuracy (%)",
+        "",
+        "On the first test images (`clean`: the same images unattacked), each adversarial "
+        "image on the 8-bit pixel grid within epsilon (infinity norm); *white*: through the "
+        "design's own gradients (surrogate BPTT), *transfer*: crafted on the ANN "
+        "(runner/robustness.py).",
+        "",
+        md_table(headers, body),
+        "",
+    ]
 
 
 def hypervolume_section(hypervolume: Hypervolume | None) -> list[str]:
@@ -201,6 +245,11 @@ def html_page(s: Summary, figs: list[Path]) -> str:
         html_table(SELECTION_HEADERS, s.selection_rows),
         "<h2>Pareto set</h2>",
         html_table(HEADERS, table_rows(s.front)),
+        *(
+            ["<h2>Adversarial accuracy (%)</h2>", html_table(*robustness_table(s.rows))]
+            if robustness_table(s.rows)[1]
+            else []
+        ),  # fmt: skip
         "<h2>Figures</h2>",
         *[f'<figure><img src="{p.name}" alt="{p.stem}"></figure>' for p in figs],
         "<h2>All design points</h2><p>(selected model highlighted; also in "

@@ -15,11 +15,20 @@ from typing import Any, Literal
 
 from tinysnn_dse.axes import FAMILY_OF
 from tinysnn_dse.errors import ConfigError
-from tinysnn_dse.records import NEUROBENCH, PHASES, Record
+from tinysnn_dse.records import NEUROBENCH, PHASES, Record, check_robust_key
 
 MemoryReference = Literal["same-topology", "baseline-fp32"]
 MEMORY_REFERENCES = ("same-topology", "baseline-fp32")
 ENERGY_SOURCES = ("modelled", "measured")
+#: the adversarial accuracy a robustness constraint reads unless told: the transfer
+#: attack from the ANN, which every family's records hold (runner.robustness)
+DEFAULT_ROBUST_KEY = "transfer-pgd-0.1"
+
+
+def robust_accuracy(r: dict[str, Any], key: str) -> float:
+    """A row's adversarial accuracy at ``key`` (NaN where its record did not measure it)."""
+    v = (r.get("robustness") or {}).get(check_robust_key(key))
+    return math.nan if v is None else float(v)
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,18 @@ class Constraints:
     energy_phase: str = "infer"  # which phase max_energy_mj limits
     energy_source: str = "modelled"  # which energy figure
     max_latency_ms: float | None = None  # mean presentation time per test image
+    #: the least adversarial accuracy (a fraction) at ``robust_key``; a record that did
+    #: not measure that key is not admissible
+    min_robust_accuracy: float | None = None
+    #: which adversarial accuracy (``THREAT-ATTACK-EPSILON``) the constraint and, where
+    #: set, the Pareto set (a fourth objective) read; None: the constraint reads
+    #: :data:`DEFAULT_ROBUST_KEY` and the Pareto set has three objectives
+    robust_key: str | None = None
+
+    @property
+    def robust(self) -> str:
+        """The adversarial accuracy the constraint reads."""
+        return self.robust_key or DEFAULT_ROBUST_KEY
 
     def validate(self) -> Constraints:
         if self.energy_phase not in PHASES:
@@ -42,6 +63,11 @@ class Constraints:
             )
         if self.min_accuracy is not None and not 0 <= self.min_accuracy <= 1:
             raise ConfigError(f"min accuracy {self.min_accuracy} is not a fraction in [0, 1]")
+        r = self.min_robust_accuracy
+        if r is not None and not 0 <= r <= 1:
+            raise ConfigError(f"min robust accuracy {r} is not a fraction in [0, 1]")
+        if self.robust_key is not None:
+            check_robust_key(self.robust_key)
         for name in ("max_memory_kb", "max_energy_mj", "max_latency_ms"):
             v = getattr(self, name)
             if v is not None and not v > 0:
@@ -105,6 +131,8 @@ def row(rec: Record, mu: float, reference: str) -> dict[str, Any]:
         "family": FAMILY_OF.get(rec.design_point.model, ""),
         # NeuroBench's metrics, as NeuroBench defines them, where the record has them
         **{f"nb_{k}": rec.outcome.neurobench.get(k) for k in NEUROBENCH},
+        # adversarial accuracies ("clean", "transfer-pgd-0.1", ...) where it measured them
+        "robustness": dict(rec.outcome.robustness),
     }
     for phase in PHASES:
         for source in ENERGY_SOURCES:
@@ -129,6 +157,10 @@ def admissible(r: dict[str, Any], c: Constraints) -> bool:
         return False
     if c.max_latency_ms is not None and not (r["latency_ms"] or math.inf) <= c.max_latency_ms:
         return False
+    if c.min_robust_accuracy is not None:
+        a = robust_accuracy(r, c.robust)
+        if math.isnan(a) or a < c.min_robust_accuracy:
+            return False
     if c.max_energy_mj is not None:
         e = r[f"{c.energy_phase}_energy_{c.energy_source}_mj"]
         if math.isnan(e) or e > c.max_energy_mj:
@@ -150,22 +182,31 @@ def rank(
     return sorted((r for r in rows if admissible(r, c)), key=_order)
 
 
-def pareto(rows: list[dict[str, Any]], energy_key: str) -> list[dict[str, Any]]:
-    """Rows no other row dominates in (accuracy up, memory down, ``energy_key`` down).
+def pareto(
+    rows: list[dict[str, Any]], energy_key: str, robust_key: str | None = None
+) -> list[dict[str, Any]]:
+    """Rows no other row dominates in (accuracy up, memory down, ``energy_key`` down) and,
+    with ``robust_key``, that adversarial accuracy up.
 
-    A row without that energy (NaN) is compared on accuracy and memory alone.
+    A row without that energy (NaN) is compared on the others alone, as is one without
+    that adversarial accuracy (as the worst).
     """
 
-    def objs(r: dict[str, Any]) -> tuple[float, float, float]:
+    def objs(r: dict[str, Any]) -> tuple[float, ...]:
         e = r[energy_key]
-        return (-r["accuracy"], r["memory_bits"], math.inf if math.isnan(e) else e)
+        out = (-r["accuracy"], r["memory_bits"], math.inf if math.isnan(e) else e)
+        if robust_key is None:
+            return out
+        a = robust_accuracy(r, robust_key)
+        return (*out, math.inf if math.isnan(a) else -a)
 
     pts = [objs(r) for r in rows]
     front = []
     for i, r in enumerate(rows):
         a = pts[i]
         dominated = any(
-            all(b[k] <= a[k] for k in range(3)) and any(b[k] < a[k] for k in range(3))
+            all(x <= y for x, y in zip(b, a, strict=True))
+            and any(x < y for x, y in zip(b, a, strict=True))
             for j, b in enumerate(pts)
             if j != i
         )

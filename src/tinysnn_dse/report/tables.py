@@ -130,7 +130,9 @@ def html_table(headers: list[str], rows: list[list[str]], mark: int | None = Non
 
 def write_csv(path: Path, rows: list[dict[str, Any]], records: dict[str, Record]) -> None:
     with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
+        # one column per adversarial accuracy any row measured (runner.robustness)
+        adv = sorted({k for r in rows for k in r.get("robustness") or {}})
+        w = csv.DictWriter(fh, fieldnames=[*CSV_FIELDS, *(f"adv_{k}" for k in adv)])
         w.writeheader()
         for r in rows:
             dp = r["design_point"]
@@ -148,5 +150,6 @@ def write_csv(path: Path, rows: list[dict[str, Any]], records: dict[str, Record]
                     "train_seconds": rec.outcome.train_seconds,
                     "shared_training": rec.study.get("shared_training"),
                     "train_batch_points": rec.study.get("train_batch_points", 1),
+                    **{f"adv_{k}": v for k, v in (r.get("robustness") or {}).items()},
                 }
             )

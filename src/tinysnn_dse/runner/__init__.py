@@ -31,7 +31,7 @@ from tinysnn_dse.runner.checkpoints import (
     save_trained,
 )
 from tinysnn_dse.runner.evaluation import Deployed, Evaluation
-from tinysnn_dse.runner.family import FAMILIES, Family, evaluate, family_of, train
+from tinysnn_dse.runner.family import FAMILIES, Family, evaluate, family_of, robust_record, train
 from tinysnn_dse.runner.point import evaluate_checkpoint, train_and_evaluate
 from tinysnn_dse.runner.record import design_point_of, energy_fields
 from tinysnn_dse.runner.settings import (
@@ -85,6 +85,7 @@ __all__ = [
     "observed_quant",
     "prepare_out_dir",
     "resolve_device",
+    "robust_record",
     "save",
     "save_trained",
     "train",

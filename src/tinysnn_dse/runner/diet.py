@@ -201,22 +201,8 @@ def evaluate(
     x = split.eval_x
     gen = _generator(x.device, s.seed + EVAL_SEED_OFFSET)
     steps = None
-    formats = None
-    if not quant.is_fp32:
-        if quant.scheme == "itq":
-            tq = trained.quant
-            if trained.ranges is None or (tq.weight_bits, tq.vmem_bits, tq.vth_bits) != (
-                quant.weight_bits,
-                quant.vmem_bits,
-                quant.vth_bits,
-            ):
-                raise ConfigError(
-                    "an ITQ point of the diet family is tested at the formats it trained in"
-                )
-            ranges = trained.ranges
-        else:
-            ranges = observed_ranges(net, split, s.seed)
-        formats = _formats(quant, ranges)
+    formats = design_formats(trained, quant, split)
+    if formats is not None:
         net, steps = diet.deployed(net, formats, gen)
     bs = s.batch_size or 1000
     depth = len(model.net.hidden)
@@ -257,6 +243,64 @@ def evaluate(
                      asdict(m), "integer" if design is not None else "float32")  # fmt: skip
     tested = None if design is None else IntTested(design, formats, keys)  # type: ignore[arg-type]
     return Evaluation(record, None, pred, labels, None, integer=tested)
+
+
+def design_formats(trained: Trained, quant: QuantSpec, split: Split) -> diet.Formats | None:
+    """The formats a trained point is tested in at ``quant``: None (FP32), PTQ's from the
+    ranges the trained network reaches on the first :data:`RANGE_SAMPLES` training images,
+    or ITQ's (the formats it trained in)."""
+    if quant.is_fp32:
+        return None
+    if quant.scheme == "itq":
+        tq = trained.quant
+        if trained.ranges is None or (tq.weight_bits, tq.vmem_bits, tq.vth_bits) != (
+            quant.weight_bits,
+            quant.vmem_bits,
+            quant.vth_bits,
+        ):
+            raise ConfigError(
+                "an ITQ point of the diet family is tested at the formats it trained in"
+            )
+        return _formats(quant, trained.ranges)
+    net: diet.DietNet = trained.net  # type: ignore[assignment]
+    return _formats(quant, observed_ranges(net, split, trained.settings.seed))
+
+
+def predictor(
+    trained: Trained, quant: QuantSpec, split: Split
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``predict(images)``: the labels the design as tested (:func:`evaluate`, integers
+    where it runs in integers) gives images [S, n_in], from a fresh evaluation generator."""
+
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        sub = dataclasses.replace(split, eval_x=x, eval_y=split.eval_y[: x.shape[0]])
+        pred: torch.Tensor = evaluate(trained, quant, sub).test_counts  # type: ignore[assignment]
+        return pred
+
+    return predict
+
+
+def attackable(
+    trained: Trained, quant: QuantSpec, split: Split, generator: torch.Generator
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The design's differentiable forward pass for a white-box attack: its output
+    membrane (the logits) of images [S, n_in], by backpropagation through time through
+    the surrogate, straight through the Poisson encoder and, in a fixed-point design,
+    straight through every rounding (:func:`diet.forward`); Poisson spikes and stochastic
+    roundings from ``generator``."""
+    net: diet.DietNet = trained.net  # type: ignore[assignment]
+    formats = design_formats(trained, quant, split)
+    steps = None
+    if formats is not None:
+        fixed, steps = diet.deployed(net, formats, generator)
+    else:
+        fixed = diet.DietNet([w.detach() for w in net.w], [lam.detach() for lam in net.leak],
+                             [th.detach() for th in net.theta], net.cfg)  # fmt: skip
+
+    def logits(x: torch.Tensor) -> torch.Tensor:
+        return diet.forward(fixed, x, generator, steps)[0]
+
+    return logits
 
 
 def design_point_of(model: diet.DietModel, quant: QuantSpec) -> DesignPoint:

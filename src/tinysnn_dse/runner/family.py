@@ -12,6 +12,10 @@ A family provides:
   points share (a converted model's ANN);
 - ``evaluate``: the test of a trained point at a design point's quantization, with its
   record;
+- ``predictor``: the tested design's labels of new images (an attack's), on the datapath
+  it was tested on;
+- ``attackable``: its differentiable forward pass for a white-box attack, or None where
+  the family has no gradient (STDP);
 - ``payload`` / ``restore``: its network in a checkpoint (tensors and JSON only);
 - ``batchable``: whether ITQ points of one network may train together (a design batch);
 - ``stage_before``: the axes of the FP32 training a training starts from where it is a
@@ -26,19 +30,26 @@ gradient-trained family's are ``runner.diet`` over ``core.diet``.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import torch
 
 from tinysnn_dse.axes import FAMILY_OF
 from tinysnn_dse.core import diet as diet_core
+from tinysnn_dse.core import readout
 from tinysnn_dse.core.params import QuantSpec, apply_overrides, preset
 from tinysnn_dse.core.sim import Net
 from tinysnn_dse.errors import ConfigError
 from tinysnn_dse.runner import diet as diet_runner
 from tinysnn_dse.runner import evaluation, training
-from tinysnn_dse.runner.settings import Progress, RunSettings, Split, no_progress
+from tinysnn_dse.runner.settings import (
+    EVAL_SEED_OFFSET,
+    Progress,
+    RunSettings,
+    Split,
+    no_progress,
+)
 from tinysnn_dse.runner.training import Trained
 
 
@@ -59,6 +70,13 @@ class Family(Protocol):
     def evaluate(self, trained: Trained, quant: QuantSpec, split: Split,
                  progress: Progress = no_progress,
                  capture: Any = None) -> evaluation.Evaluation: ...  # fmt: skip
+
+    def predictor(self, trained: Trained, quant: QuantSpec, ev: evaluation.Evaluation,
+                  split: Split) -> Callable[[torch.Tensor], torch.Tensor]: ...  # fmt: skip
+
+    def attackable(self, trained: Trained, quant: QuantSpec, split: Split,
+                   generator: torch.Generator
+                   ) -> Callable[[torch.Tensor], torch.Tensor] | None: ...  # fmt: skip
 
     def payload(self, trained: Trained) -> dict[str, Any]: ...
 
@@ -91,6 +109,28 @@ class STDP:
                  progress: Progress = no_progress,
                  capture: Any = None) -> evaluation.Evaluation:  # fmt: skip
         return evaluation.evaluate(trained, quant, split, progress, capture)
+
+    def predictor(self, trained: Trained, quant: QuantSpec, ev: evaluation.Evaluation,
+                  split: Split) -> Callable[[torch.Tensor], torch.Tensor]:  # fmt: skip
+        """The tested network (as deployed, with the labels it was assigned) on new
+        images, from a fresh evaluation generator."""
+        dep, assignment, s = ev.deployed, ev.assignment, trained.settings
+        if dep is None or assignment is None:
+            raise ConfigError("the STDP family predicts from a tested network and its labels")
+
+        def predict(x: torch.Tensor) -> torch.Tensor:
+            gen = torch.Generator(device=x.device).manual_seed(s.seed + EVAL_SEED_OFFSET)
+            run = evaluation.Inference(dep.net, dep.model, dep.qz, gen, s, no_progress)
+            counts = run.run(x, "adversarial").counts
+            return readout.predict(counts, assignment, split.n_classes, dep.model.readout)
+
+        return predict
+
+    def attackable(self, trained: Trained, quant: QuantSpec, split: Split,
+                   generator: torch.Generator
+                   ) -> Callable[[torch.Tensor], torch.Tensor] | None:  # fmt: skip
+        """None: STDP is not a gradient, so there is no white box (transfer only)."""
+        return None
 
     def payload(self, trained: Trained) -> dict[str, Any]:
         net = trained.net
@@ -139,6 +179,15 @@ class Diet:
                  progress: Progress = no_progress,
                  capture: Any = None) -> evaluation.Evaluation:  # fmt: skip
         return diet_runner.evaluate(trained, quant, split, progress, capture)
+
+    def predictor(self, trained: Trained, quant: QuantSpec, ev: evaluation.Evaluation,
+                  split: Split) -> Callable[[torch.Tensor], torch.Tensor]:  # fmt: skip
+        return diet_runner.predictor(trained, quant, split)
+
+    def attackable(self, trained: Trained, quant: QuantSpec, split: Split,
+                   generator: torch.Generator
+                   ) -> Callable[[torch.Tensor], torch.Tensor] | None:  # fmt: skip
+        return diet_runner.attackable(trained, quant, split, generator)
 
     def payload(self, trained: Trained) -> dict[str, Any]:
         net: diet_core.DietNet = trained.net  # type: ignore[assignment]
@@ -227,3 +276,24 @@ def evaluate(
 ) -> evaluation.Evaluation:
     """Test a trained point of any family (:meth:`Family.evaluate`)."""
     return family_of(trained.model).evaluate(trained, quant, split, progress, capture)
+
+
+def robust_record(
+    trained: Trained,
+    quant: QuantSpec,
+    ev: evaluation.Evaluation,
+    split: Split,
+    spec: Any,
+    cache: Any = None,
+) -> Any:
+    """The tested point's record with its adversarial accuracies
+    (:mod:`runner.robustness`), for a point of any family."""
+    from tinysnn_dse.runner import robustness as rb
+
+    fam = family_of(trained.model)
+    s = trained.settings
+    g = torch.Generator(device=split.eval_x.device).manual_seed(s.seed + rb.ROBUST_SEED_OFFSET)
+    white = fam.attackable(trained, quant, split, g) if "white" in spec.threats else None
+    acc, detail = rb.evaluate(fam.predictor(trained, quant, ev, split), white, s, split, spec,
+                              cache)  # fmt: skip
+    return rb.with_robustness(ev.record, acc, detail)

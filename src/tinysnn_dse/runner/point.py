@@ -12,7 +12,7 @@ from tinysnn_dse import data as data_mod
 from tinysnn_dse.core.params import QuantSpec, validate_quant
 from tinysnn_dse.core.sim import Capture
 from tinysnn_dse.runner.evaluation import Evaluation
-from tinysnn_dse.runner.family import evaluate, train
+from tinysnn_dse.runner.family import evaluate, robust_record, train
 from tinysnn_dse.runner.settings import (
     Progress,
     RunSettings,
@@ -58,10 +58,12 @@ def evaluate_checkpoint(
     progress: Progress = no_progress,
     capture: Capture | None = None,
     at_most: bool = False,
+    robustness: Any = None,
 ) -> Evaluation:
     """Re-test a saved model, optionally under a PTQ setting, without retraining
     (``capture``: as :func:`evaluate`; ``at_most``: ``test_samples`` or as many as the
-    evaluation set has, if fewer)."""
+    evaluation set has, if fewer; ``robustness``: a :class:`runner.robustness.Robustness`
+    whose adversarial accuracies the record gains)."""
     if quant is None:
         quant = trained.quant
     validate_quant(quant)  # PTQ on an ITQ-trained model re-applies the new formats
@@ -77,4 +79,7 @@ def evaluate_checkpoint(
     s = dataclasses.replace(s, device=device).validate()
     trained = dataclasses.replace(trained, settings=s)
     split = make_split(ds, s, resolve_device(device))
-    return evaluate(trained, quant, split, progress, capture)
+    ev = evaluate(trained, quant, split, progress, capture)
+    if robustness is not None:  # adversarial accuracy (runner.robustness)
+        ev = ev._replace(record=robust_record(trained, quant, ev, split, robustness))
+    return ev
