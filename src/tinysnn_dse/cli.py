@@ -969,11 +969,19 @@ def _print_points(sp: Any, as_json: bool) -> None:
     b = sp.budget
     runs = sp.trainings - sum(len(g) - 1 for g in groups)
     batched = f" in {runs} training runs (itq_batch {sp.itq_batch})" if groups else ""
+    r = sp.robustness
+    robust = (
+        f"; every point attacked ({', '.join(r.attacks)} at epsilon "
+        f"{', '.join(f'{e:g}' for e in r.epsilons)}; {', '.join(r.threats)}; "
+        f"{r.samples} test images)"
+        if r is not None
+        else ""
+    )
     console_out().print(
         f"study [bold]{sp.study}[/]: {len(sp.points)} design points, {sp.trainings} trainings"
         f"{batched}; "
         f"{b.dataset}, train {b.train_samples or 'all'}, test {b.test_samples or 'all'}, "
-        f"{b.epochs} epoch(s), seed {b.seed}; sampler {sp.sampler}. Nothing was run."
+        f"{b.epochs} epoch(s), seed {b.seed}; sampler {sp.sampler}{robust}. Nothing was run."
     )
 
 
