@@ -102,6 +102,9 @@ class Axis:
     #: the model families (:data:`FAMILIES`) it means something for; () for every one.
     #: A point of another family holds the default (:func:`check_family`)
     families: tuple[str, ...] = ()
+    #: words a ``count`` axis takes beside integers (``vmem_floor: auto``), resolved
+    #: before a study runs, so that no sampler sees them
+    words: tuple[str, ...] = ()
 
     def applies_to(self, model: str) -> bool:
         return not self.families or FAMILY_OF.get(model, "") in self.families
@@ -121,12 +124,15 @@ class Axis:
                 )
             return v
         if self.kind == "count":
+            if isinstance(v, str) and v.strip().lower() in self.words:
+                return v.strip().lower()
             hi = self.maximum or None
             if isinstance(v, bool) or not isinstance(v, int) or v < self.minimum \
                     or (hi is not None and v > hi):  # fmt: skip
                 allowed = f">= {self.minimum}" if hi is None else f"in {self.minimum}..{hi}"
+                words = "".join(f" or {w}" for w in self.words)
                 raise ConfigError(
-                    f"{where}: {short_repr(v)} is not allowed; expected an integer {allowed}"
+                    f"{where}: {short_repr(v)} is not allowed; expected an integer {allowed}{words}"
                 )
             return v
         if self.kind == "fraction":
@@ -157,7 +163,7 @@ class Axis:
         if self.kind == "bits":
             return None if v in (None, "fp32") else int(v)
         if self.kind == "count":
-            return int(v)
+            return v if v in self.words else int(v)
         if self.kind == "fraction":
             return float(v)
         return str(v)
@@ -259,11 +265,13 @@ AXES: tuple[Axis, ...] = (
         "count",
         0,
         "floor mV",
-        "how far below rest an excitatory potential may fall, mV (0: no floor)",
+        "how far below rest an excitatory potential may fall, mV (0: no floor; auto: "
+        "chosen on the training holdout)",
         minimum=0,
         param="vmem_floor_mv",
         tag="floor",
         families=("stdp",),
+        words=("auto",),
     ),  # fmt: skip
     Axis(
         "prune",

@@ -969,8 +969,15 @@ def _print_points(sp: Any, as_json: bool) -> None:
     b = sp.budget
     runs = sp.trainings - sum(len(g) - 1 for g in groups)
     batched = f" in {runs} training runs (itq_batch {sp.itq_batch})" if groups else ""
+    autos = {q.fp32.key for q in sp.points if q.vmem_floor == "auto"}
+    floors = (
+        f"; the membrane floor of {len(autos)} network(s) chosen first on the training holdout "
+        "(7 short FP32 trainings each)"
+        if autos
+        else ""
+    )
     r = sp.robustness
-    robust = (
+    robust = floors + (
         f"; every point attacked ({', '.join(r.attacks)} at epsilon "
         f"{', '.join(f'{e:g}' for e in r.epsilons)}; {', '.join(r.threats)}; "
         f"{r.samples} test images)"

@@ -36,11 +36,13 @@ from tinysnn_dse.errors import CheckpointError
 from tinysnn_dse.explore.space import (
     DesignPoint,
     SearchSpace,
+    canonical,
     needs_reference,
     quant_of,
     stage_before,
 )
 from tinysnn_dse.files import atomic_write
+from tinysnn_dse.runner import floor
 
 
 @contextlib.contextmanager
@@ -240,3 +242,45 @@ class Trainings:
             os.replace(cache, aside)
         if self.on_note is not None:
             self.on_note(f"{why}; moved it aside to {aside.name} and making it again")
+
+
+def resolve_floors(
+    space: SearchSpace, trainings: Trainings, on_note: Callable[[str], None] | None = None
+) -> SearchSpace:
+    """``space`` with every ``vmem_floor: auto`` point at the floor chosen for its network
+    on the training holdout (:func:`runner.floor.choose`), before the study is written, so
+    that keys, the queue and the samplers see numbers; each network's choice is made once
+    and kept in the artifact folder (a resumed study finds it), and the records of the
+    points it set say how (``SearchSpace.floor_auto``). A point whose floor comes out as
+    another point's is that point."""
+    if not any(p.vmem_floor == "auto" for p in space.points):
+        return space
+    choices: dict[str, floor.FloorChoice] = {}
+    points: dict[str, DesignPoint] = {}
+    notes: dict[str, str] = {}
+    for p in space.points:
+        if p.vmem_floor != "auto":
+            points.setdefault(p.key, p)
+            continue
+        net = canonical(replace(p.fp32, vmem_floor=0))  # the network whose floor is chosen
+        key = f"floor-auto:{net.training_key}"
+        if key not in choices:
+            split, n_in = trainings.split()
+            model = trainings.model_of(net, n_in)
+
+            def make(m: Any = model, s: runner.Split = split, name: str = net.key
+                     ) -> dict[str, torch.Tensor]:  # fmt: skip
+                if on_note:  # only where it is not found in the artifact folder
+                    on_note(f"choosing the membrane floor of {name} on the training holdout "
+                            f"({len(floor.CANDIDATES_MV) + 1} short FP32 trainings)")  # fmt: skip
+                return floor.choose(m, trainings.settings, s).tensors()
+
+            got = trainings.tensors(key, make)
+            choices[key] = c = floor.FloorChoice.from_tensors(got)
+            if on_note:
+                on_note(f"membrane floor of {net.key}: {c.chosen} mV below rest"
+                        if c.chosen else f"membrane floor of {net.key}: none")  # fmt: skip
+        q = canonical(replace(p, vmem_floor=choices[key].chosen))
+        points.setdefault(q.key, q)
+        notes[q.key] = json.dumps(choices[key].to_dict())
+    return replace(space, points=tuple(points.values()), floor_auto=tuple(sorted(notes.items())))

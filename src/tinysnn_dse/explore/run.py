@@ -17,6 +17,7 @@ from tinysnn_dse.errors import ConfigError, TinySNNError
 from tinysnn_dse.explore import stopping
 from tinysnn_dse.explore.artifacts import check_artifacts, default_artifacts
 from tinysnn_dse.explore.liveness import fail_workers
+from tinysnn_dse.explore.policy import Trainings, resolve_floors
 from tinysnn_dse.explore.progress import EtaClock, Progress, progress
 from tinysnn_dse.explore.space import SearchSpace
 from tinysnn_dse.explore.storage import DEFAULT_STORAGE, StorageError, check_url
@@ -127,6 +128,11 @@ def _explore(
     poll_s: float,
     on_note: Callable[[str], None] | None,
 ) -> ExploreResult:
+    # ``vmem_floor: auto``: each network's floor chosen on its training holdout first
+    space = resolve_floors(
+        space, Trainings(space, worker_settings(space, devices[0], threads, power_w), art,
+                         data_dir, on_note), on_note,
+    )  # fmt: skip
     with stopping.deferred():  # a signal while the study is written waits for the end
         plan = prepare(space, url, study)
     check_artifacts(art)

@@ -89,6 +89,9 @@ class SearchSpace:
     itq_batch: int = 1  # ITQ points of one tinySNN-rule network trained together, at most
     #: adversarial accuracy of every point after its test (runner.robustness), or None
     robustness: Robustness | None = None
+    #: the points whose membrane floor was chosen on the holdout (``vmem_floor: auto``,
+    #: :func:`explore.policy.resolve_floors`): (key, the choice as JSON)
+    floor_auto: tuple[tuple[str, str], ...] = ()
 
     def itq_group(self, p: DesignPoint) -> tuple[DesignPoint, ...]:
         """The ITQ points trained together with ``p`` (``p`` alone if it is not batched):
@@ -189,7 +192,10 @@ def _batchable(p: DesignPoint) -> bool:
 
 def _model(p: DesignPoint) -> Any:
     """``p``'s model at a nominal size (784 inputs, 10 classes): what its family builds of
-    its axes and parameters, checked (a one-line ConfigError otherwise)."""
+    its axes and parameters, checked (a one-line ConfigError otherwise); a floor still to
+    be chosen (``vmem_floor: auto``, :func:`explore.policy.resolve_floors`) as none."""
+    if p.vmem_floor == "auto":
+        p = replace(p, vmem_floor=0)
     return family_of(p.model).model(p.model, 784, p.neurons, 10, None, p.model_params)
 
 

@@ -115,6 +115,11 @@ class Worker:
                 rec = runner.robust_record(trained, quant, ev, split, self.cfg.space.robustness,
                                            self.trainings.tensors)  # fmt: skip
                 ev = ev._replace(record=rec)
+            chosen = dict(self.cfg.space.floor_auto).get(p.key)
+            if chosen is not None:  # its membrane floor was chosen on the holdout (auto)
+                rec = ev.record
+                ev = ev._replace(record=replace(
+                    rec, config={**rec.config, "vmem_floor_auto": json.loads(chosen)}))  # fmt: skip
             art = self._upload(trial, trained, ev)
             record = ev.record.with_study(
                 p,
