@@ -67,7 +67,7 @@ def compile_and_run(out: Path) -> list[str]:
 )  # fmt: skip
 def test_c_is_bit_exact_on_1000_mnist_images(
     capsys, tmp_path: Path, mnist_diet: Path, data_dir: Path, rounding: str,
-    bits: tuple[str, str, str],
+    bits: tuple[str, str, str], ram_matches_object,
 ) -> None:  # fmt: skip
     out = tmp_path / "x"
     code, _, err = cli(capsys, "export", str(mnist_diet), "--out", str(out), "--rounding",
@@ -86,6 +86,13 @@ def test_c_is_bit_exact_on_1000_mnist_images(
     assert rec["outcome"]["accuracy"] > 0.85
     src = "".join(p.read_text() for p in (out / "c").glob("*.[ch]"))
     assert not re.search(r"\b(float|double|malloc|calloc|free)\b", src)
+    # RAM: the README's state arrays are the compiled object's; direct input keeps
+    # layer 0's current (cur0), no Poisson spikes (xin)
+    arrays = ram_matches_object(out / "c", "diet.c", ("diet.h", "model.h", "tsnn_common.h"))
+    names = {a.name for a in arrays}
+    assert "cur0" in names and "xin" not in names
+    total = sum(a.bytes for a in arrays)
+    assert f"{total:,} bytes:" in (out / "README.md").read_text()
 
 
 def _labels(path: Path) -> list[int]:

@@ -100,6 +100,7 @@ def test_c_is_bit_exact_with_the_simulator(
     checkpoints: dict[str, Path],
     data_dir: Path,
     tmp_path: Path,
+    ram_matches_object,
 ) -> None:
     """Compiled with -std=c99 -O2 -Wall -Wextra -Werror, no float or malloc anywhere, on
     the exported spikes of 1,000 MNIST test images: every image's spike count of every
@@ -147,13 +148,21 @@ def test_c_is_bit_exact_with_the_simulator(
     inh = 2 * 100 * 100 * q.weight_bits if model == "baseline" else 0  # type: ignore[operator]
     assert bits == eq4 - inh
     assert res.parameter_bytes == nbytes and 0 <= nbytes * 8 - bits < 8 * 8 + 100 * 2 * 16
+    # RAM: the state arrays the README lists are the compiled object's, byte for byte
+    arrays = ram_matches_object(cdir, "tinysnn.c", ("tinysnn.h", "model.h", "tsnn_common.h"))
+    m = re.search(r"\| \*\*total\*\* \| \| \| \*\*([\d,]+)\*\* \|\n", readme)
+    assert m is not None and int(m.group(1).replace(",", "")) == sum(a.bytes for a in arrays)
+    names = {a.name for a in arrays}
+    assert ({"vi", "ithr"} <= names) == (model == "baseline")  # the inhibitory layer's state
+    ram_matches_object(cdir, "main.c", ("tinysnn.h", "model.h", "tsnn_common.h"))
 
 
 @needs_cc
 @pytest.mark.slow
 @pytest.mark.parametrize(("prune", "storage"), [(0.5, "bitmap"), (0.95, "csr")])
 def test_pruned_storage_is_bit_exact(
-    prune: float, storage: str, checkpoints: dict[str, Path], data_dir: Path, tmp_path: Path
+    prune: float, storage: str, checkpoints: dict[str, Path], data_dir: Path, tmp_path: Path,
+    ram_matches_object,
 ) -> None:
     """A magnitude-pruned network exports its weights in the record's sparse form (bitmap
     at 0.5, CSR at 0.95 of 784 inputs), with exactly Eq. 4's bits, and stays bit-exact."""
@@ -172,6 +181,9 @@ def test_pruned_storage_is_bit_exact(
     readme = (tmp_path / "out" / "README.md").read_text()
     m = re.search(r"\| \*\*total\*\* \| \| \| \*\*([\d,]+)\*\*", readme)
     assert m is not None and int(m.group(1).replace(",", "")) == rec["memory"]["bits"]
+    arrays = ram_matches_object(cdir, "tinysnn.c", ("tinysnn.h", "model.h", "tsnn_common.h"))
+    extra = {"bitmap": "row_start", "csr": "active"}[storage]  # each storage's own state
+    assert extra in {a.name for a in arrays}
 
 
 def test_spike_file_roundtrip(tmp_path: Path) -> None:

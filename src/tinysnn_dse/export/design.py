@@ -25,7 +25,8 @@ from tinysnn_dse.core.params import QuantSpec
 from tinysnn_dse.errors import ConfigError
 from tinysnn_dse.export import c as c_mod
 from tinysnn_dse.export import nir_graph, spikes
-from tinysnn_dse.export.readme import readme
+from tinysnn_dse.export import ram as ram_mod
+from tinysnn_dse.export.readme import Ram, readme
 from tinysnn_dse.files import check_clobber, move_in, stage_parent, staging
 from tinysnn_dse.runner import (
     Evaluation,
@@ -206,6 +207,15 @@ def _write_all(
     (tmp / "evaluation.json").write_text(json.dumps(rec.to_dict(), indent=2, sort_keys=True) + "\n")
     written.append("evaluation.json")
     acc_expected = float((pred == ev.test_labels).double().mean())
-    (tmp / "README.md").write_text(readme(rec, d, cm, dep.model, acc_expected, len(labels)))
+    sizes = [2 * enc.steps + 2 * int(p.inputs.shape[0])
+             for pres in cap.presentations.values() for p in pres]  # fmt: skip
+    headers = ("tinysnn.h", "model.h", "tsnn_common.h")
+    ram = Ram(
+        tuple(ram_mod.of_export(cdir, "tinysnn.c", headers)),
+        max(sizes, default=0),
+        sum(sizes) / len(sizes) if sizes else 0.0,
+        sum(a.bytes for a in ram_mod.of_export(cdir, "main.c", headers)),
+    )
+    (tmp / "README.md").write_text(readme(rec, d, cm, dep.model, acc_expected, len(labels), ram))
     written.append("README.md")
     return written, cm

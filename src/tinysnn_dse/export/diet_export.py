@@ -27,6 +27,7 @@ from tinysnn_dse import __version__
 from tinysnn_dse.core import diet_integer
 from tinysnn_dse.core.params import QuantSpec
 from tinysnn_dse.errors import ConfigError
+from tinysnn_dse.export import ram as ram_mod
 from tinysnn_dse.files import check_clobber, move_in, staging
 from tinysnn_dse.runner import Progress, Trained, evaluate_checkpoint, no_progress
 
@@ -104,8 +105,13 @@ def export_diet(
             json.dumps(rec.to_dict(), indent=2, sort_keys=True) + "\n"
         )
         params = sum(a.bytes for a in arrays)
-        state = 8 * sum(layer.w.shape[1] for layer in d.layers)
-        (tmp / "README.md").write_text(_readme(title, d, n, params, state, rec.memory.bits))
+        headers = ("diet.h", "model.h", "tsnn_common.h")
+        arrays_ram = ram_mod.of_export(tmp / "c", "diet.c", headers)
+        state = sum(a.bytes for a in arrays_ram)
+        host = sum(a.bytes for a in ram_mod.of_export(tmp / "c", "diet_main.c", headers))
+        (tmp / "README.md").write_text(
+            _readme(title, d, n, params, arrays_ram, host, rec.memory.bits)
+        )
         written += ["test_pixels.bin", "expected.txt", "model.nir", "evaluation.json",
                     "README.md"]  # fmt: skip
         for name, data in (extra or {}).items():
@@ -119,9 +125,11 @@ def export_diet(
                         evaluation=ev)  # fmt: skip
 
 
-def _readme(title: str, d: diet_integer.IntDiet, n: int, params: int, state: int,
-            eq4_bits: int) -> str:  # fmt: skip
+def _readme(title: str, d: diet_integer.IntDiet, n: int, params: int,
+            arrays_ram: list[ram_mod.RamArray], host: int, eq4_bits: int) -> str:  # fmt: skip
     sizes = [d.layers[0].w.shape[0], *(layer.w.shape[1] for layer in d.layers)]
+    state = sum(a.bytes for a in arrays_ram)
+    ram_rows = "\n".join(ram_mod.rows(arrays_ram))
     return f"""# {title}
 
 A fixed-point design of tinysnn's gradient-trained family (docs/model.md, "The
@@ -156,7 +164,18 @@ images: the C reproduces it bit for bit.
 
 ## Memory
 
-Parameters in the C: {params:,} bytes (the packed weights; the per-layer constants
-besides); state: {state:,} bytes ({state // 8:,} membranes held as int64 in this C).
-Eq. 4 of the design: {eq4_bits / 8:,.1f} bytes (membranes at their formats' width).
+Flash: {params:,} bytes of parameters in the C (the packed weights, `const`; the
+per-layer constants besides) and the code. Eq. 4 of the design: {eq4_bits / 8:,.1f}
+bytes (membranes at their formats' width).
+
+RAM: the state `diet.c` keeps (its file-scope arrays that are not `const`, read from
+these sources with this design's macros; the tests compare each with the compiled
+object's symbol), {state:,} bytes:
+
+| array | what | elements x type | bytes |
+| --- | --- | --- | ---: |
+{ram_rows}
+
+Besides, the input of one image: its {sizes[0]:,} pixel codes (one byte each) and its
+key. `diet_main.c`'s buffers ({host:,} bytes) are the host's.
 """

@@ -5,6 +5,7 @@ parts that depend on the topology."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import resources
 
 from tinysnn_dse import __version__
@@ -12,24 +13,41 @@ from tinysnn_dse.core import integer
 from tinysnn_dse.core.params import ModelConfig
 from tinysnn_dse.core.quant import FixedPoint
 from tinysnn_dse.export import c as c_mod
+from tinysnn_dse.export import ram as ram_mod
 from tinysnn_dse.records import Record
 
 TEMPLATE = "templates/readme.md"
 
 
+@dataclass(frozen=True)
+class Ram:
+    """What the README says of RAM: the library's state arrays (:mod:`export.ram`), the
+    bytes of the test presentations' inputs (largest, mean) and the host harness's
+    buffers."""
+
+    arrays: tuple[ram_mod.RamArray, ...]
+    buffer_max: int
+    buffer_mean: float
+    host_bytes: int
+
+    @property
+    def state_bytes(self) -> int:
+        return sum(a.bytes for a in self.arrays)
+
+
 def readme(
     rec: Record, d: integer.IntDesign, cm: c_mod.CModel, model: ModelConfig, acc: float,
-    n_img: int,
+    n_img: int, ram: Ram,
 ) -> str:  # fmt: skip
     """The README of an export of ``rec``'s design (integer design ``d``, C model ``cm``)
     whose ``expected.txt`` has accuracy ``acc`` on ``n_img`` test images."""
     text = resources.files("tinysnn_dse.export").joinpath(TEMPLATE).read_text(encoding="utf-8")
-    return text.format_map(readme_values(rec, d, cm, model, acc, n_img))
+    return text.format_map(readme_values(rec, d, cm, model, acc, n_img, ram))
 
 
 def readme_values(
     rec: Record, d: integer.IntDesign, cm: c_mod.CModel, model: ModelConfig, acc: float,
-    n_img: int,
+    n_img: int, ram: Ram,
 ) -> dict[str, str]:  # fmt: skip
     """The template's values, each as the README writes it."""
     enc = model.encoding
@@ -86,6 +104,11 @@ def readme_values(
         "differences": "\n".join(_differences(d, cm, model, total_bytes * 8 - total_bits)),
         "readout_names": ", ".join(f"`{a.name}`" for a in cm.readout),
         "readout_bits": f"{sum(a.elements * a.bits for a in cm.readout):,}",
+        "ram_rows": "\n".join(ram_mod.rows(ram.arrays)),
+        "ram_bytes": f"{ram.state_bytes:,}",
+        "buffer_max": f"{ram.buffer_max:,}",
+        "buffer_mean": f"{ram.buffer_mean:,.0f}",
+        "host_bytes": f"{ram.host_bytes:,}",
     }
 
 

@@ -42,11 +42,11 @@ static int64_t irec[TSNN_N];  /* recurrent input of the next step (accumulator u
 static int64_t cur[TSNN_N];   /* input current of this step (weight codes) */
 static uint8_t s_exc[TSNN_N]; /* spikes of this step */
 #if TSNN_INHIBITORY
-static int64_t ithr[TSNN_N];
-static tsnn_vmem_t vi[TSNN_N];
-static int16_t irefr[TSNN_N];
-static int64_t iinp[TSNN_N]; /* the inhibitory layer's input of the next step */
-static uint8_t s_inh[TSNN_N];
+static int64_t ithr[TSNN_N];    /* the inhibitory layer's thresholds (Vmem codes) */
+static tsnn_vmem_t vi[TSNN_N];  /* its potentials (codes) */
+static int16_t irefr[TSNN_N];   /* its refractory steps left */
+static int64_t iinp[TSNN_N];    /* its input of the next step */
+static uint8_t s_inh[TSNN_N];   /* its spikes of this step */
 #endif
 #if TSNN_W_STORAGE == TSNN_STORAGE_BITMAP
 static uint32_t row_start[TSNN_N_IN + 1]; /* first retained weight of each input row */
