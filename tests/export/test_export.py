@@ -43,10 +43,11 @@ def test_pack_bits_by_hand() -> None:
         c_mod.pack_bits(np.array([4]), 2)
 
 
-def _compile(cdir: Path) -> Path:
+def _compile(cdir: Path, *extra: str) -> Path:
     exe = cdir / "tinysnn"
     src = [str(cdir / "tinysnn.c"), str(cdir / "main.c")]
-    r = subprocess.run([CC, *CFLAGS, "-o", str(exe), *src], capture_output=True, text=True)  # type: ignore[list-item]
+    cmd = [CC, *CFLAGS, *extra, "-o", str(exe), *src]
+    r = subprocess.run(cmd, capture_output=True, text=True)  # type: ignore[arg-type]
     assert r.returncode == 0, r.stderr
     return exe
 
@@ -161,7 +162,11 @@ def test_c_is_bit_exact_with_the_simulator(
 @pytest.mark.slow
 @pytest.mark.parametrize(("prune", "storage"), [(0.5, "bitmap"), (0.95, "csr")])
 def test_pruned_storage_is_bit_exact(
-    prune: float, storage: str, checkpoints: dict[str, Path], data_dir: Path, tmp_path: Path,
+    prune: float,
+    storage: str,
+    checkpoints: dict[str, Path],
+    data_dir: Path,
+    tmp_path: Path,
     ram_matches_object,
 ) -> None:
     """A magnitude-pruned network exports its weights in the record's sparse form (bitmap
@@ -294,8 +299,18 @@ def test_train_then_export_on_digits(capsys: pytest.CaptureFixture[str], tmp_pat
     trained_rec = json.loads((out / "record.json").read_text())  # train's own evaluation
     assert trained_rec["outcome"]["accuracy"] == pytest.approx(acc, abs=1e-12)
     readme = (exp / "README.md").read_text()
-    for needle in ("## Memory map", "Eq. 4", "cc -std=c99", "uQ1.7", "TSNNSPK1", "nir.read"):
+    for needle in ("## Memory map", "Eq. 4", "cc -std=c99", "uQ1.7", "TSNNSPK1", "nir.read",
+                   "### RAM", "-DTSNN_FLASH=PROGMEM", "tsnn_hash(ukey, 0, b)"):  # fmt: skip
         assert needle in readme
+    # the flash hooks (issue 26 item 5): the packed arrays in a section of their own, read
+    # through a reader of our own, give the same labels; the readout tables stay plain
+    flash = ['-DTSNN_FLASH=__attribute__((section(".tsnn_flash")))',
+             "-DTSNN_FLASH_BYTE(p)=(*(const volatile uint8_t *)(p))"]  # fmt: skip
+    exe = _compile(cdir, *flash)
+    assert _run_c(exe, cdir / "test_spikes.bin")[0] == pred
+    syms = subprocess.run(["objdump", "-t", str(exe)], capture_output=True, text=True).stdout
+    in_flash = {line.split()[-1] for line in syms.splitlines() if ".tsnn_flash" in line}
+    assert {"tsnn_w", "tsnn_vth"} <= in_flash and "tsnn_label" not in in_flash
 
 
 @needs_cc

@@ -68,7 +68,8 @@ class CArray:
     def c(self) -> str:
         body = ",".join(str(b) for b in self.data) or "0"
         head = f"/* {self.what}: {self.elements} x {self.bits} bits */\n"
-        return f"{head}static const uint8_t {self.name}[{max(1, len(self.data))}] = {{{body}}};\n"
+        n = max(1, len(self.data))
+        return f"{head}static const uint8_t {self.name}[{n}] TSNN_FLASH = {{{body}}};\n"
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,8 @@
 #include "diet.h"
 
 #include "model.h"
+#include "tsnn_common.h" /* before model_data.h: its TSNN_FLASH */
 #include "model_data.h"
-
-#include "tsnn_common.h"
 
 uint64_t tsnn_hash(uint64_t key, uint64_t a, uint64_t b)
 {

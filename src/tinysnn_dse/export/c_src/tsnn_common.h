@@ -25,6 +25,21 @@ static inline uint64_t tsnn_hash64(uint64_t key, uint64_t a, uint64_t b)
 
 /* ------------------------------------------------------------------ packed arrays */
 
+/* Where the packed parameter arrays of model_data.h live, and how one of their bytes is
+ * read. By default they are ordinary `static const` data, which the usual linker scripts
+ * of ARM Cortex-M and RISC-V microcontrollers put in flash (.rodata), read through plain
+ * pointers. A microcontroller whose flash is not in the data address space (AVR) defines
+ * both, or the arrays are copied to RAM at start-up and plain pointers read that copy:
+ *     #include <avr/pgmspace.h>
+ *     -DTSNN_FLASH=PROGMEM '-DTSNN_FLASH_BYTE(p)=pgm_read_byte(p)'
+ * The bit reader below is the only reader of these arrays. */
+#ifndef TSNN_FLASH
+#define TSNN_FLASH
+#endif
+#ifndef TSNN_FLASH_BYTE
+#define TSNN_FLASH_BYTE(p) (*(p))
+#endif
+
 /* Reads consecutive fields of `width` bits (1-32) from a little-endian bit stream that
  * starts at bit `bit` of `a`; bytes are read only when needed. */
 typedef struct {
@@ -46,7 +61,8 @@ static inline uint32_t br_read(bitreader *r, unsigned width)
 {
     uint32_t x;
     while (r->have < width + r->skip) {
-        r->buf |= (uint64_t)(*r->p++) << r->have;
+        r->buf |= (uint64_t)TSNN_FLASH_BYTE(r->p) << r->have;
+        r->p++;
         r->have += 8u;
     }
     x = (uint32_t)((r->buf >> r->skip) & ((UINT64_C(1) << width) - 1u));
