@@ -259,3 +259,24 @@ def test_diet_trains_and_tests_on_cuda(capsys, tmp_path: Path) -> None:
     text, err = capsys.readouterr()
     assert (e.value.code or 0) == 0, err
     assert abs(json.loads(text)["outcome"]["accuracy"] - rec["outcome"]["accuracy"]) < 0.03
+
+
+def test_robustness_on_cuda(capsys, tmp_path: Path) -> None:
+    """The attacks on CUDA (issue 25): a diet checkpoint attacked on the GPU, white box and
+    transfer; epsilon 0 changes nothing and every attacked accuracy is below the clean
+    one."""
+    pytest.importorskip("torchattacks")
+    out = tmp_path / "d"
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--model", "diet", "--dataset", "digits", "--neurons", "32",
+              "--device", "cuda", "-p", "epochs=15", "--out", str(out)])  # fmt: skip
+    assert (e.value.code or 0) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", str(out / "model.pt"), "--device", "cuda", "--attack", "fgsm",
+              "--attack", "pgd", "--epsilon", "0", "--epsilon", "0.2", "--json"])  # fmt: skip
+    text, err = capsys.readouterr()
+    assert (e.value.code or 0) == 0, err
+    rob = json.loads(text)["outcome"]["robustness"]
+    assert rob["white-pgd-0"] == rob["transfer-fgsm-0"] == rob["clean"]
+    assert rob["white-pgd-0.2"] < rob["clean"] and rob["transfer-pgd-0.2"] < rob["clean"]
