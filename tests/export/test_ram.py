@@ -50,3 +50,26 @@ def test_ram_arrays_by_hand() -> None:
     got = {a.name: a.bytes for a in ram.ram_arrays(SRC, [other])}
     assert got == {"a": 800, "v": 200, "neither": 3}
     assert ram.ram_arrays(SRC, [HDR])[0].what == "one"
+
+
+def test_state_types_are_the_narrowest_exact_ones() -> None:
+    """int32 where the bound of the values is below 2**31 (hand-computed), else int64."""
+    import dataclasses
+
+    from tinysnn_dse.core import integer
+    from tinysnn_dse.core.params import QuantSpec, preset
+    from tinysnn_dse.core.quant import Quantizers
+    from tinysnn_dse.export.c import state_types
+
+    cfg = preset("tinysnn", 784, 400, "mnist")
+    qz = Quantizers.from_spec(QuantSpec(weight_bits=8, vmem_bits=16, vth_bits=16))
+    d = integer.design_of(cfg, qz)
+    assert d is not None
+    t = state_types(d, 784)
+    assert t["tsnn_cur_t"][:2] == (32, 784 * 255)  # 199,920 < 2**31
+    assert t["tsnn_rec_t"][1] == (400 * abs(d.w_rec) + abs(d.w_exc_inh)) << d.k
+    assert t["tsnn_rec_t"][0] == (32 if t["tsnn_rec_t"][1] < 2**31 else 64)
+    shift = max(0, d.vmem.frac_bits - d.vth.frac_bits)
+    assert t["tsnn_thr_t"][:2] == (32 if 2**16 << shift < 2**31 else 64, 2**16 << shift)
+    wide = dataclasses.replace(d, n_in=2**31 // 255 + 1)
+    assert state_types(wide, wide.n_in)["tsnn_cur_t"][0] == 64

@@ -124,6 +124,20 @@ def _code_macros() -> dict[str, str]:
     return out
 
 
+def state_types(d: IntDesign, n_in: int) -> dict[str, tuple[int, int, str]]:
+    """The C type of each state array of ``tinysnn.c`` (issue 26 item 1): int32 where the
+    bound of its values (from the quantities :meth:`IntDesign.acc_bound_bits` bounds a
+    step's accumulator by) is below 2**31, else int64; name -> (bits, bound, what)."""
+    fv_ft = d.vmem.frac_bits - d.vth.frac_bits
+    bounds = {
+        "tsnn_cur_t": (n_in * d.weight.hi_code, "input current, the weight codes of a step"),
+        "tsnn_rec_t": ((d.n_exc * abs(d.w_rec) + abs(d.w_exc_inh)) << d.k,
+                       "recurrent input, accumulator units"),
+        "tsnn_thr_t": (2**d.vth.bits << max(0, fv_ft), "thresholds in Vmem codes"),
+    }  # fmt: skip
+    return {k: (32 if b < 2**31 else 64, b, what) for k, (b, what) in bounds.items()}
+
+
 def build(
     net: Net,
     cfg: ModelConfig,
@@ -226,7 +240,11 @@ def build(
         "",
     ]
     lines += [f"#define {k} {v}" for k, v in model_defs.items()]
-    lines += ["", f"typedef int{_ctype_bits(vb)}_t tsnn_vmem_t; /* a {vb}-bit Vmem code */", "",
+    lines += ["", f"typedef int{_ctype_bits(vb)}_t tsnn_vmem_t; /* a {vb}-bit Vmem code */"]
+    lines += [f"typedef int{b}_t {name}; /* {what}: |x| <= {bound:,}"
+              f"{' < 2^31' if b == 32 else ''} */"
+              for name, (b, bound, what) in state_types(d, n_in).items()]  # fmt: skip
+    lines += ["",
               "/* the neuron step's statements, translated from core/step.py (the Numba kernels",
               " * inline the same functions) */", *c_step.c_macros(), "", "#endif", ""]  # fmt: skip
     data_h = (

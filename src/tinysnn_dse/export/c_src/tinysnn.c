@@ -34,17 +34,17 @@ uint64_t tsnn_hash(uint64_t key, uint64_t a, uint64_t b)
 
 /* ------------------------------------------------------------------ state */
 
-static int64_t thr[TSNN_N];   /* thresholds in Vmem codes */
+static tsnn_thr_t thr[TSNN_N]; /* thresholds in Vmem codes */
 static tsnn_vmem_t v[TSNN_N]; /* potentials (codes) */
 static int16_t refr[TSNN_N];  /* refractory steps left */
-static int64_t irec[TSNN_N];  /* recurrent input of the next step (accumulator units) */
-static int64_t cur[TSNN_N];   /* input current of this step (weight codes) */
+static tsnn_rec_t irec[TSNN_N]; /* recurrent input of the next step (accumulator units) */
+static tsnn_cur_t cur[TSNN_N]; /* input current of this step (weight codes) */
 static uint8_t s_exc[TSNN_N]; /* spikes of this step */
 #if TSNN_INHIBITORY
-static int64_t ithr[TSNN_N];    /* the inhibitory layer's thresholds (Vmem codes) */
+static tsnn_thr_t ithr[TSNN_N];  /* the inhibitory layer's thresholds (Vmem codes) */
 static tsnn_vmem_t vi[TSNN_N];  /* its potentials (codes) */
 static int16_t irefr[TSNN_N];   /* its refractory steps left */
-static int64_t iinp[TSNN_N];    /* its input of the next step */
+static tsnn_rec_t iinp[TSNN_N];  /* its input of the next step */
 static uint8_t s_inh[TSNN_N];   /* its spikes of this step */
 #endif
 #if TSNN_W_STORAGE == TSNN_STORAGE_BITMAP
@@ -54,7 +54,7 @@ static uint32_t row_start[TSNN_N_IN + 1]; /* first retained weight of each input
 static uint8_t active[TSNN_N_IN]; /* inputs spiking at this step */
 #endif
 #if TSNN_READOUT != TSNN_READOUT_SOFT_VOTE
-static int64_t n_assigned[TSNN_N_CLASSES];
+static int32_t n_assigned[TSNN_N_CLASSES]; /* neurons assigned each class */
 #endif
 
 static int64_t vmem_units(int64_t t)
@@ -73,13 +73,13 @@ void tsnn_init(void)
     br_start(&r, tsnn_vth, 0);
     for (j = 0; j < TSNN_N; j++) {
         uint32_t x = br_read(&r, TSNN_T_BITS);
-        thr[j] = vmem_units(TSNN_T_SIGNED ? sign_extend(x, TSNN_T_BITS) : (int64_t)x);
+        thr[j] = (tsnn_thr_t)vmem_units(TSNN_T_SIGNED ? sign_extend(x, TSNN_T_BITS) : (int64_t)x);
     }
 #if TSNN_INHIBITORY
     br_start(&r, tsnn_vth_inh, 0);
     for (j = 0; j < TSNN_N; j++) {
         uint32_t x = br_read(&r, TSNN_T_BITS);
-        ithr[j] = vmem_units(TSNN_T_SIGNED ? sign_extend(x, TSNN_T_BITS) : (int64_t)x);
+        ithr[j] = (tsnn_thr_t)vmem_units(TSNN_T_SIGNED ? sign_extend(x, TSNN_T_BITS) : (int64_t)x);
     }
 #endif
 #if TSNN_W_STORAGE == TSNN_STORAGE_BITMAP
@@ -144,7 +144,7 @@ static void input_current(const uint16_t *in, int n_in)
             uint32_t i = br_read(&ri, TSNN_IDX_BITS);
             uint32_t w = br_read(&rw, TSNN_W_BITS);
             if (active[i])
-                cur[j] += (int64_t)w;
+                cur[j] += (tsnn_cur_t)w;
         }
         lo = hi;
     }
@@ -160,11 +160,11 @@ static void input_current(const uint16_t *in, int n_in)
         br_start(&rw, tsnn_w, (uint64_t)row_start[i] * TSNN_W_BITS);
         for (j = 0; j < TSNN_N; j++)
             if (br_read(&rm, 1))
-                cur[j] += (int64_t)br_read(&rw, TSNN_W_BITS);
+                cur[j] += (tsnn_cur_t)br_read(&rw, TSNN_W_BITS);
 #else
         br_start(&rw, tsnn_w, (uint64_t)i * TSNN_N * TSNN_W_BITS);
         for (j = 0; j < TSNN_N; j++)
-            cur[j] += (int64_t)br_read(&rw, TSNN_W_BITS);
+            cur[j] += (tsnn_cur_t)br_read(&rw, TSNN_W_BITS);
 #endif
     }
 #endif
@@ -194,13 +194,13 @@ int32_t tsnn_present(const tsnn_presentation *p, int32_t *counts)
         for (j = 0; j < TSNN_N; j++) { /* excitatory layer */
             int64_t a = TSNN_LEAK((int64_t)v[j], TSNN_REST, TSNN_DSH, TSNN_REST_K);
             int64_t x;
-            a = TSNN_GATE(a, cur[j] * TSNN_SCALE_W + irec[j], refr[j]);
+            a = TSNN_GATE(a, (int64_t)cur[j] * TSNN_SCALE_W + (int64_t)irec[j], refr[j]);
             x = round_k(a, p->key, t, j);
             x = TSNN_FLOOR_AT(x, TSNN_FLOOR); /* a macro: its arguments are evaluated twice */
             cur[j] = 0;
             s_exc[j] = x >= thr[j];
             if (s_exc[j]) {
-                v[j] = (tsnn_vmem_t)TSNN_RESET_TO(x, thr[j], TSNN_RESET, TSNN_KEEP);
+                v[j] = (tsnn_vmem_t)TSNN_RESET_TO(x, (int64_t)thr[j], TSNN_RESET, TSNN_KEEP);
                 refr[j] = TSNN_REF;
                 counts[j] += 1;
                 n_fire += 1;
@@ -217,7 +217,7 @@ int32_t tsnn_present(const tsnn_presentation *p, int32_t *counts)
             for (j = 0; j < TSNN_N; j++) { /* inhibitory layer: the previous step's spikes */
                 int64_t a = TSNN_LEAK((int64_t)vi[j], TSNN_IREST, TSNN_IDSH, TSNN_IREST_K);
                 int64_t x;
-                a = TSNN_GATE(a, iinp[j], irefr[j]);
+                a = TSNN_GATE(a, (int64_t)iinp[j], irefr[j]);
                 x = round_k(a, p->key, t, TSNN_N + j);
                 s_inh[j] = x >= ithr[j];
                 if (s_inh[j]) {
@@ -231,13 +231,13 @@ int32_t tsnn_present(const tsnn_presentation *p, int32_t *counts)
                 }
             }
             for (j = 0; j < TSNN_N; j++) {
-                irec[j] = -(int64_t)(n_inh - s_inh[j]) * TSNN_WREC * P2(TSNN_K);
-                iinp[j] = (int64_t)s_exc[j] * TSNN_WEI * P2(TSNN_K);
+                irec[j] = (tsnn_rec_t)(-(int64_t)(n_inh - s_inh[j]) * TSNN_WREC * P2(TSNN_K));
+                iinp[j] = (tsnn_rec_t)((int64_t)s_exc[j] * TSNN_WEI * P2(TSNN_K));
             }
         }
 #else
         for (j = 0; j < TSNN_N; j++) /* lateral inhibition of the others, next step */
-            irec[j] = -(int64_t)(n_fire - s_exc[j]) * TSNN_WREC * P2(TSNN_K);
+            irec[j] = (tsnn_rec_t)(-(int64_t)(n_fire - s_exc[j]) * TSNN_WREC * P2(TSNN_K));
 #endif
     }
     return total;
