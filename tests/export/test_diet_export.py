@@ -92,6 +92,10 @@ def test_c_is_bit_exact_on_1000_mnist_images(
     names = {a.name for a in arrays}
     assert "cur0" in names and "xin" not in names
     total = sum(a.bytes for a in arrays)
+    # 32-bit state where it is exact (784 inputs x |W| < 2**7 x pixel 255 < 2**31)
+    model_h = (out / "c" / "model.h").read_text()
+    assert "typedef int32_t tsnn_u_t;" in model_h and "typedef int32_t tsnn_cur_t;" in model_h
+    assert {a.name: a.bytes for a in arrays}["u"] == 2 * 100 * 4  # [depth + 1][100] int32
     assert f"{total:,} bytes:" in (out / "README.md").read_text()
 
 

@@ -69,6 +69,26 @@ def _lit(v: int) -> str:
     return f"INT64_C({v})" if abs(v) >= 2**31 else str(v)
 
 
+def state_types(d: IntDiet) -> dict[str, tuple[int, int, str]]:
+    """The C type of ``diet.c``'s state (issue 26 item 1): int32 where the bound of its
+    values is below 2**31, else int64; name -> (bits, bound, what). A membrane is a code
+    of its layer's format (``lo``..``hi``); a layer's input sums at most ``n_in`` products
+    of an input (a pixel code of at most 255 for layer 0 under direct input, else a spike)
+    and a weight code."""
+    u = max(max(abs(layer.lo), abs(layer.hi)) for layer in d.layers)
+    direct = d.encoding == diet.Encoding.DIRECT
+    cur = max(
+        int(layer.w.shape[0])
+        * int(np.abs(layer.w).max(initial=0))
+        * (255 if k == 0 and direct else 1)
+        for k, layer in enumerate(d.layers)
+    )
+    return {
+        "tsnn_u_t": (32 if u < 2**31 else 64, u, "membrane codes of every layer"),
+        "tsnn_cur_t": (32 if cur < 2**31 else 64, cur, "a layer's input of a step, W codes"),
+    }
+
+
 def model_h(d: IntDiet, title: str) -> str:
     n_max = max(layer.w.shape[1] for layer in d.layers)
     lines = [
@@ -87,6 +107,11 @@ def model_h(d: IntDiet, title: str) -> str:
         f"#define TSNN_POISSON_SCALE {POISSON_SCALE}",
         *(f"#define TSNN_ROUND_{m.name} {m.code}" for m in RoundMode),
         f"#define TSNN_ROUNDING {d.rounding.code}",
+        "",
+        *(
+            f"typedef int{b}_t {name}; /* {what}: |x| <= {bound:,}{' < 2^31' if b == 32 else ''} */"
+            for name, (b, bound, what) in state_types(d).items()
+        ),  # fmt: skip
         "",
         "/* one layer: its sizes, packed weights and the constants of its step (diet.c) */",
         "typedef struct {",

@@ -30,17 +30,17 @@ uint64_t tsnn_hash(uint64_t key, uint64_t a, uint64_t b)
     return tsnn_hash64(key, a, b);
 }
 
-static int64_t u[TSNN_DEPTH + 1][TSNN_MAX_N]; /* membranes (codes) */
+static tsnn_u_t u[TSNN_DEPTH + 1][TSNN_MAX_N]; /* membranes (codes) */
 static uint8_t s[TSNN_DEPTH + 1][TSNN_MAX_N]; /* spikes of this step (hidden layers) */
-static int64_t cur[TSNN_MAX_N];               /* a layer's input of this step (W codes) */
+static tsnn_cur_t cur[TSNN_MAX_N];             /* a layer's input of this step (W codes) */
 #if TSNN_POISSON
 static uint8_t xin[TSNN_N_IN]; /* Poisson input spikes of this step */
 #else
-static int64_t cur0[TSNN_MAX_N]; /* direct encoding: layer 0's input, the same every step */
+static tsnn_cur_t cur0[TSNN_MAX_N]; /* direct encoding: layer 0's input, the same every step */
 #endif
 
 /* cur[j] = sum_i x[i] * W[i][j] over layer l's rows, x pixels (direct) or spikes */
-static void current(const tsnn_layer *L, const uint8_t *x, int64_t *c)
+static void current(const tsnn_layer *L, const uint8_t *x, tsnn_cur_t *c)
 {
     int32_t i, j;
     for (j = 0; j < L->n; j++)
@@ -51,7 +51,7 @@ static void current(const tsnn_layer *L, const uint8_t *x, int64_t *c)
             continue;
         br_start(&r, L->w, (uint64_t)i * (uint64_t)L->n * L->w_bits);
         for (j = 0; j < L->n; j++)
-            c[j] += (int64_t)x[i] * sign_extend(br_read(&r, L->w_bits), L->w_bits);
+            c[j] += (tsnn_cur_t)((int64_t)x[i] * sign_extend(br_read(&r, L->w_bits), L->w_bits));
     }
 }
 
@@ -94,7 +94,7 @@ int tsnn_diet_infer(const uint8_t *pixels, uint64_t key, int64_t *out, int32_t *
     for (t = 0; t < TSNN_T; t++) {
         for (l = 0; l <= TSNN_DEPTH; l++) {
             const tsnn_layer *L = &tsnn_layers[l];
-            const int64_t *c = cur;
+            const tsnn_cur_t *c = cur;
             if (l == 0) {
 #if TSNN_POISSON
                 int32_t i;
@@ -109,13 +109,13 @@ int tsnn_diet_infer(const uint8_t *pixels, uint64_t key, int64_t *out, int32_t *
             } else
                 current(L, s[l - 1], cur);
             for (j = 0; j < L->n; j++) {
-                int64_t a = c[j] * P2(L->sh_in);
+                int64_t a = (int64_t)c[j] * P2(L->sh_in);
                 if (l < TSNN_DEPTH) /* the leak statement, rest 0, the input as its base */
-                    a = TSNN_LEAK(u[l][j], 0, L->lam * P2(L->sh_leak),
+                    a = TSNN_LEAK((int64_t)u[l][j], 0, L->lam * P2(L->sh_leak),
                                   a - (int64_t)s[l][j] * L->th * P2(L->sh_th));
                 else
-                    a += u[l][j] * P2(L->sh_v);
-                u[l][j] = round_k(L, a, key, t, l, j);
+                    a += (int64_t)u[l][j] * P2(L->sh_v);
+                u[l][j] = (tsnn_u_t)round_k(L, a, key, t, l, j);
             }
             if (l < TSNN_DEPTH)
                 for (j = 0; j < L->n; j++) {
