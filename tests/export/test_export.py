@@ -58,8 +58,9 @@ def _no_float(cdir: Path) -> None:
         assert not re.search(r"\b(float|double|malloc|calloc|realloc)\b", text), f.name
 
 
-def _run_c(exe: Path, spikes_bin: Path) -> tuple[list[int], np.ndarray]:
-    r = subprocess.run([str(exe), str(spikes_bin), "--counts"], capture_output=True, text=True)
+def _run_c(exe: Path, spikes_bin: Path, *opts: str) -> tuple[list[int], np.ndarray]:
+    cmd = [str(exe), str(spikes_bin), "--counts", *opts]
+    r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     rows = [list(map(int, line.split())) for line in r.stdout.splitlines()]
     return [x[0] for x in rows], np.array([x[1:] for x in rows])
@@ -120,6 +121,9 @@ def test_c_is_bit_exact_with_the_simulator(
         tuple(map(int, x.split())) for x in (cdir / "expected.txt").read_text().split("\n") if x
     ]
     assert len(expected) == 1000 and pred == [e[0] for e in expected]
+    # the per-step API (tsnn_begin, then tsnn_step with one step's inputs at a time)
+    pred_steps, counts_steps = _run_c(exe, cdir / "test_spikes.bin", "--per-step")
+    assert pred_steps == pred and np.array_equal(counts_steps, counts)
     # the simulator's counts of each image's last presentation, from the same evaluation
     ev = evaluate_checkpoint(trained, q, str(data_dir), 1000)
     if floor is not None:  # the floor binds: without it the same design counts otherwise

@@ -66,6 +66,8 @@ def readme_values(
         "inhibition": "with an inhibitory layer" if inhibitory else "direct lateral inhibition",
         "rounding": f"{d.rounding}",
         "steps": str(enc.steps),
+        "steps_minus_1": str(enc.steps - 1),
+        "step_buffer": f"{2 * model.n_in:,}",
         "dt_ms": f"{enc.dt_ms:g}",
         "readout": f"{model.readout}",
         "n_img": f"{n_img:,}",

@@ -2,8 +2,10 @@
  * the format) with the exported network: one predicted label per line (-1: no class
  * scored), with --counts followed by the spike count of every excitatory neuron.
  *
- *   ./tinysnn test_spikes.bin [--counts]
+ *   ./tinysnn test_spikes.bin [--counts] [--per-step]
  *
+ * --per-step runs each presentation through tsnn_begin and tsnn_step instead of
+ * tsnn_present (the same numbers).
  * An image is presented again (the file's next presentation of it, drawn at a boosted
  * rate) while it draws fewer than TSNN_MIN_SPIKES spikes, at most TSNN_MAX_BOOSTS times,
  * as the simulator does; its counts are the last presentation's. Exit status: 0, 1 for a
@@ -25,9 +27,17 @@ int main(int argc, char **argv)
     char magic[8];
     uint64_t version, n_images, n_in, n_steps, max_pres, x;
     uint64_t img;
-    int with_counts = argc > 2 && strcmp(argv[2], "--counts") == 0;
-    if (argc < 2 || (argc > 2 && !with_counts)) {
-        fprintf(stderr, "usage: %s SPIKES.bin [--counts]\n", argv[0]);
+    int with_counts = 0, per_step = 0, a;
+    for (a = 2; a < argc; a++) {
+        if (strcmp(argv[a], "--counts") == 0)
+            with_counts = 1;
+        else if (strcmp(argv[a], "--per-step") == 0)
+            per_step = 1;
+        else
+            argc = 0; /* an unknown option: the usage line */
+    }
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s SPIKES.bin [--counts] [--per-step]\n", argv[0]);
         return 2;
     }
     f = fopen(argv[1], "rb");
@@ -74,8 +84,18 @@ int main(int argc, char **argv)
             pr.step_spikes = step_spikes;
             pr.inputs = inputs;
             pr.key = key;
-            if (tsnn_present(&pr, counts) >= TSNN_MIN_SPIKES || TSNN_MIN_SPIKES <= 0 ||
-                p >= TSNN_MAX_BOOSTS)
+            if (per_step) {
+                const uint16_t *in = inputs;
+                int32_t total = 0, s;
+                tsnn_begin(counts);
+                for (s = 0; s < TSNN_STEPS; s++) {
+                    total += tsnn_step(s, in, step_spikes[s], key, counts);
+                    in += step_spikes[s];
+                }
+                x = (uint64_t)total;
+            } else
+                x = (uint64_t)tsnn_present(&pr, counts);
+            if ((int64_t)x >= TSNN_MIN_SPIKES || TSNN_MIN_SPIKES <= 0 || p >= TSNN_MAX_BOOSTS)
                 needed = 0;
         }
         if (needed) {

@@ -170,11 +170,9 @@ static void input_current(const uint16_t *in, int n_in)
 #endif
 }
 
-int32_t tsnn_present(const tsnn_presentation *p, int32_t *counts)
+void tsnn_begin(int32_t *counts)
 {
-    int32_t t, total = 0;
     int j;
-    const uint16_t *in = p->inputs;
     for (j = 0; j < TSNN_N; j++) {
         v[j] = (tsnn_vmem_t)TSNN_REST;
         refr[j] = 0;
@@ -187,58 +185,71 @@ int32_t tsnn_present(const tsnn_presentation *p, int32_t *counts)
         iinp[j] = 0;
 #endif
     }
-    for (t = 0; t < TSNN_STEPS; t++) {
-        int32_t n_fire = 0;
-        input_current(in, p->step_spikes[t]);
-        in += p->step_spikes[t];
-        for (j = 0; j < TSNN_N; j++) { /* excitatory layer */
-            int64_t a = TSNN_LEAK((int64_t)v[j], TSNN_REST, TSNN_DSH, TSNN_REST_K);
-            int64_t x;
-            a = TSNN_GATE(a, (int64_t)cur[j] * TSNN_SCALE_W + (int64_t)irec[j], refr[j]);
-            x = round_k(a, p->key, t, j);
-            x = TSNN_FLOOR_AT(x, TSNN_FLOOR); /* a macro: its arguments are evaluated twice */
-            cur[j] = 0;
-            s_exc[j] = x >= thr[j];
-            if (s_exc[j]) {
-                v[j] = (tsnn_vmem_t)TSNN_RESET_TO(x, (int64_t)thr[j], TSNN_RESET, TSNN_KEEP);
-                refr[j] = TSNN_REF;
-                counts[j] += 1;
-                n_fire += 1;
-            } else {
-                v[j] = (tsnn_vmem_t)x;
-                if (refr[j] > 0)
-                    refr[j] -= 1;
-            }
+}
+
+int32_t tsnn_step(int32_t t, const uint16_t *in, int n_in, uint64_t key, int32_t *counts)
+{
+    int32_t n_fire = 0;
+    int j;
+    input_current(in, n_in);
+    for (j = 0; j < TSNN_N; j++) { /* excitatory layer */
+        int64_t a = TSNN_LEAK((int64_t)v[j], TSNN_REST, TSNN_DSH, TSNN_REST_K);
+        int64_t x;
+        a = TSNN_GATE(a, (int64_t)cur[j] * TSNN_SCALE_W + (int64_t)irec[j], refr[j]);
+        x = round_k(a, key, t, j);
+        x = TSNN_FLOOR_AT(x, TSNN_FLOOR); /* a macro: its arguments are evaluated twice */
+        cur[j] = 0;
+        s_exc[j] = x >= thr[j];
+        if (s_exc[j]) {
+            v[j] = (tsnn_vmem_t)TSNN_RESET_TO(x, (int64_t)thr[j], TSNN_RESET, TSNN_KEEP);
+            refr[j] = TSNN_REF;
+            counts[j] += 1;
+            n_fire += 1;
+        } else {
+            v[j] = (tsnn_vmem_t)x;
+            if (refr[j] > 0)
+                refr[j] -= 1;
         }
-        total += n_fire;
+    }
 #if TSNN_INHIBITORY
-        {
-            int32_t n_inh = 0;
-            for (j = 0; j < TSNN_N; j++) { /* inhibitory layer: the previous step's spikes */
-                int64_t a = TSNN_LEAK((int64_t)vi[j], TSNN_IREST, TSNN_IDSH, TSNN_IREST_K);
-                int64_t x;
-                a = TSNN_GATE(a, (int64_t)iinp[j], irefr[j]);
-                x = round_k(a, p->key, t, TSNN_N + j);
-                s_inh[j] = x >= ithr[j];
-                if (s_inh[j]) {
-                    vi[j] = (tsnn_vmem_t)TSNN_IRESET;
-                    irefr[j] = TSNN_IREF;
-                    n_inh += 1;
-                } else {
-                    vi[j] = (tsnn_vmem_t)x;
-                    if (irefr[j] > 0)
-                        irefr[j] -= 1;
-                }
-            }
-            for (j = 0; j < TSNN_N; j++) {
-                irec[j] = (tsnn_rec_t)(-(int64_t)(n_inh - s_inh[j]) * TSNN_WREC * P2(TSNN_K));
-                iinp[j] = (tsnn_rec_t)((int64_t)s_exc[j] * TSNN_WEI * P2(TSNN_K));
+    {
+        int32_t n_inh = 0;
+        for (j = 0; j < TSNN_N; j++) { /* inhibitory layer: the previous step's spikes */
+            int64_t a = TSNN_LEAK((int64_t)vi[j], TSNN_IREST, TSNN_IDSH, TSNN_IREST_K);
+            int64_t x;
+            a = TSNN_GATE(a, (int64_t)iinp[j], irefr[j]);
+            x = round_k(a, key, t, TSNN_N + j);
+            s_inh[j] = x >= ithr[j];
+            if (s_inh[j]) {
+                vi[j] = (tsnn_vmem_t)TSNN_IRESET;
+                irefr[j] = TSNN_IREF;
+                n_inh += 1;
+            } else {
+                vi[j] = (tsnn_vmem_t)x;
+                if (irefr[j] > 0)
+                    irefr[j] -= 1;
             }
         }
+        for (j = 0; j < TSNN_N; j++) {
+            irec[j] = (tsnn_rec_t)(-(int64_t)(n_inh - s_inh[j]) * TSNN_WREC * P2(TSNN_K));
+            iinp[j] = (tsnn_rec_t)((int64_t)s_exc[j] * TSNN_WEI * P2(TSNN_K));
+        }
+    }
 #else
-        for (j = 0; j < TSNN_N; j++) /* lateral inhibition of the others, next step */
-            irec[j] = (tsnn_rec_t)(-(int64_t)(n_fire - s_exc[j]) * TSNN_WREC * P2(TSNN_K));
+    for (j = 0; j < TSNN_N; j++) /* lateral inhibition of the others, next step */
+        irec[j] = (tsnn_rec_t)(-(int64_t)(n_fire - s_exc[j]) * TSNN_WREC * P2(TSNN_K));
 #endif
+    return n_fire;
+}
+
+int32_t tsnn_present(const tsnn_presentation *p, int32_t *counts)
+{
+    int32_t t, total = 0;
+    const uint16_t *in = p->inputs;
+    tsnn_begin(counts);
+    for (t = 0; t < TSNN_STEPS; t++) {
+        total += tsnn_step(t, in, p->step_spikes[t], p->key, counts);
+        in += p->step_spikes[t];
     }
     return total;
 }

@@ -19,8 +19,18 @@ typedef struct {
 void tsnn_init(void);
 
 /* Run one presentation from rest; counts[j] receives the spikes of excitatory neuron j.
- * Returns their sum. */
+ * Returns their sum. The same as tsnn_begin, then tsnn_step for t = 0 .. TSNN_STEPS - 1
+ * with each step's inputs. */
 int32_t tsnn_present(const tsnn_presentation *p, int32_t *counts);
+
+/* The per-step API, for inputs that arrive step by step (a sensor, an encoder on the
+ * chip): tsnn_begin puts every neuron at rest and zeroes counts[]; tsnn_step runs step t
+ * (0, 1, ... in order) with the n_in inputs that spike at it (their indices, ascending,
+ * as the simulator orders them), the presentation's stochastic-rounding key, adding each
+ * neuron's spike to counts[j]; it returns the excitatory spikes of the step. Only one
+ * step's inputs need be held at a time. */
+void tsnn_begin(int32_t *counts);
+int32_t tsnn_step(int32_t t, const uint16_t *inputs, int n_in, uint64_t key, int32_t *counts);
 
 /* The class of the highest score for the spike counts of an image (its last
  * presentation), or -1 where no class scores above 0. */
