@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,15 @@ def test_c_is_bit_exact_with_the_simulator(
         tuple(map(int, x.split())) for x in (cdir / "expected.txt").read_text().split("\n") if x
     ]
     assert len(expected) == 1000 and pred == [e[0] for e in expected]
+    # the readout in the NIR file: its table applied to the C's counts gives its labels
+    import nir as nir_mod
+
+    gm = nir_mod.read(str(tmp_path / "out" / "model.nir")).metadata
+    wr, dv = np.asarray(gm["readout_weight"]), np.asarray(gm["readout_divisor"])
+    for c_row, p in zip(counts, pred, strict=True):
+        num = wr @ c_row.astype(np.int64)
+        best = max(range(len(dv)), key=lambda k: (Fraction(int(num[k]), int(dv[k])), -k))
+        assert (best if num[best] > 0 else -1) == p
     # the per-step API (tsnn_begin, then tsnn_step with one step's inputs at a time)
     pred_steps, counts_steps = _run_c(exe, cdir / "test_spikes.bin", "--per-step")
     assert pred_steps == pred and np.array_equal(counts_steps, counts)

@@ -201,6 +201,15 @@ def _write_all(
         "rate_boost_hz": float(enc.rate_boost_hz),
         "max_rate_hz": float(enc.max_rate_hz),
     }
+    # the readout as data a consumer applies to the excitatory node's spike counts
+    w_ro, div = readout.class_weights(ev.assignment, n_classes, dep.model.readout)
+    meta["readout_weight"] = w_ro.numpy().T.astype(np.int64)  # [classes, neurons]
+    meta["readout_divisor"] = div.numpy().astype(np.int64)  # [classes]
+    meta["readout_rule"] = (
+        "score_k = (sum_j readout_weight[k, j] * count_j) / readout_divisor[k], count_j the "
+        "spikes of exc neuron j over the (last) presentation; the class is the first k of "
+        "the largest score, -1 where every score is 0"
+    )
     graph = nir_graph.build(dep.net, dep.model, d, dep.qz, meta)
     nir_graph.write(graph, tmp / "model.nir")
     written.append("model.nir")
