@@ -44,22 +44,19 @@ def label(dp: dict[str, Any]) -> tuple[str, ...]:
 
 def main(args: list[str]) -> None:
     per: dict[tuple[str, ...], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    ann: dict[str, list[float]] = defaultdict(list)
+    ann_by_seed: dict[int, dict[str, float]] = {}
     crossing = []
     for arg in args:
         storage, study = arg.rsplit(":", 1)
         _name, records = load_records(storage, study)
-        seen_ann = False
         for r in records:
             dp = r.design_point.to_dict()
             rob = dict(r.outcome.robustness)
             if not rob:
                 continue
-            if not seen_ann:
-                src = r.config.get("robustness", {}).get("source", {}).get("accuracy", {})
-                for k, v in src.items():
-                    ann[k].append(v)
-                seen_ann = True
+            seed = int(r.config["run"]["seed"])  # one ANN per seed (every study shares it)
+            src = r.config.get("robustness", {}).get("source", {}).get("accuracy", {})
+            ann_by_seed.setdefault(seed, dict(src))
             if r.design_point.is_fp32:
                 key = label(dp)
                 per[key]["accuracy"].append(r.accuracy)
@@ -68,7 +65,11 @@ def main(args: list[str]) -> None:
                         per[key][k].append(rob[k])
             if arg == args[0]:
                 crossing.append((r, rob))
-    n = len(args)
+    ann: dict[str, list[float]] = defaultdict(list)
+    for src in ann_by_seed.values():
+        for k, v in src.items():
+            ann[k].append(v)
+    n = len(ann_by_seed)
     print(f"## FP32 points, {n} seed(s): accuracy on the test set, adversarial accuracy on "
           "the first 1,000 test images, %\n")  # fmt: skip
     head = ["family", "init", "leak", "T", "input", "test acc", *KEYS]
