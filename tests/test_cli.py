@@ -130,7 +130,7 @@ def test_itq_keeps_weights_on_the_grid(capsys, tmp_path: Path) -> None:
         (["train", "--rounding", "up"], "unknown value 'up'"),
         (["train", "--scheme", "qat"], "unknown value 'qat'"),
         (["train", "--model", "lenet"], "unknown value 'lenet'"),
-        (["train", "--dataset", "cifar"], "unknown value 'cifar'"),
+        (["train", "--dataset", "cifar"], "unknown data set 'cifar'"),
         (["train", "--neurons", "many"], "--neurons"),
         (["train", "--no-such-flag"], "No such option"),
         (["train", "-p", "eta"], "NAME=VALUE"),

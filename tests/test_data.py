@@ -68,5 +68,5 @@ def test_truncated_idx_is_reported_without_checksums(data_dir: Path, tmp_path: P
 
 
 def test_unknown_dataset() -> None:
-    with pytest.raises(DataError, match="unknown dataset"):
+    with pytest.raises(DataError, match="unknown data set"):
         data.load("cifar")

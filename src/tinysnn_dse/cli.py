@@ -117,7 +117,12 @@ RetestScheme = Annotated[
     ),
 ]
 Dataset = Annotated[
-    str, typer.Option("--dataset", help=f"Data set: {', '.join(data_mod.DATASETS)}.")
+    str,
+    typer.Option(
+        "--dataset",
+        help=f"Data set: {', '.join(data_mod.DATASETS)}, or the path of an .npz file "
+        "(x_train, y_train, x_test, y_test) or of a folder of IDX files.",
+    ),
 ]
 Threads = Annotated[int | None, typer.Option("--threads", help="torch CPU threads.")]
 BatchSize = Annotated[
@@ -314,14 +319,18 @@ def train(
         vth_int_bits=vth_int_bits,
     ).spec()  # fmt: skip
     BY_NAME["model"].parse(model, "--model")
-    n_in = 64 if dataset == "digits" else 784
+    dataset = data_mod.check_name(dataset, "--dataset")
+    n_in, n_classes = 64 if dataset == "digits" else 784, 10
+    if data_mod.is_user_data(dataset):  # a user's data: its sizes from the files
+        ds = data_mod.load(dataset)
+        n_in, n_classes = ds.n_in, ds.n_classes
     overrides: dict[str, str] = {}
     if readout is not None:
         overrides["readout"] = choice("--readout", readout, READOUTS)
     overrides.update(parse_params(param))
-    cfg = family_of(model).model(model, n_in, neurons, 10, dataset, overrides)
+    cfg = family_of(model).model(model, n_in, neurons, n_classes, dataset, overrides)
     settings = RunSettings(
-        dataset=choice("--dataset", dataset, data_mod.DATASETS),
+        dataset=dataset,
         train_samples=train_samples,
         test_samples=test_samples,
         assign_samples=assign_samples,
@@ -490,13 +499,31 @@ def _export_summary(res: Any) -> None:
 
 @app.command()
 def datasets(
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(help="Your own data sets to check: .npz files or folders of IDX files."),
+    ] = None,
     data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """List each data set, where it was found, and whether its checksums verify."""
+    """List each data set, where it was found, and whether its checksums verify; with
+    PATHS, load and check each of your own (one line each, the first problem found)."""
     rows = data_mod.status(str(data_dir) if data_dir else None)
+    for p in paths or []:
+        try:
+            ds = data_mod.load(data_mod.check_name(p, p))
+            rows.append(data_mod.DatasetStatus(
+                p, ds.source.split(" (")[0], True,
+                f"{len(ds.train_images) + len(ds.test_images)} samples of {ds.n_in} inputs, "
+                f"{ds.n_classes} classes; {ds.source.split(' (', 1)[1].rstrip(')')}",
+            ))  # fmt: skip
+        except TinySNNError as e:
+            rows.append(data_mod.DatasetStatus(p, None, False, str(e)))
+    bad = [r for r in rows if r.name in (paths or []) and not r.verified]
     if as_json:
         typer.echo(json.dumps([r.__dict__ for r in rows], indent=2))
+        if bad:
+            raise typer.Exit(2)
         return
     t = Table("dataset", "location", "verified", "detail")
     for r in rows:
@@ -505,6 +532,9 @@ def datasets(
     Console().print(t)
     looked = ", ".join(str(p) for p in data_mod.search_roots(str(data_dir) if data_dir else None))
     Console().print(f"[dim]searched: {looked}")
+    if bad:  # a data set of the user's that does not load: exit 2, its reason in one line
+        err.print(f"error: {bad[0].detail}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
 
 
 @app.command()

@@ -14,6 +14,19 @@ mirrors into the cache, verified, and moved into place with an atomic rename.
 ``digits`` is scikit-learn's embedded 8x8 digit set (1,797 images, 64 inputs, values
 0-16): no file and no network needed. Its first 1,437 images (80 %) are the training set
 and the last 360 the test set.
+
+A user's own data (issue 27) is named by its path instead of a name (:func:`check_name`):
+
+- an array file ``.npz`` with ``x_train``, ``y_train``, ``x_test``, ``y_test``: images or
+  vectors of any shape (flattened), integers in 0..255 or floats in [0, 1] (scaled by 255
+  and rounded: the simulators read 8-bit intensities, as the integer datapath and the
+  exported C do), labels 0..C-1 with every class in the training split;
+- a folder of IDX files in the MNIST layout (EMNIST, KMNIST ...), gzipped or not.
+
+Both are checked on load (one-line :class:`DataError` s naming the file and the problem)
+and named in records by their path, their SHA-256 and their sample counts
+(:attr:`Dataset.source`); a study made on other data under the same path is refused.
+Event data sets through tonic are not supported yet.
 """
 
 from __future__ import annotations
@@ -128,10 +141,14 @@ def verify(name: str, folder: Path) -> dict[str, bool]:
 
 def _read_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
     try:
-        with gzip.open(path, "rb") as f:
-            raw = f.read()
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                raw = f.read()
+        else:
+            raw = path.read_bytes()
     except (OSError, EOFError) as e:
-        raise DataError(f"{path}: not a readable gzip file ({e})") from None
+        raise DataError(f"{path}: not a readable {'gzip' if path.suffix == '.gz' else 'IDX'} "
+                        f"file ({e})") from None  # fmt: skip
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise DataError(f"{path}: truncated IDX header")
@@ -181,17 +198,157 @@ def _missing_message(name: str, data_dir: str | os.PathLike[str] | None, why: st
     )
 
 
+def check_name(name: str, where: str = "dataset") -> str:
+    """A data set as a space or the command line names it: a built-in name as it is, or
+    the absolute path of an existing ``.npz`` file or folder (a user's data); else a
+    one-line :class:`DataError` naming ``where``."""
+    if not isinstance(name, str) or not name.strip():
+        raise DataError(f"{where}: expected a data set name or path, got {name!r}")
+    if name in DATASETS:
+        return name
+    path = Path(name).expanduser()
+    if path.is_file() and path.suffix == ".npz" or path.is_dir():
+        return str(path.resolve())
+    if path.exists():
+        raise DataError(f"{where}: {name} is neither an .npz array file nor a folder of IDX files")
+    raise DataError(
+        f"{where}: unknown data set {name!r}; choose one of {', '.join(DATASETS)}, or give "
+        "the path of an .npz file or of a folder of IDX files"
+    )
+
+
+def is_user_data(name: str) -> bool:
+    """Whether ``name`` names a user's data (a path) rather than a built-in set."""
+    return name not in DATASETS
+
+
+def _fingerprint(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.name.encode())
+        h.update(bytes.fromhex(sha256(p)))
+    return h.hexdigest()
+
+
+def fingerprint(name: str) -> str:
+    """The SHA-256 of a user's data set's files (its identity in a study), or the name of a
+    built-in set (verified by its own checksums)."""
+    if not is_user_data(name):
+        return name
+    path = Path(name)
+    return _fingerprint([path] if path.is_file() else _idx_files(path))
+
+
+def _checked(name: str, tr_x: np.ndarray, tr_y: np.ndarray, te_x: np.ndarray,
+             te_y: np.ndarray, source: Path, files: list[Path]) -> Dataset:  # fmt: skip
+    """A user's arrays as a :class:`Dataset`, each check a one-line :class:`DataError`."""
+    where = str(source)
+    for split, x, y in (("train", tr_x, tr_y), ("test", te_x, te_y)):
+        if x.shape[0] == 0:
+            raise DataError(f"{where}: the {split} split is empty")
+        if y.ndim != 1 or x.shape[0] != y.shape[0]:
+            raise DataError(f"{where}: x_{split} has {x.shape[0]} samples but y_{split} "
+                            f"{y.shape[0] if y.ndim else 'no'} labels")  # fmt: skip
+        if x.ndim < 2:
+            raise DataError(f"{where}: x_{split} must hold one image or vector per sample")
+        if x.dtype.kind not in "iuf" or y.dtype.kind not in "iu":
+            raise DataError(f"{where}: {split} images must be numbers and labels integers")
+    if tr_x.shape[1:] != te_x.shape[1:]:
+        raise DataError(f"{where}: train samples are {tr_x.shape[1:]}, test {te_x.shape[1:]}")
+
+    def pixels(x: np.ndarray, split: str) -> np.ndarray:
+        flat = x.reshape(x.shape[0], -1)
+        if flat.dtype.kind == "f":
+            if not np.isfinite(flat).all():
+                raise DataError(f"{where}: x_{split} holds NaN or infinite values")
+            if flat.min() < 0 or flat.max() > 1:
+                raise DataError(f"{where}: float x_{split} must lie in [0, 1] (it is scaled "
+                                "by 255); give integers 0..255 otherwise")  # fmt: skip
+            return np.rint(flat.astype(np.float64) * 255.0).astype(np.uint8)
+        if flat.min() < 0 or flat.max() > 255:
+            raise DataError(f"{where}: integer x_{split} must lie in 0..255")
+        return flat.astype(np.uint8)
+
+    n_cls = int(max(tr_y.max(), te_y.max())) + 1
+    for split, y in (("train", tr_y), ("test", te_y)):
+        if y.min() < 0:
+            raise DataError(f"{where}: y_{split} holds a negative label ({int(y.min())})")
+    missing = sorted(set(range(n_cls)) - set(np.unique(tr_y).tolist()))
+    if missing:
+        raise DataError(f"{where}: class {missing[0]} has no training sample (labels must be "
+                        f"0..C-1, here C = {n_cls})")  # fmt: skip
+    if n_cls < 2:
+        raise DataError(f"{where}: one class only; a classifier needs two or more")
+    fp = _fingerprint(files)
+    return Dataset(
+        name=name,
+        train_images=pixels(tr_x, "train"),
+        train_labels=tr_y.astype(np.int64),
+        test_images=pixels(te_x, "test"),
+        test_labels=te_y.astype(np.int64),
+        source=f"{where} (sha256 {fp[:16]}, {tr_x.shape[0]} train, {te_x.shape[0]} test)",
+        n_classes=n_cls,
+    )
+
+
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def load_npz(path: Path) -> Dataset:
+    """A user's ``.npz`` array file (module docstring)."""
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in NPZ_KEYS if k not in z.files]
+            if missing:
+                raise DataError(f"{path}: no {missing[0]} array (an .npz data set holds "
+                                f"{', '.join(NPZ_KEYS)})")  # fmt: skip
+            arrays = [np.asarray(z[k]) for k in NPZ_KEYS]
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"{path}: not a readable .npz file ({msg[:120]})") from None
+    tr_x, tr_y, te_x, te_y = arrays
+    return _checked(str(path), tr_x, tr_y, te_x, te_y, path, [path])
+
+
+IDX_STEMS = {k: v.removesuffix(".gz") for k, v in FILES.items()}
+
+
+def _idx_files(folder: Path) -> list[Path]:
+    out = []
+    for stem in IDX_STEMS.values():
+        found = [folder / n for n in (stem + ".gz", stem) if (folder / n).is_file()]
+        if not found:
+            raise DataError(f"{folder}: no {stem}[.gz] (a folder of IDX files in the MNIST "
+                            f"layout holds {', '.join(IDX_STEMS.values())})")  # fmt: skip
+        out.append(found[0])
+    return out
+
+
+def load_idx_folder(folder: Path) -> Dataset:
+    """A user's folder of IDX files in the MNIST layout (module docstring)."""
+    files = _idx_files(folder)
+    tr_x, tr_y, te_x, te_y = (_read_idx(f, m, n) for f, m, n in
+                              zip(files, (2051, 2049, 2051, 2049), (3, 1, 3, 1), strict=True))  # fmt: skip
+    return _checked(str(folder), tr_x, tr_y, te_x, te_y, folder, files)
+
+
 def load(
     name: str,
     data_dir: str | os.PathLike[str] | None = None,
     download: bool = True,
     verify_checksums: bool = True,
 ) -> Dataset:
-    """Load a data set by name; raises :class:`DataError` with a one-line reason."""
+    """Load a data set by name, or a user's by its path (:func:`check_name`); raises
+    :class:`DataError` with a one-line reason."""
     if name == "digits":
         return load_digits()
-    if name not in SHA256:
-        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if is_user_data(name):
+        path = Path(check_name(name))
+        return load_npz(path) if path.is_file() else load_idx_folder(path)
     folder = locate(name, data_dir)
     if folder is None:
         if not download or os.environ.get("TINYSNN_NO_DOWNLOAD"):

@@ -129,7 +129,7 @@ def test_ptq_points_share_one_training_itq_points_do_not() -> None:
         ({"study": "t", "designs": [{"model": "tinysnn", "colour": 1}]},
          "designs[0].colour: unknown key"),
         ({"study": "t", "data": {"dataset": "cifar"}, "designs": [{"model": "tinysnn"}]},
-         "data.dataset: unknown value 'cifar'"),
+         "data.dataset: unknown data set 'cifar'"),
         ({"study": "t", "data": {"epochs": 0}, "designs": [{"model": "tinysnn"}]},
          "data.epochs: 0 is not allowed"),
         ({"study": "t", "sampler": "bayes", "designs": [{"model": "tinysnn"}]},

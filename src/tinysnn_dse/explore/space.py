@@ -27,10 +27,10 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from tinysnn_dse import data as data_mod
 from tinysnn_dse.axes import ALIASES, AXES, BY_NAME, check_family, short_repr
 from tinysnn_dse.core.params import QuantSpec
-from tinysnn_dse.data import DATASETS
-from tinysnn_dse.errors import ConfigError
+from tinysnn_dse.errors import ConfigError, DataError
 from tinysnn_dse.records import DesignPoint
 from tinysnn_dse.runner import MAX_SEED, family_of
 from tinysnn_dse.runner.robustness import Robustness
@@ -57,6 +57,9 @@ class Budget:
     assign_samples: int | None = None
     epochs: int = 1
     seed: int = 0
+    #: a user's data set (a path): the SHA-256 of its files, so that a study and its
+    #: shared trainings are never reused on other data under the same path
+    data_sha256: str | None = None
 
 
 def quant_of(p: DesignPoint) -> QuantSpec:
@@ -145,6 +148,8 @@ class SearchSpace:
         """What fixes the trained networks: the data budget (and the ITQ batch size when
         points are batched, since batched points share their random numbers)."""
         d = asdict(self.budget)
+        if d["data_sha256"] is None:  # a built-in set: the dict studies stored before
+            del d["data_sha256"]
         if self.itq_batch > 1:
             d["itq_batch"] = self.itq_batch
         return d
@@ -304,8 +309,14 @@ def parse_space(raw: Any, source: str) -> SearchSpace:
     if not isinstance(study, str) or not study.strip():
         raise ctx.err("study", "expected a non-empty name")
     data = _mapping(ctx, "data", raw.get("data", {}), DATA_KEYS)
+    try:  # a built-in name, or the path of a user's data (data.check_name)
+        dataset = data_mod.check_name(data.get("dataset", "digits"), f"{source}: data.dataset")
+        sha = data_mod.fingerprint(dataset) if data_mod.is_user_data(dataset) else None
+    except DataError as e:
+        raise ConfigError(str(e)) from None
     budget = Budget(
-        dataset=_choice(ctx, "data.dataset", data.get("dataset", "digits"), DATASETS),
+        dataset=dataset,
+        data_sha256=sha,
         train_samples=_int(ctx, "data.train_samples", data.get("train_samples"), 1, True),
         test_samples=_int(ctx, "data.test_samples", data.get("test_samples"), 1, True),
         assign_samples=_int(ctx, "data.assign_samples", data.get("assign_samples"), 1, True),
