@@ -121,6 +121,29 @@ def test_a_signal_to_explore_stops_every_worker(tmp_path: Path, sig: signal.Sign
         assert_each_point_once(url)
 
 
+def test_a_signal_while_the_floor_is_chosen_is_one_line(tmp_path: Path) -> None:
+    """SIGTERM while `vmem_floor: auto` trains its candidates (before the study exists):
+    one line, exit 143, no study and no chosen floor written; the same command then runs."""
+    space = tmp_path / "floor.yaml"
+    space.write_text("study: fl\ndata: {dataset: digits}\ndesigns:\n"
+                     "  - {model: tinysnn, neurons: 50, vmem_floor: auto}\n")  # fmt: skip
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    proc = _start(space, url)
+    assert proc.stderr is not None
+    seen = ""
+    while "choosing the membrane floor" not in seen:  # the first candidate trains now
+        line = proc.stderr.readline()
+        assert line, proc.communicate(timeout=60)
+        seen += line
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "interrupted by SIGTERM while choosing a membrane floor" in _ends_in_one_line(err)
+    assert not (tmp_path / "s.db").exists()
+    assert not list(tmp_path.rglob("*.tensors.pt"))  # no half-made choice is kept
+
+
 def test_workers_end_when_explore_is_killed(tmp_path: Path) -> None:
     """kill -9 of the parent leaves no orphan worker taking trials."""
     space = tmp_path / "mini.yaml"

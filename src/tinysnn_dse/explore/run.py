@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinysnn_dse.errors import ConfigError, TinySNNError
+from tinysnn_dse.errors import ConfigError, Interrupted, TinySNNError
 from tinysnn_dse.explore import stopping
 from tinysnn_dse.explore.artifacts import check_artifacts, default_artifacts
 from tinysnn_dse.explore.liveness import fail_workers
@@ -128,11 +128,17 @@ def _explore(
     poll_s: float,
     on_note: Callable[[str], None] | None,
 ) -> ExploreResult:
-    # ``vmem_floor: auto``: each network's floor chosen on its training holdout first
-    space = resolve_floors(
-        space, Trainings(space, worker_settings(space, devices[0], threads, power_w), art,
-                         data_dir, on_note), on_note,
-    )  # fmt: skip
+    # ``vmem_floor: auto``: each network's floor chosen on its training holdout first; a
+    # signal here stops the command before the study is written (a finished choice is kept)
+    try:
+        space = resolve_floors(
+            space, Trainings(space, worker_settings(space, devices[0], threads, power_w), art,
+                             data_dir, on_note), on_note,
+        )  # fmt: skip
+    except stopping.Stopped as e:
+        stopping.caught()
+        msg = f"{e} while choosing a membrane floor (vmem_floor: auto); no study was written"
+        raise Interrupted(f"{msg}: run the same command again", e.exit_code) from None
     with stopping.deferred():  # a signal while the study is written waits for the end
         plan = prepare(space, url, study)
     check_artifacts(art)
