@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from tinysnn_dse.axes import AXES, BITS, FAMILY_OF
-from tinysnn_dse.errors import TinySNNError
+from tinysnn_dse.errors import ConfigError, TinySNNError
 
 SCHEMA_VERSION = 2
 PHASES = ("train", "infer")
@@ -46,8 +46,6 @@ def robust_key(threat: str, attack: str, eps: float) -> str:
 def check_robust_key(key: str) -> str:
     """``key`` as an outcome names it (``transfer-pgd-0.10`` -> ``transfer-pgd-0.1``) if it
     names an adversarial accuracy, else a one-line ConfigError."""
-    from tinysnn_dse.errors import ConfigError
-
     parts = key.split("-")
     eps = math.nan
     if len(parts) == 3 and parts[0] in THREATS and parts[1] in ATTACKS:

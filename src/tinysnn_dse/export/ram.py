@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 #: bytes of each C integer type the sources use
@@ -149,8 +150,6 @@ def ram_arrays(c_source: str, headers: Iterable[str]) -> list[RamArray]:
 def of_export(cdir: Any, source: str, headers: Iterable[str]) -> list[RamArray]:
     """The state arrays of ``source`` in an export's C folder ``cdir`` (a path), with the
     macros of the ``headers`` there."""
-    from pathlib import Path
-
     d = Path(cdir)
     return ram_arrays((d / source).read_text(), [(d / h).read_text() for h in headers])
 

@@ -232,6 +232,7 @@ def html_page(s: Summary, figs: list[Path]) -> str:
         if sel
         else "none meets the constraints"
     )
+    adv = robustness_table(s.rows)  # (headers, rows); no rows: no section
     body = [
         f"<h1>tinysnn report: study <code>{html.escape(s.study)}</code></h1>",
         f"<p>{len(s.rows)} completed design points. Reward R = A - mu&middot;M with mu = "
@@ -245,11 +246,7 @@ def html_page(s: Summary, figs: list[Path]) -> str:
         html_table(SELECTION_HEADERS, s.selection_rows),
         "<h2>Pareto set</h2>",
         html_table(HEADERS, table_rows(s.front)),
-        *(
-            ["<h2>Adversarial accuracy (%)</h2>", html_table(*robustness_table(s.rows))]
-            if robustness_table(s.rows)[1]
-            else []
-        ),  # fmt: skip
+        *(["<h2>Adversarial accuracy (%)</h2>", html_table(*adv)] if adv[1] else []),
         "<h2>Figures</h2>",
         *[f'<figure><img src="{p.name}" alt="{p.stem}"></figure>' for p in figs],
         "<h2>All design points</h2><p>(selected model highlighted; also in "
