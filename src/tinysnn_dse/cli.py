@@ -29,7 +29,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from tinysnn_dse import __version__
+from tinysnn_dse import __version__, event_data
 from tinysnn_dse import data as data_mod
 from tinysnn_dse.axes import AXES, BY_NAME, MAX_BITS, MIN_BITS
 from tinysnn_dse.core.params import (
@@ -121,7 +121,8 @@ Dataset = Annotated[
     typer.Option(
         "--dataset",
         help=f"Data set: {', '.join(data_mod.DATASETS)}, or the path of an .npz file "
-        "(x_train, y_train, x_test, y_test) or of a folder of IDX files.",
+        "(x_train, y_train, x_test, y_test), of a folder of IDX files, or of an N-MNIST, "
+        "DVS Gesture or SHD folder (read with tonic).",
     ),
 ]
 Threads = Annotated[int | None, typer.Option("--threads", help="torch CPU threads.")]
@@ -307,6 +308,17 @@ def train(
     threads: Threads = None,
     batch_size: BatchSize = None,
     data_dir: DataDir = None,
+    time_bins: Annotated[
+        int | None,
+        typer.Option(
+            help="Event data: time bins of a sample (default 8); the diet "
+            "family's timesteps a multiple or divisor of it."
+        ),
+    ] = None,
+    spatial_factor: Annotated[
+        float | None,
+        typer.Option(help="Event data: scale of the sensor's positions, in (0, 1] (default 1)."),
+    ] = None,
     out: Annotated[Path, typer.Option(help="Folder for model.pt and record.json.")] = Path(
         "runs/latest"
     ),
@@ -319,7 +331,12 @@ def train(
         vth_int_bits=vth_int_bits,
     ).spec()  # fmt: skip
     BY_NAME["model"].parse(model, "--model")
-    dataset = data_mod.check_name(dataset, "--dataset")
+    events = None
+    if time_bins is not None or spatial_factor is not None:
+        bins = time_bins if time_bins is not None else event_data.TIME_BINS
+        factor = spatial_factor if spatial_factor is not None else 1.0
+        events = event_data.EventOptions(bins, factor)
+    dataset = data_mod.check_name(dataset, "--dataset", events)
     n_in, n_classes = 64 if dataset == "digits" else 784, 10
     if data_mod.is_user_data(dataset):  # a user's data: its sizes from the files
         ds = data_mod.load(dataset)

@@ -23,10 +23,12 @@ A user's own data (issue 27) is named by its path instead of a name (:func:`chec
   exported C do), labels 0..C-1 with every class in the training split;
 - a folder of IDX files in the MNIST layout (EMNIST, KMNIST ...), gzipped or not.
 
-Both are checked on load (one-line :class:`DataError` s naming the file and the problem)
+- a folder of an event data set (N-MNIST, DVS Gesture, SHD) read with tonic and binned
+  in time (:mod:`event_data`), named ``PATH#time_bins=B,spatial_factor=F``.
+
+All are checked on load (one-line :class:`DataError` s naming the file and the problem)
 and named in records by their path, their SHA-256 and their sample counts
 (:attr:`Dataset.source`); a study made on other data under the same path is refused.
-Event data sets through tonic are not supported yet.
 """
 
 from __future__ import annotations
@@ -37,11 +39,12 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from tinysnn_dse import event_data
 from tinysnn_dse.errors import DataError
 
 FILES = {
@@ -91,10 +94,19 @@ class Dataset:
     test_labels: np.ndarray
     source: str
     n_classes: int = 10
+    #: an event data set's binary frames, uint8 [S, time_bins, n_in] (else None): the
+    #: gradient-trained family's input; ``*_images`` are then the event counts as rates
+    train_frames: np.ndarray | None = None
+    test_frames: np.ndarray | None = None
 
     @property
     def n_in(self) -> int:
         return int(self.train_images.shape[1])
+
+    @property
+    def time_bins(self) -> int | None:
+        """The frames' time bins of an event data set, else None."""
+        return None if self.train_frames is None else int(self.train_frames.shape[1])
 
 
 def cache_dir() -> Path:
@@ -198,28 +210,57 @@ def _missing_message(name: str, data_dir: str | os.PathLike[str] | None, why: st
     )
 
 
-def check_name(name: str, where: str = "dataset") -> str:
-    """A data set as a space or the command line names it: a built-in name as it is, or
-    the absolute path of an existing ``.npz`` file or folder (a user's data); else a
+def check_name(name: str, where: str = "dataset",
+               events: event_data.EventOptions | None = None) -> str:  # fmt: skip
+    """A data set as a space or the command line names it: a built-in name as it is, the
+    absolute path of an existing ``.npz`` file or folder (a user's data), or an event data
+    set's folder with its options (``events``, or the ones its composed name carries;
+    default :class:`event_data.EventOptions`) as :func:`event_data.compose` names it; else a
     one-line :class:`DataError` naming ``where``."""
     if not isinstance(name, str) or not name.strip():
         raise DataError(f"{where}: expected a data set name or path, got {name!r}")
-    if name in DATASETS:
-        return name
-    path = Path(name).expanduser()
+    raw, carried = event_data.split_name(name)
+    if carried is not None and events is not None and carried != events:
+        raise DataError(f"{where}: {name} names its event options and others were given")
+    events = events or carried
+    if raw in DATASETS:
+        if events is not None:
+            raise DataError(f"{where}: time_bins and spatial_factor are for event data sets; "
+                            f"{raw} is a set of images")  # fmt: skip
+        return raw
+    path = Path(raw).expanduser()
+    if path.is_dir() and event_data.kind_of(path) is not None:
+        opts = (events or event_data.EventOptions()).check(where)
+        return event_data.compose(str(path.resolve()), opts)
+    if events is not None and path.exists():
+        raise DataError(f"{where}: time_bins and spatial_factor are for event data sets "
+                        f"(N-MNIST, DVS Gesture, SHD folders); {raw} is not one")  # fmt: skip
     if path.is_file() and path.suffix == ".npz" or path.is_dir():
         return str(path.resolve())
     if path.exists():
-        raise DataError(f"{where}: {name} is neither an .npz array file nor a folder of IDX files")
+        raise DataError(f"{where}: {raw} is neither an .npz array file nor a folder of IDX "
+                        "or event files")  # fmt: skip
     raise DataError(
-        f"{where}: unknown data set {name!r}; choose one of {', '.join(DATASETS)}, or give "
-        "the path of an .npz file or of a folder of IDX files"
+        f"{where}: unknown data set {raw!r}; choose one of {', '.join(DATASETS)}, or give "
+        "the path of an .npz file, a folder of IDX files, or an N-MNIST, DVS Gesture or SHD "
+        "folder"
     )
 
 
 def is_user_data(name: str) -> bool:
     """Whether ``name`` names a user's data (a path) rather than a built-in set."""
     return name not in DATASETS
+
+
+def is_event_data(name: str | None) -> bool:
+    """Whether ``name`` (as :func:`check_name` returns it) names an event data set."""
+    return bool(name) and event_data.split_name(name)[1] is not None  # type: ignore[arg-type]
+
+
+def time_bins_of(name: str | None) -> int | None:
+    """The time bins an event data set's name asks for, else None."""
+    opts = event_data.split_name(name)[1] if name else None
+    return opts.time_bins if opts is not None else None
 
 
 def _fingerprint(paths: list[Path]) -> str:
@@ -235,8 +276,11 @@ def fingerprint(name: str) -> str:
     built-in set (verified by its own checksums)."""
     if not is_user_data(name):
         return name
-    path = Path(name)
-    return _fingerprint([path] if path.is_file() else _idx_files(path))
+    path = Path(event_data.split_name(name)[0])
+    if path.is_file():
+        return _fingerprint([path])
+    kind = event_data.kind_of(path)
+    return _fingerprint(kind.files(path) if kind is not None else _idx_files(path))
 
 
 def _checked(name: str, tr_x: np.ndarray, tr_y: np.ndarray, te_x: np.ndarray,
@@ -323,7 +367,10 @@ def _idx_files(folder: Path) -> list[Path]:
         found = [folder / n for n in (stem + ".gz", stem) if (folder / n).is_file()]
         if not found:
             raise DataError(f"{folder}: no {stem}[.gz] (a folder of IDX files in the MNIST "
-                            f"layout holds {', '.join(IDX_STEMS.values())})")  # fmt: skip
+                            f"layout holds {', '.join(IDX_STEMS.values())}; an event folder "
+                            "holds Train/ and Test/ (N-MNIST), ibmGestureTrain/ and "
+                            "ibmGestureTest/ (DVS Gesture) or shd_train.h5 and shd_test.h5 "
+                            "(SHD))")  # fmt: skip
         out.append(found[0])
     return out
 
@@ -334,6 +381,47 @@ def load_idx_folder(folder: Path) -> Dataset:
     tr_x, tr_y, te_x, te_y = (_read_idx(f, m, n) for f, m, n in
                               zip(files, (2051, 2049, 2051, 2049), (3, 1, 3, 1), strict=True))  # fmt: skip
     return _checked(str(folder), tr_x, tr_y, te_x, te_y, folder, files)
+
+
+#: the last event data set loaded in this process, by name: binning a set's every sample
+#: is its load's cost, and one command loads its data more than once (check, then train)
+_EVENTS_MEMO: dict[str, Dataset] = {}
+
+
+def load_events(name: str) -> Dataset:
+    """An event data set by its composed name (:mod:`event_data`): frames and rate images
+    of both splits, checked as every user's data set is (the same name again in this
+    process: the same arrays, read once)."""
+    if name in _EVENTS_MEMO:
+        return _EVENTS_MEMO[name]
+    ds = _load_events(name)
+    _EVENTS_MEMO.clear()
+    _EVENTS_MEMO[name] = ds
+    return ds
+
+
+def _load_events(name: str) -> Dataset:
+    raw, opts = event_data.split_name(name)
+    assert opts is not None
+    folder = Path(raw)
+    kind = event_data.kind_of(folder)
+    if kind is None:
+        raise DataError(f"{folder}: not an N-MNIST, DVS Gesture or SHD folder any more")
+    files = kind.files(folder)
+    if kind.pattern and not files:
+        raise DataError(f"{folder}: no {kind.pattern.rsplit('/', 1)[-1]} sample files under "
+                        f"{' or '.join(kind.marks)}")  # fmt: skip
+    tr = event_data.read_split(kind, folder, True, opts)
+    te = event_data.read_split(kind, folder, False, opts)
+    ds = _checked(name, tr.images, tr.labels, te.images, te.labels, folder, files)
+    w, h, p = event_data.sensor_after(kind, opts.spatial_factor)
+    return replace(
+        ds,
+        train_frames=tr.frames,
+        test_frames=te.frames,
+        source=f"{folder} ({kind.name} through tonic, {opts.time_bins} time bins, "
+        f"{p} x {h} x {w} inputs, {ds.source.split(' (', 1)[1]}",
+    )
 
 
 def load(
@@ -347,7 +435,10 @@ def load(
     if name == "digits":
         return load_digits()
     if is_user_data(name):
-        path = Path(check_name(name))
+        name = check_name(name)
+        if is_event_data(name):
+            return load_events(name)
+        path = Path(name)
         return load_npz(path) if path.is_file() else load_idx_folder(path)
     folder = locate(name, data_dir)
     if folder is None:

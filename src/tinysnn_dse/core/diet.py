@@ -13,8 +13,9 @@ reset by subtraction of the threshold (un-leaked, as DIET-SNN's code), ``lambda_
 logits: cross-entropy on it (the sum over the T steps of the output's input).
 
 The input ``x_1[t]`` is the pixel itself at every step (direct encoding: the first
-layer's current ``W_1 x`` is the same at every step and is computed once) or a Bernoulli
-spike with the pixel's probability (Poisson), drawn from the run's generator.
+layer's current ``W_1 x`` is the same at every step and is computed once), a Bernoulli
+spike with the pixel's probability (Poisson), drawn from the run's generator, or, on an
+event data set, the step's binary frame (``events``: :func:`frames_at`).
 
 Backward: H has the surrogate derivative ``gamma * max(0, 1 - |z|)`` in ``z = u / theta -
 1`` (piecewise linear, gamma 0.3: Rathi's code), so the gradient reaches ``u`` as
@@ -51,6 +52,7 @@ class Encoding(Mode):
 
     DIRECT = "direct"  # its intensity as the input current at every step
     POISSON = "poisson"  # a spike with the intensity's probability at every step
+    EVENTS = "events"  # an event data set's frame of the step: its input spikes
 
 
 class Surrogate(Mode):
@@ -302,11 +304,44 @@ def init_net(
     return DietNet(w, leak, theta, cfg)
 
 
+def frames_at(x: Tensor, timesteps: int) -> Tensor:
+    """An event data set's frames ``x`` [B, bins, n_in] (0/1) as the inputs of
+    ``timesteps`` steps [B, T, n_in]: with bins a multiple of T, a step covers
+    ``bins / T`` consecutive bins and has a spike where any of them has one; with T a
+    multiple of bins, each bin is held for ``T / bins`` steps."""
+    b, bins, n = x.shape
+    if bins == timesteps:
+        return x
+    if bins % timesteps == 0:
+        return x.reshape(b, timesteps, bins // timesteps, n).amax(dim=2)
+    if timesteps % bins == 0:
+        return x.repeat_interleave(timesteps // bins, dim=1)
+    raise ConfigError(f"{timesteps} timesteps cannot take {bins} time bins of events: one "
+                      "must be a multiple of the other")  # fmt: skip
+
+
+def check_bins(timesteps: int, bins: int | None, encoding: Encoding) -> None:
+    """A one-line ConfigError unless the encoding fits the data (``bins``: an event data
+    set's time bins, else None) and the steps fit its bins."""
+    if bins is None and encoding == Encoding.EVENTS:
+        raise ConfigError("encoding events needs an event data set (N-MNIST, DVS Gesture, "
+                          "SHD); this one is images")  # fmt: skip
+    if bins is not None and encoding != Encoding.EVENTS:
+        raise ConfigError(f"encoding {encoding.value} takes images; an event data set "
+                          "enters as frames (encoding: events)")  # fmt: skip
+    if bins is not None and bins % timesteps and timesteps % bins:
+        raise ConfigError(f"timesteps {timesteps} cannot take the data's {bins} time bins: "
+                          "one must be a multiple of the other")  # fmt: skip
+
+
 def encode(x: Tensor, cfg: DietConfig, t: int, generator: torch.Generator | None) -> Tensor:
     """The first layer's input at step ``t`` of images ``x`` [B, n_in] in [0, 1]: the
-    pixels (direct) or Bernoulli spikes of probability x (Poisson)."""
+    pixels (direct) or Bernoulli spikes of probability x (Poisson); of frames ``x`` [B,
+    bins, n_in], the step's frame (events)."""
     if cfg.encoding == Encoding.DIRECT:
         return x
+    if cfg.encoding == Encoding.EVENTS:
+        return frames_at(x, cfg.timesteps)[:, t].to(torch.float32)
     if generator is None:
         raise ValueError("Poisson encoding needs an explicit torch.Generator")
     s = (torch.rand(x.shape, generator=generator, device=x.device) < x).to(x.dtype)
@@ -334,6 +369,10 @@ def forward(
     cfg = net.cfg
     b = x.shape[0]
     depth = len(cfg.hidden)
+    events = None
+    if cfg.encoding == Encoding.EVENTS:  # frames [B, bins, n_in]: every step's input at once
+        events = frames_at(x, cfg.timesteps).to(torch.float32)
+        x = events[:, 0]
     rnd = formats.rounding if formats is not None else RoundMode.NEAREST
     wq, thq = list(net.w), list(net.theta)
     vq: list[FixedPoint | None] = [None] * (depth + 1)
@@ -347,13 +386,19 @@ def forward(
     out = x.new_zeros(b, cfg.n_out)
     peak = [x.new_zeros(()) for _ in range(depth + 1)]
     current0 = x @ wq[0] if cfg.encoding == Encoding.DIRECT else None  # the same each step
+    current_t = events @ wq[0] if events is not None else None  # [B, T, width]
     stdb = cfg.surrogate == Surrogate.STDB
     last = [x.new_full((b, n), -1.0) for n in cfg.hidden] if stdb else []  # last spike step
     for t in range(cfg.timesteps):
         inp = None
         for k in range(depth):
             if k == 0:
-                cur = current0 if current0 is not None else encode(x, cfg, t, generator) @ wq[0]
+                if current0 is not None:
+                    cur = current0
+                elif current_t is not None:
+                    cur = current_t[:, t]
+                else:
+                    cur = encode(x, cfg, t, generator) @ wq[0]
             else:
                 cur = inp @ wq[k]  # type: ignore[operator]
             theta = thq[k]
@@ -624,6 +669,10 @@ def ops_of(cfg: DietConfig, x: Tensor, spikes: list[float]) -> Ops:
     if cfg.encoding == Encoding.DIRECT:
         macs = float((x != 0).sum()) / n_img * sizes[1]
         dense = float(sizes[0] * sizes[1])
+    elif cfg.encoding == Encoding.EVENTS:  # the frames' spikes: accumulates, as counted
+        macs = 0.0
+        acs += float(frames_at(x, t).sum(dtype=torch.float64)) / n_img * sizes[1]
+        dense = float(sizes[0] * sizes[1] * t)
     else:  # Poisson input spikes: accumulates, expected count = pixel sum per step
         macs = 0.0
         acs += float(x.sum()) / n_img * t * sizes[1]

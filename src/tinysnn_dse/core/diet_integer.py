@@ -9,7 +9,8 @@ Codes: ``W_l`` (layer l's weights, ``fw_l`` fractional bits), ``U_l`` (its membr
 :data:`diet.LEAK_BITS` = L fractional bits, ``round(lambda * 2**L)``), and the input
 ``P`` (direct encoding: the pixel 0..255 as the unsigned value ``P / 2**8``; Poisson: a
 spike where the top 24 bits of :func:`kernels.hash_bits` (image key, the step's input
-stream, pixel) fall below ``P * 65793``, a probability of ``P / 255`` to 2**-24).
+stream, pixel) fall below ``P * 65793``, a probability of ``P / 255`` to 2**-24; events:
+the step's frame, a spike where it is 1).
 One step of hidden neuron j of layer l, with ``x`` its input (pixels or the previous
 layer's spikes of this step), ``fi`` the input's fractional bits (``fw_0 + 8`` for
 pixels, else ``fw_l``) and ``F = max(fv + L, fi, ft)``::
@@ -167,7 +168,8 @@ def u24(keys: Tensor, a: int, n: int) -> Tensor:
 
 
 def infer(d: IntDiet, p: Tensor, keys: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """Integer inference of pixel codes ``p`` [B, n_in] (:func:`pixels`): the output
+    """Integer inference of pixel codes ``p`` [B, n_in] (:func:`pixels`; an event
+    design's frames [B, bins, n_in] of 0/1, :func:`diet.frames_at`): the output
     membranes' codes after the last step [B, n_out] and each hidden layer's spike count,
     summed over its neurons [B, depth]. ``keys`` [B] (int64): each image's key of the
     counter-based uniforms (stochastic rounding, Poisson input)."""
@@ -208,6 +210,9 @@ def run(d: IntDiet, p: Tensor, keys: Tensor | None = None) -> tuple[list[Tensor]
     s = [torch.zeros(b, layer.w.shape[1], dtype=torch.bool) for layer in d.layers[:-1]]
     counts = torch.zeros(b, d.depth, dtype=torch.int64)
     cur0 = matmul(p, 0) if d.encoding == diet.Encoding.DIRECT else None
+    events = d.encoding == diet.Encoding.EVENTS
+    if events:  # frames [B, bins, n_in] of 0/1 as the steps' input spikes
+        p = diet.frames_at(p, d.timesteps)
     for t in range(d.timesteps):
         x: Tensor | None = None
         for k, layer in enumerate(d.layers):
@@ -215,6 +220,8 @@ def run(d: IntDiet, p: Tensor, keys: Tensor | None = None) -> tuple[list[Tensor]
             if k == 0:
                 if cur0 is not None:
                     cur = cur0
+                elif events:
+                    cur = matmul(p[:, t], 0)
                 else:
                     assert keys is not None
                     cur = matmul(u24(keys, 4 * t, p.shape[1]) < p * POISSON_SCALE, 0)

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from tinysnn_dse import data as data_mod
+from tinysnn_dse import event_data
 from tinysnn_dse.axes import ALIASES, AXES, BY_NAME, check_family, short_repr
 from tinysnn_dse.core.params import QuantSpec
 from tinysnn_dse.errors import ConfigError, DataError
@@ -42,7 +43,8 @@ TOP_KEYS = (
     "study", "description", "data", "sampler", "n_trials", "seed", "itq_batch", "params",
     "robustness", "designs",
 )  # fmt: skip
-DATA_KEYS = ("dataset", "train_samples", "test_samples", "assign_samples", "epochs", "seed")
+DATA_KEYS = ("dataset", "train_samples", "test_samples", "assign_samples", "epochs", "seed",
+             "time_bins", "spatial_factor")  # fmt: skip
 #: a design block's keys: the axes (tinysnn_dse.axes), their shorthands, and params
 DESIGN_KEYS = (*(a.name for a in AXES), *ALIASES, "params")
 
@@ -195,13 +197,13 @@ def _batchable(p: DesignPoint) -> bool:
     return family_of(p.model).batchable(_model(p))
 
 
-def _model(p: DesignPoint) -> Any:
+def _model(p: DesignPoint, dataset: str | None = None) -> Any:
     """``p``'s model at a nominal size (784 inputs, 10 classes): what its family builds of
     its axes and parameters, checked (a one-line ConfigError otherwise); a floor still to
     be chosen (``vmem_floor: auto``, :func:`explore.policy.resolve_floors`) as none."""
     if p.vmem_floor == "auto":
         p = replace(p, vmem_floor=0)
-    return family_of(p.model).model(p.model, 784, p.neurons, 10, None, p.model_params)
+    return family_of(p.model).model(p.model, 784, p.neurons, 10, dataset, p.model_params)
 
 
 def _itq_groups(points: tuple[DesignPoint, ...], size: int) -> dict[str, tuple[DesignPoint, ...]]:
@@ -273,11 +275,16 @@ def _params(ctx: _Ctx, key: str, v: Any) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((str(k), d[k]) for k in d))
 
 
-def _check_models(ctx: _Ctx, where: str, points: list[DesignPoint],
-                  common: tuple[tuple[str, Any], ...]) -> None:  # fmt: skip
+def _check_models(
+    ctx: _Ctx,
+    where: str,
+    points: list[DesignPoint],
+    common: tuple[tuple[str, Any], ...],
+    dataset: str | None = None,
+) -> None:
     """Every point's axes mean something for its family, and its parameters are real
-    parameters of its family with valid values; one check per model and parameters (an
-    error in the space's own ``params`` is named as such)."""
+    parameters of its family with valid values, for the space's data set; one check per
+    model and parameters (an error in the space's own ``params`` is named as such)."""
     seen: set[tuple[str, tuple[tuple[str, Any], ...]]] = set()
     for p in points:
         check_family(p.axes, f"{ctx.source}: {where}")
@@ -285,6 +292,16 @@ def _check_models(ctx: _Ctx, where: str, points: list[DesignPoint],
         if sig in seen:
             continue
         seen.add(sig)
+        try:
+            _model(p)
+        except ConfigError:
+            pass
+        else:
+            try:  # sound on its own: does it fit the data (an event set's frames)?
+                _model(p, dataset)
+            except ConfigError as e:
+                raise ctx.err(where, f"{e} (model {p.model}, data {dataset})") from None
+            continue
         try:
             _model(p)
         except ConfigError as e:
@@ -309,8 +326,13 @@ def parse_space(raw: Any, source: str) -> SearchSpace:
     if not isinstance(study, str) or not study.strip():
         raise ctx.err("study", "expected a non-empty name")
     data = _mapping(ctx, "data", raw.get("data", {}), DATA_KEYS)
+    events = None  # an event data set's binning (data.event_data)
+    if "time_bins" in data or "spatial_factor" in data:
+        events = event_data.EventOptions(data.get("time_bins", event_data.TIME_BINS),
+                                         data.get("spatial_factor", 1.0))  # fmt: skip
     try:  # a built-in name, or the path of a user's data (data.check_name)
-        dataset = data_mod.check_name(data.get("dataset", "digits"), f"{source}: data.dataset")
+        dataset = data_mod.check_name(data.get("dataset", "digits"), f"{source}: data.dataset",
+                                      events)  # fmt: skip
         sha = data_mod.fingerprint(dataset) if data_mod.is_user_data(dataset) else None
     except DataError as e:
         raise ConfigError(str(e)) from None
@@ -367,7 +389,7 @@ def parse_space(raw: Any, source: str) -> SearchSpace:
         prm = dict(common)
         prm.update(_params(ctx, f"{where}.params", blk.get("params")))
         block = [DesignPoint(**c, params=tuple(sorted(prm.items()))) for c in combos]  # type: ignore[arg-type]
-        _check_models(ctx, where, block, common)
+        _check_models(ctx, where, block, common, budget.dataset)
         for p in block:
             p = canonical(p)
             points.setdefault(p.key, p)
@@ -375,6 +397,9 @@ def parse_space(raw: Any, source: str) -> SearchSpace:
     robust = None
     if raw.get("robustness") is not None:
         robust = Robustness.from_mapping(raw["robustness"], f"{source}: robustness")
+        if data_mod.is_event_data(budget.dataset):
+            raise ctx.err("robustness", "adversarial attacks perturb images; this data set "
+                          "is events")  # fmt: skip
     # FP32 first (they train the networks PTQ reuses), then ITQ, then PTQ.
     order = sorted(points.values(), key=lambda p: 0 if p.is_fp32 else 1 if p.scheme == "itq" else 2)
     # Batched ITQ groups interleaved (first member of every group, then the second ...), so

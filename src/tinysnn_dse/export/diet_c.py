@@ -89,6 +89,13 @@ def state_types(d: IntDiet) -> dict[str, tuple[int, int, str]]:
     }
 
 
+def in_bytes(d: IntDiet) -> int:
+    """The bytes of one input of ``diet_main.c``: an image's pixel codes, or an event
+    sample's ``T`` frames of 0/1 spikes (step-major)."""
+    n_in = int(d.layers[0].w.shape[0])
+    return n_in * (d.timesteps if d.encoding == diet.Encoding.EVENTS else 1)
+
+
 def model_h(d: IntDiet, title: str) -> str:
     n_max = max(layer.w.shape[1] for layer in d.layers)
     lines = [
@@ -104,6 +111,9 @@ def model_h(d: IntDiet, title: str) -> str:
         f"#define TSNN_MAX_N {n_max}",
         f"#define TSNN_T {d.timesteps}",
         f"#define TSNN_POISSON {int(d.encoding == diet.Encoding.POISSON)}",
+        f"#define TSNN_EVENTS {int(d.encoding == diet.Encoding.EVENTS)}",
+        "/* the bytes of one input: an image's pixels, or an event sample's TSNN_T frames */",
+        f"#define TSNN_IN_BYTES {in_bytes(d)}",
         f"#define TSNN_POISSON_SCALE {POISSON_SCALE}",
         *(f"#define TSNN_ROUND_{m.name} {m.code}" for m in RoundMode),
         f"#define TSNN_ROUNDING {d.rounding.code}",

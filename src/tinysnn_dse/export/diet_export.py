@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from tinysnn_dse import __version__
-from tinysnn_dse.core import diet_integer
+from tinysnn_dse.core import diet, diet_integer
 from tinysnn_dse.core.params import QuantSpec
 from tinysnn_dse.errors import ConfigError
 from tinysnn_dse.export import ram as ram_mod
@@ -85,8 +85,11 @@ def export_diet(
     with staging(out_dir, f"the export to {out_dir}", f".{out_dir.name}.export-") as tmp:
         files, arrays = diet_c.write(d, tmp / "c", title)
         written = [str(p.relative_to(tmp)) for p in files]
+        inputs = pixels  # an event design's: its TSNN_T frames a sample, step-major
+        if d.encoding == diet.Encoding.EVENTS:
+            inputs = diet.frames_at(pixels, d.timesteps).reshape(n, -1)
         (tmp / "test_pixels.bin").write_bytes(
-            diet_c.pixel_file(pixels.numpy().astype(np.uint8), labels, keys.numpy())
+            diet_c.pixel_file(inputs.numpy().astype(np.uint8), labels, keys.numpy())
         )
         lines = [" ".join([str(int(c)), *(str(int(v)) for v in row)])
                  for c, row in zip(pred.tolist(), out.tolist(), strict=True)]  # fmt: skip
@@ -156,7 +159,8 @@ images: the C reproduces it bit for bit.
   bit reader;
 - `test_pixels.bin`: `TSNNPIX1`, then uint32 version (1), images and inputs, then per
   image uint32 label, uint64 key (of the counter-based uniforms) and the pixel codes
-  0..255 (one byte each), little-endian;
+  0..255 (one byte each; an event design's `TSNN_IN_BYTES`: its `TSNN_T` frames of
+  `TSNN_N_IN` spikes 0/1, step-major), little-endian;
 - `model.nir`: the network's real values as a NIR graph (Affine, then LIF or IF with one
   threshold per layer, then the output Affine, whose output summed over the steps is the
   output membrane: the metadata's `readout`);

@@ -95,6 +95,8 @@ def build_real(model: Any, w: list[np.ndarray], th: list[float], lam: list[float
         "steps": steps,
         "input": (f"the pixel intensity P / {pixel_divisor} as a current at every step"
                   if encoding == diet.Encoding.DIRECT
+                  else "the step's event frame: a spike where the input had an event in "
+                  "the step's time bins" if encoding == diet.Encoding.EVENTS
                   else "a spike with probability P / 255 at every step"),
         "pixel_divisor": pixel_divisor,
         "readout": "the output summed over the steps (the output layer's membrane after "

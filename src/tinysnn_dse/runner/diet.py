@@ -221,7 +221,8 @@ def evaluate(
         for a in range(0, x.shape[0], bs):
             xb = x[a : a + bs]
             if design is not None:
-                px = diet_integer.pixels(xb.cpu())
+                px = (xb.cpu().to(torch.int64) if model.net.encoding == diet.Encoding.EVENTS
+                      else diet_integer.pixels(xb.cpu()))  # fmt: skip
                 out, per_layer = diet_integer.infer(design, px, keys[a : a + bs])
                 if capture is not None:
                     capture(px, keys[a : a + bs])

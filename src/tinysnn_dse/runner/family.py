@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 import torch
 
+from tinysnn_dse import data as data_mod
 from tinysnn_dse.axes import FAMILY_OF
 from tinysnn_dse.core import diet as diet_core
 from tinysnn_dse.core import readout
@@ -168,26 +169,40 @@ class Diet:
 
     def model(self, model: str, n_in: int, neurons: int, n_classes: int,
               dataset: str | None, params: Mapping[str, Any]) -> Any:  # fmt: skip
-        return diet_core.model_for(n_in, neurons, n_classes, dataset, params)
+        """The family's model; on an event data set its input is the data's frames
+        (``encoding: events``, the default where ``params`` names no encoding), its steps
+        a multiple or divisor of the data's time bins, and it starts from random weights
+        (a conversion's ANN takes images)."""
+        bins = data_mod.time_bins_of(dataset)
+        if bins is not None and "encoding" not in params:
+            params = {**params, "encoding": diet_core.Encoding.EVENTS.value}
+        m = diet_core.model_for(n_in, neurons, n_classes, dataset, params)
+        if dataset is not None:
+            for t in m.stages:  # an IIR schedule's every stage
+                diet_core.check_bins(t, bins, m.net.encoding)
+        if bins is not None and m.init == "ann":
+            raise ConfigError("init ann (conversion) trains an ANN on images; an event data "
+                              "set's designs start from random weights")  # fmt: skip
+        return m
 
     def train(self, model: Any, quant: QuantSpec, settings: RunSettings, split: Split,
               progress: Progress = no_progress, reference: Trained | None = None,
               cache: Any = None) -> Trained:  # fmt: skip
-        return diet_runner.train(model, quant, settings, split, progress, reference, cache)
+        return diet_runner.train(model, quant, settings, split.frames(), progress, reference, cache)
 
     def evaluate(self, trained: Trained, quant: QuantSpec, split: Split,
                  progress: Progress = no_progress,
                  capture: Any = None) -> evaluation.Evaluation:  # fmt: skip
-        return diet_runner.evaluate(trained, quant, split, progress, capture)
+        return diet_runner.evaluate(trained, quant, split.frames(), progress, capture)
 
     def predictor(self, trained: Trained, quant: QuantSpec, ev: evaluation.Evaluation,
                   split: Split) -> Callable[[torch.Tensor], torch.Tensor]:  # fmt: skip
-        return diet_runner.predictor(trained, quant, split)
+        return diet_runner.predictor(trained, quant, split.frames())
 
     def attackable(self, trained: Trained, quant: QuantSpec, split: Split,
                    generator: torch.Generator
                    ) -> Callable[[torch.Tensor], torch.Tensor] | None:  # fmt: skip
-        return diet_runner.attackable(trained, quant, split, generator)
+        return diet_runner.attackable(trained, quant, split.frames(), generator)
 
     def payload(self, trained: Trained) -> dict[str, Any]:
         net: diet_core.DietNet = trained.net  # type: ignore[assignment]
@@ -290,6 +305,9 @@ def robust_record(
     (:mod:`runner.robustness`), for a point of any family."""
     from tinysnn_dse.runner import robustness as rb
 
+    if split.event_frames is not None:
+        raise ConfigError("adversarial attacks perturb images; an event data set's samples "
+                          "are events (robustness is not measured on them)")  # fmt: skip
     fam = family_of(trained.model)
     s = trained.settings
     g = torch.Generator(device=split.eval_x.device).manual_seed(s.seed + rb.ROBUST_SEED_OFFSET)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -101,6 +101,18 @@ class Split:
     eval_y: torch.Tensor
     eval_set: str
     n_classes: int
+    #: an event data set's binary frames (uint8 [S, bins, n_in]) of the training,
+    #: assignment and evaluation samples, else None; ``*_x`` are then the samples' event
+    #: counts as rates (the STDP family's input) and :meth:`frames` the gradient-trained
+    #: family's view
+    event_frames: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def frames(self) -> Split:
+        """The split whose samples are the event frames (as it is without them)."""
+        if self.event_frames is None:
+            return self
+        tr, asg, ev = self.event_frames
+        return replace(self, train_x=tr, assign_x=asg, eval_x=ev, event_frames=None)
 
 
 def _take(n: int | None, avail: int, what: str) -> int:
@@ -143,7 +155,12 @@ def make_split(ds: data_mod.Dataset, s: RunSettings, device: torch.device) -> Sp
         ex, ey = ds.test_images, ds.test_labels
         n_ev = _take(s.test_samples, len(ex), "test_samples")
         eval_set = f"test[0:{n_ev}]"
+    frames = None
+    if ds.train_frames is not None and ds.test_frames is not None:
+        fx = ds.train_frames[avail:] if s.holdout else ds.test_frames
+        frames = (t(ds.train_frames[:n_tr]), t(ds.train_frames[:n_as]), t(fx[:n_ev]))
     return Split(
+        event_frames=frames,
         train_x=px(ds.train_images[:n_tr]),
         train_y=t(ds.train_labels[:n_tr]),
         assign_x=px(ds.train_images[:n_as]),

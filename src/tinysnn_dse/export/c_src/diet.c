@@ -35,6 +35,8 @@ static uint8_t s[TSNN_DEPTH + 1][TSNN_MAX_N]; /* spikes of this step (hidden lay
 static tsnn_cur_t cur[TSNN_MAX_N];             /* a layer's input of this step (W codes) */
 #if TSNN_POISSON
 static uint8_t xin[TSNN_N_IN]; /* Poisson input spikes of this step */
+#elif TSNN_EVENTS
+/* events: the input holds TSNN_T frames of TSNN_N_IN spikes (0/1), one a step */
 #else
 static tsnn_cur_t cur0[TSNN_MAX_N]; /* direct encoding: layer 0's input, the same every step */
 #endif
@@ -88,7 +90,7 @@ int tsnn_diet_infer(const uint8_t *pixels, uint64_t key, int64_t *out, int32_t *
     for (l = 0; l < TSNN_DEPTH; l++)
         if (spikes != 0)
             spikes[l] = 0;
-#if !TSNN_POISSON
+#if !TSNN_POISSON && !TSNN_EVENTS
     current(&tsnn_layers[0], pixels, cur0);
 #endif
     for (t = 0; t < TSNN_T; t++) {
@@ -103,6 +105,8 @@ int tsnn_diet_infer(const uint8_t *pixels, uint64_t key, int64_t *out, int32_t *
                     xin[i] = (uint8_t)(uni < (int64_t)pixels[i] * TSNN_POISSON_SCALE);
                 }
                 current(L, xin, cur);
+#elif TSNN_EVENTS
+                current(L, pixels + (int64_t)t * TSNN_N_IN, cur);
 #else
                 c = cur0;
 #endif

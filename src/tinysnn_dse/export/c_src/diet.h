@@ -7,7 +7,8 @@
 
 #include <stdint.h>
 
-/* Infer one image from rest: `pixels` its TSNN_N_IN pixel codes 0..255, `key` the key of
+/* Infer one image from rest: `pixels` its TSNN_N_IN pixel codes 0..255 (an event design,
+ * TSNN_EVENTS: its TSNN_T frames of TSNN_N_IN spikes 0/1, step-major), `key` the key of
  * its counter-based uniforms (stochastic rounding, Poisson input; unused otherwise).
  * out[j] receives output neuron j's membrane code after the last step, spikes[l] (may be
  * NULL) the spikes of hidden layer l; returns the predicted class: the first output

@@ -12,7 +12,7 @@
 #include "model.h"
 #include "tsnn_io.h"
 
-static uint8_t pixels[TSNN_N_IN];
+static uint8_t pixels[TSNN_IN_BYTES]; /* an image, or an event sample's TSNN_T frames */
 static int64_t out[TSNN_N_OUT];
 
 int main(int argc, char **argv)
@@ -32,13 +32,13 @@ int main(int argc, char **argv)
         return fail(argv[1], "not a tinysnn pixel file (magic TSNNPIX1)");
     if (!read_u(f, 4, &version) || !read_u(f, 4, &n_images) || !read_u(f, 4, &n_in))
         return fail(argv[1], "truncated header");
-    if (version != 1 || n_in != TSNN_N_IN)
+    if (version != 1 || n_in != TSNN_IN_BYTES)
         return fail(argv[1], "version or inputs differ from this network's");
     for (img = 0; img < n_images; img++) {
         uint64_t label, key;
         int j, cls;
         if (!read_u(f, 4, &label) || !read_u(f, 8, &key) ||
-            fread(pixels, 1, TSNN_N_IN, f) != TSNN_N_IN)
+            fread(pixels, 1, TSNN_IN_BYTES, f) != TSNN_IN_BYTES)
             return fail(argv[1], "truncated image");
         cls = tsnn_diet_infer(pixels, key, out, 0);
         printf("%d", cls);
