@@ -207,6 +207,9 @@ def binned(ev: np.ndarray, kind: Kind, opts: EventOptions) -> np.ndarray:
     w, h, p = sensor_after(kind, opts.spatial_factor)
     if not len(ev):
         return np.zeros((opts.time_bins, p, h, w), dtype=np.int16)
+    t = ev["t"]
+    if len(ev) > 1 and (t[1:] < t[:-1]).any():  # tonic's bins assume time order
+        ev = ev[np.argsort(t, kind="stable")]
     if opts.spatial_factor != 1.0:
         ev = tonic.transforms.Downsample(spatial_factor=opts.spatial_factor)(ev)
     if "p" in (ev.dtype.names or ()) and p == 1:
