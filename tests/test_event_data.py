@@ -305,3 +305,23 @@ def test_an_event_design_exports_bit_exact_c(folders: dict[str, Path], tmp_path:
     assert ev["outcome"]["accuracy"] == pytest.approx(
         float(np.mean(np.array(pred) == np.repeat(np.arange(10), 4)))
     )
+
+
+@pytest.mark.parametrize(("kind", "factor"), [("nmnist", 1.0), ("dvs", 0.25), ("shd", 0.5)])
+def test_binning_equals_tonics_to_frame(folders: dict[str, Path], kind: str,
+                                        factor: float) -> None:  # fmt: skip
+    """event_data.binned counts with np.bincount over tonic's time slices; tonic's own
+    ToFrame (np.add.at) must give the same frames, sample for sample."""
+    import tonic
+
+    k = event_data.kind_of(folders[kind])
+    assert k is not None
+    opts = event_data.EventOptions(4, factor)
+    n, events, _labels, _where = event_data._samples(k, folders[kind], True)
+    w, h, p = event_data.sensor_after(k, factor)
+    for i in range(min(n, 12)):
+        ev = events(i)
+        ours = event_data.binned(ev, k, opts)
+        down = tonic.transforms.Downsample(spatial_factor=factor)(ev) if factor != 1 else ev
+        ref = tonic.transforms.ToFrame(sensor_size=(w, h, p), n_time_bins=4)(down.copy())
+        assert np.array_equal(ours, np.asarray(ref).reshape(ours.shape))
