@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[dev,events]"
+	$(PY) -m pip install -q -e ".[dev,events,mcu]"
 	# the NIR consumer of the export tests (optional; no deps: norse asks for torchvision)
 	$(PY) -m pip install -q --no-deps "norse==1.1.0" "nirtorch==2.6"
 	# the attack library of the robustness evaluation (no deps: it pins requests ~= 2.25

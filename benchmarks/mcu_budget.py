@@ -8,6 +8,14 @@ the host's cc at -Os: x86-64, not the target's, stated as such). RAM: the state 
 (export/ram.py, checked against the object by the tests) and one input: the largest
 presentation of the test images (STDP) or one image's pixels (diet).
 
+With ziglang and unicorn installed (the ``mcu`` extra), the code is the library's
+``.text`` for a Cortex-M4 (``zig cc -O2``), and the instructions a presentation and an
+image (its boosted re-presentations included) take are counted on Unicorn's ARM emulator
+(``tinysnn mcu``, export/mcu.py) over the first 5 test images on a Cortex-M4 and the
+first 2 on a Cortex-M0, each run checked against the simulator's classes. The STDP
+networks learned from 300 images only: their spike counts, and so their presentations
+per image, are those of a briefly trained network.
+
     TINYSNN_DATA_DIR=../shared/data .venv/bin/python benchmarks/mcu_budget.py
 """
 
@@ -22,7 +30,7 @@ from pathlib import Path
 import torch
 
 from tinysnn_dse.core.params import QuantSpec, preset
-from tinysnn_dse.export import export_design, ram, spikes
+from tinysnn_dse.export import export_design, mcu, ram, spikes
 from tinysnn_dse.runner import RunSettings, family_of, load_checkpoint, save, train_and_evaluate
 
 FLASH, RAM = 256 * 1024, 64 * 1024
@@ -84,18 +92,27 @@ def main() -> None:
                     buf = 784
                 state = sum(a.bytes for a in ram.of_export(cdir, src, hdr))
                 code = text_bytes(cdir, src) or 0
+                cost = ""
+                if mcu.missing() is None:
+                    m4 = mcu.measure(out, "cortex-m4", 5)
+                    m0 = mcu.measure(out, "cortex-m0", 2)
+                    assert m4.classes_match and m0.classes_match
+                    code = m4.code_bytes
+                    cost = (f"{m4.per_presentation_mean / 1e6:.2f} / {m4.per_image_mean / 1e6:.2f}"
+                            f" | {m0.per_presentation_mean / 1e6:.2f} / {m0.per_image_mean / 1e6:.2f}")
                 flash = const_bytes((cdir / "model_data.h").read_text()) + code
                 total_ram = state + buf
                 rows.append((f"{family} 784-{neurons}", label, flash, code, total_ram, state,
-                             buf))  # fmt: skip
-    head = "| design | formats | flash bytes (code) | RAM bytes (state + input) | fits 256/64 KiB |"
+                             buf, cost))  # fmt: skip
+    head = ("| design | formats | flash bytes (code) | RAM bytes (state + input) "
+            "| fits 256/64 KiB | M4 Minstr. a presentation / an image | M0 |")  # fmt: skip
     print(head)
-    print("| --- | --- | ---: | ---: | --- |")
-    for name, label, flash, code, total_ram, state, buf in rows:
+    print("| --- | --- | ---: | ---: | --- | ---: | ---: |")
+    for name, label, flash, code, total_ram, state, buf, cost in rows:
         fits = "yes" if flash <= FLASH and total_ram <= RAM else "no"
         print(
             f"| {name} | {label} | {flash:,} ({code:,}) | {total_ram:,} ({state:,} + {buf:,}) "
-            f"| {fits} |"
+            f"| {fits} | {cost or 'not measured | -'} |"
         )
 
 

@@ -555,6 +555,51 @@ def datasets(
 
 
 @app.command()
+def mcu(
+    export_dir: Annotated[Path, typer.Argument(help="A folder `tinysnn export` wrote.")],
+    cpu: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cpu", help="Core: cortex-m4 (default), cortex-m3 or cortex-m0; repeatable."
+        ),
+    ] = None,
+    images: Annotated[int, typer.Option(help="Test images of the export to run.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Measure an export on a Cortex-M core: its C built with zig cc for the core and run on
+    Unicorn's ARM emulator, counting instructions; the classes must be expected.txt's.
+    Writes mcu.json and the README's "Cost on a Cortex-M core" section."""
+    from tinysnn_dse.export import mcu as mcu_mod
+    from tinysnn_dse.files import atomic_write
+
+    if images < 1:
+        raise typer.BadParameter(f"must be at least 1, got {images}", param_hint="--images")
+    if not (export_dir / "c").is_dir() or not (export_dir / "README.md").is_file():
+        raise ConfigError(f"{export_dir}: not a folder `tinysnn export` wrote (no c/ or README.md)")
+    costs = []
+    for core in cpu or ["cortex-m4"]:
+        got = mcu_mod.measure(export_dir, core, images)
+        if not got.classes_match:
+            raise ConfigError(f"{export_dir}: the emulated {core} printed other classes than "
+                              "expected.txt; nothing was written")  # fmt: skip
+        costs.append(got)
+    rows = [mcu_mod.to_dict(c) for c in costs]
+    atomic_write(export_dir / "mcu.json", json.dumps(rows, indent=2) + "\n")
+    readme = (export_dir / "README.md").read_text()
+    atomic_write(export_dir / "README.md",
+                 mcu_mod.with_section(readme, mcu_mod.readme_section(costs)))  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    t = Table("core", "presentations", "instr. / presentation", "instr. / image", "code bytes")
+    for c in costs:
+        t.add_row(c.cpu, str(c.presentations), f"{c.per_presentation_mean:,.0f}",
+                  f"{c.per_image_mean:,.0f}", f"{c.code_bytes:,}")  # fmt: skip
+    Console().print(t)
+    Console().print(f"[dim]{export_dir}/mcu.json and README.md updated")
+
+
+@app.command()
 def params() -> None:
     """List every model parameter that --param NAME=VALUE can set, with its default."""
     cfg = preset("tinysnn", 784, 400)
