@@ -34,6 +34,10 @@ class SpikeTrains(NamedTuple):
     pix: Tensor
     spikes: Tensor
     shape: tuple[int, int, int]
+    #: each image's key [B] (int64) where the counter encoder drew the trains, else None
+    keys: np.ndarray | None = None
+    #: the counter encoder's input: each image's pixel codes [B, n] (uint8), else None
+    codes: np.ndarray | None = None
 
     def dense(self) -> Tensor:
         """[B, T, n] bool."""
@@ -116,6 +120,34 @@ def learning_trains(
     cpu = pixels.device.type == "cpu" and generator.device.type == "cpu"
     encode = skip_trains if cpu and kernels.HAVE_NUMBA else poisson_trains
     return encode(pixels, steps, rate_scale, generator)
+
+
+def counter_thresholds(cfg: ModelConfig, boost: int = 0) -> np.ndarray:
+    """The counter encoder's integer thresholds [256] (int64) of presentation ``boost``: a
+    pixel P spikes at a step where a 24-bit uniform is below ``floor(P / 255 *
+    rate_scale(cfg, boost) * 2**24)`` (exact rationals), a probability within 2**-24 of
+    the geometric encoder's ``P / 255 * rate_scale``."""
+    from fractions import Fraction
+
+    scale = Fraction(rate_scale(cfg, boost)) * 2**24
+    return np.array([int(Fraction(p, 255) * scale) for p in range(256)], dtype=np.int64)
+
+
+def counter_trains(pixels: Tensor, steps: int, thr: np.ndarray, keys: np.ndarray,
+                   boost: int) -> SpikeTrains:  # fmt: skip
+    """Spike trains of ``pixels`` [B, n_in] (intensities P / 255) by the counter encoder
+    (:func:`kernels.counter_spikes`: thresholds ``thr`` of :func:`counter_thresholds`,
+    image keys ``keys`` [B] int64): every draw a function of (image key, boost, step,
+    input) alone, so a chip draws the same trains from the pixels and the key."""
+    b, n = pixels.shape
+    codes = torch.round(pixels.detach().cpu().to(torch.float64) * 255.0).to(torch.int64)
+    img, pix = (codes > 0).nonzero(as_tuple=True)
+    p_thr = thr[codes[img, pix].numpy()]
+    with kernel_threads():
+        spikes = kernels.counter_spikes(keys[img.numpy()], pix.numpy(), p_thr, steps, boost)
+    dev = pixels.device
+    return SpikeTrains(img.to(dev), pix.to(dev), torch.from_numpy(spikes).to(dev), (b, steps, n),
+                       keys, codes.numpy().astype(np.uint8))  # fmt: skip
 
 
 def poisson(pixels: Tensor, steps: int, rate_scale: float, generator: torch.Generator) -> Tensor:

@@ -1122,6 +1122,29 @@ def geometric_times(pm, key, m, times):  # type: ignore[no-untyped-def]
         n_t += 1
 
 
+#: the first counter of an image's encoder streams: presentation ``boost`` of an image
+#: draws under ``hash_bits(image key, ENCODER_STREAM + boost, 0)``
+ENCODER_STREAM = 2**32
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def counter_spikes(keys, pix, thr, n_steps, boost):  # type: ignore[no-untyped-def]
+    """Bernoulli spike trains [M, T] (bool) of the counter encoder: input ``pix[m]`` of
+    the image with key ``keys[m]`` spikes at step t where the top 24 bits of
+    :func:`hash_bits` (s, t, pix[m]) are below ``thr[m]``, with ``s = hash_bits(keys[m],
+    ENCODER_STREAM + boost, 0)`` the presentation's stream: integers only, so the
+    exported C's ``tsnn_encode`` draws the same; independent of the thread count."""
+    m_total = keys.shape[0]
+    out = np.zeros((m_total, n_steps), dtype=np.bool_)
+    stream = np.uint64(ENCODER_STREAM) + np.uint64(boost)
+    for m in prange(m_total):
+        s = hash_bits(np.uint64(keys[m]), stream, np.uint64(0))
+        j = np.uint64(pix[m])
+        for t in range(n_steps):
+            out[m, t] = np.int64(hash_bits(s, np.uint64(t), j) >> np.uint64(40)) < thr[m]
+    return out
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def geometric_spikes(p, key, n_steps):  # type: ignore[no-untyped-def]
     """Bernoulli spike trains [M, T] (bool) of :func:`geometric_times` for every input m

@@ -42,6 +42,10 @@ PRESETS: dict[str, tuple[Topology, Rule]] = {
 }
 
 
+#: how inference draws its input spikes (EncodingParams.encoder)
+ENCODERS = ("geometric", "counter")
+
+
 @dataclass(frozen=True)
 class EncodingParams:
     """Poisson rate coding (method.md 1.1)."""
@@ -58,6 +62,12 @@ class EncodingParams:
     # presentation time at inference (assignment and test); 0: t_present_ms. Shorter
     # inference presentations trade accuracy for energy (docs/model.md)
     t_infer_ms: float = 0.0
+    # how inference draws the input spikes (the same Bernoulli-per-step process either
+    # way): "geometric" (gaps between spikes by skipping, float logarithms; the default)
+    # or "counter" (a spike where a 24-bit counter-based uniform of (image key, boost,
+    # step, input) falls below an integer threshold of the pixel: what a chip reproduces
+    # bit for bit from the pixels and the image's key, encoding.counter_trains)
+    encoder: str = "geometric"
 
     @property
     def steps(self) -> int:
@@ -279,6 +289,8 @@ def validate_model(cfg: ModelConfig) -> ModelConfig:
         raise ConfigError("max_rate_hz * dt_ms exceeds one spike per step")
     if enc.min_spikes < 0 or enc.rate_boost_hz < 0 or enc.max_boosts < 0:
         raise ConfigError("min_spikes, rate_boost_hz and max_boosts must be >= 0")
+    if enc.encoder not in ENCODERS:
+        raise ConfigError(f"unknown encoder {enc.encoder!r}; choose one of {', '.join(ENCODERS)}")
     for tau_name, tau in (
         ("exc.tau_m_ms", cfg.exc.tau_m_ms),
         ("exc.tau_theta_ms", cfg.exc.tau_theta_ms),

@@ -22,6 +22,8 @@ from tinysnn_dse.core.backend import Backend, choose, supported
 from tinysnn_dse.core.batch import DesignBatch, check_batch_configs
 from tinysnn_dse.core.encoding import (
     SpikeTrains,
+    counter_thresholds,
+    counter_trains,
     draw_key,
     learning_trains,
     poisson,
@@ -205,12 +207,20 @@ def infer(
     skip = pixels.device.type == "cpu" and kernels.HAVE_NUMBA
     encode = skip_trains if skip else poisson_trains
     stochastic = bool(uniform_rows(cfg, qz))
+    counter = enc.encoder == "counter"
+    image_keys = None
+    if counter:  # every image's key (image i: hash(ukey, 0, i)), one draw for the pass
+        image_keys = integer.image_keys(draw_key(generator), int(pixels.shape[0]))
 
     def present(x: Tensor, scale: float, idx: Tensor, boost: int) -> Tensor:
-        if use_fast and skip and capture is None:  # the kernel draws the trains itself
+        if use_fast and skip and capture is None and not counter:  # the kernel draws them
             counts, (n_in, n_pruned) = infer_drawn(net, x, scale, cfg, qz, generator, meter)
         else:
-            trains = encode(x, enc.steps, scale, generator)
+            if image_keys is not None:
+                thr = counter_thresholds(cfg, boost)
+                trains = counter_trains(x, enc.steps, thr, image_keys[idx.numpy()], boost)
+            else:
+                trains = encode(x, enc.steps, scale, generator)
             if capture is not None:  # with the rounding key the simulation draws next
                 ukey = draw_key(_copy(generator)) if stochastic else 0
                 keys = integer.image_keys(ukey, x.shape[0]) if stochastic else None

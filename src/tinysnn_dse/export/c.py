@@ -15,6 +15,7 @@ import numpy as np
 
 from tinysnn_dse.core import integer, layout
 from tinysnn_dse.core.integer import IntDesign
+from tinysnn_dse.core.kernels import ENCODER_STREAM
 from tinysnn_dse.core.memory import sparse_storage
 from tinysnn_dse.core.modes import RoundMode, Topology
 from tinysnn_dse.core.params import ModelConfig
@@ -92,6 +93,10 @@ class CModel:
     @property
     def vmem_bytes(self) -> int:
         return self.vmem_neurons * self.vmem_ctype_bits // 8
+
+
+#: bits of a counter-encoder threshold (at most 2**24: a pixel that spikes at every step)
+ENC_THR_BITS = 25
 
 
 def _ctype_bits(bits: int) -> int:
@@ -209,6 +214,18 @@ def build(
                    f"{{{','.join(str(int(x)) for x in pc.ravel())}}};\n")  # fmt: skip
         readout.append(CArray("tsnn_prop", f"proportions, Q1.{PROPORTION_BITS}", pc.size, 16,
                               bytes(2 * pc.size)))  # fmt: skip
+    enc_c = ""
+    counter = cfg.encoding.encoder == "counter"
+    if counter:  # the counter encoder's spike thresholds: [boost][pixel], 25 bits each
+        from tinysnn_dse.core.encoding import counter_thresholds
+
+        thr = np.stack(
+            [counter_thresholds(cfg, b) for b in range(int(cfg.encoding.max_boosts) + 1)]
+        )
+        table = CArray("tsnn_enc_thr", "counter encoder: spike threshold of [boost][pixel]",
+                       thr.size, ENC_THR_BITS, pack_bits(thr.ravel(), ENC_THR_BITS))  # fmt: skip
+        enc_c = table.c()
+        readout.append(table)
     class_weights(assignment, n_classes, mode)  # validates the mode
     vb = d.vmem.bits
     model_defs = {
@@ -226,6 +243,9 @@ def build(
         **_code_macros(),
         "TSNN_MIN_SPIKES": str(int(cfg.encoding.min_spikes)),
         "TSNN_MAX_BOOSTS": str(int(cfg.encoding.max_boosts)),
+        "TSNN_ENCODER_COUNTER": "1" if counter else "0",
+        "TSNN_ENC_STREAM": f"UINT64_C({ENCODER_STREAM})",
+        "TSNN_ENC_THR_BITS": str(ENC_THR_BITS),
         **defines,
     }
     lines = [
@@ -254,6 +274,7 @@ def build(
         + "".join(a.c() for a in arrays)
         + labels_c
         + props_c
+        + enc_c
         + "\n#endif\n"
     )
     layers = 2 if inhibitory else 1

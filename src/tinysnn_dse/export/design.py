@@ -180,6 +180,9 @@ def _write_all(
     labels = ev.test_labels.numpy().astype(np.int64)
     enc = dep.model.encoding
     spikes.write(cdir / "test_spikes.bin", cap, labels, dep.model.n_in, 1 + int(enc.max_boosts))
+    if enc.encoder == "counter":  # the pixels and keys the chip's encoder starts from
+        spikes.write_pixels(cdir / "test_pixels.bin", cap, labels, dep.model.n_in)
+        written.append("c/test_pixels.bin")
     pred = readout.predict(ev.test_counts, ev.assignment, n_classes, dep.model.readout)
     (cdir / "expected.txt").write_text(
         "".join(f"{int(p)} {int(y)}\n" for p, y in zip(pred.tolist(), labels.tolist(), strict=True))

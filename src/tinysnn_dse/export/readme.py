@@ -45,6 +45,29 @@ def readme(
     return text.format_map(readme_values(rec, d, cm, model, acc, n_img, ram))
 
 
+#: what the README says of the input encoder, by ``EncodingParams.encoder``
+ENCODER_TEXT = {
+    "geometric": (
+        "This design's input spikes come from the simulator's geometric encoder (float "
+        "logarithms of counter-based uniforms), which the C does not reproduce; a design "
+        "trained with `-p encoder=counter` exports the encoder itself (`tsnn_encode`)."
+    ),
+    "counter": (
+        "The encoder is in the C (`encoder: counter`): `tsnn_infer_pixels(pixels, "
+        "image_key, round_keys, counts)` draws each step's input spikes from the pixel "
+        "codes (0..255) and the image's 64-bit key with `tsnn_encode` and runs the "
+        "simulator's re-presentations, so firmware needs only the pixels and a key. Input i "
+        "spikes at step t of presentation b where the top 24 bits of "
+        "`tsnn_hash(tsnn_hash(image_key, 2^32 + b, 0), t, i)` are below "
+        "`tsnn_enc_thr[b][pixel]` = floor(pixel / 255 x ({rate} + {boost} b) Hz x dt x 2^24) "
+        "(b = 0 .. {max_boosts}; the table is in `model_data.h`, in flash). The simulator "
+        "gives test image i the key `tsnn_hash(ukey, 0, i)` for a `ukey` drawn from its "
+        "evaluation generator; `test_pixels.bin` stores every image's key, and "
+        "`./tinysnn test_pixels.bin` prints `expected.txt`'s labels from the pixels alone."
+    ),
+}
+
+
 def readme_values(
     rec: Record, d: integer.IntDesign, cm: c_mod.CModel, model: ModelConfig, acc: float,
     n_img: int, ram: Ram,
@@ -93,6 +116,17 @@ def readme_values(
             f", exc -> inh {d.w_exc_inh}, inhibitory threshold {d.inh_thr} (Vth code)"
             if inhibitory
             else ""
+        ),
+        "pixel_file_row": (
+            "| `c/test_pixels.bin` | the same images as pixel codes and keys, for the encoder on "
+            "the chip (`./tinysnn test_pixels.bin`: the spikes drawn by `tsnn_encode`) |\n"
+            if enc.encoder == "counter"
+            else ""
+        ),
+        "encoder_text": ENCODER_TEXT[enc.encoder].format(
+            rate=f"{enc.max_rate_hz:g}",
+            boost=f"{enc.rate_boost_hz:g}",
+            max_boosts=int(enc.max_boosts),
         ),
         "rate_boost_hz": f"{enc.rate_boost_hz:g}",
         "min_spikes": str(enc.min_spikes),

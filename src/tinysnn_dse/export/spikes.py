@@ -58,6 +58,10 @@ class CapturedImages:
     n_images: int
     n_steps: int
     presentations: dict[int, list[Presentation]] = field(default_factory=dict)
+    #: the counter encoder's inputs (``encoder: counter``): each image's key (uint64) and
+    #: pixel codes, from its first presentation
+    image_keys: dict[int, int] = field(default_factory=dict)
+    pixels: dict[int, np.ndarray] = field(default_factory=dict)
 
     def __call__(
         self, idx: torch.Tensor, boost: int, trains: SpikeTrains, keys: np.ndarray | None
@@ -75,9 +79,33 @@ class CapturedImages:
             key = 0 if keys is None else int(np.uint64(np.int64(keys[local])))
             p = Presentation(key, steps, pm[lo:hi].copy())
             i = int(idx[local])
+            if trains.keys is not None and trains.codes is not None and boost == 0:
+                self.image_keys[i] = int(np.uint64(np.int64(trains.keys[local])))
+                self.pixels[i] = trains.codes[local].copy()
             self.presentations.setdefault(i, []).append(p)
             if len(self.presentations[i]) != boost + 1:
                 raise RuntimeError(f"image {i}: presentation {boost} arrived out of order")
+
+
+PIXEL_MAGIC = b"TSNNPXK1"
+
+
+def write_pixels(path: Path, cap: CapturedImages, labels: np.ndarray, n_in: int) -> None:
+    """The test images for the counter encoder on the chip (``main.c --pixels``):
+    ``TSNNPXK1``, then uint32 version (1), images and inputs, then per image int32 label,
+    uint64 image key, uint32 presentations P, P uint64 stochastic-rounding keys (one a
+    presentation, as the simulator drew them) and its pixel codes (uint8 each),
+    little-endian."""
+    with path.open("wb") as f:
+        f.write(PIXEL_MAGIC)
+        f.write(struct.pack("<3I", VERSION, cap.n_images, n_in))
+        for i in range(cap.n_images):
+            pres = cap.presentations.get(i)
+            if not pres or i not in cap.image_keys:
+                raise RuntimeError(f"image {i} was not presented by the counter encoder")
+            f.write(struct.pack("<iQI", int(labels[i]), cap.image_keys[i], len(pres)))
+            f.write(b"".join(struct.pack("<Q", p.key) for p in pres))
+            f.write(np.asarray(cap.pixels[i], dtype=np.uint8).tobytes())
 
 
 def write(

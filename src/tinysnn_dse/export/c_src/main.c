@@ -6,6 +6,11 @@
  *
  * --per-step runs each presentation through tsnn_begin and tsnn_step instead of
  * tsnn_present (the same numbers).
+ *
+ *   ./tinysnn test_pixels.bin [--counts]
+ *
+ * A pixel file (TSNNPXK1, a design with the counter encoder) holds each image's pixel
+ * codes and key instead: the spikes are drawn here, by tsnn_encode (tsnn_infer_pixels).
  * An image is presented again (the file's next presentation of it, drawn at a boosted
  * rate) while it draws fewer than TSNN_MIN_SPIKES spikes, at most TSNN_MAX_BOOSTS times,
  * as the simulator does; its counts are the last presentation's. Exit status: 0, 1 for a
@@ -20,6 +25,51 @@
 static uint16_t step_spikes[TSNN_STEPS];
 static uint16_t inputs[(uint32_t)TSNN_STEPS * TSNN_N_IN];
 static int32_t counts[TSNN_N];
+
+#if TSNN_ENCODER_COUNTER
+static uint8_t pixels[TSNN_N_IN];
+static uint64_t round_keys[TSNN_MAX_BOOSTS + 1];
+
+/* The images of a pixel file (after its magic): each run from its pixels and key. */
+static int run_pixels(FILE *f, const char *path, int with_counts)
+{
+    uint64_t version, n_images, n_in, img, x;
+    if (!read_u(f, 4, &version) || !read_u(f, 4, &n_images) || !read_u(f, 4, &n_in))
+        return fail(path, "truncated header");
+    if (version != 1 || n_in != TSNN_N_IN)
+        return fail(path, "version or inputs differ from this network's");
+    tsnn_init();
+    for (img = 0; img < n_images; img++) {
+        uint64_t label, key, n_pres, p;
+        int j;
+        if (!read_u(f, 4, &label) || !read_u(f, 8, &key) || !read_u(f, 4, &n_pres))
+            return fail(path, "truncated image header");
+        if (n_pres < 1 || n_pres > (uint64_t)TSNN_MAX_BOOSTS + 1)
+            return fail(path, "impossible number of presentations");
+        for (p = 0; p <= (uint64_t)TSNN_MAX_BOOSTS; p++) {
+            round_keys[p] = 0;
+            if (p < n_pres && !read_u(f, 8, &round_keys[p]))
+                return fail(path, "truncated rounding keys");
+        }
+        if (fread(pixels, 1, TSNN_N_IN, f) != TSNN_N_IN)
+            return fail(path, "truncated pixels");
+        x = (uint64_t)tsnn_infer_pixels(pixels, key, round_keys, counts);
+        if (x != n_pres) {
+            fprintf(stderr, "error: image %lu took %lu presentations; the simulator %lu\n",
+                    (unsigned long)img, (unsigned long)x, (unsigned long)n_pres);
+            return 3;
+        }
+        printf("%d", tsnn_classify(counts));
+        if (with_counts)
+            for (j = 0; j < TSNN_N; j++)
+                printf(" %ld", (long)counts[j]);
+        printf("\n");
+        (void)label;
+    }
+    fclose(f);
+    return 0;
+}
+#endif
 
 int main(int argc, char **argv)
 {
@@ -43,7 +93,13 @@ int main(int argc, char **argv)
     f = fopen(argv[1], "rb");
     if (f == NULL)
         return fail(argv[1], "cannot open");
-    if (fread(magic, 1, 8, f) != 8 || memcmp(magic, "TSNNSPK1", 8) != 0)
+    if (fread(magic, 1, 8, f) != 8)
+        return fail(argv[1], "not a tinysnn spike file (magic TSNNSPK1)");
+#if TSNN_ENCODER_COUNTER
+    if (memcmp(magic, "TSNNPXK1", 8) == 0)
+        return run_pixels(f, argv[1], with_counts);
+#endif
+    if (memcmp(magic, "TSNNSPK1", 8) != 0)
         return fail(argv[1], "not a tinysnn spike file (magic TSNNSPK1)");
     if (!read_u(f, 4, &version) || !read_u(f, 4, &n_images) || !read_u(f, 4, &n_in) ||
         !read_u(f, 4, &n_steps) || !read_u(f, 4, &max_pres))

@@ -254,6 +254,49 @@ int32_t tsnn_present(const tsnn_presentation *p, int32_t *counts)
     return total;
 }
 
+/* ------------------------------------------------------------------ the encoder */
+
+#if TSNN_ENCODER_COUNTER
+int tsnn_encode(const uint8_t *pixels, uint64_t image_key, int boost, int32_t t,
+                uint16_t *inputs)
+{
+    uint64_t s = tsnn_hash64(image_key, TSNN_ENC_STREAM + (uint64_t)boost, 0);
+    uint64_t row = (uint64_t)boost * 256u * TSNN_ENC_THR_BITS;
+    int32_t i;
+    int n = 0;
+    for (i = 0; i < TSNN_N_IN; i++) {
+        bitreader r;
+        int64_t u;
+        if (pixels[i] == 0)
+            continue;
+        br_start(&r, tsnn_enc_thr, row + (uint64_t)pixels[i] * TSNN_ENC_THR_BITS);
+        u = (int64_t)(tsnn_hash64(s, (uint64_t)t, (uint64_t)i) >> 40);
+        if (u < (int64_t)br_read(&r, TSNN_ENC_THR_BITS))
+            inputs[n++] = (uint16_t)i;
+    }
+    return n;
+}
+
+int tsnn_infer_pixels(const uint8_t *pixels, uint64_t image_key, const uint64_t *round_keys,
+                      int32_t *counts)
+{
+    static uint16_t in[TSNN_N_IN]; /* one step's input spikes */
+    int b, n;
+    int32_t t, total;
+    for (b = 0;; b++) {
+        uint64_t key = round_keys != 0 ? round_keys[b] : 0;
+        total = 0;
+        tsnn_begin(counts);
+        for (t = 0; t < TSNN_STEPS; t++) {
+            n = tsnn_encode(pixels, image_key, b, t, in);
+            total += tsnn_step(t, in, n, key, counts);
+        }
+        if (total >= TSNN_MIN_SPIKES || TSNN_MIN_SPIKES <= 0 || b >= TSNN_MAX_BOOSTS)
+            return b + 1;
+    }
+}
+#endif
+
 /* ------------------------------------------------------------------ readout */
 
 int tsnn_classify(const int32_t *counts)

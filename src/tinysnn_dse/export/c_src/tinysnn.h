@@ -32,6 +32,22 @@ int32_t tsnn_present(const tsnn_presentation *p, int32_t *counts);
 void tsnn_begin(int32_t *counts);
 int32_t tsnn_step(int32_t t, const uint16_t *inputs, int n_in, uint64_t key, int32_t *counts);
 
+/* The counter encoder (a design with encoder counter: TSNN_ENCODER_COUNTER 1), which
+ * draws the simulator's input spikes bit for bit from an image's pixel codes (0..255)
+ * and its 64-bit key. tsnn_encode writes the inputs that spike at step t of presentation
+ * `boost` (0: the first; b: the b-th re-presentation at a boosted rate) into inputs[]
+ * (ascending; room for TSNN_N_IN) and returns how many: input i spikes where the top 24
+ * bits of tsnn_hash(tsnn_hash(image_key, 2^32 + boost, 0), t, i) are below the table
+ * tsnn_enc_thr[boost][pixel] (model_data.h). tsnn_infer_pixels runs an image as the
+ * simulator does: presentations 0, 1, ... while one draws fewer than TSNN_MIN_SPIKES
+ * spikes, at most 1 + TSNN_MAX_BOOSTS; round_keys[b] is presentation b's stochastic-
+ * rounding key (NULL where the rounding is not stochastic). counts[] holds the last
+ * presentation's spikes (tsnn_classify reads it); returns the presentations run. */
+int tsnn_encode(const uint8_t *pixels, uint64_t image_key, int boost, int32_t t,
+                uint16_t *inputs);
+int tsnn_infer_pixels(const uint8_t *pixels, uint64_t image_key, const uint64_t *round_keys,
+                      int32_t *counts);
+
 /* The class of the highest score for the spike counts of an image (its last
  * presentation), or -1 where no class scores above 0. */
 int tsnn_classify(const int32_t *counts);
