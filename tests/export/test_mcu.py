@@ -99,3 +99,22 @@ def test_bad_input_is_one_line(capsys, tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(mcu, "missing", lambda: "measuring needs ziglang; pip install x")
     code, _o, err = cli(capsys, "mcu", str(stdp_export))
     assert code == 2 and "needs ziglang" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_counter_encoder_design_runs_from_pixels_on_the_core(capsys, tmp_path: Path) -> None:
+    """The firmware path from pixels (tsnn_infer_pixels: the encoder, the re-presentations,
+    the readout) on the emulated core prints the simulator's classes and costs more than
+    the same presentations from stored spikes (the encoder's hashes)."""
+    for args in (["train", "--dataset", "digits", "--neurons", "20", "--threads", "1", "-p",
+                  "encoder=counter", "--out", str(tmp_path / "m")],
+                 ["export", str(tmp_path / "m" / "model.pt"), "--out", str(tmp_path / "x"),
+                  "--weight-bits", "8", "--vmem-bits", "16", "--vth-bits", "16",
+                  "--test-samples", "2"]):  # fmt: skip
+        code, _o, err = cli(capsys, *args)
+        assert code == 0, err
+    code, out, err = cli(capsys, "mcu", str(tmp_path / "x"), "--images", "2", "--json")
+    assert code == 0, err
+    (r,) = json.loads(out)
+    assert r["classes_match"]
+    assert r["per_image_from_pixels_mean"] > r["per_image_mean"]
+    assert "an image from its pixels" in (tmp_path / "x" / "README.md").read_text()
