@@ -365,8 +365,9 @@ def readme_section(costs: list[Cost]) -> str:
     for c in costs:
         px = "-" if c.per_image_from_pixels_mean is None else f"{c.per_image_from_pixels_mean:,.0f}"
         pres = f"{c.per_presentation_mean:,.0f} / {c.per_presentation_max:,}"
-        rows.append(f"| {c.cpu} | {c.images} | {c.presentations} | {pres} | "
-                    f"{c.per_image_mean:,.0f} | {px} | {c.init:,} | {c.code_bytes:,} |")  # fmt: skip
+        img = f"{c.per_image_mean:,.0f}"
+        rows.append(f"| {c.cpu} | {c.images} | {c.presentations} | {pres} | {img} | {px} | "
+                    f"{c.init:,} | {c.code_bytes:,} |")  # fmt: skip
     return "\n".join([
         SECTION,
         "",
