@@ -118,3 +118,38 @@ def test_norse_runs_the_graph_as_tinysnn_does(
     assert ours.sum() > 200
     assert float((ours == theirs).double().mean()) >= 0.99
     assert abs(float(ours.sum() - theirs.sum())) <= 0.02 * float(ours.sum())
+
+
+def test_the_readmes_norse_block_runs_model_norse_nir(checkpoints: dict[str, Path],
+                                                       tmp_path: Path) -> None:  # fmt: skip
+    """The export README's Norse block, run as written on model.norse.nir (tinySNN, no
+    refractory period), gives the counts of tinySNN's integer inference for at least 99 %
+    of (image, neuron) pairs: the variant says in Norse's terms what model.nir says."""
+    pytest.importorskip("norse")
+    import re
+
+    t = _no_refractory(load_checkpoint(checkpoints["tinysnn"]))
+    res, _g = _export(t, tmp_path / "x")
+    ev, d = res.evaluation, res.design
+    assert ev is not None and ev.deployed is not None and d is not None
+    readme = (tmp_path / "x" / "README.md").read_text()
+    block = re.search(r"```python\n(import nir, nirtorch.*?)```", readme, re.S)
+    assert block is not None and (tmp_path / "x" / "model.norse.nir").is_file()
+    x = _first_presentations(tmp_path / "x")
+    scope: dict[str, object] = {"spikes": x.transpose(0, 1)}
+    cwd = Path.cwd()
+    try:
+        import os
+
+        os.chdir(tmp_path / "x")
+        with torch.no_grad():
+            exec(block.group(1), scope)  # noqa: S102  the README's own code
+    finally:
+        os.chdir(cwd)
+    wc = torch.from_numpy(integer.weight_codes(ev.deployed.net.w, d))
+    thr = d.vmem_thresholds(integer.threshold_codes(ev.deployed.net.theta, ev.deployed.model,
+                                                    ev.deployed.qz))  # fmt: skip
+    ours = integer.infer_reference(wc, thr, x, d, None)[0]
+    theirs = scope["counts"]
+    assert isinstance(theirs, torch.Tensor) and ours.sum() > 200
+    assert float((ours == theirs).double().mean()) >= 0.99

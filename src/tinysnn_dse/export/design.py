@@ -21,6 +21,7 @@ import numpy as np
 
 from tinysnn_dse import __version__
 from tinysnn_dse.core import integer, readout
+from tinysnn_dse.core.modes import Topology
 from tinysnn_dse.core.params import QuantSpec
 from tinysnn_dse.errors import ConfigError
 from tinysnn_dse.export import c as c_mod
@@ -38,7 +39,7 @@ from tinysnn_dse.runner import (
 )
 
 #: what an export writes at the top of its folder
-EXPORT_NAMES = ("model.nir", "c", "evaluation.json", "README.md")
+EXPORT_NAMES = ("model.nir", "model.norse.nir", "c", "evaluation.json", "README.md")
 
 
 class ExportError(ConfigError):
@@ -216,6 +217,11 @@ def _write_all(
     graph = nir_graph.build(dep.net, dep.model, d, dep.qz, meta)
     nir_graph.write(graph, tmp / "model.nir")
     written.append("model.nir")
+    if dep.model.topology == Topology.LATERAL:  # the variant Norse's node import reads as is
+        from tinysnn_dse.export import nir_check
+
+        nir_graph.write(nir_check.rewrite(graph), tmp / "model.norse.nir")
+        written.append("model.norse.nir")
     (tmp / "evaluation.json").write_text(json.dumps(rec.to_dict(), indent=2, sort_keys=True) + "\n")
     written.append("evaluation.json")
     acc_expected = float((pred == ev.test_labels).double().mean())

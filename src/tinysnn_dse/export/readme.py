@@ -45,6 +45,52 @@ def readme(
     return text.format_map(readme_values(rec, d, cm, model, acc, n_img, ram))
 
 
+#: how a Norse user runs ``model.norse.nir`` (tinySNN's graph); tests run this block
+NORSE_SNIPPET = """```python
+import nir, nirtorch, torch
+from norse.torch.utils.import_nir import _import_norse_module
+
+g = nir.read("model.norse.nir")
+node = lambda n: _import_norse_module(n, dt=g.metadata["dt_s"], ignore_warnings=True)
+net = nirtorch.nir_to_torch(g, {nir.Linear: node, nir.LIF: node})
+state, counts = None, 0
+for x in spikes:  # [steps, batch, inputs]: each step's input spikes (0/1)
+    z, state = net(x.float(), state)
+    counts = counts + z  # [batch, neurons]: the excitatory spike counts
+```"""
+
+CONSUMERS = {
+    "lateral": (
+        "What each NIR consumer does with `model.nir` (the versions current in 2026-12; "
+        "issue 26 tried each):\n\n"
+        "| consumer | runs it as written? | what to do |\n"
+        "| --- | --- | --- |\n"
+        "| Norse 1.1.0 | no: it ignores `r` and `v_reset` (it warns) and fires on `>`; its "
+        "`from_nir` executor (`nirtorch.load`) returns the lateral Linear's output in place "
+        "of the Output node's on a recurrent graph | run `model.norse.nir` (the same network "
+        "with `r` folded into the Linear weights, the voltage origin at `v_reset`, thresholds "
+        "1e-4 mV lower) in `nirtorch.nir_to_torch` with Norse's node import: the block below "
+        "(the tests run it) |\n"
+        "| snnTorch 1.0.0 | no: it refuses per-neuron thresholds | none: tinySNN's "
+        "thresholds adapt per neuron; one threshold would be another network |\n"
+        "| sinabs 3.1.3 | no: it has no `nir.Linear` import | none |\n"
+        "| rockpool 3.1.0 | no: its import fails on any `nir.LIF` | none |\n"
+        "| spyx 1.0.0 | yes, given `dt` (98.6 % of predictions agreed, issue 26; not checked "
+        'by the tests: JAX is not installed in CI) | pass `dt` = `metadata["dt_s"]` |\n\n'
+        + NORSE_SNIPPET
+        + "\n\nThen `readout_rule` of the metadata turns `counts` into classes."
+    ),
+    "inhibitory": (
+        "Norse 1.1.0 imports neither `nir.Delay` nor this graph's `nir.IF` reset and resting "
+        "level, and its `from_nir` executor mishandles the recurrent loop; "
+        '`tinysnn_dse.export.nir_check.norse_module(nir.read("model.nir"))` runs the graph '
+        "with Norse's Linear and LIF import and a one-step delay and IF cell of its own. "
+        "spyx 1.0.0 runs the graph but silently drops the inhibitory loop (issue 26): do not "
+        "use it for this design. snnTorch (per-neuron thresholds, Delay), sinabs (no "
+        "`nir.Linear`) and rockpool (`nir.LIF`) cannot load it."
+    ),
+}
+
 #: what the README says of the input encoder, by ``EncodingParams.encoder``
 ENCODER_TEXT = {
     "geometric": (
@@ -116,6 +162,13 @@ def readme_values(
             f", exc -> inh {d.w_exc_inh}, inhibitory threshold {d.inh_thr} (Vth code)"
             if inhibitory
             else ""
+        ),
+        "consumers": CONSUMERS["inhibitory" if inhibitory else "lateral"],
+        "norse_file_row": (
+            ""
+            if inhibitory
+            else "| `model.norse.nir` | the same network as Norse's NIR node "
+            'import reads it (below, "In a simulator") |\n'
         ),
         "pixel_file_row": (
             "| `c/test_pixels.bin` | the same images as pixel codes and keys, for the encoder on "
