@@ -35,7 +35,9 @@ ALLOWED: dict[str, set[str]] = {
         T + "records",
         T + "axes",
     },  # fmt: skip
-    "data": {"numpy", "sklearn", T + "errors"},
+    "data": {"numpy", "sklearn", T + "errors", T + "event_data"},
+    # event data sets through tonic (optional: a one-line error without it), h5py for SHD
+    "event_data": {"numpy", "tonic", "h5py", T + "errors"},
     "meter": {"pynvml", T + "errors"},
     "runner": {
         "numpy",
@@ -72,6 +74,8 @@ ALLOWED: dict[str, set[str]] = {
         "nir",
         "norse",
         "nirtorch",
+        "unicorn",  # export/mcu.py alone, with elftools (optional: the mcu extra)
+        "elftools",
         T + "core",
         T + "runner",
         T + "errors",

@@ -123,10 +123,11 @@ def test_timing_reaches_the_gradient_family_only_through_frames(tmp_path: Path) 
     ds = data_mod.load(name)
     s = RunSettings(dataset=name, seed=0, threads=1).validate()
     m = family_of("diet").model("diet", ds.n_in, 16, 2, name, {"timesteps": 2, "epochs": 30})
-    assert m.net.encoding.value == "events"  # the default on event data
+    assert m.net.encoding.value == "events"  # direct input on event data: the frames
     _t, ev = train_and_evaluate(m, QuantSpec(), s)
     assert ev.record.outcome.accuracy >= 0.9
-    assert ev.record.design_point.encoding == "events"
+    assert ev.record.design_point.encoding == "direct"  # the axis' value (axes.py)
+    assert ev.record.config["model"]["net"]["encoding"] == "events"
     # the rates carry no order: the classes' mean rate images agree within noise
     rates = ds.train_images.astype(float)
     a, b = rates[ds.train_labels == 0].mean(0), rates[ds.train_labels == 1].mean(0)
@@ -143,8 +144,9 @@ def test_options_that_do_not_fit_are_one_line(folders: dict[str, Path]) -> None:
     fam = family_of("diet")
     with pytest.raises(ConfigError, match="multiple of the other"):
         fam.model("diet", 10, 8, 10, nm, {"timesteps": 3})
-    with pytest.raises(ConfigError, match="encoding: events"):
-        fam.model("diet", 10, 8, 10, nm, {"encoding": "direct"})
+    with pytest.raises(ConfigError, match="enters as its frames"):
+        fam.model("diet", 10, 8, 10, nm, {"encoding": "poisson"})
+    assert fam.model("diet", 10, 8, 10, nm, {"encoding": "direct"}).net.encoding.value == "events"
     with pytest.raises(ConfigError, match="needs an event data set"):
         fam.model("diet", 10, 8, 10, "mnist", {"encoding": "events"})
     with pytest.raises(ConfigError, match="random weights"):
@@ -229,8 +231,8 @@ def test_explore_each_kind_and_refuse_other_binning(folders: dict[str, Path], tm
         space.write_text(
             f"study: ev-{kind}\ndata: {{dataset: {folders[kind]}, epochs: 1, {extra}}}\n"
             "designs:\n"
-            "  - {model: diet, neurons: 16, timesteps: 4, encoding: events, params: {epochs: 5}}\n"
-            "  - {model: diet, neurons: 16, timesteps: 4, encoding: events, params: {epochs: 5},"
+            "  - {model: diet, neurons: 16, timesteps: 4, params: {epochs: 5}}\n"
+            "  - {model: diet, neurons: 16, timesteps: 4, params: {epochs: 5},"
             " weight_bits: 8, neuron_bits: 16}\n"
             "  - {model: tinysnn, neurons: 10}\n"
         )
@@ -244,18 +246,18 @@ def test_explore_each_kind_and_refuse_other_binning(folders: dict[str, Path], tm
                          str(tmp_path / "rep"))  # fmt: skip
     assert code == 0, err
     csv = (tmp_path / "rep" / "trials.csv").read_text()
-    assert "enc-events" in csv
+    assert "diet-n16" in csv and "tinysnn-n10" in csv
     # the same study with other time bins: refused in one line, nothing changed
     space = tmp_path / "shd.yaml"
     space.write_text(space.read_text().replace("time_bins: 4", "time_bins: 2"))
     code, _o, err = cli(capsys, "explore", str(space), "--storage", db, "--artifacts",
                         str(tmp_path / "a-shd"))  # fmt: skip
     assert code == 2 and "another data budget" in err and len(err.strip().splitlines()) == 1
-    # a diet design with direct input on events, and robustness on events: one line each
+    # a diet design with Poisson input on events, and robustness on events: one line each
     space.write_text(f"study: x\ndata: {{dataset: {folders['shd']}}}\n"
-                     "designs:\n  - {model: diet, encoding: direct}\n")  # fmt: skip
+                     "designs:\n  - {model: diet, encoding: poisson}\n")  # fmt: skip
     code, _o, err = cli(capsys, "explore", str(space), "--storage", db, "--dry-run")
-    assert code == 2 and "encoding: events" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "enters as its frames" in err and len(err.strip().splitlines()) == 1
     space.write_text(f"study: x\ndata: {{dataset: {folders['shd']}}}\n"
                      "robustness: {attacks: [fgsm], epsilons: [0.1]}\n"
                      "designs:\n  - {model: tinysnn, neurons: 10}\n")  # fmt: skip
@@ -282,7 +284,7 @@ def test_an_event_design_exports_bit_exact_c(folders: dict[str, Path], tmp_path:
                         "--spatial-factor", "0.5", "--out", str(tmp_path / "m"))  # fmt: skip
     assert code == 0, err
     rec = json.loads((tmp_path / "m" / "record.json").read_text())
-    assert rec["design_point"]["encoding"] == "events"
+    assert rec["config"]["model"]["net"]["encoding"] == "events"
     assert rec["outcome"]["accuracy"] > 0.2  # ten classes (chance 0.1), 40 test samples
     out = tmp_path / "x"
     code, _o, err = cli(capsys, "export", str(tmp_path / "m" / "model.pt"), "--out", str(out),

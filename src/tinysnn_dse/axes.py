@@ -43,7 +43,7 @@ ModelName = Literal["baseline", "sl-stdp", "tinysnn", "diet"]
 Scheme = Literal["ptq", "itq"]
 Leak = Literal["lif", "if"]
 PruneMethod = Literal["stdp", "magnitude"]
-Encoding = Literal["direct", "poisson", "events"]
+Encoding = Literal["direct", "poisson"]
 Trainable = Literal["none", "leak", "threshold", "both"]
 Schedule = Literal["direct", "iir"]
 Init = Literal["random", "ann"]
@@ -323,8 +323,8 @@ AXES: tuple[Axis, ...] = (
         "choice",
         "direct",
         "input",
-        "direct (the pixel as input current every step), poisson (rate-coded spikes) or "
-        "events (an event data set's binary frame of each step)",
+        "direct (the input itself every step: a pixel's intensity as current, or an event "
+        "data set's frame of the step) or poisson (rate-coded spikes of an image)",
         choices=ENCODINGS,
         param="encoding",
         tag="enc-",

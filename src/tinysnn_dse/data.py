@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinysnn_dse import event_data
+import tinysnn_dse.event_data as event_data
 from tinysnn_dse.errors import DataError
 
 FILES = {

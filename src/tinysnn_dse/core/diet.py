@@ -327,8 +327,8 @@ def check_bins(timesteps: int, bins: int | None, encoding: Encoding) -> None:
         raise ConfigError("encoding events needs an event data set (N-MNIST, DVS Gesture, "
                           "SHD); this one is images")  # fmt: skip
     if bins is not None and encoding != Encoding.EVENTS:
-        raise ConfigError(f"encoding {encoding.value} takes images; an event data set "
-                          "enters as frames (encoding: events)")  # fmt: skip
+        raise ConfigError(f"encoding {encoding.value} draws spikes from images; an event "
+                          "data set enters as its frames (encoding: direct)")  # fmt: skip
     if bins is not None and bins % timesteps and timesteps % bins:
         raise ConfigError(f"timesteps {timesteps} cannot take the data's {bins} time bins: "
                           "one must be a multiple of the other")  # fmt: skip

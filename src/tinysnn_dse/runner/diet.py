@@ -307,10 +307,13 @@ def attackable(
 def design_point_of(model: diet.DietModel, quant: QuantSpec) -> DesignPoint:
     """The design point a model of the family and a quantization make."""
     c = model.net
+    # an event data set's frames are the axis' direct input (axes.py: its values are fixed
+    # so that stored studies resume)
+    enc = "direct" if c.encoding == diet.Encoding.EVENTS else c.encoding.value
     p = DesignPoint(
         model.model, c.hidden[0], quant.scheme, quant.rounding.value, quant.weight_bits,
         quant.vmem_bits, quant.vth_bits, leak=model.leak, depth=len(c.hidden),
-        timesteps=c.timesteps, encoding=c.encoding.value, trainable=c.trainable.value,
+        timesteps=c.timesteps, encoding=enc, trainable=c.trainable.value,
         schedule=model.schedule, init=model.init,
     )  # fmt: skip
     return p.canonical

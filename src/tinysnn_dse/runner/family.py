@@ -170,11 +170,11 @@ class Diet:
     def model(self, model: str, n_in: int, neurons: int, n_classes: int,
               dataset: str | None, params: Mapping[str, Any]) -> Any:  # fmt: skip
         """The family's model; on an event data set its input is the data's frames
-        (``encoding: events``, the default where ``params`` names no encoding), its steps
-        a multiple or divisor of the data's time bins, and it starts from random weights
-        (a conversion's ANN takes images)."""
+        (``Encoding.EVENTS``: the axis' ``direct`` input, the data as it is at every
+        step), its steps a multiple or divisor of the data's time bins, and it starts from
+        random weights (a conversion's ANN takes images)."""
         bins = data_mod.time_bins_of(dataset)
-        if bins is not None and "encoding" not in params:
+        if bins is not None and params.get("encoding", "direct") == "direct":
             params = {**params, "encoding": diet_core.Encoding.EVENTS.value}
         m = diet_core.model_for(n_in, neurons, n_classes, dataset, params)
         if dataset is not None:
