@@ -157,8 +157,32 @@ def test_options_that_do_not_fit_are_one_line(folders: dict[str, Path]) -> None:
             data_mod.check_name(str(folders["nmnist"]), events=bad)
     with pytest.raises(DataError, match="for event data sets"):
         data_mod.check_name("mnist", events=event_data.EventOptions())
-    with pytest.raises(DataError, match="bad event options"):
+    with pytest.raises(DataError, match="unknown data set"):  # not options: a path
         data_mod.check_name(str(folders["nmnist"]) + "#bins=3")
+
+
+def test_a_path_with_a_hash_sign_is_a_path(tmp_path: Path) -> None:
+    d = tmp_path / "run#1"
+    d.mkdir()
+    g = np.random.default_rng(0)
+    np.savez(d / "d.npz", x_train=g.random((20, 4)), y_train=np.arange(20) % 2,
+             x_test=g.random((6, 4)), y_test=np.arange(6) % 2)  # fmt: skip
+    name = data_mod.check_name(str(d / "d.npz"))
+    assert name == str((d / "d.npz").resolve()) and not data_mod.is_event_data(name)
+    assert data_mod.load(name).n_in == 4
+
+
+def test_samples_are_in_a_fixed_order_that_mixes_the_classes(folders: dict[str, Path]) -> None:
+    """tonic lists N-MNIST class by class: a prefix of that would hold one class. The
+    order is by the SHA-256 of each file's path below the folder, whatever the listing."""
+    data_mod._EVENTS_MEMO.clear()
+    ds = data_mod.load(data_mod.check_name(str(folders["nmnist"])))
+    assert len(set(ds.train_labels[:20].tolist())) >= 6
+    assert len(set(ds.test_labels[:10].tolist())) >= 5
+    ids = [f"Train/{c}/{i:05d}.bin" for c in range(10) for i in range(8)]
+    order = event_data.sample_order(ids)
+    shuffled = list(reversed(ids))
+    assert [ids[i] for i in order] == [shuffled[i] for i in event_data.sample_order(shuffled)]
 
 
 def _bad_event_folder(tmp_path: Path, what: str) -> Path:
@@ -303,10 +327,10 @@ def test_an_event_design_exports_bit_exact_c(folders: dict[str, Path], tmp_path:
     expected = (out / "expected.txt").read_text().splitlines()
     assert len(expected) == 40 and res.stdout.splitlines() == expected
     ev = json.loads((out / "evaluation.json").read_text())
-    pred = [int(line.split()[0]) for line in expected]
-    assert ev["outcome"]["accuracy"] == pytest.approx(
-        float(np.mean(np.array(pred) == np.repeat(np.arange(10), 4)))
-    )
+    pred = np.array([int(line.split()[0]) for line in expected])
+    raw = (out / "test_pixels.bin").read_bytes()  # per image: uint32 label, uint64 key, inputs
+    labels = [int.from_bytes(raw[20 + k * (12 + 4 * 578) :][:4], "little") for k in range(40)]
+    assert ev["outcome"]["accuracy"] == pytest.approx(float(np.mean(pred == np.array(labels))))
 
 
 @pytest.mark.parametrize(("kind", "factor"), [("nmnist", 1.0), ("dvs", 0.25), ("shd", 0.5)])

@@ -420,7 +420,7 @@ def _load_events(name: str) -> Dataset:
         train_frames=tr.frames,
         test_frames=te.frames,
         source=f"{folder} ({kind.name} through tonic, {opts.time_bins} time bins, "
-        f"{p} x {h} x {w} inputs, {ds.source.split(' (', 1)[1]}",
+        f"{p} x {h} x {w} inputs, {ds.source[len(str(folder)) + 2 :]}",
     )
 
 

@@ -20,9 +20,13 @@ never downloads an event set. Each sample becomes, with tonic's transforms
 - ``frames``: ``time_bins`` binary frames [S, bins, P*H*W] (1 where the input had at
   least one event in that bin; polarity as channels, channel-major), the input of the
   gradient-trained family (``encoding: events``: the step's frame is its input spikes);
-- ``images``: the per-input event counts over the whole sample as 8-bit rates,
+- ``images``: the per-input event counts over the sample's time bins as 8-bit rates,
   ``round(255 * count / the sample's largest count)``, the input of the STDP family
-  (its Poisson rates, as an image's intensities are).
+  (its Poisson rates, as an image's intensities are). tonic's bins are ``(t_last -
+  t_first) // time_bins`` us wide, so the events after the last whole bin (the last
+  event at least) are in neither.
+
+A split's samples are in a fixed order that mixes the classes (:func:`sample_order`).
 
 A data set with its options is named ``PATH#time_bins=B,spatial_factor=F``
 (:func:`compose`), so that records, studies and checkpoints say how the events were binned,
@@ -110,7 +114,9 @@ def kind_of(folder: Path) -> Kind | None:
 
 def compose(path: str, opts: EventOptions) -> str:
     """The canonical name of an event data set with its options."""
-    return f"{path}#time_bins={opts.time_bins},spatial_factor={opts.spatial_factor:g}"
+    f = repr(float(opts.spatial_factor))  # the shortest text that reads back as the factor
+    f = f[:-2] if f.endswith(".0") else f
+    return f"{path}#time_bins={opts.time_bins},spatial_factor={f}"
 
 
 def split_name(name: str) -> tuple[str, EventOptions | None]:
@@ -119,9 +125,8 @@ def split_name(name: str) -> tuple[str, EventOptions | None]:
         return name, None
     path, _, suffix = name.rpartition("#")
     m = _SUFFIX.match(suffix)
-    if not m:
-        raise DataError(f"{name}: bad event options {suffix!r} (expected "
-                        "time_bins=B,spatial_factor=F)")  # fmt: skip
+    if not m:  # a '#' of the path itself
+        return name, None
     return path, EventOptions(int(m.group(1)), float(m.group(2))).check(name)
 
 
@@ -163,11 +168,16 @@ Samples = tuple[int, Callable[[int], Any], list[int], Callable[[int], str]]
 def _samples(kind: Kind, folder: Path, train: bool) -> Samples:
     """(count, events(i), labels, where(i)) of one split through tonic."""
     tonic = _tonic()
-    if kind.name == "N-MNIST":
-        ds = _on_disk(tonic.datasets.NMNIST, folder)(str(folder.parent), train=train)
-        return len(ds), lambda i: ds[i][0], list(ds.targets), lambda i: ds.data[i]
-    if kind.name == "DVS Gesture":
-        ds = _on_disk(tonic.datasets.DVSGesture, folder)(str(folder.parent), train=train)
+    if kind.name in ("N-MNIST", "DVS Gesture"):
+        base = tonic.datasets.NMNIST if kind.name == "N-MNIST" else tonic.datasets.DVSGesture
+        mark = kind.marks[0 if train else 1]
+        try:  # tonic reads labels and users from the folder and file names
+            ds = _on_disk(base, folder)(str(folder.parent), train=train)
+        except DataError:
+            raise
+        except Exception as e:  # noqa: BLE001  a layout tonic cannot parse, whatever it raises
+            raise DataError(f"{folder / mark}: not the {kind.name} layout tonic reads "
+                            f"({type(e).__name__}: {_first(e)})") from None  # fmt: skip
         return len(ds), lambda i: ds[i][0], list(ds.targets), lambda i: ds.data[i]
     import h5py
 
@@ -232,6 +242,26 @@ def binned(ev: np.ndarray, kind: Kind, opts: EventOptions) -> np.ndarray:
     return counts.reshape(bins, p, h, w)
 
 
+def _sample_id(where: str, folder: Path) -> str:
+    """A sample's name, the same on every machine: its file's path below the data set's
+    folder (SHD: the file's name and the index)."""
+    try:
+        return Path(where).relative_to(folder).as_posix()
+    except ValueError:
+        return where.rsplit("/", 1)[-1]
+
+
+def sample_order(ids: list[str]) -> list[int]:
+    """The order a split's samples take: by the SHA-256 of their names (:func:`_sample_id`).
+    tonic lists N-MNIST class by class (and DVS Gesture in the file system's order), so a
+    prefix (``train_samples``, ``test_samples``) or a holdout would hold few classes;
+    this order mixes them, and is the same on every machine whatever the listing."""
+    import hashlib
+
+    keys = [hashlib.sha256(s.encode()).hexdigest() for s in ids]
+    return sorted(range(len(ids)), key=lambda i: (keys[i], ids[i]))
+
+
 @dataclass(frozen=True)
 class EventSplit:
     frames: np.ndarray  # uint8 [S, bins, n_in], 0/1
@@ -241,13 +271,16 @@ class EventSplit:
 
 def read_split(kind: Kind, folder: Path, train: bool, opts: EventOptions,
                on_sample: Callable[[int, int], None] | None = None) -> EventSplit:  # fmt: skip
-    """One split of an event data set as frames and rate images (module docstring)."""
-    n, events, labels, where = _samples(kind, folder, train)
+    """One split of an event data set as frames and rate images (module docstring), its
+    samples in :func:`sample_order`."""
+    n, events, labels_in, where = _samples(kind, folder, train)
     w, h, p = sensor_after(kind, opts.spatial_factor)
     n_in = w * h * p
     frames = np.zeros((n, opts.time_bins, n_in), dtype=np.uint8)
     images = np.zeros((n, n_in), dtype=np.uint8)
-    for i in range(n):
+    order = sample_order([_sample_id(where(i), folder) for i in range(n)])
+    labels = [labels_in[i] for i in order]
+    for k, i in enumerate(order):
         try:
             ev = events(i)
         except DataError:
@@ -261,13 +294,13 @@ def read_split(kind: Kind, folder: Path, train: bool, opts: EventOptions,
         except Exception as e:  # noqa: BLE001
             raise DataError(f"{where(i)}: its events cannot be binned ({type(e).__name__}: "
                             f"{_first(e)})") from None  # fmt: skip
-        frames[i] = c > 0
+        frames[k] = c > 0
         total = c.sum(axis=0, dtype=np.int64)
         top = int(total.max()) if total.size else 0
         if top:
-            images[i] = np.floor(total * 255.0 / top + 0.5).astype(np.uint8)
+            images[k] = np.floor(total * 255.0 / top + 0.5).astype(np.uint8)
         if on_sample is not None:
-            on_sample(i + 1, n)
+            on_sample(k + 1, n)
     return EventSplit(frames, images, np.asarray(labels, dtype=np.int64))
 
 

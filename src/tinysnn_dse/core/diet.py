@@ -357,7 +357,8 @@ def forward(
     formats: Formats | None = None,
     peaks: list[Tensor] | None = None,
 ) -> tuple[Tensor, list[Tensor]]:
-    """The network over ``cfg.timesteps`` steps on images ``x`` [B, n_in]: the output
+    """The network over ``cfg.timesteps`` steps on images ``x`` [B, n_in] (an event
+    design, ``Encoding.EVENTS``: frames [B, bins, n_in], :func:`frames_at`): the output
     membrane after the last step [B, n_out] (the logits) and each hidden layer's spike
     count [B, width].
 
