@@ -26,7 +26,7 @@ from tinysnn_dse import data as data_mod
 from tinysnn_dse.core import kernels, sim
 from tinysnn_dse.core.energy import OpCounts
 from tinysnn_dse.core.params import QuantSpec, validate_quant
-from tinysnn_dse.core.quant import Quantizers, with_observed_ranges
+from tinysnn_dse.core.quant import Quantizers, with_ranges
 from tinysnn_dse.runner import load_checkpoint
 
 if len(sys.argv) < 3:
@@ -40,11 +40,14 @@ t = load_checkpoint(ckpt, "cpu")
 cfg = t.model
 x = torch.from_numpy(data_mod.load("mnist", None).train_images[: n_img + 3].copy()) / 255.0
 g = torch.Generator().manual_seed(0)
+# the formats' ranges as explore takes them: the FP32 network's, observed on 200 images
+ranges = sim.observe_ranges(t.net, x[:200].float(), cfg, torch.Generator().manual_seed(1),
+                            "batch_profile")  # fmt: skip
 specs = [
-    with_observed_ranges(
+    with_ranges(
         validate_quant(QuantSpec(scheme="itq", rounding=rounding, weight_bits=wb,
                                  vmem_bits=nb, vth_bits=nb)),
-        t.net.theta, cfg,
+        ranges, cfg,
     )
     for wb in wbits for nb in (32, 16, 8)
 ]  # fmt: skip
