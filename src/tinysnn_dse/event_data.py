@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -269,8 +269,7 @@ class EventSplit:
     labels: np.ndarray  # int64 [S]
 
 
-def read_split(kind: Kind, folder: Path, train: bool, opts: EventOptions,
-               on_sample: Callable[[int, int], None] | None = None) -> EventSplit:  # fmt: skip
+def read_split(kind: Kind, folder: Path, train: bool, opts: EventOptions) -> EventSplit:
     """One split of an event data set as frames and rate images (module docstring), its
     samples in :func:`sample_order`."""
     n, events, labels_in, where = _samples(kind, folder, train)
@@ -299,14 +298,4 @@ def read_split(kind: Kind, folder: Path, train: bool, opts: EventOptions,
         top = int(total.max()) if total.size else 0
         if top:
             images[k] = np.floor(total * 255.0 / top + 0.5).astype(np.uint8)
-        if on_sample is not None:
-            on_sample(k + 1, n)
     return EventSplit(frames, images, np.asarray(labels, dtype=np.int64))
-
-
-def files(folder: Path) -> Iterator[Path]:
-    """The files an event data set's identity is computed from (sorted)."""
-    kind = kind_of(folder)
-    if kind is None:
-        return iter(())
-    return iter(kind.files(folder))

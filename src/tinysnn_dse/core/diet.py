@@ -336,12 +336,10 @@ def check_bins(timesteps: int, bins: int | None, encoding: Encoding) -> None:
 
 def encode(x: Tensor, cfg: DietConfig, t: int, generator: torch.Generator | None) -> Tensor:
     """The first layer's input at step ``t`` of images ``x`` [B, n_in] in [0, 1]: the
-    pixels (direct) or Bernoulli spikes of probability x (Poisson); of frames ``x`` [B,
-    bins, n_in], the step's frame (events)."""
+    pixels (direct) or Bernoulli spikes of probability x (Poisson). (Event frames:
+    :func:`frames_at`, which :func:`forward` applies to every step at once.)"""
     if cfg.encoding == Encoding.DIRECT:
         return x
-    if cfg.encoding == Encoding.EVENTS:
-        return frames_at(x, cfg.timesteps)[:, t].to(torch.float32)
     if generator is None:
         raise ValueError("Poisson encoding needs an explicit torch.Generator")
     s = (torch.rand(x.shape, generator=generator, device=x.device) < x).to(x.dtype)

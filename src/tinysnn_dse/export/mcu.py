@@ -39,15 +39,20 @@ from tinysnn_dse.export.design import ExportError
 CPUS = {"cortex-m4": "cortex_m4", "cortex-m3": "cortex_m3", "cortex-m0": "cortex_m0"}
 INSTALL = "pip install 'tinysnn-dse[mcu]' (ziglang, unicorn and pyelftools)"
 
+#: what a freestanding build may call although no source does: the compiler emits
+#: memset and memcpy for struct and array initialisers
+FREESTANDING = """
+void *memset(void *d, int c, unsigned long n)
+{ unsigned char *p = d; while (n--) *p++ = (unsigned char)c; return d; }
+void *memcpy(void *d, const void *s, unsigned long n)
+{ unsigned char *p = d; const unsigned char *q = s; while (n--) *p++ = *q++; return d; }
+"""
+
 HARNESS = {
     "stdp": """
 #include <stdint.h>
 #include "model.h"
 #include "tinysnn.h"
-void *memset(void *d, int c, unsigned long n)
-{ unsigned char *p = d; while (n--) *p++ = (unsigned char)c; return d; }
-void *memcpy(void *d, const void *s, unsigned long n)
-{ unsigned char *p = d; const unsigned char *q = s; while (n--) *p++ = *q++; return d; }
 uint16_t h_steps[TSNN_STEPS];
 uint16_t h_inputs[(uint32_t)TSNN_STEPS * TSNN_N_IN];
 uint64_t h_key;
@@ -79,10 +84,6 @@ void h_infer_pixels(void)
 #include <stdint.h>
 #include "model.h"
 #include "diet.h"
-void *memset(void *d, int c, unsigned long n)
-{ unsigned char *p = d; while (n--) *p++ = (unsigned char)c; return d; }
-void *memcpy(void *d, const void *s, unsigned long n)
-{ unsigned char *p = d; const unsigned char *q = s; while (n--) *p++ = *q++; return d; }
 #ifndef TSNN_IN_BYTES /* an export written before event designs */
 #define TSNN_IN_BYTES TSNN_N_IN
 #endif
@@ -130,7 +131,7 @@ def build(cdir: Path, cpu: str, work: Path) -> tuple[Path, int]:
     fam = family_of_export(cdir)
     lib = cdir / ("diet.c" if fam == "diet" else "tinysnn.c")
     harness = work / "harness.c"
-    harness.write_text(HARNESS[fam])
+    harness.write_text(HARNESS[fam] + FREESTANDING)
     flags = ["-target", "thumb-freestanding-eabi", f"-mcpu={CPUS[cpu]}", "-O2", "-std=c99",
              "-ffreestanding", f"-I{cdir}"]  # fmt: skip
     elf = work / f"fw-{cpu}.elf"

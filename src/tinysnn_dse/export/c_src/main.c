@@ -26,6 +26,17 @@ static uint16_t step_spikes[TSNN_STEPS];
 static uint16_t inputs[(uint32_t)TSNN_STEPS * TSNN_N_IN];
 static int32_t counts[TSNN_N];
 
+/* One image's line: its class, then with --counts every neuron's count. */
+static void print_image(int with_counts)
+{
+    int j;
+    printf("%d", tsnn_classify(counts));
+    if (with_counts)
+        for (j = 0; j < TSNN_N; j++)
+            printf(" %ld", (long)counts[j]);
+    printf("\n");
+}
+
 #if TSNN_ENCODER_COUNTER
 static uint8_t pixels[TSNN_N_IN];
 static uint64_t round_keys[TSNN_MAX_BOOSTS + 1];
@@ -41,7 +52,6 @@ static int run_pixels(FILE *f, const char *path, int with_counts)
     tsnn_init();
     for (img = 0; img < n_images; img++) {
         uint64_t label, key, n_pres, p;
-        int j;
         if (!read_u(f, 4, &label) || !read_u(f, 8, &key) || !read_u(f, 4, &n_pres))
             return fail(path, "truncated image header");
         if (n_pres < 1 || n_pres > (uint64_t)TSNN_MAX_BOOSTS + 1)
@@ -59,11 +69,7 @@ static int run_pixels(FILE *f, const char *path, int with_counts)
                     (unsigned long)img, (unsigned long)x, (unsigned long)n_pres);
             return 3;
         }
-        printf("%d", tsnn_classify(counts));
-        if (with_counts)
-            for (j = 0; j < TSNN_N; j++)
-                printf(" %ld", (long)counts[j]);
-        printf("\n");
+        print_image(with_counts);
         (void)label;
     }
     fclose(f);
@@ -109,7 +115,7 @@ int main(int argc, char **argv)
     tsnn_init();
     for (img = 0; img < n_images; img++) {
         uint64_t label, n_pres, p;
-        int needed = 1, j;
+        int needed = 1;
         if (!read_u(f, 4, &label) || !read_u(f, 4, &n_pres))
             return fail(argv[1], "truncated image header");
         if (n_pres > max_pres)
@@ -159,11 +165,7 @@ int main(int argc, char **argv)
                     (unsigned long)img, (unsigned long)(n_pres + 1), (unsigned long)n_pres);
             return 3;
         }
-        printf("%d", tsnn_classify(counts));
-        if (with_counts)
-            for (j = 0; j < TSNN_N; j++)
-                printf(" %ld", (long)counts[j]);
-        printf("\n");
+        print_image(with_counts);
         (void)label;
     }
     fclose(f);
