@@ -1,14 +1,15 @@
 """The `make bench` rows for two commits, back to back, on one machine: the ratio table.
 
     TINYSNN_DATA_DIR=../shared/data .venv/bin/python benchmarks/ab.py BASE [HEAD] \
-        [--rounds 2] [--checkpoint model.pt] [--rows 0,1,2]
+        [--rounds 2] [--checkpoint model.pt] [--baseline-checkpoint model.pt] [--rows 0,1,2]
 
 BASE (and HEAD, default: the working tree) are checked out with ``git worktree`` under
 ``/tmp/tinysnn-ab/`` and run from this environment with ``PYTHONPATH`` pointing at each
 ``src/`` (so both use the same torch and numba); each row alternates BASE, HEAD for
 ``--rounds`` rounds and reports the best rate of each, as machines drift 10-20 % within an
-hour. ``--checkpoint`` times the rows from a trained network (late in a pass) instead of a
-fresh one. Prints a markdown table: train and inference images/s and HEAD / BASE.
+hour. ``--checkpoint`` times the tinySNN rows from a trained network (late in a pass)
+instead of a fresh one, ``--baseline-checkpoint`` the baseline row (either given: only the
+rows with a checkpoint run). Prints a markdown table: train and inference images/s and HEAD / BASE.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ def main() -> None:
     ap.add_argument("head", nargs="?", default="WORKTREE")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--checkpoint")
+    ap.add_argument("--baseline-checkpoint",
+                    help="a baseline model.pt for the --model baseline row (late in a pass)")
     ap.add_argument("--rows", help="comma-separated row numbers (default: all)")
     a = ap.parse_args()
     trees = {"base": checkout(a.base), "head": checkout(a.head)}
@@ -85,9 +88,13 @@ def main() -> None:
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for r in rows:
-        args = ROWS[r] + (["--checkpoint", a.checkpoint] if a.checkpoint else [])
-        if a.checkpoint and "--model" in args:
-            continue  # a checkpoint fixes the model
+        ckpt = a.baseline_checkpoint if "--model" in ROWS[r] else a.checkpoint
+        if (a.checkpoint or a.baseline_checkpoint) and not ckpt:
+            continue  # late rows only: a checkpoint fixes the model
+        args = [*ROWS[r], "--checkpoint", ckpt] if ckpt else ROWS[r]
+        if ckpt and "--model" in args:  # the checkpoint fixes the model
+            i = args.index("--model")
+            args = args[:i] + args[i + 2 :]
         best = {"base": (0.0, 0.0, 0.0), "head": (0.0, 0.0, 0.0)}
         for _ in range(a.rounds):
             for name in ("base", "head"):

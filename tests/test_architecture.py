@@ -90,8 +90,8 @@ ALLOWED: dict[str, set[str]] = {
 
 #: standard-library modules the pure core may use
 CORE_STDLIB = {
-    "__future__", "collections", "contextlib", "dataclasses", "enum", "fractions", "math", "types",
-    "typing", "weakref",
+    "__future__", "collections", "contextlib", "dataclasses", "enum", "fractions", "functools",
+    "math", "types", "typing", "weakref",
 }  # fmt: skip
 
 #: calls that touch files, wherever they appear in core: methods of paths and files ...

@@ -116,6 +116,39 @@ def test_traces_at_update_points_equal_full_traces() -> None:
     assert update_points(10, 4) == [3, 7, 9]
 
 
+def test_trace_table_gives_every_trace_bit_for_bit() -> None:
+    """The compiled per-step rules read traces as table[t - t_last]: the same floats as
+    presyn_traces's block, and exp(-k/20) by hand to float32 rounding."""
+    from tinysnn_dse.core.rules import trace_table
+
+    g = torch.Generator().manual_seed(5)
+    spikes = torch.rand(1, 250, 40, generator=g) < 0.04
+    full = presyn_traces(spikes, 1.0, 20.0)[0]
+    table = trace_table(250, 1.0, 20.0)
+    last = torch.full((40,), -1)
+    for t in range(250):
+        last = torch.where(spikes[0, t], torch.tensor(t), last)
+        want = torch.where(last >= 0, table[(t - last).clamp_max(249)], torch.tensor(0.0))
+        assert torch.equal(full[t], want), t
+    assert table[0] == 1.0
+    for k in (1, 7, 100, 249):
+        assert abs(float(table[k]) - math.exp(-k / 20.0)) <= 2e-7 * math.exp(-k / 20.0) + 1e-12
+
+
+def test_step_lists_from_compact_trains_equal_the_dense_ones() -> None:
+    from tinysnn_dse.core.marshal import csr_one
+    from tinysnn_dse.core.sim import poisson_trains
+
+    g = torch.Generator().manual_seed(9)
+    pix = torch.rand(1, 50, generator=g)
+    pix[pix < 0.4] = 0.0
+    tr = poisson_trains(pix, 30, 0.3, g)
+    ptr, idx = csr_one(tr)
+    ptr_d, idx_d = csr_one(tr.dense())
+    assert ptr.tolist() == ptr_d.tolist() and idx.tolist() == idx_d.tolist()
+    assert int(ptr[-1]) == int(tr.spikes.sum()) > 0
+
+
 def test_compact_trains_dense_and_by_input_agree() -> None:
     from tinysnn_dse.core.marshal import by_input
     from tinysnn_dse.core.sim import SpikeTrains, poisson_trains

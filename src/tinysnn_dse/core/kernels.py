@@ -688,6 +688,28 @@ def spikes_by_input(spikes):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
+def spikes_by_step(rows, spikes):  # type: ignore[no-untyped-def]
+    """One image's compact trains (``rows`` [M] ascending, ``spikes`` [M, T] bool) as
+    :func:`learn_stepwise` reads them: CSR (ptr [T+1], idx) with the inputs that spike at
+    step t, ascending, at ``idx[ptr[t] .. ptr[t+1]-1]``."""
+    m_total, n_steps = spikes.shape
+    ptr = np.zeros(n_steps + 1, dtype=np.int64)
+    for m in range(m_total):
+        for t in range(n_steps):
+            ptr[t + 1] += spikes[m, t]
+    for t in range(n_steps):
+        ptr[t + 1] += ptr[t]
+    fill = ptr[:-1].copy()
+    idx = np.empty(ptr[n_steps], dtype=np.int64)
+    for m in range(m_total):  # inputs ascending, so each step's list is too
+        for t in range(n_steps):
+            if spikes[m, t]:
+                idx[fill[t]] = rows[m]
+                fill[t] += 1
+    return ptr, idx
+
+
+@njit(cache=True, nogil=True)
 def learn_tinysnn(w, spk, n_steps, window, pt, lr, u, decay, keep):  # type: ignore[no-untyped-def]
     """A whole tinySNN-rule learning presentation in one call, updating ``w`` [n_in, N]
     and the state in place: :func:`tinysnn_steps` over each window of ``window`` steps,
@@ -790,14 +812,18 @@ def normalize_multi(w, norm, w_max, wq, key):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def learn_stepwise(w, csr, x_pre_all, rule, lr, pt, u, trace_decay, decay, keep):  # type: ignore[no-untyped-def]  # noqa: E501
+def learn_stepwise(w, csr, traces, rule, lr, pt, u, trace_decay, decay, keep):  # type: ignore[no-untyped-def]  # noqa: E501
     """A whole learning presentation for the per-step rules ``pair`` (``rule`` =
     :data:`RULE_PAIR`) and ``sl-stdp`` (:data:`RULE_SL_STDP`), updating ``w`` [n_in, N]
     and the state in place, then :func:`theta_decay`.
 
     Input spikes come as CSR rows (``csr`` = (ptr [T+1], idx)): the active inputs of each
-    step, so the input current sums only those rows of W. ``x_pre_all`` [T, n_in] are
-    the presynaptic traces (shared with the reference path). ``lr`` = (eta_pre, eta_post,
+    step, so the input current sums only those rows of W. The presynaptic traces are read
+    where the rule needs them, lazily: input i's trace at step t is ``traces[t - last_i]``
+    (``last_i`` its latest spike step, this one included; 0 before its first spike), with
+    ``traces`` [T] = :func:`rules.trace_table`, the same floats as
+    :func:`rules.presyn_traces`'s [T, n_in] block, which cost the presentation more than
+    this kernel did. ``lr`` = (eta_pre, eta_post,
     eta_sl, x_tar, w_max); weights are rounded deterministically (``fq[F_W]``). ``u``
     [T, 2, N] or [1, 2, N]: Vmem rounding uniforms, as in :func:`tinysnn_steps`.
     ``keep`` [n_in, N] (float32 0/1, or [0, 0]): the step's updated rows and columns
@@ -818,17 +844,27 @@ def learn_stepwise(w, csr, x_pre_all, rule, lr, pt, u, trace_decay, decay, keep)
     per_step = u.shape[0] > 1
     zero = F32(0.0)
     n_steps = ptr.shape[0] - 1
+    last = np.full(n_in, -1, dtype=np.int64)
+    x_pre = np.zeros(n_in, dtype=np.float32)
     for t in range(n_steps):
         for j in range(n):
             i_in[j] = zero
         for a in range(ptr[t], ptr[t + 1]):
             row = idx[a]
+            last[row] = t
             for j in range(n):
                 i_in[j] += w[row, j]
         n_spk = exc_step(i_in, t, rows, pt, u[t] if per_step else u[0], s, si)
         for j in range(n):
             x_post[j] = F32(1.0) if s[j] > 0 else x_post[j] * trace_decay
-        x_pre = x_pre_all[t]
+        # the traces the rule reads this step: every input's where a neuron fired (its
+        # column moves), else only the active inputs' (their rows move)
+        if n_spk > 0:
+            for i in range(n_in):
+                x_pre[i] = traces[t - last[i]] if last[i] >= 0 else zero
+        else:
+            for a in range(ptr[t], ptr[t + 1]):
+                x_pre[idx[a]] = traces[0]
         if rule == RULE_PAIR:  # rows of active inputs, columns of spiking neurons
             for j in range(n):
                 b0[j] = x_post[j] * -eta_pre

@@ -6,6 +6,7 @@ for one point's learning presentations, its normalisation and batched inference.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -30,7 +31,7 @@ from tinysnn_dse.core.neuron import (
 from tinysnn_dse.core.params import ModelConfig
 from tinysnn_dse.core.prune import fan_in, pruned_per_input
 from tinysnn_dse.core.quant import Quantizers, qparams, quantize
-from tinysnn_dse.core.rules import normalize, presyn_traces
+from tinysnn_dse.core.rules import normalize, trace_table
 
 Tensor = torch.Tensor
 K = kernels
@@ -124,9 +125,15 @@ def fast_state(net: Net, cfg: ModelConfig, qz: Quantizers, g: torch.Generator) -
     acc = start_acc(net, cfg, qz).numpy()
     theta_t = torch.from_numpy(st[L.S_THETA])
     counts_t = torch.from_numpy(st[L.S_COUNTS])
-    return FastState(
-        st, acc, theta_t, counts_t, neuron_consts(cfg, qz, True), formats(qz), pack_keys(tkey, vkey)
-    )
+    nc, fq = _learning_consts(cfg, qz)
+    return FastState(st, acc, theta_t, counts_t, nc.copy(), fq.copy(), pack_keys(tkey, vkey))
+
+
+@functools.lru_cache(maxsize=64)
+def _learning_consts(cfg: ModelConfig, qz: Quantizers) -> tuple[np.ndarray, np.ndarray]:
+    """A point's learning constants and formats, computed once per (cfg, qz): building
+    them took a tenth of a late single-point presentation (measured)."""
+    return neuron_consts(cfg, qz, True), formats(qz)
 
 
 def fast_net(w: Tensor, fs: FastState, qz: Quantizers, keep: Tensor | None = None) -> Net:
@@ -156,9 +163,11 @@ def by_input(spikes: Tensor | SpikeTrains) -> tuple[np.ndarray, np.ndarray, np.n
     return iptr, times, rows.numpy().astype(np.int64)
 
 
-def csr_one(spikes: Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """CSR rows (``ptr`` [T+1], ``idx``) of the active inputs of each step of ``spikes``
-    [1, T, n], inputs ascending within a step."""
+def csr_one(spikes: Tensor | SpikeTrains) -> tuple[np.ndarray, np.ndarray]:
+    """CSR rows (``ptr`` [T+1], ``idx``) of the active inputs of each step of one image's
+    ``spikes`` ([1, T, n] dense, or compact trains), inputs ascending within a step."""
+    if isinstance(spikes, SpikeTrains):  # compiled from the compact trains, never dense
+        return kernels.spikes_by_step(spikes.pix.numpy(), spikes.spikes.numpy())
     sp = spikes[0]
     ptr = np.zeros(sp.shape[0] + 1, dtype=np.int64)
     np.cumsum(sp.sum(dim=1).numpy(), out=ptr[1:])
@@ -173,8 +182,10 @@ def learn_presentation(
     g: torch.Generator,
     stats: OpCounts | None = None,
     meter: QuantMeter | None = None,
+    inplace: bool = False,
 ) -> tuple[Net, Tensor]:
-    """tinySNN-rule learning of one sample in compiled code (any rounding).
+    """tinySNN-rule learning of one sample in compiled code (any rounding); ``inplace``:
+    update ``net.w`` (contiguous float32, owned by the caller) instead of a copy.
 
     FP32 or deterministic weight rounding: one call of :func:`kernels.learn_tinysnn`.
     Stochastic weight rounding: per update window, :func:`kernels.tinysnn_steps`, then
@@ -189,7 +200,7 @@ def learn_presentation(
     spk = by_input(spikes)
     t_steps, n, n_in = spikes.shape[1], cfg.n_exc, cfg.n_in
     rows = uniform_rows(cfg, qz)
-    w = net.w.clone().contiguous()
+    w = net.w if inplace else net.w.clone().contiguous()
     wn = w.numpy()
     f32 = np.float32
     lr = tinysnn_rates(cfg)
@@ -235,13 +246,15 @@ def learn_presentation(
 
 def learn_stepwise_presentation(
     net: Net,
-    spikes: Tensor,
+    spikes: Tensor | SpikeTrains,
     cfg: ModelConfig,
     qz: Quantizers,
     g: torch.Generator,
     meter: QuantMeter | None = None,
+    inplace: bool = False,
 ) -> tuple[Net, Tensor]:
-    """``pair`` / ``sl-stdp`` learning of one sample in one compiled call.
+    """``pair`` / ``sl-stdp`` learning of one sample in one compiled call (``inplace`` as
+    :func:`learn_presentation`).
 
     Same random numbers as the reference (stochastic Vmem rounding: its uniforms as one
     block); the input current sums only the active rows of W (the reference uses a dense
@@ -250,8 +263,8 @@ def learn_stepwise_presentation(
     lp = cfg.learning
     c = consts(cfg)
     fs = fast_state(net, cfg, qz, g)
-    x_pre_all = presyn_traces(spikes, cfg.encoding.dt_ms, lp.tau_trace_ms)[0].contiguous()
-    w = net.w.clone().contiguous()
+    traces = trace_table(spikes.shape[1], cfg.encoding.dt_ms, lp.tau_trace_ms)
+    w = net.w if inplace else net.w.clone().contiguous()
     lr = stepwise_rates(cfg)
     rule = cfg.rule.code  # kernels.RULE_PAIR or RULE_SL_STDP
     rows = uniform_rows(cfg, qz)
@@ -260,7 +273,7 @@ def learn_stepwise_presentation(
     if rows:  # one block equals the reference's per-step draws, in its order
         u[:, rows] = torch.rand(t_steps, len(rows), n, generator=g).numpy()
     m = new_meter()
-    kernels.learn_stepwise(w.numpy(), csr_one(spikes), x_pre_all.numpy(), rule, lr,
+    kernels.learn_stepwise(w.numpy(), csr_one(spikes), traces.numpy(), rule, lr,
                            fs.point(m), u, np.float32(c.trace_decay), c.theta_decay,
                            keep_mask(net))  # fmt: skip
     if meter is not None:

@@ -17,6 +17,7 @@ against the accumulator rounded to the threshold's format.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from fractions import Fraction
@@ -162,7 +163,10 @@ class Consts(NamedTuple):
     rate_scale: float
 
 
+@functools.lru_cache(maxsize=64)
 def consts(cfg: ModelConfig) -> Consts:
+    """The derived constants of ``cfg`` (immutable; computed once per configuration,
+    since every presentation asks for them)."""
     enc = cfg.encoding
     return Consts(
         exc=lif_consts(cfg.exc, enc.dt_ms),

@@ -117,18 +117,20 @@ def simulate(
     backend: Backend | str | None = None,
     stats: OpCounts | None = None,
     meter: QuantMeter | None = None,
+    inplace: bool = False,
 ) -> tuple[Net, Tensor]:
     """Present ``spikes`` [B, T, n_in] (dense, or compact :class:`SpikeTrains`) with the
     backend :func:`backend.choose` picks for learning (or ``backend``); learning off, the
-    reference loop (:func:`infer` runs batched inference). See :func:`simulate_reference`."""
+    reference loop (:func:`infer` runs batched inference). See :func:`simulate_reference`.
+    ``inplace``: the compiled learning paths may update ``net.w`` itself (the caller owns
+    it: :func:`train_sample`'s re-presentations)."""
     device = spikes.spikes.device if isinstance(spikes, SpikeTrains) else spikes.device
     if learn:
         b = _learn_backend(cfg, qz, device, backend)
         if b == Backend.NUMBA:
             if cfg.rule == Rule.TINYSNN:
-                return learn_presentation(net, spikes, cfg, qz, generator, stats, meter)
-            dense = spikes.dense() if isinstance(spikes, SpikeTrains) else spikes
-            return learn_stepwise_presentation(net, dense, cfg, qz, generator, meter)
+                return learn_presentation(net, spikes, cfg, qz, generator, stats, meter, inplace)
+            return learn_stepwise_presentation(net, spikes, cfg, qz, generator, meter, inplace)
     elif backend is not None and Backend(backend) != Backend.REFERENCE:
         raise ConfigError("simulate runs inference on the reference loop; use infer()")
     dense = spikes.dense() if isinstance(spikes, SpikeTrains) else spikes
@@ -157,9 +159,9 @@ def train_sample(
     for boost in range(int(enc.max_boosts) + 1):
         scale = rate_scale(cfg, boost)
         spikes = learning_trains(pixels.unsqueeze(0), enc.steps, scale, generator)
-        net, counts = simulate(
-            net, spikes, cfg, qz, generator, learn=True, backend=b, stats=stats, meter=meter
-        )
+        # the first presentation copies W; the re-presentations update that copy
+        net, counts = simulate(net, spikes, cfg, qz, generator, learn=True, backend=b,
+                               stats=stats, meter=meter, inplace=boost > 0)  # fmt: skip
         if stats is not None:
             count_learning([stats], int(spikes.spikes.sum()), [int(counts.sum())], cfg,
                            pruned_events(spikes, net.keep), fan_in(net.keep, cfg.n_in))  # fmt: skip
