@@ -31,13 +31,28 @@ test-fast: install
 # Standard throughput set; results are recorded in docs/benchmarks.md. Training rates at one
 # thread (what each explore worker uses on 2 cores), inference at 2 threads.
 BENCH := $(VENV)/bin/tinysnn bench
-bench: install
+# Late in a pass (where a full pass spends its time: boosted re-presentations, high
+# thresholds): rows from networks trained on MNIST, made once under $(LATE) (about four
+# minutes): tinySNN-400 on 20,000 images, the baseline on 10,000.
+LATE ?= runs/bench-late
+$(LATE)/tinysnn/model.pt: | install
+	$(VENV)/bin/tinysnn train --dataset mnist --neurons 400 --train-samples 20000 --test-samples 1000 --threads 2 --out $(LATE)/tinysnn
+$(LATE)/baseline/model.pt: | install
+	$(VENV)/bin/tinysnn train --model baseline --dataset mnist --neurons 400 --train-samples 10000 --test-samples 1000 --threads 2 --out $(LATE)/baseline
+
+bench: install $(LATE)/tinysnn/model.pt $(LATE)/baseline/model.pt
 	$(BENCH) --threads 2 --train-images 300 --infer-images 10000
 	$(BENCH) --threads 1 --train-images 300 --infer-images 10000
 	$(BENCH) --threads 1 --train-images 300 --infer-images 10000 --scheme itq --rounding nearest --weight-bits 8
 	$(BENCH) --threads 1 --train-images 200 --infer-images 5000 --scheme itq --rounding stochastic --weight-bits 8 --vmem-bits 16 --vth-bits 16
 	$(BENCH) --threads 1 --train-images 100 --infer-images 1000 --model baseline
 	$(BENCH) --threads 2 --train-images 100 --infer-images 10000 --scheme itq --rounding nearest --weight-bits 8 --design-points 8
+	# an explore worker's ITQ design batch: 9 points (W 16-4 bits) on one thread
+	$(BENCH) --threads 1 --train-images 60 --infer-images 1000 --scheme itq --rounding nearest --weight-bits 8 --design-points 9
+	# late in a pass: tinySNN FP32, the baseline, the ITQ design batch
+	$(BENCH) --threads 1 --train-images 300 --infer-images 2000 --checkpoint $(LATE)/tinysnn/model.pt
+	$(BENCH) --threads 1 --train-images 100 --infer-images 1000 --checkpoint $(LATE)/baseline/model.pt
+	$(BENCH) --threads 1 --train-images 60 --infer-images 1000 --scheme itq --rounding nearest --weight-bits 8 --design-points 9 --checkpoint $(LATE)/tinysnn/model.pt
 	# the gradient-trained family (core/diet.py): 784-400-10 at T = 4, one MNIST epoch, 2 threads
 	$(PY) benchmarks/diet_mnist.py --epochs 1 --threads 2 --ptq 8,16,16
 

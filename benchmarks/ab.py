@@ -23,7 +23,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: the rows of `make bench` (Makefile), in order
+#: the rows of `make bench` (Makefile), in order; its late rows are rows 1, 4 and 6 with
+#: ``--checkpoint`` and ``--baseline-checkpoint`` (runs/bench-late/{tinysnn,baseline}/)
 ROWS: list[list[str]] = [
     ["--threads", "2", "--train-images", "300", "--infer-images", "10000"],
     ["--threads", "1", "--train-images", "300", "--infer-images", "10000"],
@@ -34,6 +35,8 @@ ROWS: list[list[str]] = [
     ["--threads", "1", "--train-images", "100", "--infer-images", "1000", "--model", "baseline"],
     ["--threads", "2", "--train-images", "100", "--infer-images", "10000", "--scheme", "itq",
      "--rounding", "nearest", "--weight-bits", "8", "--design-points", "8"],
+    ["--threads", "1", "--train-images", "60", "--infer-images", "1000", "--scheme", "itq",
+     "--rounding", "nearest", "--weight-bits", "8", "--design-points", "9"],
 ]  # fmt: skip
 
 

@@ -10,7 +10,11 @@ speed. Here Numba-compiled calls take Python out of the inner loop:
   (:func:`tinysnn_steps`, then :func:`tinysnn_rule` with W's uniforms drawn in between,
   as the reference draws them), then :func:`theta_decay`. Equal to the reference within
   float32 rounding (the summation order differs).
-- :func:`learn_stepwise`: a whole ``pair`` / ``sl-stdp`` presentation.
+- :func:`learn_boosted`: a training sample's presentations, DC15's boosted
+  re-presentations included, each drawing its trains and running :func:`learn_tinysnn`
+  (where learning draws no uniforms: FP32 or deterministic rounding).
+- :func:`learn_stepwise`: a whole ``pair`` / ``sl-stdp`` presentation, the presynaptic
+  traces read lazily.
 - :func:`infer_batch`: inference of a batch of images in parallel threads; each image's
   input current for all steps is summed first (W is fixed), then the neurons run, with
   lateral inhibition in one fused pass per step (:func:`_infer_lateral`).
@@ -739,6 +743,48 @@ def learn_tinysnn(w, spk, n_steps, window, pt, lr, u, decay, keep):  # type: ign
         at_update[:] = counts
     theta_decay(pt, decay, n_steps)
     return n_cols
+
+
+@njit(cache=True, nogil=True)
+def learn_boosted(w, pix, p, keys, n_steps, window, pt, lr, decay, min_spikes, log):  # type: ignore[no-untyped-def]  # noqa: E501
+    """One training sample's presentations in one call: DC15's boosting loop of
+    :func:`sim.train_sample` for a tinySNN-rule point whose learning draws no uniforms
+    (FP32, or deterministic rounding), unpruned. Presentation ``b`` draws input m's
+    train by :func:`geometric_times` with probability ``p[b, m]`` under ``keys[b, 0]``
+    (the trains :func:`encoding.skip_trains` draws; input m is row ``pix[m]`` of W) and
+    takes its tie-breaks under ``keys[b, 1]``, starts from ``pt.st``'s potentials (the
+    thresholds carried over) and runs :func:`learn_tinysnn`; the loop ends at the first
+    presentation with at least ``min_spikes`` excitatory spikes (or at once when
+    ``min_spikes`` <= 0), or after the last row of ``p``. ``w`` and ``pt``'s thresholds
+    and accumulators are updated in place; ``pt.st`` ends as the last presentation left
+    it. ``log`` [rows of p, 3] receives each presentation's input spikes, excitatory
+    spikes and updated columns. Returns the number of presentations."""
+    m_total = pix.shape[0]
+    levels = p.shape[0]
+    st = pt.st
+    start = st.copy()  # each presentation's initial potentials
+    times = np.empty(m_total * n_steps + 1, dtype=np.int64)
+    iptr = np.zeros(m_total + 1, dtype=np.int64)
+    u = np.zeros((1, 2, st.shape[1]), dtype=np.float32)
+    keep = np.zeros((0, 0), dtype=np.float32)
+    for b in range(levels):
+        a = 0
+        for m in range(m_total):
+            a += geometric_times(float(p[b, m]), keys[b, 0], m, times[a : a + n_steps])
+            iptr[m + 1] = a
+        theta = st[S_THETA].copy()
+        st[:] = start
+        st[S_THETA] = theta
+        pt.keys[K_TIE] = keys[b, 1]
+        spk = (iptr, times[:a], pix)
+        n_cols = learn_tinysnn(w, spk, n_steps, window, pt, lr, u, decay, keep)
+        n_post = st[S_COUNTS].sum()
+        log[b, 0] = a
+        log[b, 1] = n_post
+        log[b, 2] = n_cols
+        if min_spikes <= 0 or n_post >= min_spikes:
+            return b + 1
+    return levels
 
 
 @njit(cache=True, nogil=True, parallel=True)

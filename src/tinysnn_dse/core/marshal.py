@@ -14,9 +14,10 @@ import torch
 
 from tinysnn_dse.core import int_kernels, integer, kernels
 from tinysnn_dse.core import layout as L
-from tinysnn_dse.core.encoding import SpikeTrains, draw_key, kernel_threads
+from tinysnn_dse.core.encoding import SpikeTrains, draw_key, kernel_threads, rate_scale
 from tinysnn_dse.core.energy import OpCounts
-from tinysnn_dse.core.modes import RoundMode, Topology
+from tinysnn_dse.core.events import count_learning
+from tinysnn_dse.core.modes import RoundMode, Rule, Topology
 from tinysnn_dse.core.neuron import (
     Net,
     QuantMeter,
@@ -242,6 +243,78 @@ def learn_presentation(
     if meter is not None:
         meter.add_kernel(m, roundings(cfg, qz, 1, t_steps))
     return fast_net(w, fs, qz, net.keep), fs.counts_t.clone().unsqueeze(0)
+
+
+def boosts_in_one_call(net: Net, pixels: Tensor, cfg: ModelConfig, qz: Quantizers,
+                       g: torch.Generator) -> bool:  # fmt: skip
+    """Whether :func:`learn_sample` runs this sample: a tinySNN-rule point on the CPU
+    whose learning draws nothing but keys (FP32 or deterministic rounding), unpruned."""
+    draws = qz.stochastic and (qz.weight, qz.vmem, qz.vth) != (None, None, None)
+    return (cfg.rule == Rule.TINYSNN and not draws and net.keep is None
+            and pixels.device.type == "cpu" and g.device.type == "cpu")  # fmt: skip
+
+
+def learn_sample(
+    net: Net,
+    pixels: Tensor,
+    cfg: ModelConfig,
+    qz: Quantizers,
+    g: torch.Generator,
+    stats: OpCounts | None = None,
+    meter: QuantMeter | None = None,
+) -> tuple[Net, Tensor]:
+    """The presentations of one training sample (``pixels`` [n_in] in [0, 1]), boosted
+    re-presentations included, in one compiled call (:func:`kernels.learn_boosted`);
+    returns (net before the sample's normalisation, counts [N] of the last presentation).
+
+    The same numbers as :func:`learn_presentation` called by the loop of
+    :func:`sim.train_sample` (tests/core/test_same_numbers.py), where
+    :func:`boosts_in_one_call` holds: each presentation's keys (its trains', its
+    tie-breaks') are drawn ahead for every possible presentation, in the loop's order, and
+    the generator is then set to where the presentations that ran leave it. A late-pass
+    image takes about five presentations; the loop's Python between them cost more than
+    the compiled presentations (measured: docs/benchmarks.md)."""
+    enc = cfg.encoding
+    c = consts(cfg)
+    levels = int(enc.max_boosts) + 1
+    per = 2 if cfg.exc.one_spike else 1
+    x = pixels.unsqueeze(0)
+    img, pix = (x > 0).nonzero(as_tuple=True)
+    vals = x[img, pix]
+    # each presentation's spike probabilities, as skip_trains computes them
+    p = np.stack([(vals * rate_scale(cfg, b)).numpy().astype(np.float64) for b in range(levels)])
+    state = g.get_state()
+    drawn = torch.randint(0, 2**62, (levels * per,), generator=g).numpy().reshape(levels, per)
+    keys = np.zeros((levels, 2), dtype=np.int64)
+    keys[:, :per] = drawn
+    n = cfg.n_exc
+    st = np.zeros((L.S_LEN, n), dtype=np.float32)
+    st[L.S_THETA] = net.theta.detach().cpu().numpy()
+    st[L.S_V] = qz.v(torch.full((1, n), c.exc.v_rest), None)[0].numpy()  # (no draw)
+    inh_t = torch.full((1, n), c.inh.v_rest)
+    if cfg.topology == Topology.INHIBITORY:
+        inh_t = qz.v(inh_t, None)
+    st[L.S_INHV] = inh_t[0].numpy()
+    nc, fq = _learning_consts(cfg, qz)
+    acc = start_acc(net, cfg, qz).numpy()
+    m = new_meter()
+    pt = K.Point(st, acc, nc.copy(), fq.copy(), pack_keys(), m)
+    w = net.w.clone().contiguous()
+    log = np.zeros((levels, 3), dtype=np.int64)
+    used = kernels.learn_boosted(w.numpy(), pix.numpy().astype(np.int64), p, keys, enc.steps,
+                                 c.window, pt, tinysnn_rates(cfg), c.theta_decay,
+                                 float(enc.min_spikes), log)  # fmt: skip
+    g.set_state(state)  # as the presentations that ran leave it
+    torch.randint(0, 2**62, (used * per,), generator=g)
+    if stats is not None:
+        for n_pre, n_post, n_cols in log[:used].tolist():
+            stats.synapse_updates += n_cols * cfg.n_in
+            count_learning([stats], n_pre, [n_post], cfg, 0, cfg.n_in)
+    if meter is not None:
+        meter.add_kernel(m, roundings(cfg, qz, used, enc.steps))
+    vth_acc = torch.from_numpy(acc) if qz.vth is not None else None
+    theta = torch.from_numpy(st[L.S_THETA].copy())
+    return Net(w=w, theta=theta, vth_acc=vth_acc), torch.from_numpy(st[L.S_COUNTS].copy())
 
 
 def learn_stepwise_presentation(

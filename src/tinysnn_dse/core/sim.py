@@ -34,9 +34,11 @@ from tinysnn_dse.core.encoding import (
 from tinysnn_dse.core.energy import OpCounts
 from tinysnn_dse.core.events import count_learning
 from tinysnn_dse.core.marshal import (
+    boosts_in_one_call,
     infer_drawn,
     infer_fast,
     learn_presentation,
+    learn_sample,
     learn_stepwise_presentation,
     normalize_q,
     pack_keys,
@@ -156,6 +158,12 @@ def train_sample(
     """
     enc = cfg.encoding
     b = _learn_backend(cfg, qz, pixels.device, backend)
+    if b == Backend.NUMBA and boosts_in_one_call(net, pixels, cfg, qz, generator):
+        net, last = learn_sample(net, pixels, cfg, qz, generator, stats, meter)
+        if stats is not None:
+            stats.samples += 1
+            stats.normalisations += 1
+        return net._replace(w=normalize_q(net.w, cfg, qz, generator, True)), last
     for boost in range(int(enc.max_boosts) + 1):
         scale = rate_scale(cfg, boost)
         spikes = learning_trains(pixels.unsqueeze(0), enc.steps, scale, generator)
