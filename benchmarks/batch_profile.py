@@ -77,6 +77,7 @@ def timed(owner: object, name: str, label: str) -> None:
 
 
 timed(kernels, "learn_tinysnn_multi", "presentation kernel")
+timed(kernels, "learn_batch_boosted", "presentation kernel")  # (the boosting loop inside)
 timed(kernels, "normalize_multi", "normalisation")
 timed(torch, "rand", "torch uniforms")
 timed(sim, "_by_input", "spike index lists")

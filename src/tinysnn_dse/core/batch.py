@@ -196,6 +196,19 @@ class DesignBatch:
         active = np.ones(k, dtype=np.bool_)
         final = np.zeros((k, n), dtype=f32)
         gdev = g.device
+        if (
+            self.gpu is None
+            and self.keep is None
+            and pixels.device.type == "cpu"
+            and gdev.type == "cpu"
+        ):
+            final = self._boosted(pixels, g, stats)
+            self._normalize(g)
+            if stats is not None:
+                for st in stats:
+                    st.samples += 1
+                    st.normalisations += 1
+            return torch.from_numpy(final)
         for boost in range(int(enc.max_boosts) + 1):
             trains = learning_trains(
                 pixels.to(gdev).unsqueeze(0), t_steps, rate_scale(cfg, boost), g
@@ -234,6 +247,62 @@ class DesignBatch:
                 st.normalisations += 1
                 st.pruned_normalised += n_pruned
         return torch.from_numpy(final)
+
+    def _boosted(
+        self, pixels: Tensor, g: torch.Generator, stats: list[OpCounts] | None
+    ) -> np.ndarray:
+        """:meth:`train_sample`'s presentations in one compiled call
+        (:func:`kernels.learn_batch_boosted`): the keys of every possible presentation are
+        drawn ahead in the loop's order, then the generator is set to where the
+        presentations that ran leave it, so the numbers are the loop's
+        (tests/core/test_same_numbers.py). Returns each point's counts of its last
+        presentation [K, N]."""
+        cfg, enc = self.cfg, self.cfg.encoding
+        k, n, t_steps = self.k, cfg.n_exc, enc.steps
+        levels = int(enc.max_boosts) + 1
+        x = pixels.unsqueeze(0)
+        img, pix = (x > 0).nonzero(as_tuple=True)
+        vals = x[img, pix]
+        # each presentation's spike probabilities, as encoding.skip_trains computes them
+        p = np.stack([(vals * rate_scale(cfg, b)).numpy().astype(np.float64)
+                      for b in range(levels)])  # fmt: skip
+        # the keys a presentation draws, in the loop's order: trains, tie-breaks, Vmem
+        # uniforms, threshold rounding, weight rounding (those that some point needs)
+        cols = [K.BK_TRAINS]
+        cols += [K.BK_TIE] if cfg.exc.one_spike else []
+        cols += [K.BK_U] if self.neuron_draws else []
+        cols += [K.BK_VTH] if self.vth_draws else []
+        cols += [K.BK_W] if self.weight_draws else []
+        state = g.get_state()
+        drawn = torch.randint(0, 2**62, (levels * len(cols),), generator=g)
+        keys = np.zeros((levels, 5), dtype=np.int64)
+        keys[:, cols] = drawn.numpy().reshape(levels, len(cols))
+        st = self.st0.copy()
+        st[:, L.S_THETA] = self.theta.numpy()
+        final = np.zeros((k, n), dtype=np.float32)
+        log_pre = np.zeros(levels, dtype=np.int64)
+        log_post = np.zeros((levels, k), dtype=np.float32)
+        log_cols = np.zeros((levels, k), dtype=np.int64)
+        log_active = np.zeros((levels, k), dtype=np.bool_)
+        with kernel_threads():
+            pts = K.Point(st, self.acc, self.nc, self.fq, pack_keys(), self._m)
+            used = kernels.learn_batch_boosted(
+                self.w.numpy(), pix.numpy().astype(np.int64), p, keys, t_steps, self.window,
+                pts, self.lr, self.theta_decay, self.n_cols, float(enc.min_spikes), final,
+                log_pre, log_post, log_cols, log_active,
+            )  # fmt: skip
+        g.set_state(state)  # as the presentations that ran leave it
+        torch.randint(0, 2**62, (used * len(cols),), generator=g)
+        self.theta.copy_(torch.from_numpy(st[:, L.S_THETA]))
+        self._presented += log_active[:used].sum(axis=0)
+        if stats is not None:
+            for b in range(used):
+                idx = np.flatnonzero(log_active[b])
+                n_post = log_post[b, idx].astype(np.int64).tolist()
+                count_learning([stats[i] for i in idx], int(log_pre[b]), n_post, cfg)
+                for i in idx:
+                    stats[i].synapse_updates += int(log_cols[b, i]) * cfg.n_in
+        return final
 
     def _present(
         self, active: np.ndarray, trains: SpikeTrains, keys: np.ndarray, u: Tensor | None

@@ -806,6 +806,91 @@ def learn_tinysnn_multi(w, active, spk, n_steps, window, pts, lr, u, decay, n_co
             n_cols[k] += learn_tinysnn(w[k], spk, n_steps, window, pt, lr[k], u, decay, keep)
 
 
+#: the columns of :func:`learn_batch_boosted`'s keys: each presentation's trains, tie-break,
+#: Vmem rounding, threshold rounding and weight rounding keys
+BK_TRAINS, BK_TIE, BK_U, BK_VTH, BK_W = range(5)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def learn_batch_boosted(
+    w,
+    pix,
+    p,
+    keys,
+    n_steps,
+    window,
+    pts,
+    lr,
+    decay,
+    n_cols,
+    min_spikes,
+    final,
+    log_pre,
+    log_post,
+    log_cols,
+    log_active,
+):  # type: ignore[no-untyped-def]  # noqa: E501
+    """One training sample's presentations to K design points in one call: the boosting
+    loop of :meth:`batch.DesignBatch.train_sample` (CPU, nothing pruned). Presentation
+    ``b`` draws the shared trains as :func:`learn_boosted` does (``p[b]``, key
+    ``keys[b, BK_TRAINS]``), the Vmem uniforms where ``keys[b, BK_U]`` is set (the block
+    :func:`hash_block` (key, T, 2N) as [T, 2, N]), takes the other keys of its row, and
+    presents them to the points still active, from the state ``pts.st`` [K, S_LEN, N]
+    holds at entry (each point's thresholds carried over), as
+    :func:`learn_tinysnn_multi`. A point stays active while its presentation drew fewer
+    than ``min_spikes`` excitatory spikes (all stop after the first when ``min_spikes``
+    <= 0). Fills ``final`` [K, N] with each point's counts of its last presentation and
+    the logs of each presentation: input spikes ``log_pre`` [B], each point's spikes
+    ``log_post`` [B, K], updated columns ``log_cols`` [B, K] and activity ``log_active``
+    [B, K]. Returns the number of presentations."""
+    k_pts = w.shape[0]
+    m_total = pix.shape[0]
+    levels = p.shape[0]
+    n = w.shape[2]
+    start = pts.st.copy()
+    times = np.empty(m_total * n_steps + 1, dtype=np.int64)
+    iptr = np.zeros(m_total + 1, dtype=np.int64)
+    active = np.ones(k_pts, dtype=np.bool_)
+    none = np.zeros((0, 0), dtype=np.float32)
+    no_u = np.zeros((1, 2, n), dtype=np.float32)
+    pk = np.zeros(K_LEN, dtype=np.int64)
+    for b in range(levels):
+        a = 0
+        for m in range(m_total):
+            a += geometric_times(float(p[b, m]), keys[b, BK_TRAINS], m, times[a : a + n_steps])
+            iptr[m + 1] = a
+        spk = (iptr, times[:a], pix)
+        u = no_u
+        if keys[b, BK_U] != 0:
+            u = hash_block(keys[b, BK_U], n_steps, 2 * n).reshape((n_steps, 2, n))
+        pk[K_TIE] = keys[b, BK_TIE]
+        pk[K_VTH] = keys[b, BK_VTH]
+        pk[K_W] = keys[b, BK_W]
+        log_pre[b] = a
+        for k in prange(k_pts):
+            if active[k]:
+                st = pts.st[k]
+                theta = st[S_THETA].copy()
+                st[:] = start[k]
+                st[S_THETA] = theta
+                pt = Point(st, pts.acc[k], pts.nc[k], pts.fq[k], pk, pts.meter[k])
+                c = learn_tinysnn(w[k], spk, n_steps, window, pt, lr[k], u, decay, none)
+                n_cols[k] += c
+                log_cols[b, k] = c
+                log_post[b, k] = st[S_COUNTS].sum()
+                log_active[b, k] = True
+                final[k] = st[S_COUNTS]
+        if min_spikes <= 0:
+            return b + 1
+        more = False
+        for k in range(k_pts):
+            active[k] = active[k] and log_post[b, k] < min_spikes
+            more = more or active[k]
+        if not more:
+            return b + 1
+    return levels
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def normalize_multi(w, norm, w_max, wq, key):  # type: ignore[no-untyped-def]
     """Weight normalisation of K design points in parallel: each column of ``w[k]``
