@@ -156,6 +156,7 @@ floor_at = njit(cache=True, nogil=True, inline="always")(step.floor_at)
 STEP_RULES = (Rule.PAIR, Rule.SL_STDP)
 RULE_PAIR = Rule.PAIR.code
 RULE_SL_STDP = Rule.SL_STDP.code
+RULE_TINYSNN = Rule.TINYSNN.code
 
 # the loop :func:`_infer_lateral` runs a step in, by the Vmem format: FP32; rounding in
 # float64, deterministic or stochastic; the same in float32 arithmetic (narrow formats)
@@ -714,6 +715,26 @@ def spikes_by_step(rows, spikes):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
+def steps_of(iptr, times, rows, n_steps):  # type: ignore[no-untyped-def]
+    """Trains input by input (:func:`spikes_by_input`'s (iptr, times), rows ``rows``
+    ascending) as :func:`learn_stepwise` reads them: CSR (ptr [T+1], idx), inputs
+    ascending within each step."""
+    ptr = np.zeros(n_steps + 1, dtype=np.int64)
+    for a in range(times.shape[0]):
+        ptr[times[a] + 1] += 1
+    for t in range(n_steps):
+        ptr[t + 1] += ptr[t]
+    fill = ptr[:-1].copy()
+    idx = np.empty(times.shape[0], dtype=np.int64)
+    for m in range(rows.shape[0]):
+        for a in range(iptr[m], iptr[m + 1]):
+            t = times[a]
+            idx[fill[t]] = rows[m]
+            fill[t] += 1
+    return ptr, idx
+
+
+@njit(cache=True, nogil=True)
 def learn_tinysnn(w, spk, n_steps, window, pt, lr, u, decay, keep):  # type: ignore[no-untyped-def]
     """A whole tinySNN-rule learning presentation in one call, updating ``w`` [n_in, N]
     and the state in place: :func:`tinysnn_steps` over each window of ``window`` steps,
@@ -746,14 +767,16 @@ def learn_tinysnn(w, spk, n_steps, window, pt, lr, u, decay, keep):  # type: ign
 
 
 @njit(cache=True, nogil=True)
-def learn_boosted(w, pix, p, keys, n_steps, window, pt, lr, decay, min_spikes, log):  # type: ignore[no-untyped-def]  # noqa: E501
+def learn_boosted(w, pix, p, keys, n_steps, window, pt, rule, lr, traces, trace_decay, decay, min_spikes, log):  # type: ignore[no-untyped-def]  # noqa: E501
     """One training sample's presentations in one call: DC15's boosting loop of
-    :func:`sim.train_sample` for a tinySNN-rule point whose learning draws no uniforms
-    (FP32, or deterministic rounding), unpruned. Presentation ``b`` draws input m's
-    train by :func:`geometric_times` with probability ``p[b, m]`` under ``keys[b, 0]``
-    (the trains :func:`encoding.skip_trains` draws; input m is row ``pix[m]`` of W) and
-    takes its tie-breaks under ``keys[b, 1]``, starts from ``pt.st``'s potentials (the
-    thresholds carried over) and runs :func:`learn_tinysnn`; the loop ends at the first
+    :func:`sim.train_sample` for a point whose learning draws no uniforms (FP32, or
+    deterministic rounding), unpruned. Presentation ``b`` draws input m's train by
+    :func:`geometric_times` with probability ``p[b, m]`` under ``keys[b, 0]`` (the
+    trains :func:`encoding.skip_trains` draws; input m is row ``pix[m]`` of W) and takes
+    its tie-breaks under ``keys[b, 1]``, starts from ``pt.st``'s potentials (the
+    thresholds carried over) and runs the rule: :func:`learn_tinysnn` (``rule`` =
+    :data:`RULE_TINYSNN`; ``lr`` its rates) or :func:`learn_stepwise` (pair, SL-STDP;
+    ``lr``, ``traces`` and ``trace_decay`` as there). The loop ends at the first
     presentation with at least ``min_spikes`` excitatory spikes (or at once when
     ``min_spikes`` <= 0), or after the last row of ``p``. ``w`` and ``pt``'s thresholds
     and accumulators are updated in place; ``pt.st`` ends as the last presentation left
@@ -776,8 +799,13 @@ def learn_boosted(w, pix, p, keys, n_steps, window, pt, lr, decay, min_spikes, l
         st[:] = start
         st[S_THETA] = theta
         pt.keys[K_TIE] = keys[b, 1]
-        spk = (iptr, times[:a], pix)
-        n_cols = learn_tinysnn(w, spk, n_steps, window, pt, lr, u, decay, keep)
+        n_cols = 0
+        if rule == RULE_TINYSNN:
+            n_cols = learn_tinysnn(w, (iptr, times[:a], pix), n_steps, window, pt, lr, u, decay,
+                                   keep)  # fmt: skip
+        else:
+            csr = steps_of(iptr, times[:a], pix, n_steps)
+            learn_stepwise(w, csr, traces, rule, lr, pt, u, trace_decay, decay, keep)
         n_post = st[S_COUNTS].sum()
         log[b, 0] = a
         log[b, 1] = n_post

@@ -247,10 +247,12 @@ def learn_presentation(
 
 def boosts_in_one_call(net: Net, pixels: Tensor, cfg: ModelConfig, qz: Quantizers,
                        g: torch.Generator) -> bool:  # fmt: skip
-    """Whether :func:`learn_sample` runs this sample: a tinySNN-rule point on the CPU
-    whose learning draws nothing but keys (FP32 or deterministic rounding), unpruned."""
+    """Whether :func:`learn_sample` runs this sample: a point on the CPU whose learning
+    draws nothing but keys (FP32 or deterministic rounding), unpruned, with a compiled
+    rule (tinySNN, pair, SL-STDP)."""
     draws = qz.stochastic and (qz.weight, qz.vmem, qz.vth) != (None, None, None)
-    return (cfg.rule == Rule.TINYSNN and not draws and net.keep is None
+    compiled = cfg.rule == Rule.TINYSNN or cfg.rule in kernels.STEP_RULES
+    return (compiled and not draws and net.keep is None
             and pixels.device.type == "cpu" and g.device.type == "cpu")  # fmt: skip
 
 
@@ -301,8 +303,12 @@ def learn_sample(
     pt = K.Point(st, acc, nc.copy(), fq.copy(), pack_keys(), m)
     w = net.w.clone().contiguous()
     log = np.zeros((levels, 3), dtype=np.int64)
+    tinysnn = cfg.rule == Rule.TINYSNN
+    lr = tinysnn_rates(cfg) if tinysnn else stepwise_rates(cfg)
+    traces = trace_table(enc.steps, enc.dt_ms, cfg.learning.tau_trace_ms).numpy()
     used = kernels.learn_boosted(w.numpy(), pix.numpy().astype(np.int64), p, keys, enc.steps,
-                                 c.window, pt, tinysnn_rates(cfg), c.theta_decay,
+                                 c.window, pt, cfg.rule.code, lr, traces,
+                                 np.float32(c.trace_decay), c.theta_decay,
                                  float(enc.min_spikes), log)  # fmt: skip
     g.set_state(state)  # as the presentations that ran leave it
     torch.randint(0, 2**62, (used * per,), generator=g)
