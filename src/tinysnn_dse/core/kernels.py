@@ -767,7 +767,9 @@ def learn_tinysnn(w, spk, n_steps, window, pt, lr, u, decay, keep):  # type: ign
 
 
 @njit(cache=True, nogil=True)
-def learn_boosted(w, pix, p, keys, n_steps, window, pt, rule, lr, traces, trace_decay, decay, min_spikes, log):  # type: ignore[no-untyped-def]  # noqa: E501
+def learn_boosted(
+    w, pix, p, keys, n_steps, window, pt, rule, lr, traces, trace_decay, decay, min_spikes, log
+):  # type: ignore[no-untyped-def]  # noqa: E501
     """One training sample's presentations in one call: DC15's boosting loop of
     :func:`sim.train_sample` for a point whose learning draws no uniforms (FP32, or
     deterministic rounding), unpruned. Presentation ``b`` draws input m's train by
