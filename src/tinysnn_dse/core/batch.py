@@ -21,7 +21,15 @@ from tinysnn_dse.core.encoding import (
 )
 from tinysnn_dse.core.energy import OpCounts
 from tinysnn_dse.core.events import count_learning
-from tinysnn_dse.core.marshal import by_input, formats, neuron_consts, pack_keys, tinysnn_rates
+from tinysnn_dse.core.marshal import (
+    boosted_draws,
+    by_input,
+    formats,
+    neuron_consts,
+    pack_keys,
+    settle_draws,
+    tinysnn_rates,
+)
 from tinysnn_dse.core.neuron import Net, QuantMeter, consts, grid, new_meter, roundings, start_acc
 from tinysnn_dse.core.params import ModelConfig
 from tinysnn_dse.core.prune import fan_in, pruned_events
@@ -260,12 +268,6 @@ class DesignBatch:
         cfg, enc = self.cfg, self.cfg.encoding
         k, n, t_steps = self.k, cfg.n_exc, enc.steps
         levels = int(enc.max_boosts) + 1
-        x = pixels.unsqueeze(0)
-        img, pix = (x > 0).nonzero(as_tuple=True)
-        vals = x[img, pix]
-        # each presentation's spike probabilities, as encoding.skip_trains computes them
-        p = np.stack([(vals * rate_scale(cfg, b)).numpy().astype(np.float64)
-                      for b in range(levels)])  # fmt: skip
         # the keys a presentation draws, in the loop's order: trains, tie-breaks, Vmem
         # uniforms, threshold rounding, weight rounding (those that some point needs)
         cols = [K.BK_TRAINS]
@@ -273,36 +275,31 @@ class DesignBatch:
         cols += [K.BK_U] if self.neuron_draws else []
         cols += [K.BK_VTH] if self.vth_draws else []
         cols += [K.BK_W] if self.weight_draws else []
-        state = g.get_state()
-        drawn = torch.randint(0, 2**62, (levels * len(cols),), generator=g)
-        keys = np.zeros((levels, 5), dtype=np.int64)
-        keys[:, cols] = drawn.numpy().reshape(levels, len(cols))
+        sample, state = boosted_draws(pixels, cfg, g, cols)
         st = self.st0.copy()
         st[:, L.S_THETA] = self.theta.numpy()
-        final = np.zeros((k, n), dtype=np.float32)
-        log_pre = np.zeros(levels, dtype=np.int64)
-        log_post = np.zeros((levels, k), dtype=np.float32)
-        log_cols = np.zeros((levels, k), dtype=np.int64)
-        log_active = np.zeros((levels, k), dtype=np.bool_)
+        log = K.BatchLog(
+            np.zeros((k, n), dtype=np.float32), np.zeros(levels, dtype=np.int64),
+            np.zeros((levels, k), dtype=np.float32), np.zeros((levels, k), dtype=np.int64),
+            np.zeros((levels, k), dtype=np.bool_),
+        )  # fmt: skip
         with kernel_threads():
             pts = K.Point(st, self.acc, self.nc, self.fq, pack_keys(), self._m)
             used = kernels.learn_batch_boosted(
-                self.w.numpy(), pix.numpy().astype(np.int64), p, keys, t_steps, self.window,
-                pts, self.lr, self.theta_decay, self.n_cols, float(enc.min_spikes), final,
-                log_pre, log_post, log_cols, log_active,
+                self.w.numpy(), sample, t_steps, self.window, pts, self.lr, self.theta_decay,
+                self.n_cols, float(enc.min_spikes), log,
             )  # fmt: skip
-        g.set_state(state)  # as the presentations that ran leave it
-        torch.randint(0, 2**62, (used * len(cols),), generator=g)
+        settle_draws(g, state, used, len(cols))
         self.theta.copy_(torch.from_numpy(st[:, L.S_THETA]))
-        self._presented += log_active[:used].sum(axis=0)
+        self._presented += log.active[:used].sum(axis=0)
         if stats is not None:
             for b in range(used):
-                idx = np.flatnonzero(log_active[b])
-                n_post = log_post[b, idx].astype(np.int64).tolist()
-                count_learning([stats[i] for i in idx], int(log_pre[b]), n_post, cfg)
+                idx = np.flatnonzero(log.active[b])
+                n_post = log.post[b, idx].astype(np.int64).tolist()
+                count_learning([stats[i] for i in idx], int(log.pre[b]), n_post, cfg)
                 for i in idx:
-                    stats[i].synapse_updates += int(log_cols[b, i]) * cfg.n_in
-        return final
+                    stats[i].synapse_updates += int(log.cols[b, i]) * cfg.n_in
+        return log.final
 
     def _present(
         self, active: np.ndarray, trains: SpikeTrains, keys: np.ndarray, u: Tensor | None

@@ -10,9 +10,10 @@ speed. Here Numba-compiled calls take Python out of the inner loop:
   (:func:`tinysnn_steps`, then :func:`tinysnn_rule` with W's uniforms drawn in between,
   as the reference draws them), then :func:`theta_decay`. Equal to the reference within
   float32 rounding (the summation order differs).
-- :func:`learn_boosted`: a training sample's presentations, DC15's boosted
-  re-presentations included, each drawing its trains and running :func:`learn_tinysnn`
-  (where learning draws no uniforms: FP32 or deterministic rounding).
+- :func:`learn_boosted`, :func:`learn_batch_boosted`: a training sample's
+  presentations to one point or a design batch, DC15's boosted re-presentations
+  included, each drawing its trains (where learning draws no torch uniforms: FP32 or
+  deterministic rounding; nothing pruned).
 - :func:`learn_stepwise`: a whole ``pair`` / ``sl-stdp`` presentation, the presynaptic
   traces read lazily.
 - :func:`infer_batch`: inference of a batch of images in parallel threads; each image's
@@ -178,6 +179,37 @@ class Point(NamedTuple):
     fq: np.ndarray
     keys: np.ndarray
     meter: np.ndarray
+
+
+#: the columns of a :class:`Sample`'s keys: each presentation's trains, tie-break, Vmem
+#: rounding, threshold rounding and weight rounding keys (0: not drawn)
+BK_TRAINS, BK_TIE, BK_U, BK_VTH, BK_W = range(5)
+
+
+class Sample(NamedTuple):
+    """A training sample's draws as the boosted kernels (:func:`learn_boosted`,
+    :func:`learn_batch_boosted`) read them: its non-zero inputs ``pix`` [M] (int64,
+    ascending), their spike probabilities ``p`` [B, M] (float64) at each of the B
+    possible presentations, and each presentation's keys ``keys`` [B, 5] (int64,
+    columns ``BK_*``)."""
+
+    pix: np.ndarray
+    p: np.ndarray
+    keys: np.ndarray
+
+
+class BatchLog(NamedTuple):
+    """What :func:`learn_batch_boosted` reports for a sample: each point's counts of its
+    last presentation ``final`` [K, N] (float32), and per presentation the input spikes
+    ``pre`` [B] (int64), each point's excitatory spikes ``post`` [B, K] (float32),
+    updated columns ``cols`` [B, K] (int64) and whether it was presented ``active``
+    [B, K] (bool)."""
+
+    final: np.ndarray
+    pre: np.ndarray
+    post: np.ndarray
+    cols: np.ndarray
+    active: np.ndarray
 
 
 class Images(NamedTuple):
@@ -767,23 +799,24 @@ def learn_tinysnn(w, spk, n_steps, window, pt, lr, u, decay, keep):  # type: ign
 
 
 @njit(cache=True, nogil=True)
-def learn_boosted(
-    w, pix, p, keys, n_steps, window, pt, rule, lr, traces, trace_decay, decay, min_spikes, log
-):  # type: ignore[no-untyped-def]  # noqa: E501
+def learn_boosted(w, sample, n_steps, window, pt, rule, decay, min_spikes, log):  # type: ignore[no-untyped-def]  # noqa: E501
     """One training sample's presentations in one call: DC15's boosting loop of
     :func:`sim.train_sample` for a point whose learning draws no uniforms (FP32, or
     deterministic rounding), unpruned. Presentation ``b`` draws input m's train by
-    :func:`geometric_times` with probability ``p[b, m]`` under ``keys[b, 0]`` (the
-    trains :func:`encoding.skip_trains` draws; input m is row ``pix[m]`` of W) and takes
-    its tie-breaks under ``keys[b, 1]``, starts from ``pt.st``'s potentials (the
-    thresholds carried over) and runs the rule: :func:`learn_tinysnn` (``rule`` =
-    :data:`RULE_TINYSNN`; ``lr`` its rates) or :func:`learn_stepwise` (pair, SL-STDP;
-    ``lr``, ``traces`` and ``trace_decay`` as there). The loop ends at the first
+    :func:`geometric_times` with probability ``p[b, m]`` under ``keys[b, BK_TRAINS]``
+    (``sample`` = :class:`Sample`; the trains :func:`encoding.skip_trains` draws; input m
+    is row ``pix[m]`` of W) and takes its tie-breaks under ``keys[b, BK_TIE]``, starts
+    from ``pt.st``'s potentials (the thresholds carried over) and runs the rule ``rule`` =
+    (code, rates, traces, trace decay): :func:`learn_tinysnn` (code
+    :data:`RULE_TINYSNN`) or :func:`learn_stepwise` (pair, SL-STDP; the rates, traces and
+    decay as there). The loop ends at the first
     presentation with at least ``min_spikes`` excitatory spikes (or at once when
     ``min_spikes`` <= 0), or after the last row of ``p``. ``w`` and ``pt``'s thresholds
     and accumulators are updated in place; ``pt.st`` ends as the last presentation left
     it. ``log`` [rows of p, 3] receives each presentation's input spikes, excitatory
     spikes and updated columns. Returns the number of presentations."""
+    pix, p, keys = sample
+    code, lr, traces, trace_decay = rule
     m_total = pix.shape[0]
     levels = p.shape[0]
     st = pt.st
@@ -795,19 +828,19 @@ def learn_boosted(
     for b in range(levels):
         a = 0
         for m in range(m_total):
-            a += geometric_times(float(p[b, m]), keys[b, 0], m, times[a : a + n_steps])
+            a += geometric_times(float(p[b, m]), keys[b, BK_TRAINS], m, times[a : a + n_steps])
             iptr[m + 1] = a
         theta = st[S_THETA].copy()
         st[:] = start
         st[S_THETA] = theta
-        pt.keys[K_TIE] = keys[b, 1]
+        pt.keys[K_TIE] = keys[b, BK_TIE]
         n_cols = 0
-        if rule == RULE_TINYSNN:
+        if code == RULE_TINYSNN:
             n_cols = learn_tinysnn(w, (iptr, times[:a], pix), n_steps, window, pt, lr, u, decay,
                                    keep)  # fmt: skip
         else:
             csr = steps_of(iptr, times[:a], pix, n_steps)
-            learn_stepwise(w, csr, traces, rule, lr, pt, u, trace_decay, decay, keep)
+            learn_stepwise(w, csr, traces, code, lr, pt, u, trace_decay, decay, keep)
         n_post = st[S_COUNTS].sum()
         log[b, 0] = a
         log[b, 1] = n_post
@@ -836,43 +869,20 @@ def learn_tinysnn_multi(w, active, spk, n_steps, window, pts, lr, u, decay, n_co
             n_cols[k] += learn_tinysnn(w[k], spk, n_steps, window, pt, lr[k], u, decay, keep)
 
 
-#: the columns of :func:`learn_batch_boosted`'s keys: each presentation's trains, tie-break,
-#: Vmem rounding, threshold rounding and weight rounding keys
-BK_TRAINS, BK_TIE, BK_U, BK_VTH, BK_W = range(5)
-
-
 @njit(cache=True, nogil=True, parallel=True)
-def learn_batch_boosted(
-    w,
-    pix,
-    p,
-    keys,
-    n_steps,
-    window,
-    pts,
-    lr,
-    decay,
-    n_cols,
-    min_spikes,
-    final,
-    log_pre,
-    log_post,
-    log_cols,
-    log_active,
-):  # type: ignore[no-untyped-def]  # noqa: E501
+def learn_batch_boosted(w, sample, n_steps, window, pts, lr, decay, n_cols, min_spikes, log):  # type: ignore[no-untyped-def]  # noqa: E501
     """One training sample's presentations to K design points in one call: the boosting
     loop of :meth:`batch.DesignBatch.train_sample` (CPU, nothing pruned). Presentation
-    ``b`` draws the shared trains as :func:`learn_boosted` does (``p[b]``, key
-    ``keys[b, BK_TRAINS]``), the Vmem uniforms where ``keys[b, BK_U]`` is set (the block
+    ``b`` draws the shared trains as :func:`learn_boosted` does (``sample`` =
+    :class:`Sample`), the Vmem uniforms where ``keys[b, BK_U]`` is set (the block
     :func:`hash_block` (key, T, 2N) as [T, 2, N]), takes the other keys of its row, and
     presents them to the points still active, from the state ``pts.st`` [K, S_LEN, N]
     holds at entry (each point's thresholds carried over), as
     :func:`learn_tinysnn_multi`. A point stays active while its presentation drew fewer
     than ``min_spikes`` excitatory spikes (all stop after the first when ``min_spikes``
-    <= 0). Fills ``final`` [K, N] with each point's counts of its last presentation and
-    the logs of each presentation: input spikes ``log_pre`` [B], each point's spikes
-    ``log_post`` [B, K], updated columns ``log_cols`` [B, K] and activity ``log_active``
-    [B, K]. Returns the number of presentations."""
+    <= 0). Fills ``log`` (:class:`BatchLog`). Returns the number of presentations."""
+    pix, p, keys = sample
+    final, log_pre, log_post, log_cols, log_active = log
     k_pts = w.shape[0]
     m_total = pix.shape[0]
     levels = p.shape[0]

@@ -256,6 +256,36 @@ def boosts_in_one_call(net: Net, pixels: Tensor, cfg: ModelConfig, qz: Quantizer
             and pixels.device.type == "cpu" and g.device.type == "cpu")  # fmt: skip
 
 
+def boosted_draws(
+    pixels: Tensor, cfg: ModelConfig, g: torch.Generator, cols: list[int]
+) -> tuple[kernels.Sample, Tensor]:
+    """What the boosted kernels draw from for a training sample ``pixels`` [n_in]: its
+    non-zero inputs and their spike probabilities at every possible presentation
+    (computed as :func:`encoding.skip_trains` computes them), and the keys a presentation
+    draws from ``g``, the columns ``cols`` (``kernels.BK_*``, in the order the loop draws
+    them), for every possible presentation. Returns (the :class:`kernels.Sample`, ``g``'s
+    state before these draws, for :func:`settle_draws`)."""
+    levels = int(cfg.encoding.max_boosts) + 1
+    x = pixels.unsqueeze(0)
+    img, pix = (x > 0).nonzero(as_tuple=True)
+    vals = x[img, pix]
+    p = np.stack([(vals * rate_scale(cfg, b)).numpy().astype(np.float64) for b in range(levels)])
+    state = g.get_state()
+    # one draw of all the keys equals the loop's single draws, in order (the digests of
+    # tests/core/test_same_numbers.py)
+    drawn = torch.randint(0, 2**62, (levels * len(cols),), generator=g, device=g.device)
+    keys = np.zeros((levels, 5), dtype=np.int64)
+    keys[:, cols] = drawn.numpy().reshape(levels, len(cols))
+    return kernels.Sample(pix.numpy().astype(np.int64), p, keys), state
+
+
+def settle_draws(g: torch.Generator, state: Tensor, presentations: int, per: int) -> None:
+    """Set ``g`` to where the loop's ``presentations`` presentations of ``per`` keys each
+    leave it (:func:`boosted_draws` drew keys for every possible one)."""
+    g.set_state(state)
+    torch.randint(0, 2**62, (presentations * per,), generator=g, device=g.device)
+
+
 def learn_sample(
     net: Net,
     pixels: Tensor,
@@ -279,16 +309,8 @@ def learn_sample(
     enc = cfg.encoding
     c = consts(cfg)
     levels = int(enc.max_boosts) + 1
-    per = 2 if cfg.exc.one_spike else 1
-    x = pixels.unsqueeze(0)
-    img, pix = (x > 0).nonzero(as_tuple=True)
-    vals = x[img, pix]
-    # each presentation's spike probabilities, as skip_trains computes them
-    p = np.stack([(vals * rate_scale(cfg, b)).numpy().astype(np.float64) for b in range(levels)])
-    state = g.get_state()
-    drawn = torch.randint(0, 2**62, (levels * per,), generator=g).numpy().reshape(levels, per)
-    keys = np.zeros((levels, 2), dtype=np.int64)
-    keys[:, :per] = drawn
+    cols = [K.BK_TRAINS] + ([K.BK_TIE] if cfg.exc.one_spike else [])
+    sample, state = boosted_draws(pixels, cfg, g, cols)
     n = cfg.n_exc
     st = np.zeros((L.S_LEN, n), dtype=np.float32)
     st[L.S_THETA] = net.theta.detach().cpu().numpy()
@@ -303,15 +325,12 @@ def learn_sample(
     pt = K.Point(st, acc, nc.copy(), fq.copy(), pack_keys(), m)
     w = net.w.clone().contiguous()
     log = np.zeros((levels, 3), dtype=np.int64)
-    tinysnn = cfg.rule == Rule.TINYSNN
-    lr = tinysnn_rates(cfg) if tinysnn else stepwise_rates(cfg)
+    lr = tinysnn_rates(cfg) if cfg.rule == Rule.TINYSNN else stepwise_rates(cfg)
     traces = trace_table(enc.steps, enc.dt_ms, cfg.learning.tau_trace_ms).numpy()
-    used = kernels.learn_boosted(w.numpy(), pix.numpy().astype(np.int64), p, keys, enc.steps,
-                                 c.window, pt, cfg.rule.code, lr, traces,
-                                 np.float32(c.trace_decay), c.theta_decay,
-                                 float(enc.min_spikes), log)  # fmt: skip
-    g.set_state(state)  # as the presentations that ran leave it
-    torch.randint(0, 2**62, (used * per,), generator=g)
+    rule = (cfg.rule.code, lr, traces, np.float32(c.trace_decay))
+    used = kernels.learn_boosted(w.numpy(), sample, enc.steps, c.window, pt, rule,
+                                 c.theta_decay, float(enc.min_spikes), log)  # fmt: skip
+    settle_draws(g, state, used, len(cols))
     if stats is not None:
         for n_pre, n_post, n_cols in log[:used].tolist():
             stats.synapse_updates += n_cols * cfg.n_in
