@@ -73,6 +73,7 @@ def recording(w, active, spk, n_steps, window, pts, lr, u, decay, n_cols, keeps)
 
 
 kernels.learn_tinysnn_multi = recording
+batch._one_call = lambda *a: False  # the loop, presentation by presentation, to record them
 for i in range(n_img):
     batch.train_sample(x[203 + i].float(), g)
 kernels.learn_tinysnn_multi = multi

@@ -204,12 +204,7 @@ class DesignBatch:
         active = np.ones(k, dtype=np.bool_)
         final = np.zeros((k, n), dtype=f32)
         gdev = g.device
-        if (
-            self.gpu is None
-            and self.keep is None
-            and pixels.device.type == "cpu"
-            and gdev.type == "cpu"
-        ):
+        if self._one_call(pixels, g):
             final = self._boosted(pixels, g, stats)
             self._normalize(g)
             if stats is not None:
@@ -255,6 +250,13 @@ class DesignBatch:
                 st.normalisations += 1
                 st.pruned_normalised += n_pruned
         return torch.from_numpy(final)
+
+    def _one_call(self, pixels: Tensor, g: torch.Generator) -> bool:
+        """Whether a sample's presentations run in one compiled call (:meth:`_boosted`):
+        on the CPU, nothing pruned; else the loop of :meth:`train_sample` presents them
+        one by one (:meth:`_present`)."""
+        cpu = pixels.device.type == "cpu" and g.device.type == "cpu"
+        return self.gpu is None and self.keep is None and cpu
 
     def _boosted(
         self, pixels: Tensor, g: torch.Generator, stats: list[OpCounts] | None
