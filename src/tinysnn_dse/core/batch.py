@@ -198,20 +198,30 @@ class DesignBatch:
         """Learn from ``pixels`` [n_in] in [0, 1] at every point; returns each point's spike
         counts [K, N] of its last presentation. ``stats`` (one per point) accumulate the
         events, as :func:`train_sample` counts them."""
-        cfg, enc, g = self.cfg, self.cfg.encoding, generator
-        k, n, t_steps = self.k, cfg.n_exc, enc.steps
-        f32 = np.float32
-        active = np.ones(k, dtype=np.bool_)
-        final = np.zeros((k, n), dtype=f32)
-        gdev = g.device
+        g = generator
         if self._one_call(pixels, g):
             final = self._boosted(pixels, g, stats)
-            self._normalize(g)
-            if stats is not None:
-                for st in stats:
-                    st.samples += 1
-                    st.normalisations += 1
-            return torch.from_numpy(final)
+        else:
+            final = self._presentations(pixels, g, stats)
+        self._normalize(g)
+        if stats is not None:
+            n_pruned = 0 if self.keep is None else int((~self.keep[0]).sum())
+            for st in stats:
+                st.samples += 1
+                st.normalisations += 1
+                st.pruned_normalised += n_pruned
+        return torch.from_numpy(final)
+
+    def _presentations(
+        self, pixels: Tensor, g: torch.Generator, stats: list[OpCounts] | None
+    ) -> np.ndarray:
+        """:meth:`train_sample`'s presentations one by one (on CUDA, or once pruning has
+        begun); returns each point's counts of its last presentation [K, N]."""
+        cfg, enc = self.cfg, self.cfg.encoding
+        k, n, t_steps = self.k, cfg.n_exc, enc.steps
+        active = np.ones(k, dtype=np.bool_)
+        final = np.zeros((k, n), dtype=np.float32)
+        gdev = g.device
         for boost in range(int(enc.max_boosts) + 1):
             trains = learning_trains(
                 pixels.to(gdev).unsqueeze(0), t_steps, rate_scale(cfg, boost), g
@@ -242,14 +252,7 @@ class DesignBatch:
             active &= counts.sum(axis=1) < enc.min_spikes
             if not active.any():
                 break
-        self._normalize(g)
-        if stats is not None:
-            n_pruned = 0 if self.keep is None else int((~self.keep[0]).sum())
-            for st in stats:
-                st.samples += 1
-                st.normalisations += 1
-                st.pruned_normalised += n_pruned
-        return torch.from_numpy(final)
+        return final
 
     def _one_call(self, pixels: Tensor, g: torch.Generator) -> bool:
         """Whether a sample's presentations run in one compiled call (:meth:`_boosted`):

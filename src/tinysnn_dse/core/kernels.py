@@ -725,28 +725,6 @@ def spikes_by_input(spikes):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def spikes_by_step(rows, spikes):  # type: ignore[no-untyped-def]
-    """One image's compact trains (``rows`` [M] ascending, ``spikes`` [M, T] bool) as
-    :func:`learn_stepwise` reads them: CSR (ptr [T+1], idx) with the inputs that spike at
-    step t, ascending, at ``idx[ptr[t] .. ptr[t+1]-1]``."""
-    m_total, n_steps = spikes.shape
-    ptr = np.zeros(n_steps + 1, dtype=np.int64)
-    for m in range(m_total):
-        for t in range(n_steps):
-            ptr[t + 1] += spikes[m, t]
-    for t in range(n_steps):
-        ptr[t + 1] += ptr[t]
-    fill = ptr[:-1].copy()
-    idx = np.empty(ptr[n_steps], dtype=np.int64)
-    for m in range(m_total):  # inputs ascending, so each step's list is too
-        for t in range(n_steps):
-            if spikes[m, t]:
-                idx[fill[t]] = rows[m]
-                fill[t] += 1
-    return ptr, idx
-
-
-@njit(cache=True, nogil=True)
 def steps_of(iptr, times, rows, n_steps):  # type: ignore[no-untyped-def]
     """Trains input by input (:func:`spikes_by_input`'s (iptr, times), rows ``rows``
     ascending) as :func:`learn_stepwise` reads them: CSR (ptr [T+1], idx), inputs
@@ -994,9 +972,9 @@ def learn_stepwise(w, csr, traces, rule, lr, pt, u, trace_decay, decay, keep):  
     (``last_i`` its latest spike step, this one included; 0 before its first spike), with
     ``traces`` [T] = :func:`rules.trace_table`, the same floats as
     :func:`rules.presyn_traces`'s [T, n_in] block, which cost the presentation more than
-    this kernel did. ``lr`` = (eta_pre, eta_post,
-    eta_sl, x_tar, w_max); weights are rounded deterministically (``fq[F_W]``). ``u``
-    [T, 2, N] or [1, 2, N]: Vmem rounding uniforms, as in :func:`tinysnn_steps`.
+    this kernel did. ``lr`` = (eta_pre, eta_post, eta_sl, x_tar, w_max); weights are
+    rounded deterministically (``fq[F_W]``). ``u`` [T, 2, N] or [1, 2, N]: Vmem rounding
+    uniforms, as in :func:`tinysnn_steps`.
     ``keep`` [n_in, N] (float32 0/1, or [0, 0]): the step's updated rows and columns
     have their pruned synapses re-zeroed before the next step reads W.
     """

@@ -110,8 +110,10 @@ class FastState(NamedTuple):
         return K.Point(self.st, self.acc, self.nc, self.fq, self.keys, meter)
 
 
-def fast_state(net: Net, cfg: ModelConfig, qz: Quantizers, g: torch.Generator) -> FastState:
-    """Initial state and constants, drawing random numbers as the reference does."""
+def start_state(net: Net, cfg: ModelConfig, qz: Quantizers, g: torch.Generator) -> np.ndarray:
+    """A learning presentation's initial state [S_LEN, N] (float32): potentials at rest on
+    the Vmem grid (stochastic rounding draws from ``g``, as the reference does), the
+    thresholds ``net.theta``, the rest zero."""
     c = consts(cfg)
     n = cfg.n_exc
     st = np.zeros((L.S_LEN, n), dtype=np.float32)
@@ -121,6 +123,12 @@ def fast_state(net: Net, cfg: ModelConfig, qz: Quantizers, g: torch.Generator) -
     if cfg.topology == Topology.INHIBITORY:  # drawn only where the reference draws it
         inh_t = qz.v(inh_t, g)
     st[L.S_INHV] = inh_t[0].numpy()
+    return st
+
+
+def fast_state(net: Net, cfg: ModelConfig, qz: Quantizers, g: torch.Generator) -> FastState:
+    """Initial state and constants, drawing random numbers as the reference does."""
+    st = start_state(net, cfg, qz, g)
     tkey = draw_key(g) if cfg.exc.one_spike else 0  # the kernels hash the reference's tie-breaks
     vkey = draw_key(g) if qz.vth is not None and qz.stochastic else 0
     acc = start_acc(net, cfg, qz).numpy()
@@ -168,7 +176,7 @@ def csr_one(spikes: Tensor | SpikeTrains) -> tuple[np.ndarray, np.ndarray]:
     """CSR rows (``ptr`` [T+1], ``idx``) of the active inputs of each step of one image's
     ``spikes`` ([1, T, n] dense, or compact trains), inputs ascending within a step."""
     if isinstance(spikes, SpikeTrains):  # compiled from the compact trains, never dense
-        return kernels.spikes_by_step(spikes.pix.numpy(), spikes.spikes.numpy())
+        return kernels.steps_of(*by_input(spikes), spikes.shape[1])
     sp = spikes[0]
     ptr = np.zeros(sp.shape[0] + 1, dtype=np.int64)
     np.cumsum(sp.sum(dim=1).numpy(), out=ptr[1:])
@@ -311,14 +319,7 @@ def learn_sample(
     levels = int(enc.max_boosts) + 1
     cols = [K.BK_TRAINS] + ([K.BK_TIE] if cfg.exc.one_spike else [])
     sample, state = boosted_draws(pixels, cfg, g, cols)
-    n = cfg.n_exc
-    st = np.zeros((L.S_LEN, n), dtype=np.float32)
-    st[L.S_THETA] = net.theta.detach().cpu().numpy()
-    st[L.S_V] = qz.v(torch.full((1, n), c.exc.v_rest), None)[0].numpy()  # (no draw)
-    inh_t = torch.full((1, n), c.inh.v_rest)
-    if cfg.topology == Topology.INHIBITORY:
-        inh_t = qz.v(inh_t, None)
-    st[L.S_INHV] = inh_t[0].numpy()
+    st = start_state(net, cfg, qz, g)  # (deterministic rounding: no draw)
     nc, fq = _learning_consts(cfg, qz)
     acc = start_acc(net, cfg, qz).numpy()
     m = new_meter()

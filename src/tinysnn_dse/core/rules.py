@@ -26,7 +26,7 @@ def trace_table(steps: int, dt_ms: float, tau_ms: float) -> Tensor:
     """The values a trace of :func:`presyn_traces` takes, by steps since the input's last
     spike: [T] with entry k = exp(-k dt / tau), computed by the same float32 operations,
     so that ``trace_table(...)[t - t_last]`` equals ``presyn_traces(...)[:, t, i]``
-    bit for bit (tests/core/test_rules.py). The compiled per-step rules read traces from
+    bit for bit (tests/core/test_neuron.py). The compiled per-step rules read traces from
     it lazily instead of building the [T, n] block."""
     k = torch.arange(steps, dtype=torch.float32)
     return torch.exp(-k * (dt_ms / tau_ms))

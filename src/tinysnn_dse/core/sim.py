@@ -156,14 +156,34 @@ def train_sample(
     is normalised (and re-quantized under ITQ). ``backend``: as :func:`simulate`;
     ``stats`` accumulates the events, ``meter`` what the quantizers did.
     """
-    enc = cfg.encoding
     b = _learn_backend(cfg, qz, pixels.device, backend)
     if b == Backend.NUMBA and boosts_in_one_call(net, pixels, cfg, qz, generator):
         net, last = learn_sample(net, pixels, cfg, qz, generator, stats, meter)
-        if stats is not None:
-            stats.samples += 1
-            stats.normalisations += 1
-        return net._replace(w=normalize_q(net.w, cfg, qz, generator, True)), last
+    else:
+        net, last = _presentations(net, pixels, cfg, qz, generator, b, stats, meter)
+    if stats is not None:
+        stats.samples += 1
+        stats.normalisations += 1
+        if net.keep is not None:
+            stats.pruned_normalised += int((~net.keep).sum())
+    fast = b == Backend.NUMBA
+    return net._replace(w=normalize_q(net.w, cfg, qz, generator, fast)), last
+
+
+def _presentations(
+    net: Net,
+    pixels: Tensor,
+    cfg: ModelConfig,
+    qz: Quantizers,
+    generator: torch.Generator,
+    b: Backend,
+    stats: OpCounts | None,
+    meter: QuantMeter | None,
+) -> tuple[Net, Tensor]:
+    """:func:`train_sample`'s presentations one by one (where
+    :func:`marshal.learn_sample` does not run them in one call); returns (net, counts [N]
+    of the last presentation)."""
+    enc = cfg.encoding
     for boost in range(int(enc.max_boosts) + 1):
         scale = rate_scale(cfg, boost)
         spikes = learning_trains(pixels.unsqueeze(0), enc.steps, scale, generator)
@@ -175,13 +195,7 @@ def train_sample(
                            pruned_events(spikes, net.keep), fan_in(net.keep, cfg.n_in))  # fmt: skip
         if enc.min_spikes <= 0 or float(counts.sum()) >= enc.min_spikes:
             break
-    if stats is not None:
-        stats.samples += 1
-        stats.normalisations += 1
-        if net.keep is not None:
-            stats.pruned_normalised += int((~net.keep).sum())
-    fast = b == Backend.NUMBA
-    return net._replace(w=normalize_q(net.w, cfg, qz, generator, fast)), counts[0]
+    return net, counts[0]
 
 
 def infer(
