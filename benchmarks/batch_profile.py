@@ -21,12 +21,11 @@ import time
 from pathlib import Path
 
 import torch
+from itq_formats import itq_formats  # type: ignore[import-not-found]  # (benchmarks/)
 
 from tinysnn_dse import data as data_mod
 from tinysnn_dse.core import kernels, sim
 from tinysnn_dse.core.energy import OpCounts
-from tinysnn_dse.core.params import QuantSpec, validate_quant
-from tinysnn_dse.core.quant import Quantizers, with_ranges
 from tinysnn_dse.runner import load_checkpoint
 
 if len(sys.argv) < 3:
@@ -41,17 +40,7 @@ cfg = t.model
 x = torch.from_numpy(data_mod.load("mnist", None).train_images[: n_img + 3].copy()) / 255.0
 g = torch.Generator().manual_seed(0)
 # the formats' ranges as explore takes them: the FP32 network's, observed on 200 images
-ranges = sim.observe_ranges(t.net, x[:200].float(), cfg, torch.Generator().manual_seed(1),
-                            "batch_profile")  # fmt: skip
-specs = [
-    with_ranges(
-        validate_quant(QuantSpec(scheme="itq", rounding=rounding, weight_bits=wb,
-                                 vmem_bits=nb, vth_bits=nb)),
-        ranges, cfg,
-    )
-    for wb in wbits for nb in (32, 16, 8)
-]  # fmt: skip
-qzs = [Quantizers.from_spec(s) for s in specs]
+qzs = itq_formats(t.net, cfg, x[:200], rounding, wbits, "batch_profile")
 start = sim.init_net(cfg, g) if fresh else t.net
 batch = sim.DesignBatch([sim.quantize_net(start, cfg, q, g) for q in qzs], cfg, qzs)
 for i in range(3):  # warm-up: JIT compilation

@@ -27,12 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from itq_formats import itq_formats  # type: ignore[import-not-found]  # (benchmarks/)
 from numba import njit
 
 from tinysnn_dse import data as data_mod
 from tinysnn_dse.core import kernels, sim
-from tinysnn_dse.core.params import QuantSpec, validate_quant
-from tinysnn_dse.core.quant import Quantizers, with_ranges
 from tinysnn_dse.runner import load_checkpoint
 
 if len(sys.argv) < 2:
@@ -46,18 +45,8 @@ t = load_checkpoint(ckpt, "cpu")
 cfg = t.model
 x = torch.from_numpy(data_mod.load("mnist", None).train_images[: n_img + 203].copy()) / 255.0
 g = torch.Generator().manual_seed(0)
-ranges = sim.observe_ranges(t.net, x[:200].float(), cfg, torch.Generator().manual_seed(1),
-                            "kernel_split")  # fmt: skip
 nbits = (32, 16, 8)
-specs = [
-    with_ranges(
-        validate_quant(QuantSpec(scheme="itq", rounding=rounding, weight_bits=wb,
-                                 vmem_bits=nb, vth_bits=nb)),
-        ranges, cfg,
-    )
-    for wb in (16, 12, 10) for nb in nbits
-]  # fmt: skip
-qzs = [Quantizers.from_spec(s) for s in specs]
+qzs = itq_formats(t.net, cfg, x[:200], rounding, [16, 12, 10], "kernel_split")
 batch = sim.DesignBatch([sim.quantize_net(t.net, cfg, q, g) for q in qzs], cfg, qzs)
 for i in range(3):  # warm-up: JIT compilation
     batch.train_sample(x[200 + i].float(), g)
