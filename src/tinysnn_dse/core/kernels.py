@@ -459,21 +459,38 @@ def _integrate(v, refr, i_in, i_rec, theta, nc):  # type: ignore[no-untyped-def]
 def _integrate_q(v, refr, i_in, i_rec, theta, nc, vq, u, meter):  # type: ignore[no-untyped-def]
     """:func:`_integrate` with Vmem rounded to ``vq`` (:func:`on_grid`, uniforms ``u``
     [N]; clipped roundings into ``meter``). A loop of its own rather than a flag of
-    :func:`_integrate`: one body for both ran baseline inference at 0.93x (measured)."""
-    v_rest, decay, v_th, floor = nc[C_V_REST], nc[C_DECAY], nc[C_V_TH], nc[C_FLOOR]
+    :func:`_integrate`: one body for both ran baseline inference at 0.93x (measured). One
+    call of :func:`_integrate_grid` per (narrow, stochastic) with literal flags, so each
+    loop compiles only its own rounding (a narrow format in float32: twice the lanes)."""
     q64, q32 = grid_scalars(vq)
-    stoch = vq[QP_STOCH] != 0
+    if vq[QP_NARROW] != 0:
+        if vq[QP_STOCH] != 0:
+            n_fire, sat = _integrate_grid(v, refr, i_in, i_rec, theta, nc, q64, q32, True, True, u)
+        else:
+            n_fire, sat = _integrate_grid(v, refr, i_in, i_rec, theta, nc, q64, q32, True, False, u)
+    elif vq[QP_STOCH] != 0:
+        n_fire, sat = _integrate_grid(v, refr, i_in, i_rec, theta, nc, q64, q32, False, True, u)
+    else:
+        n_fire, sat = _integrate_grid(v, refr, i_in, i_rec, theta, nc, q64, q32, False, False, u)
+    meter[M_SAT] += sat
+    return n_fire
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _integrate_grid(v, refr, i_in, i_rec, theta, nc, q64, q32, narrow, stoch, u):  # type: ignore[no-untyped-def]  # noqa: E501
+    """:func:`_integrate_q`'s loop for one rounding (``narrow``, ``stoch`` literal);
+    returns (neurons at threshold, clipped roundings)."""
+    v_rest, decay, v_th, floor = nc[C_V_REST], nc[C_DECAY], nc[C_V_TH], nc[C_FLOOR]
     n_fire = 0
     sat = np.int32(0)
     for j in range(v.shape[0]):
         x = gate(leak(v[j], v_rest, decay, v_rest), i_in[j] + i_rec[j], refr[j])
-        x, clip = on_grid(x, q64, q32, False, stoch, u[j])
+        x, clip = on_grid(x, q64, q32, narrow, stoch, u[j])
         x = floor_at(x, floor)  # after the rounding: a floored value stays on the grid
         v[j] = x
         sat += np.int32(clip)
         n_fire += x >= theta[j] + v_th
-    meter[M_SAT] += sat
-    return n_fire
+    return n_fire, sat
 
 
 # ------------------------------------------------------------------------- neuron step
