@@ -100,7 +100,9 @@ def steps_only(w, spk, n_steps, window, pt, u):  # type: ignore[no-untyped-def]
     per_step = u.shape[0] > 1
     for a in range(0, n_steps, window):
         b = min(a + window, n_steps)
-        kernels.tinysnn_steps(w, spk, pos, a, b, last, pt, u[a:b] if per_step else u)
+        kernels.tinysnn_steps(
+            w, spk, pos, a, b, last, pt, u[a:b] if per_step else u, kernels.no_codes(w.shape[1])
+        )
 
 
 T, window = cfg.encoding.steps, batch.window

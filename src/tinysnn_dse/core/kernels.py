@@ -658,7 +658,7 @@ def _theta_spikes(s, t, pt):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def tinysnn_steps(w, spk, pos, t0, t1, last, pt, u):  # type: ignore[no-untyped-def]
+def tinysnn_steps(w, spk, pos, t0, t1, last, pt, u, codes):  # type: ignore[no-untyped-def]
     """Steps ``t0 .. t1-1`` of a tinySNN-rule learning presentation (W unchanged inside).
 
     ``spk`` = (iptr [M+1], times, rows [M]): input ``m`` is row ``rows[m]`` of W
@@ -670,25 +670,125 @@ def tinysnn_steps(w, spk, pos, t0, t1, last, pt, u):  # type: ignore[no-untyped-
     ascending input order, the same floats as a sum step by step. ``last`` [n_in] (int64,
     -1 = none yet) records each input's last spike step, for the traces. ``u``
     [t1-t0, 2, N] holds the Vmem rounding uniforms of these steps, or is [1, 2, N] when
-    rounding is deterministic. ``pt`` as in :func:`exc_step`.
+    rounding is deterministic. ``pt`` as in :func:`exc_step`. ``codes``
+    (:func:`weight_codes`, or :func:`no_codes`): where a window allows it, the current is
+    summed as 16-bit integer codes (:func:`_current_codes`), the same floats.
     """
     iptr, times, rows = spk
     n = w.shape[1]
     s = np.zeros(n, dtype=np.float32)
     si = np.zeros(n, dtype=np.float32)
-    cur = np.zeros((t1 - t0, n), dtype=np.float32)
+    if _codes_fit(codes, t0, t1):
+        cur = _current_codes(codes, spk, pos, t0, t1, last)
+    else:
+        cur = np.zeros((t1 - t0, n), dtype=np.float32)
+        for m in range(rows.shape[0]):
+            a = pos[m]
+            end = iptr[m + 1]
+            row = rows[m]
+            while a < end and times[a] < t1:
+                ta = times[a] - t0
+                for j in range(n):
+                    cur[ta, j] += w[row, j]
+                last[row] = times[a]
+                a += 1
+            pos[m] = a
+    exc_steps(cur, t0, t1, state_rows(pt.st), pt, u, s, si)
+
+
+# 16-bit codes of W's active rows: a design point's W lies on a fixed-point grid (eps = 2**-f),
+# so while every partial sum of a step's codes stays below 2**16 (< 2**24) the float32 sum
+# of its rows is exact and equals the integer sum times eps: the same floats from half the
+# bytes and twice the lanes (a step's sum checked against the window's busiest step)
+CODE_MAX = 65535
+
+
+@njit(cache=True, nogil=True)
+def no_codes(n):  # type: ignore[no-untyped-def]
+    """The ``codes`` of :func:`tinysnn_steps` that sum every window in float32."""
+    return (np.zeros((0, n), dtype=np.uint16), np.full(1, CODE_MAX + 1, dtype=np.int64),
+            np.zeros(0, dtype=np.int64), F32(0.0), F32(0.0))  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def weight_codes(w, rows, wq, per_step):  # type: ignore[no-untyped-def]
+    """The ``codes`` of :func:`tinysnn_steps` for W ``w`` [n_in, N] on the grid ``wq``:
+    (c [M, N] uint16 = ``w[rows[m]] / eps``, cmax [1] = the largest code, ``per_step``
+    [T] = each step's input spikes (the caller fills it), eps, 1/eps). Off (cmax above
+    :data:`CODE_MAX`) where W is not quantized, or a value is not a code in
+    0..CODE_MAX."""
+    m_total = rows.shape[0]
+    n = w.shape[1]
+    c = np.zeros((m_total, n), dtype=np.uint16)
+    cmax = np.full(1, CODE_MAX + 1, dtype=np.int64)
+    if wq[QP_ON] == 0:
+        return (c[:0], cmax, per_step, F32(0.0), F32(0.0))
+    eps, inv = F32(wq[QP_EPS]), F32(wq[QP_INV])
+    cmax[0] = 0
+    for m in range(m_total):
+        _store_codes(c, cmax, w, rows, m, np.arange(n), inv)
+    return (c, cmax, per_step, eps, inv)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _store_codes(c, cmax, w, rows, m, cols, inv):  # type: ignore[no-untyped-def]
+    """Row ``m``'s codes of the columns ``cols`` from W; a value that is no code in
+    0..CODE_MAX turns the codes off (cmax)."""
+    for j in cols:
+        x = w[rows[m], j] * inv
+        if x < 0 or x > CODE_MAX or x != np.floor(x):
+            cmax[0] = CODE_MAX + 1
+            return
+        c[m, j] = np.uint16(x)
+        cmax[0] = max(cmax[0], np.int64(x))
+
+
+@njit(cache=True, nogil=True)
+def sync_codes(codes, w, rows, cols):  # type: ignore[no-untyped-def]
+    """The codes of the columns ``cols`` after the rule changed them in W."""
+    c, cmax, _, _, inv = codes
+    if c.shape[0] == 0 or cmax[0] > CODE_MAX:
+        return
+    for m in range(c.shape[0]):
+        _store_codes(c, cmax, w, rows, m, cols, inv)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _codes_fit(codes, t0, t1):  # type: ignore[no-untyped-def]
+    """Whether the codes hold every step of ``t0 .. t1-1``: the busiest step's spikes
+    times the largest code within :data:`CODE_MAX`."""
+    c, cmax, per_step, _, _ = codes
+    if c.shape[0] == 0 or cmax[0] > CODE_MAX:
+        return False
+    busiest = 0
+    for t in range(t0, t1):
+        busiest = max(busiest, per_step[t])
+    return busiest * cmax[0] <= CODE_MAX
+
+
+@njit(cache=True, nogil=True)
+def _current_codes(codes, spk, pos, t0, t1, last):  # type: ignore[no-untyped-def]
+    """:func:`tinysnn_steps`' window current summed as codes (uint16, in the same order),
+    then times eps: [t1-t0, N] float32."""
+    c, _, _, eps, _ = codes
+    iptr, times, rows = spk
+    n = c.shape[1]
+    acc = np.zeros((t1 - t0, n), dtype=np.uint16)
     for m in range(rows.shape[0]):
         a = pos[m]
         end = iptr[m + 1]
-        row = rows[m]
         while a < end and times[a] < t1:
             ta = times[a] - t0
             for j in range(n):
-                cur[ta, j] += w[row, j]
-            last[row] = times[a]
+                acc[ta, j] += c[m, j]
+            last[rows[m]] = times[a]
             a += 1
         pos[m] = a
-    exc_steps(cur, t0, t1, state_rows(pt.st), pt, u, s, si)
+    cur = np.empty((t1 - t0, n), dtype=np.float32)
+    for ta in range(t1 - t0):
+        for j in range(n):
+            cur[ta, j] = F32(acc[ta, j]) * eps
+    return cur
 
 
 @njit(cache=True, nogil=True)
@@ -763,14 +863,22 @@ def steps_of(iptr, times, rows, n_steps):  # type: ignore[no-untyped-def]
 
 @njit(cache=True, nogil=True)
 def learn_tinysnn(w, spk, n_steps, window, pt, lr, u, decay, keep):  # type: ignore[no-untyped-def]
+    """:func:`learn_tinysnn_codes`, every window's current summed in float32."""
+    return learn_tinysnn_codes(w, spk, n_steps, window, pt, lr, u, decay, keep,
+                               no_codes(w.shape[1]))  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def learn_tinysnn_codes(w, spk, n_steps, window, pt, lr, u, decay, keep, codes):  # type: ignore[no-untyped-def]  # noqa: E501
     """A whole tinySNN-rule learning presentation in one call, updating ``w`` [n_in, N]
     and the state in place: :func:`tinysnn_steps` over each window of ``window`` steps,
     :func:`tinysnn_rule` at its last step, then :func:`theta_decay` (``decay``).
     ``u`` [T, 2, N] or [1, 2, N] as there. Stochastic weight rounding takes
     :func:`hash_uniform` numbers under ``keys[K_W]`` (the single-point path rounds W
     stochastically window by window instead). The point's meter accumulates what the
-    quantizers did (:func:`exc_step`). ``keep``: as :func:`tinysnn_rule`. Returns the
-    number of columns updated."""
+    quantizers did (:func:`exc_step`). ``keep``: as :func:`tinysnn_rule`. ``codes``: as
+    :func:`tinysnn_steps` (kept in step with W's updated columns). Returns the number of
+    columns updated."""
     n_in, n = w.shape
     last = np.full(n_in, -1, dtype=np.int64)
     pos = spk[0][:-1].copy()
@@ -782,12 +890,13 @@ def learn_tinysnn(w, spk, n_steps, window, pt, lr, u, decay, keep):  # type: ign
     n_cols = 0
     for t0 in range(0, n_steps, window):
         t1 = min(t0 + window, n_steps)
-        tinysnn_steps(w, spk, pos, t0, t1, last, pt, u[t0:t1] if per_step else u)
+        tinysnn_steps(w, spk, pos, t0, t1, last, pt, u[t0:t1] if per_step else u, codes)
         s_max = counts.max()
         if s_max > 0:
             cols = np.nonzero(counts - at_update > 0)[0]
             n_cols += cols.shape[0]
             tinysnn_rule(w, t1 - 1, last, cols, s_max, lr, wq, uw, pt.keys[K_W], keep)
+            sync_codes(codes, w, spk[2], cols)
         at_update[:] = counts
     theta_decay(pt, decay, n_steps)
     return n_cols
@@ -889,12 +998,17 @@ def learn_batch_boosted(w, sample, n_steps, window, pts, lr, decay, n_cols, min_
     none = np.zeros((0, 0), dtype=np.float32)
     no_u = np.zeros((1, 2, n), dtype=np.float32)
     pk = np.zeros(K_LEN, dtype=np.int64)
+    per_step = np.zeros(n_steps, dtype=np.int64)  # each presentation's input spikes a step
+    codes = [weight_codes(w[k], pix, pts.fq[k, F_W], per_step) for k in range(k_pts)]
     for b in range(levels):
         a = 0
         for m in range(m_total):
             a += geometric_times(float(p[b, m]), keys[b, BK_TRAINS], m, times[a : a + n_steps])
             iptr[m + 1] = a
         spk = (iptr, times[:a], pix)
+        per_step[:] = 0
+        for i in range(a):
+            per_step[times[i]] += 1
         u = no_u
         if keys[b, BK_U] != 0:
             u = hash_block(keys[b, BK_U], n_steps, 2 * n).reshape((n_steps, 2, n))
@@ -909,7 +1023,8 @@ def learn_batch_boosted(w, sample, n_steps, window, pts, lr, decay, n_cols, min_
                 st[:] = start[k]
                 st[S_THETA] = theta
                 pt = Point(st, pts.acc[k], pts.nc[k], pts.fq[k], pk, pts.meter[k])
-                c = learn_tinysnn(w[k], spk, n_steps, window, pt, lr[k], u, decay, none)
+                c = learn_tinysnn_codes(w[k], spk, n_steps, window, pt, lr[k], u, decay, none,
+                                        codes[k])  # fmt: skip
                 n_cols[k] += c
                 log_cols[b, k] = c
                 log_post[b, k] = st[S_COUNTS].sum()

@@ -235,7 +235,9 @@ def learn_presentation(
             if rows:  # the window's Vmem uniforms, then (at its end) W's
                 uw_steps = u_win[: t1 - t0]
                 uw_steps[:, rows] = torch.rand(t1 - t0, len(rows), n, generator=g).numpy()
-            kernels.tinysnn_steps(wn, spk, pos, t0, t1, last, fs.point(m), uw_steps)
+            kernels.tinysnn_steps(
+                wn, spk, pos, t0, t1, last, fs.point(m), uw_steps, kernels.no_codes(n)
+            )
             s_max = float(counts.max())
             if s_max > 0:
                 cols = np.nonzero(counts - at_update > 0)[0]
