@@ -161,7 +161,9 @@ def edge_values(fmt: FixedPoint) -> list[float]:
     either side of each; values beyond the range."""
     eps = fmt.eps
     out: list[float] = []
-    for k in (fmt.lo_code, fmt.lo_code + 1, -3, -1, 0, 1, 2, 7, fmt.hi_code - 1, fmt.hi_code):
+    # codes of 2**23 and above: where float32's spacing is 1 or 2, so fl + 1/2 rounds
+    big = (2**23, 2**23 + 1, 2**24 - 1, 2**24 + 2, -(2**23) - 1, -(2**24) - 2)
+    for k in (fmt.lo_code, fmt.lo_code + 1, -3, -1, 0, 1, 2, 7, fmt.hi_code - 1, fmt.hi_code, *big):
         if not fmt.lo_code <= k <= fmt.hi_code:
             continue
         for base in (k * eps, (k + 0.5) * eps):
@@ -217,6 +219,15 @@ def test_quantizer_exact_at_every_width(rounding: str) -> None:
                     )  # fmt: skip
                     if float(c * f(fmt.eps)) != want32:
                         bad.append((fmt, x32[i], "fxp_code32", float(c * f(fmt.eps)), want32))
+                if fmt.inv >= 1:  # the float32 rounding of learning's Vmem, any width
+                    q64, q32p = kernels.grid_scalars(q)  # back in Python as float64s:
+                    q32 = tuple(np.float32(v) for v in q32p)  # float32, as the kernel has it
+                    st = rounding == "stochastic"
+                    args = (np.float32(x32[i]), q64, q32)
+                    v32, clip32 = kernels.on_grid(*args, True, st, np.float32(u))
+                    v64, clip64 = kernels.on_grid(*args, False, st, np.float32(u))
+                    if not (float(v32) == want32 == float(v64) and clip32 == clip64):
+                        bad.append((fmt, x32[i], "on_grid", float(v32), want32, float(v64)))
     assert not bad, bad[:5]
 
 

@@ -259,16 +259,23 @@ def fxp_code(x, inv, lo, hi, stoch, cut, u):  # type: ignore[no-untyped-def]
 
 @njit(cache=True, nogil=True)
 def fxp_code32(x, inv, lo, hi, stoch, cut, u):  # type: ignore[no-untyped-def]
-    """:func:`fxp_code` in float32 arithmetic (all arguments float32), for a narrow format
-    (``QP_NARROW``): exact there too, since scaling by a power of two >= 1 cannot
-    underflow and ``fl + 1/2``, ``u - 1`` and the remainder are exact below 2**22; twice
-    the lanes of a float64 vector (the weight normalisation runs it)."""
+    """:func:`fxp_code` in float32 arithmetic (all arguments float32; ``hi`` the largest
+    float32 at or below the top code, as :func:`grid_scalars` gives it), for any format
+    with ``inv`` >= 1 (no negative fractional bits), of any width up to 32: exact there
+    too. Scaling by a power of two >= 1 cannot underflow, so ``y`` and its floor are exact;
+    a ``y`` that is not an integer is below 2**23 in magnitude, where ``fl + 1/2``, ``fl +
+    1``, ``u - 1`` and the remainder are exact; an integer ``y`` (every float32 at or above
+    2**23) is its own code, so no rounding step is taken there (``y != fl``), whatever
+    ``fl + cut`` rounds to; the codes that result are float32 integers, so the clamp to
+    ``hi`` equals the clamp to the top code. Twice the lanes of a float64 vector (the
+    learning step's Vmem rounding, inference's narrow formats and the weight normalisation
+    run it)."""
     one = F32(1.0)
     y = x * inv
     fl = np.floor(y)
     rem = y > u - one if fl == -one else y - fl > u
     up = rem if stoch else y >= fl + cut
-    code = fl + one if up else fl
+    code = fl + one if up and y != fl else fl
     c = min(max(code, lo), hi)
     return c, c != code
 
@@ -435,9 +442,12 @@ def on_grid(x, q64, q32, narrow, stoch, u):  # type: ignore[no-untyped-def]
 def grid_scalars(vq):  # type: ignore[no-untyped-def]
     """A format's scalars as :func:`on_grid` takes them: (q64, q32)."""
     inv, lo, hi, eps, cut = vq[QP_INV], vq[QP_LO], vq[QP_HI], vq[QP_EPS], vq[QP_CUT]
-    q64 = (inv, lo, hi, eps, cut, F32(vq[QP_HI32]))
-    # truncation's cut, inf, fits no float32 compare; 2 is never reached either
-    q32 = (F32(inv), F32(lo), F32(hi), F32(eps), F32(min(cut, 2.0)))
+    top = F32(vq[QP_HI32])  # the largest float32 at or below the top value
+    q64 = (inv, lo, hi, eps, cut, top)
+    # truncation's cut, inf, fits no float32 compare; 2 is never reached either. The top
+    # code as the largest float32 at or below it (2**31 - 1 has none): the ceiling in
+    # code units, exact, as inv is a power of two
+    q32 = (F32(inv), F32(lo), top * F32(inv), F32(eps), F32(min(cut, 2.0)))
     return q64, q32
 
 
@@ -460,10 +470,11 @@ def _integrate_q(v, refr, i_in, i_rec, theta, nc, vq, u, meter):  # type: ignore
     """:func:`_integrate` with Vmem rounded to ``vq`` (:func:`on_grid`, uniforms ``u``
     [N]; clipped roundings into ``meter``). A loop of its own rather than a flag of
     :func:`_integrate`: one body for both ran baseline inference at 0.93x (measured). One
-    call of :func:`_integrate_grid` per (narrow, stochastic) with literal flags, so each
-    loop compiles only its own rounding (a narrow format in float32: twice the lanes)."""
+    call of :func:`_integrate_grid` per (float32, stochastic) with literal flags, so each
+    loop compiles only its own rounding: in float32 (twice the lanes) wherever that is
+    exact, every format without negative fractional bits (:func:`fxp_code32`)."""
     q64, q32 = grid_scalars(vq)
-    if vq[QP_NARROW] != 0:
+    if vq[QP_INV] >= 1.0:
         if vq[QP_STOCH] != 0:
             n_fire, sat = _integrate_grid(v, refr, i_in, i_rec, theta, nc, q64, q32, True, True, u)
         else:
