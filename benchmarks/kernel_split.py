@@ -18,7 +18,8 @@ ways:
   3. `kernels.learn_tinysnn`: the whole presentation (the rule at each window's end, the
      threshold decay).
 The neuron step is 2 - 1 and the rule 3 - 2. Prints ms per point-presentation and the
-shares, for each Vmem width.
+shares, for each Vmem width. All three sum the current in float32: the batch itself sums
+it as 16-bit weight codes where that is exact (`kernels.weight_codes`, since ef0b507).
 """
 
 import sys

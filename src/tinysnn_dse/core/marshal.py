@@ -229,15 +229,14 @@ def learn_presentation(
         pos = spk[0][:-1].copy()
         u_win = np.zeros((c.window if rows else 1, 2, n), dtype=np.float32)
         wq = fs.fq[L.F_W]
+        no_codes = kernels.no_codes(n)  # every window summed in float32
         for t0 in range(0, t_steps, c.window):
             t1 = min(t0 + c.window, t_steps)
             uw_steps = u_win
             if rows:  # the window's Vmem uniforms, then (at its end) W's
                 uw_steps = u_win[: t1 - t0]
                 uw_steps[:, rows] = torch.rand(t1 - t0, len(rows), n, generator=g).numpy()
-            kernels.tinysnn_steps(
-                wn, spk, pos, t0, t1, last, fs.point(m), uw_steps, kernels.no_codes(n)
-            )
+            kernels.tinysnn_steps(wn, spk, pos, t0, t1, last, fs.point(m), uw_steps, no_codes)
             s_max = float(counts.max())
             if s_max > 0:
                 cols = np.nonzero(counts - at_update > 0)[0]
