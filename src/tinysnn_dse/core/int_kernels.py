@@ -1,8 +1,10 @@
 """The compiled inference of the integer datapath (:mod:`integer`; docs/model.md,
 "Integer inference"): a batch of images in parallel threads, exact integer arithmetic on
 the formats' codes. The input current of each image is summed first, as in
-:func:`kernels.infer_batch` (:func:`kernels.image_current`, here over weight codes), then
-the neurons run. The exported C (``tinysnn export``) computes the same numbers.
+:func:`kernels.infer_batch` (:func:`kernels.image_times`, :func:`kernels.add_rows`, here
+over weight codes, in 16 bits wherever no step's sum can pass 2**16 - 1:
+:func:`_image_current`), then the neurons run. The exported C (``tinysnn export``)
+computes the same numbers.
 
 The state and constants are integers held either in int64 or, where every value of a
 step stays below 2**53 (:meth:`integer.IntDesign.acc_bound_bits`, nearly every design),
@@ -20,10 +22,12 @@ import numpy as np
 from tinysnn_dse.core import layout, step
 from tinysnn_dse.core.kernels import (
     HAVE_NUMBA,
+    add_rows,
+    busiest_inputs,
     gate,
     hash_bits,
-    image_current,
     image_key,
+    image_times,
     leak,
     njit,
     prange,
@@ -148,8 +152,55 @@ def _layer_step(v, refr, inp, cur, scale_w, t, thr, cs, base, ukey, row, s):  # 
     return n_fire, sat
 
 
+#: the largest sum a 16-bit current code holds
+CODE16_MAX = 2**16 - 1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _image_current(b, trains, key, w, narrow, cur, acc, tbuf, tcnt, per_step, pruned):  # type: ignore[no-untyped-def]  # noqa: E501
+    """Image ``b``'s input current into ``cur`` [T, N] (zero on entry), as
+    :func:`kernels.image_current` sums it, but in 16 bits where that is exact:
+    ``narrow`` = (W's codes as uint16 [n_in, N], their largest code [1]; no rows where
+    some code is negative or above :data:`CODE16_MAX`). Codes are non-negative, so a
+    step's partial sums never exceed its total, which is at most its input spikes times
+    the largest code: where that bound of the image's busiest step fits 16 bits, the
+    rows are summed into ``acc`` [T, N] (uint16, zero on entry and left so), twice the
+    SIMD lanes of int32, and widened into ``cur``. The same integers either way. (The
+    busiest step holds at least the mean, so where the mean cannot fit, the steps are
+    not counted: W's 16-bit formats.)
+    Returns (input spikes, pruned input spikes, whether it summed in 16 bits)."""
+    n_sp, n_pr = image_times(b, trains, key, tbuf, tcnt, pruned)
+    w16, cmax = narrow
+    n_steps = cur.shape[0]
+    # the busiest step holds at least the mean: where that cannot fit, skip the count
+    fits = w16.shape[0] > 0 and n_sp * cmax[0] <= CODE16_MAX * n_steps
+    if fits:
+        for t in range(n_steps):
+            per_step[t] = 0
+        for i in range(trains[0][b + 1] - trains[0][b]):
+            for a in range(tcnt[i]):
+                per_step[tbuf[i, a]] += 1
+        busiest = 0
+        for t in range(n_steps):
+            busiest = max(busiest, per_step[t])
+        fits = busiest * cmax[0] <= CODE16_MAX
+    if not fits:  # in the codes' type, read as uint16 where they are (fewer bytes)
+        if w16.shape[0] > 0:
+            add_rows(b, trains, w16, cur, tbuf, tcnt)
+        else:
+            add_rows(b, trains, w, cur, tbuf, tcnt)
+        return n_sp, n_pr, False
+    add_rows(b, trains, w16, acc, tbuf, tcnt)
+    n = cur.shape[1]
+    for t in range(cur.shape[0]):
+        for j in range(n):
+            cur[t, j] = acc[t, j]
+            acc[t, j] = 0
+    return n_sp, n_pr, True
+
+
 @njit(cache=True, nogil=True, parallel=True)
-def infer_batch_int(w, trains, keys, n_steps, thr, images, cs, n_threads):  # type: ignore[no-untyped-def]  # noqa: E501
+def infer_batch_int(w, trains, keys, n_steps, thr, images, cs, n_threads, narrow):  # type: ignore[no-untyped-def]  # noqa: E501
     """Inference of a batch of images on the integer datapath of a design: weight codes
     ``w`` [n_in, N] (int32 or int64; the current buffer takes its type), Vmem-unit
     thresholds ``thr`` [N] and the constants ``cs`` [KC_LEN] (``layout.KC_*``), both in
@@ -159,7 +210,9 @@ def infer_batch_int(w, trains, keys, n_steps, thr, images, cs, n_threads):  # ty
     uniform for step t, layer l (0 excitatory, 1 inhibitory) and neuron j is the top 24
     bits of :func:`kernels.hash_bits` (image key, t, l * N + j). ``images``
     (:class:`kernels.Images`; ``v0`` and ``iv0`` unused: every potential starts at its
-    resting level) receives counts, input spikes, pruned events and clipped roundings."""
+    resting level) receives counts, input spikes, pruned events and clipped roundings.
+    ``narrow``: W's codes in 16 bits, as :func:`_image_current` takes them
+    (:func:`integer.narrow_codes`)."""
     _, _, counts, n_in_spikes, meters, pruned, pruned_events = images
     key, ukey = keys[0], keys[1]
     n_img = counts.shape[0]
@@ -171,9 +224,13 @@ def infer_batch_int(w, trains, keys, n_steps, thr, images, cs, n_threads):  # ty
     exc = (cs[KC_REST], cs[KC_DSH], cs[KC_REST_K], cs[KC_FLOOR])
     inh = (cs[KC_IREST], cs[KC_IDSH], cs[KC_IREST_K], cs[KC_V_LO])
     rest, irest = exc[0], inh[0]
+    n_act = busiest_inputs(trains[0])
     for p in prange(n_par):
         cur = np.zeros((n_steps, n), dtype=w.dtype)
-        times = np.zeros(n_steps, dtype=np.int64)
+        acc = np.zeros((n_steps if narrow[0].shape[0] > 0 else 0, n), dtype=np.uint16)
+        tbuf = np.zeros((n_act, n_steps), dtype=np.int32)
+        tcnt = np.zeros(n_act, dtype=np.int64)
+        per_step = np.zeros(n_steps, dtype=np.int64)
         v = np.empty(n, dtype=thr.dtype)
         refr = np.empty(n, dtype=thr.dtype)
         inp = np.zeros(n, dtype=thr.dtype)
@@ -186,7 +243,8 @@ def infer_batch_int(w, trains, keys, n_steps, thr, images, cs, n_threads):  # ty
         no_cur = np.zeros(n, dtype=w.dtype)  # the inhibitory layer has no input current
         cnt = np.zeros(n, dtype=np.int64)
         for b in range(p, n_img, n_par):
-            n_sp, n_pr = image_current(b, trains, key, w, cur, times, pruned)
+            n_sp, n_pr, _ = _image_current(b, trains, key, w, narrow, cur, acc, tbuf, tcnt,
+                                           per_step, pruned)  # fmt: skip
             n_in_spikes[b] = n_sp
             pruned_events[b] = n_pr
             bkey = image_key(ukey, b)

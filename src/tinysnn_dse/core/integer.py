@@ -301,6 +301,26 @@ def weight_codes(w: Tensor, d: IntDesign) -> np.ndarray:
     return c
 
 
+#: :func:`narrow_codes` of the codes it last converted (its first element is that array)
+_last_narrow: list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]] = []
+
+
+def narrow_codes(wc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The weight codes ``wc`` (:func:`weight_codes`) as the integer kernel's 16-bit
+    current takes them (``int_kernels._image_current``): (uint16 codes, [largest code]),
+    or no rows where some code is negative or above 2**16 - 1. Remembers the last
+    conversion (``wc`` itself is remembered by :func:`weight_codes`)."""
+    if _last_narrow and _last_narrow[0][0] is wc:
+        return _last_narrow[0][1]
+    lo, hi = (int(wc.min()), int(wc.max())) if wc.size else (0, 0)
+    if lo < 0 or hi > 2**16 - 1:
+        out = (np.zeros((0, wc.shape[1]), dtype=np.uint16), np.zeros(1, dtype=np.int64))
+    else:
+        out = (np.ascontiguousarray(wc.astype(np.uint16)), np.array([hi], dtype=np.int64))
+    _last_narrow[:] = [(wc, out)]
+    return out
+
+
 def threshold_codes(theta: Tensor, cfg: ModelConfig, qz: Quantizers) -> np.ndarray:
     """The Vth codes [N] (int64) of ``v_th + theta``, put on the Vth grid by round to
     nearest (as :func:`neuron.inference_thresholds`: a no-op for quantized networks)."""

@@ -1304,44 +1304,72 @@ def _infer_lateral(cur, rows, thr, s, nc, vq, ukey, b, meter):  # type: ignore[n
 
 
 @njit(cache=True, nogil=True, inline="always")
-def image_current(b, trains, key, w, cur, times, pruned):  # type: ignore[no-untyped-def]
+def image_current(b, trains, key, w, cur, tbuf, tcnt, pruned):  # type: ignore[no-untyped-def]
     """Image ``b``'s input current of every step into ``cur`` [T, N] (zero on entry):
-    the rows of W of its input spikes, added input by input in ascending order (the same
-    sums as the step-by-step product), from the stored ``trains`` (:func:`infer_batch`)
-    or, where they hold no spikes, drawn by :func:`geometric_times` under ``key``.
-    Returns (input spikes, input spikes onto the pruned synapses counted in ``pruned``
-    [n_in], which is empty when nothing is pruned). Generic over the dtypes of ``w`` and
-    ``cur`` (float32, or the integer datapath's codes)."""
-    img_ptr, pix, spikes, p = trains
-    n = w.shape[1]
-    n_steps = cur.shape[0]
+    :func:`image_times`, then :func:`add_rows`. Returns (input spikes, input spikes onto
+    the pruned synapses counted in ``pruned`` [n_in], which is empty when nothing is
+    pruned). Generic over the dtypes of ``w`` and ``cur`` (float32, or the integer
+    datapath's codes)."""
+    n_sp, n_pr = image_times(b, trains, key, tbuf, tcnt, pruned)
+    add_rows(b, trains, w, cur, tbuf, tcnt)
+    return n_sp, n_pr
+
+
+@njit(cache=True, nogil=True, inline="always")
+def image_times(b, trains, key, tbuf, tcnt, pruned):  # type: ignore[no-untyped-def]
+    """Image ``b``'s input spike steps: its i-th active input's, ascending, into
+    ``tbuf[i, :tcnt[i]]`` (``tbuf`` [at least the image's active inputs, T]), from the
+    stored ``trains`` (:func:`infer_batch`) or, where they hold no spikes, drawn by
+    :func:`geometric_times` under ``key``. Returns (input spikes, input spikes onto the
+    pruned synapses counted in ``pruned`` [n_in], empty when nothing is pruned)."""
+    img_ptr, pix, spikes, _ = trains
+    n_steps = tbuf.shape[1]
     has_pruned = pruned.shape[0] > 0
     draw = spikes.shape[1] == 0
     n_sp = 0
     n_pr = 0
     for m in range(img_ptr[b], img_ptr[b + 1]):
-        row = pix[m]
-        if not draw:
-            n_m = 0
+        i = m - img_ptr[b]
+        times = tbuf[i]
+        if draw:
+            n_t = geometric_times(float(trains[3][m]), key, m, times)
+        else:
+            n_t = 0
             for t in range(n_steps):
                 if spikes[m, t]:
-                    n_m += 1
-                    for j in range(n):
-                        cur[t, j] += w[row, j]
-            n_sp += n_m
-            if has_pruned:
-                n_pr += n_m * pruned[row]
-            continue
-        # the spike times first, then the rows: two tight loops
-        n_t = geometric_times(float(p[m]), key, m, times)
+                    times[n_t] = t
+                    n_t += 1
+        tcnt[i] = n_t
         n_sp += n_t
         if has_pruned:
-            n_pr += n_t * pruned[row]
-        for a in range(n_t):
-            ta = times[a]
+            n_pr += n_t * pruned[pix[m]]
+    return n_sp, n_pr
+
+
+@njit(cache=True, nogil=True, inline="always")
+def add_rows(b, trains, w, cur, tbuf, tcnt):  # type: ignore[no-untyped-def]
+    """Add to ``cur`` [T, N] the rows of ``w`` of image ``b``'s input spikes
+    (:func:`image_times`' ``tbuf`` and ``tcnt``), input by input in ascending order (the
+    same sums as the step-by-step product), each row read once per input."""
+    img_ptr, pix = trains[0], trains[1]
+    n = w.shape[1]
+    for m in range(img_ptr[b], img_ptr[b + 1]):
+        i = m - img_ptr[b]
+        row = pix[m]
+        for a in range(tcnt[i]):
+            ta = tbuf[i, a]
             for j in range(n):
                 cur[ta, j] += w[row, j]
-    return n_sp, n_pr
+
+
+@njit(cache=True, nogil=True)
+def busiest_inputs(img_ptr):  # type: ignore[no-untyped-def]
+    """The most active inputs of any image of a batch (the rows :func:`image_times`
+    needs)."""
+    most = 0
+    for b in range(img_ptr.shape[0] - 1):
+        most = max(most, img_ptr[b + 1] - img_ptr[b])
+    return most
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -1382,9 +1410,11 @@ def infer_batch(w, trains, keys, n_steps, theta, images, nc, fq, n_threads):  # 
     n_par = min(n_img, 4 * n_threads)
     inhibitory = nc[C_INHIB] != 0
     no_keys = np.zeros(K_LEN, dtype=np.int64)
+    n_act = busiest_inputs(trains[0])
     for c in prange(n_par):
         cur = np.zeros((n_steps, n), dtype=np.float32)
-        times = np.zeros(n_steps, dtype=np.int64)
+        tbuf = np.zeros((n_act, n_steps), dtype=np.int32)
+        tcnt = np.zeros(n_act, dtype=np.int64)
         ub = np.zeros((2, n), dtype=np.float32)
         st = np.zeros((S_LEN, n), dtype=np.float32)
         s = np.zeros(n, dtype=np.float32)
@@ -1394,7 +1424,7 @@ def infer_batch(w, trains, keys, n_steps, theta, images, nc, fq, n_threads):  # 
         for j in range(n):
             thr[j] = theta[j] + nc[C_V_TH]
         for b in range(c, n_img, n_par):
-            n_sp, n_pr = image_current(b, trains, key, w, cur, times, pruned)
+            n_sp, n_pr = image_current(b, trains, key, w, cur, tbuf, tcnt, pruned)
             n_in_spikes[b] = n_sp
             pruned_events[b] = n_pr
             v = st[S_V]

@@ -481,7 +481,7 @@ def _infer_kernel(
         with kernel_threads():
             int_kernels.infer_batch_int(
                 wc, (img_ptr, pix, spikes, p), np.array([key, ukey]), t_steps, thr, images,
-                integer.kernel_consts(d, dt), torch.get_num_threads(),
+                integer.kernel_consts(d, dt), torch.get_num_threads(), integer.narrow_codes(wc),
             )  # fmt: skip
     else:
         _infer_float(net, (img_ptr, pix, spikes, p), (key, ukey), t_steps, cfg, qz, g, images)
