@@ -116,3 +116,33 @@ def test_drawn_trains_sum_as_stored_ones() -> None:
         spikes[m, times[: kernels.geometric_times(float(p[m]), 0, m, times)]] = True
     assert narrow and n_sp == int(spikes.sum()) > 50
     assert cur.tolist() == exact(wc, spikes).tolist()
+
+
+def test_kernel_setup_follows_the_network() -> None:
+    """The integer kernel's arguments are remembered between batches of one pass, and
+    computed anew when W or the thresholds change in place, or the design changes."""
+    import torch
+
+    from tinysnn_dse.core.params import QuantSpec, preset
+    from tinysnn_dse.core.quant import Quantizers
+    from tinysnn_dse.core.sim import Net, quantize_net
+
+    cfg = preset("tinysnn", N_IN, N)
+    q = QuantSpec(rounding="nearest", weight_bits=8, vmem_bits=16, vth_bits=16,
+                  vmem_int_bits=11, vth_int_bits=11)  # fmt: skip
+    qz = Quantizers.from_spec(q)
+    g = torch.Generator().manual_seed(0)
+    net = quantize_net(Net(torch.rand(N_IN, N, generator=g), torch.rand(N, generator=g)), cfg,
+                       qz, g)  # fmt: skip
+    a = integer.kernel_setup(net.w, net.theta, cfg, qz)
+    assert a is not None and integer.kernel_setup(net.w, net.theta, cfg, qz) is a
+    d = integer.design_of(cfg, qz)
+    assert d is not None
+    assert a.w.tolist() == integer.codes(net.w, d.weight).tolist()
+    net.w[0, 0] = 0.0  # in place
+    b = integer.kernel_setup(net.w, net.theta, cfg, qz)
+    assert b is not a and b is not None and b.w[0, 0] == 0 and a.w[0, 0] != 0
+    net.theta[1] += 1.0
+    c = integer.kernel_setup(net.w, net.theta, cfg, qz)
+    assert c is not b and c is not None and c.thr[1] > b.thr[1]
+    assert integer.kernel_setup(net.w, net.theta, cfg, Quantizers.fp32()) is None

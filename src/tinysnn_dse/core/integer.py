@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -318,6 +318,45 @@ def narrow_codes(wc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     else:
         out = (np.ascontiguousarray(wc.astype(np.uint16)), np.array([hi], dtype=np.int64))
     _last_narrow[:] = [(wc, out)]
+    return out
+
+
+class KernelSetup(NamedTuple):
+    """What :func:`int_kernels.infer_batch_int` takes of a network and design beyond a
+    batch's trains: W's codes (:func:`weight_codes`) and their 16-bit form
+    (:func:`narrow_codes`), the Vmem-unit thresholds and the constants, both in the
+    state's dtype (:func:`kernel_dtype`)."""
+
+    w: np.ndarray
+    thr: np.ndarray
+    consts: np.ndarray
+    narrow: tuple[np.ndarray, np.ndarray]
+
+
+#: :func:`kernel_setup`'s last answer: (w, w's version, theta, theta's version, cfg, qz, setup)
+_last_setup: list[tuple[Any, int, Any, int, ModelConfig, Quantizers, KernelSetup | None]] = []
+
+
+def kernel_setup(w: Tensor, theta: Tensor, cfg: ModelConfig, qz: Quantizers) -> KernelSetup | None:
+    """The integer kernel's arguments for the network (W ``w``, thresholds ``theta``) under
+    ``qz`` on ``cfg``, or None where the design has no integer datapath
+    (:func:`design_of`). Remembers the last answer (the same tensors at the same versions,
+    the same configuration and quantizers): an inference pass calls the kernel once per
+    batch and boost, 60-90 times for 10,000 images, each setup 1-2 ms."""
+    if _last_setup:
+        rw, vw, rt, vt, c, q, out = _last_setup[0]
+        if (rw() is w and vw == w._version and rt() is theta and vt == theta._version
+                and c is cfg and q is qz):  # fmt: skip
+            return out
+    d = design_of(cfg, qz)
+    out = None
+    if d is not None:
+        wc = weight_codes(w, d)
+        dt = kernel_dtype(d)
+        thr: np.ndarray = d.vmem_thresholds(threshold_codes(theta, cfg, qz)).astype(dt)
+        out = KernelSetup(wc, thr, kernel_consts(d, dt), narrow_codes(wc))
+    _last_setup[:] = [(weakref.ref(w), w._version, weakref.ref(theta), theta._version, cfg, qz,
+                       out)]  # fmt: skip
     return out
 
 

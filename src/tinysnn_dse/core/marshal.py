@@ -473,15 +473,12 @@ def _infer_kernel(
     counts = np.zeros((b, n), dtype=np.float32)
     none = np.zeros((0, 0), dtype=np.float32)  # v0, iv0: drawn by _infer_float if need be
     images = K.Images(none, none, counts, n_in, meters, pruned_per_input(net.keep), pruned_ev)
-    d = integer.design_of(cfg, qz)
-    if d is not None:  # the integer datapath: every potential starts at rest, no draw
-        wc = integer.weight_codes(net.w, d)
-        dt = integer.kernel_dtype(d)
-        thr: np.ndarray = d.vmem_thresholds(integer.threshold_codes(net.theta, cfg, qz)).astype(dt)
+    ks = integer.kernel_setup(net.w, net.theta, cfg, qz)
+    if ks is not None:  # the integer datapath: every potential starts at rest, no draw
         with kernel_threads():
             int_kernels.infer_batch_int(
-                wc, (img_ptr, pix, spikes, p), np.array([key, ukey]), t_steps, thr, images,
-                integer.kernel_consts(d, dt), torch.get_num_threads(), integer.narrow_codes(wc),
+                ks.w, (img_ptr, pix, spikes, p), np.array([key, ukey]), t_steps, ks.thr, images,
+                ks.consts, torch.get_num_threads(), ks.narrow,
             )  # fmt: skip
     else:
         _infer_float(net, (img_ptr, pix, spikes, p), (key, ukey), t_steps, cfg, qz, g, images)
