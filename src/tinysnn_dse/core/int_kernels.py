@@ -21,6 +21,7 @@ import numpy as np
 
 from tinysnn_dse.core import layout, step
 from tinysnn_dse.core.kernels import (
+    CODE_MAX,
     HAVE_NUMBA,
     add_rows,
     busiest_inputs,
@@ -152,16 +153,12 @@ def _layer_step(v, refr, inp, cur, scale_w, t, thr, cs, base, ukey, row, s):  # 
     return n_fire, sat
 
 
-#: the largest sum a 16-bit current code holds
-CODE16_MAX = 2**16 - 1
-
-
 @njit(cache=True, nogil=True, inline="always")
 def _image_current(b, trains, key, w, narrow, cur, acc, tbuf, tcnt, per_step, pruned):  # type: ignore[no-untyped-def]  # noqa: E501
     """Image ``b``'s input current into ``cur`` [T, N] (zero on entry), as
     :func:`kernels.image_current` sums it, but in 16 bits where that is exact:
     ``narrow`` = (W's codes as uint16 [n_in, N], their largest code [1]; no rows where
-    some code is negative or above :data:`CODE16_MAX`). Codes are non-negative, so a
+    some code is negative or above :data:`kernels.CODE_MAX`). Codes are non-negative, so a
     step's partial sums never exceed its total, which is at most its input spikes times
     the largest code: where that bound of the image's busiest step fits 16 bits, the
     rows are summed into ``acc`` [T, N] (uint16, zero on entry and left so), twice the
@@ -173,7 +170,7 @@ def _image_current(b, trains, key, w, narrow, cur, acc, tbuf, tcnt, per_step, pr
     w16, cmax = narrow
     n_steps = cur.shape[0]
     # the busiest step holds at least the mean: where that cannot fit, skip the count
-    fits = w16.shape[0] > 0 and n_sp * cmax[0] <= CODE16_MAX * n_steps
+    fits = w16.shape[0] > 0 and n_sp * cmax[0] <= CODE_MAX * n_steps
     if fits:
         for t in range(n_steps):
             per_step[t] = 0
@@ -183,7 +180,7 @@ def _image_current(b, trains, key, w, narrow, cur, acc, tbuf, tcnt, per_step, pr
         busiest = 0
         for t in range(n_steps):
             busiest = max(busiest, per_step[t])
-        fits = busiest * cmax[0] <= CODE16_MAX
+        fits = busiest * cmax[0] <= CODE_MAX
     if not fits:  # in the codes' type, read as uint16 where they are (fewer bytes)
         if w16.shape[0] > 0:
             add_rows(b, trains, w16, cur, tbuf, tcnt)

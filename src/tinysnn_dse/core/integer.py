@@ -301,24 +301,14 @@ def weight_codes(w: Tensor, d: IntDesign) -> np.ndarray:
     return c
 
 
-#: :func:`narrow_codes` of the codes it last converted (its first element is that array)
-_last_narrow: list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]] = []
-
-
 def narrow_codes(wc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The weight codes ``wc`` (:func:`weight_codes`) as the integer kernel's 16-bit
     current takes them (``int_kernels._image_current``): (uint16 codes, [largest code]),
-    or no rows where some code is negative or above 2**16 - 1. Remembers the last
-    conversion (``wc`` itself is remembered by :func:`weight_codes`)."""
-    if _last_narrow and _last_narrow[0][0] is wc:
-        return _last_narrow[0][1]
+    or no rows where some code is negative or above :data:`kernels.CODE_MAX`."""
     lo, hi = (int(wc.min()), int(wc.max())) if wc.size else (0, 0)
-    if lo < 0 or hi > 2**16 - 1:
-        out = (np.zeros((0, wc.shape[1]), dtype=np.uint16), np.zeros(1, dtype=np.int64))
-    else:
-        out = (np.ascontiguousarray(wc.astype(np.uint16)), np.array([hi], dtype=np.int64))
-    _last_narrow[:] = [(wc, out)]
-    return out
+    if lo < 0 or hi > kernels.CODE_MAX:
+        return np.zeros((0, wc.shape[1]), dtype=np.uint16), np.zeros(1, dtype=np.int64)
+    return np.ascontiguousarray(wc.astype(np.uint16)), np.array([hi], dtype=np.int64)
 
 
 class KernelSetup(NamedTuple):
@@ -342,7 +332,8 @@ def kernel_setup(w: Tensor, theta: Tensor, cfg: ModelConfig, qz: Quantizers) -> 
     ``qz`` on ``cfg``, or None where the design has no integer datapath
     (:func:`design_of`). Remembers the last answer (the same tensors at the same versions,
     the same configuration and quantizers): an inference pass calls the kernel once per
-    batch and boost, 60-90 times for 10,000 images, each setup 1-2 ms."""
+    batch and boost, about 370 times for 10,000 late-pass images, and computing these
+    each time cost an evaluation 2-3 % (docs/benchmarks.md)."""
     if _last_setup:
         rw, vw, rt, vt, c, q, out = _last_setup[0]
         if (rw() is w and vw == w._version and rt() is theta and vt == theta._version
