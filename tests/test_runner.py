@@ -18,7 +18,7 @@ from tinysnn_dse import runner
 from tinysnn_dse.core import prune, sim
 from tinysnn_dse.core.energy import OpCounts
 from tinysnn_dse.core.params import QuantSpec, apply_overrides, preset
-from tinysnn_dse.core.quant import Quantizers
+from tinysnn_dse.core.quant import Quantizers, with_ranges
 from tinysnn_dse.errors import CheckpointError, ConfigError
 from tinysnn_dse.runner.evaluation import design_formats
 from tinysnn_dse.runner.training import _prune_round
@@ -126,6 +126,48 @@ def test_design_formats_ptq_observes_ranges_itq_keeps_its_training_ones(small: S
     assert got.vmem_range_mv == (-80.0, -40.0) and got.ranges_source == "t"
     fixed = dataclasses.replace(itq, vmem_int_bits=8, vth_int_bits=8)
     assert design_formats(trained_itq, fixed, infer_model, split) == fixed
+
+
+def test_observed_ranges_are_remembered_by_value_and_equal_a_fresh_pass(
+    small: Small, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A study asks for one FP32 network's ranges once per quantized point: an equal
+    network (other tensors, same values) gets the first pass's numbers without a second
+    pass, and the numbers are the ones a pass gives; a changed weight or seed runs one."""
+    from tinysnn_dse.runner import training
+
+    trained, _ = small
+    ds = data_mod.load("digits")
+    split = runner.make_split(ds, trained.settings, torch.device("cpu"))
+    net, model = trained.net, trained.model
+    g = torch.Generator().manual_seed(7 + runner.settings.RANGES_SEED_OFFSET)
+    fresh = sim.observe_ranges(net, split.assign_x[: runner.settings.RANGE_SAMPLES], model, g,
+                               "x")  # fmt: skip
+    training._RANGES.clear()
+    calls: list[int] = []
+    real = training.observe_ranges
+
+    def counted(*a, **k):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(training, "observe_ranges", counted)
+    first = runner.observed_quant(PTQ8, net, model, split, 7, "first")
+    copy = sim.Net(net.w.clone(), net.theta.clone(), None, None)
+    second = runner.observed_quant(PTQ8, copy, model, split, 7, "second")
+    assert len(calls) == 1
+    assert (first.vmem_range_mv, first.vth_range_mv) == (second.vmem_range_mv,
+                                                          second.vth_range_mv)  # fmt: skip
+    assert "second" in (second.ranges_source or "") and "first" not in (second.ranges_source or "")
+    want = with_ranges(PTQ8, fresh, model)  # the formats of a pass outside the memo
+    assert dataclasses.replace(first, ranges_source=None) == dataclasses.replace(
+        want, ranges_source=None
+    )
+    changed = copy.w.clone()
+    changed[0, 0] += 0.5
+    runner.observed_quant(PTQ8, copy._replace(w=changed), model, split, 7, "w")
+    runner.observed_quant(PTQ8, net, model, split, 8, "seed")
+    assert len(calls) == 3
 
 
 def test_a_checkpoint_round_trips_and_re_tests_to_its_record(small: Small, tmp_path: Path) -> None:

@@ -5,6 +5,8 @@ starts, STDP pruning rounds, and magnitude pruning after training."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -15,7 +17,7 @@ from tinysnn_dse.core import prune
 from tinysnn_dse.core.backend import Backend, choose
 from tinysnn_dse.core.energy import OpCounts
 from tinysnn_dse.core.params import ModelConfig, QuantSpec
-from tinysnn_dse.core.quant import Quantizers, with_ranges
+from tinysnn_dse.core.quant import ObservedRanges, Quantizers, with_ranges
 from tinysnn_dse.core.sim import (
     DesignBatch,
     Net,
@@ -167,14 +169,54 @@ def observed_quant(
     if not quant.needs_ranges:
         return quant
     x = split.assign_x[:RANGE_SAMPLES]
-    g = torch.Generator(device=x.device).manual_seed(seed + RANGES_SEED_OFFSET)
-    r = observe_ranges(net, x, model, g, f"{what}, FP32 inference of train[0:{x.shape[0]}]")
+    r = _observed(net, x, model, seed, f"{what}, FP32 inference of train[0:{x.shape[0]}]")
     q = with_ranges(quant, r, model)
     source = (
         f"{r.source}: Vmem {r.vmem[0]:.1f} .. {r.vmem[1]:.1f} mV, "
         f"Vth {r.vth[0]:.1f} .. {r.vth[1]:.1f} mV, each widened by 10 % of its span"
     )
     return dataclasses.replace(q, ranges_source=source)
+
+
+#: the ranges of the last few FP32 passes of :func:`observed_quant`, by what determines
+#: them (the network's values, the images', the model, the seed): a study asks for the
+#: same FP32 network's ranges once per quantized design point (108 times in
+#: ``paper-mnist``), and each pass is an inference of ``RANGE_SAMPLES`` images
+_RANGES: OrderedDict[str, tuple[tuple[float, float], tuple[float, float]]] = OrderedDict()
+_RANGES_KEPT = 8
+
+
+def _digest(*tensors: torch.Tensor | None) -> str:
+    """A digest of the tensors' dtypes, shapes and values (None counts as itself)."""
+    h = hashlib.sha256()
+    for t in tensors:
+        if t is None:
+            h.update(b"none;")
+            continue
+        c = t.detach().cpu().contiguous()
+        h.update(f"{c.dtype}{tuple(c.shape)};".encode())
+        h.update(c.view(torch.uint8).numpy().tobytes() if c.numel() else b"")
+    return h.hexdigest()
+
+
+def _observed(net: Net, x: torch.Tensor, model: ModelConfig, seed: int, what: str
+              ) -> ObservedRanges:  # fmt: skip
+    """:func:`sim.observe_ranges` of ``net`` on ``x`` with the ranges' own generator
+    (``seed + RANGES_SEED_OFFSET``), remembered for the process: the pass is a pure
+    function of these, so a second equal network gets the first one's numbers without
+    running it again."""
+    key = "|".join((_digest(net.w, net.theta, net.vth_acc, net.keep, x), repr(model),
+                    str(seed), str(x.device)))  # fmt: skip
+    if key in _RANGES:
+        _RANGES.move_to_end(key)
+        vmem, vth = _RANGES[key]
+        return ObservedRanges(vmem=vmem, vth=vth, source=what)
+    g = torch.Generator(device=x.device).manual_seed(seed + RANGES_SEED_OFFSET)
+    r = observe_ranges(net, x, model, g, what)
+    _RANGES[key] = (r.vmem, r.vth)
+    while len(_RANGES) > _RANGES_KEPT:
+        _RANGES.popitem(last=False)
+    return r
 
 
 def itq_ranges(
