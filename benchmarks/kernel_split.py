@@ -1,7 +1,7 @@
 """Where the ITQ design batch's compiled presentation kernel spends its time, by ablation.
 
 Usage: TINYSNN_DATA_DIR=../shared/data .venv/bin/python benchmarks/kernel_split.py \
-    CHECKPOINT [ROUNDING] [IMAGES]
+    CHECKPOINT [ROUNDING] [IMAGES] [codes]
 CHECKPOINT: a tinySNN FP32 model.pt (late in a pass: trained on 20,000 MNIST images, as
 in docs/benchmarks.md); ROUNDING: nearest (default), truncate or stochastic; IMAGES:
 default 20. One thread.
@@ -18,8 +18,10 @@ ways:
   3. `kernels.learn_tinysnn`: the whole presentation (the rule at each window's end, the
      threshold decay).
 The neuron step is 2 - 1 and the rule 3 - 2. Prints ms per point-presentation and the
-shares, for each Vmem width. All three sum the current in float32: the batch itself sums
-it as 16-bit weight codes where that is exact (`kernels.weight_codes`, since ef0b507).
+shares, for each Vmem width. All three sum the current in float32, or with `codes` as the
+batch itself sums it since ef0b507: as 16-bit weight codes where that is exact
+(`kernels.weight_codes`, made before each timed part, as the batch makes them once a
+sample).
 """
 
 import sys
@@ -33,6 +35,7 @@ from numba import njit
 
 from tinysnn_dse import data as data_mod
 from tinysnn_dse.core import kernels, sim
+from tinysnn_dse.core.layout import F_W
 from tinysnn_dse.runner import load_checkpoint
 
 if len(sys.argv) < 2:
@@ -40,6 +43,7 @@ if len(sys.argv) < 2:
 ckpt = Path(sys.argv[1])
 rounding = sys.argv[2] if len(sys.argv) > 2 else "nearest"
 n_img = int(sys.argv[3]) if len(sys.argv) > 3 else 20
+use_codes = len(sys.argv) > 4 and sys.argv[4] == "codes"
 torch.set_num_threads(1)
 kernels.set_threads(1)
 t = load_checkpoint(ckpt, "cpu")
@@ -94,16 +98,56 @@ def current_only(w, spk, n_steps, window):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def steps_only(w, spk, n_steps, window, pt, u):  # type: ignore[no-untyped-def]
+def codes_of(w, spk, wq, n_steps, on):  # type: ignore[no-untyped-def]
+    """The batch's 16-bit codes of W's active rows with each step's input spikes, as
+    kernels.learn_batch_boosted makes them (``on``), or kernels.no_codes."""
+    if not on:
+        return kernels.no_codes(w.shape[1])
+    per_step = np.zeros(n_steps, dtype=np.int64)
+    for t in spk[1]:
+        per_step[t] += 1
+    return kernels.weight_codes(w, spk[2], wq, per_step)
+
+
+@njit(cache=True, nogil=True)
+def current_codes_only(w, spk, n_steps, window, codes):  # type: ignore[no-untyped-def]
+    """The input current of every window as the batch sums it: 16-bit codes where they
+    fit (kernels._current_codes), else float32 (no neuron)."""
+    pos = spk[0][:-1].copy()
+    last = np.full(w.shape[0], -1, dtype=np.int64)
+    total = np.float32(0.0)
+    for t0 in range(0, n_steps, window):
+        t1 = min(t0 + window, n_steps)
+        if kernels._codes_fit(codes, t0, t1):
+            cur = kernels._current_codes(codes, spk, pos, t0, t1, last)
+        else:  # the float32 loop of kernels.tinysnn_steps
+            iptr, times, rows = spk
+            n = w.shape[1]
+            cur = np.zeros((t1 - t0, n), dtype=np.float32)
+            for m in range(rows.shape[0]):
+                a = pos[m]
+                end = iptr[m + 1]
+                row = rows[m]
+                while a < end and times[a] < t1:
+                    ta = times[a] - t0
+                    for j in range(n):
+                        cur[ta, j] += w[row, j]
+                    last[row] = times[a]
+                    a += 1
+                pos[m] = a
+        total += cur[0, 0]
+    return total
+
+
+@njit(cache=True, nogil=True)
+def steps_only(w, spk, n_steps, window, pt, u, codes):  # type: ignore[no-untyped-def]
     """kernels.tinysnn_steps over every window, in one compiled call (no rule)."""
     pos = spk[0][:-1].copy()
     last = np.full(w.shape[0], -1, dtype=np.int64)
     per_step = u.shape[0] > 1
     for a in range(0, n_steps, window):
         b = min(a + window, n_steps)
-        kernels.tinysnn_steps(
-            w, spk, pos, a, b, last, pt, u[a:b] if per_step else u, kernels.no_codes(w.shape[1])
-        )
+        kernels.tinysnn_steps(w, spk, pos, a, b, last, pt, u[a:b] if per_step else u, codes)
 
 
 T, window = cfg.encoding.steps, batch.window
@@ -116,19 +160,26 @@ for _rep in range(2):  # the first round compiles and warms
     for active, spk, st0, keys, u, lr in recorded:
         for k in np.flatnonzero(active):
             wk = w0[k].copy()
+            wq = batch.fq[k, F_W]
+            c = codes_of(wk, spk, wq, T, use_codes)
             t0 = time.perf_counter()
-            current_only(wk, spk, T, window)
+            if use_codes:
+                current_codes_only(wk, spk, T, window, c)
+            else:
+                current_only(wk, spk, T, window)
             t1 = time.perf_counter()
             st = st0[k].copy()
             m = np.zeros_like(batch._m[k])
             pt = kernels.Point(st, acc0[k].copy(), batch.nc[k], batch.fq[k], keys, m)
             t2 = time.perf_counter()
-            steps_only(wk, spk, T, window, pt, u)
+            steps_only(wk, spk, T, window, pt, u, c)
             t3 = time.perf_counter()
             st = st0[k].copy()
             pt = kernels.Point(st, acc0[k].copy(), batch.nc[k], batch.fq[k], keys, m)
+            c = codes_of(wk, spk, wq, T, use_codes)  # (the rule updates them)
             t4 = time.perf_counter()
-            kernels.learn_tinysnn(wk, spk, T, window, pt, lr[k], u, batch.theta_decay, none)
+            kernels.learn_tinysnn_codes(wk, spk, T, window, pt, lr[k], u, batch.theta_decay,
+                                        none, c)  # fmt: skip
             t5 = time.perf_counter()
             spent[k] += (t1 - t0, t3 - t2, t5 - t4)
             count[k] += 1
