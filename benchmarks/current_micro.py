@@ -9,12 +9,14 @@ presentations a timing, hot in cache, one thread; three alternating rounds.
 """
 
 import time
+
 import numpy as np
 from numba import njit
 
 
 @njit(cache=False, nogil=True)
-def cur16(c, iptr, times, t0, t1, acc):
+def cur(c, iptr, times, t0, t1, acc):
+    """A window's rows of the codes ``c`` (uint16 or uint8) summed into ``acc`` (uint16)."""
     n = c.shape[1]
     acc[:] = 0
     for m in range(iptr.shape[0] - 1):
@@ -28,30 +30,16 @@ def cur16(c, iptr, times, t0, t1, acc):
 
 
 @njit(cache=False, nogil=True)
-def cur8(c, iptr, times, t0, t1, acc):
-    n = c.shape[1]
-    acc[:] = 0
-    for m in range(iptr.shape[0] - 1):
-        for a in range(iptr[m], iptr[m + 1]):
-            ta = times[a]
-            if ta < t0 or ta >= t1:
-                continue
-            ta -= t0
-            for j in range(n):
-                acc[ta, j] += np.uint16(c[m, j])
-
-
-@njit(cache=False, nogil=True)
 def run(f_id, c16, c8, iptr, times, T, win, reps):
     n = c16.shape[1]
     acc = np.zeros((win, n), dtype=np.uint16)
     s = 0
-    for r in range(reps):
+    for _r in range(reps):
         for t0 in range(0, T, win):
             if f_id == 0:
-                cur16(c16, iptr, times, t0, t0 + win, acc)
+                cur(c16, iptr, times, t0, t0 + win, acc)
             else:
-                cur8(c8, iptr, times, t0, t0 + win, acc)
+                cur(c8, iptr, times, t0, t0 + win, acc)
             s += acc[0, 0]
     return s
 
@@ -72,7 +60,7 @@ c8 = rng.integers(0, 256, (M, N)).astype(np.uint8)
 c16 = c8.astype(np.uint16)
 for f in (0, 1):
     run(f, c16, c8, iptr, times, T, win, 1)
-for rnd in range(3):
+for _rnd in range(3):
     for f in (0, 1):
         t = time.perf_counter()
         run(f, c16, c8, iptr, times, T, win, REPS)

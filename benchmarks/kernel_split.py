@@ -74,30 +74,6 @@ kernels.learn_tinysnn_multi = multi
 
 
 @njit(cache=True, nogil=True)
-def current_only(w, spk, n_steps, window):  # type: ignore[no-untyped-def]
-    """The input-current loop of kernels.tinysnn_steps over every window (no neuron)."""
-    iptr, times, rows = spk
-    n = w.shape[1]
-    pos = iptr[:-1].copy()
-    total = np.float32(0.0)
-    for t0 in range(0, n_steps, window):
-        t1 = min(t0 + window, n_steps)
-        cur = np.zeros((t1 - t0, n), dtype=np.float32)
-        for m in range(rows.shape[0]):
-            a = pos[m]
-            end = iptr[m + 1]
-            row = rows[m]
-            while a < end and times[a] < t1:
-                ta = times[a] - t0
-                for j in range(n):
-                    cur[ta, j] += w[row, j]
-                a += 1
-            pos[m] = a
-        total += cur[0, 0]
-    return total
-
-
-@njit(cache=True, nogil=True)
 def codes_of(w, spk, wq, n_steps, on):  # type: ignore[no-untyped-def]
     """The batch's 16-bit codes of W's active rows with each step's input spikes, as
     kernels.learn_batch_boosted makes them (``on``), or kernels.no_codes."""
@@ -110,19 +86,20 @@ def codes_of(w, spk, wq, n_steps, on):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def current_codes_only(w, spk, n_steps, window, codes):  # type: ignore[no-untyped-def]
-    """The input current of every window as the batch sums it: 16-bit codes where they
-    fit (kernels._current_codes), else float32 (no neuron)."""
-    pos = spk[0][:-1].copy()
+def current_only(w, spk, n_steps, window, codes):  # type: ignore[no-untyped-def]
+    """The input current of every window as kernels.tinysnn_steps sums it (no neuron):
+    16-bit codes where they fit (kernels._current_codes; never with kernels.no_codes),
+    else the float32 loop, input by input."""
+    iptr, times, rows = spk
+    n = w.shape[1]
+    pos = iptr[:-1].copy()
     last = np.full(w.shape[0], -1, dtype=np.int64)
     total = np.float32(0.0)
     for t0 in range(0, n_steps, window):
         t1 = min(t0 + window, n_steps)
         if kernels._codes_fit(codes, t0, t1):
             cur = kernels._current_codes(codes, spk, pos, t0, t1, last)
-        else:  # the float32 loop of kernels.tinysnn_steps
-            iptr, times, rows = spk
-            n = w.shape[1]
+        else:
             cur = np.zeros((t1 - t0, n), dtype=np.float32)
             for m in range(rows.shape[0]):
                 a = pos[m]
@@ -163,10 +140,7 @@ for _rep in range(2):  # the first round compiles and warms
             wq = batch.fq[k, F_W]
             c = codes_of(wk, spk, wq, T, use_codes)
             t0 = time.perf_counter()
-            if use_codes:
-                current_codes_only(wk, spk, T, window, c)
-            else:
-                current_only(wk, spk, T, window)
+            current_only(wk, spk, T, window, c)
             t1 = time.perf_counter()
             st = st0[k].copy()
             m = np.zeros_like(batch._m[k])
