@@ -134,11 +134,15 @@ count = np.zeros(len(qzs))
 for _rep in range(2):  # the first round compiles and warms
     spent[:] = 0
     count[:] = 0
+    fit = [0, 0]
     for active, spk, st0, keys, u, lr in recorded:
         for k in np.flatnonzero(active):
             wk = w0[k].copy()
             wq = batch.fq[k, F_W]
             c = codes_of(wk, spk, wq, T, use_codes)
+            for a in range(0, T, window):  # windows summed as 16-bit codes
+                fit[0] += kernels._codes_fit(c, a, min(a + window, T))
+                fit[1] += 1
             t0 = time.perf_counter()
             current_only(wk, spk, T, window, c)
             t1 = time.perf_counter()
@@ -161,6 +165,7 @@ n_pres = count.sum()
 print(f"{rounding}: {len(recorded)} presentations of {n_img} images, "
       f"{n_pres:.0f} point-presentations, {np.mean([int(s[0][-1]) for _, s, *_ in recorded]):.0f} "
       "input spikes each")  # fmt: skip
+print(f"windows summed as 16-bit codes: {fit[0] / fit[1]:.0%}")
 print("| Vmem bits | ms a presentation | input current | neuron steps | rule + decay |")
 print("| --- | ---: | ---: | ---: | ---: |")
 for i, nb in enumerate(nbits):
